@@ -1,0 +1,290 @@
+package detector
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// LinkType is a pcap LINKTYPE_/DLT_ value. gopacket's layers.LinkType is a
+// uint8 and cannot hold LINKTYPE_LINUX_SLL2 (276), hence this type.
+type LinkType uint16
+
+// Link types the decoder understands.
+const (
+	LinkNull      LinkType = 0   // BSD loopback, host byte order
+	LinkEthernet  LinkType = 1   // Ethernet, with 802.1Q / QinQ tags
+	LinkRawDLT12  LinkType = 12  // raw IP as libpcap reports it on Linux
+	LinkRawDLT14  LinkType = 14  // raw IP as libpcap reports it on some BSDs
+	LinkRaw       LinkType = 101 // raw IPv4 or IPv6
+	LinkLoop      LinkType = 108 // OpenBSD loopback, network byte order
+	LinkLinuxSLL  LinkType = 113 // Linux cooked capture v1
+	LinkIPv4      LinkType = 228 // raw IPv4
+	LinkIPv6      LinkType = 229 // raw IPv6
+	LinkLinuxSLL2 LinkType = 276 // Linux cooked capture v2
+)
+
+// Supported tells whether the decoder handles frames of link type lt.
+func (lt LinkType) Supported() bool {
+	switch lt {
+	case LinkNull, LinkEthernet, LinkRawDLT12, LinkRawDLT14, LinkRaw, LinkLoop,
+		LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSLL2:
+		return true
+	}
+	return false
+}
+
+// Reason says why a frame was not (fully) decoded. The hot path counts
+// reasons; it never formats or logs a per-packet error.
+type Reason uint8
+
+// Decode outcomes.
+const (
+	ReasonOK              Reason = iota // decoded
+	ReasonNotIP                         // a frame without IP (ARP, LLDP, ...): skipped, not an error
+	ReasonUnsupportedLink               // link type the decoder does not handle
+	ReasonTruncated                     // captured bytes end inside a header
+	ReasonMalformedLink                 // link-layer header invalid
+	ReasonMalformedIP                   // IPv4/IPv6 header invalid (version, IHL, length)
+	ReasonMalformedICMP                 // ICMP header invalid
+	NumReasons                          // number of reasons, for counter arrays
+)
+
+var reasonNames = [NumReasons]string{
+	ReasonOK:              "ok",
+	ReasonNotIP:           "not_ip",
+	ReasonUnsupportedLink: "unsupported_link",
+	ReasonTruncated:       "truncated",
+	ReasonMalformedLink:   "malformed_link",
+	ReasonMalformedIP:     "malformed_ip",
+	ReasonMalformedICMP:   "malformed_icmp",
+}
+
+// String returns the reason's stable snake_case name (used in stats output).
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Decoder turns raw frames into Packets with preallocated
+// gopacket.DecodingLayerParsers, one per possible first layer, all sharing
+// the same layer values. It does not allocate per frame. A Decoder is not
+// safe for concurrent use: give each capture goroutine its own.
+type Decoder struct {
+	eth       layers.Ethernet
+	dot1q     layers.Dot1Q
+	sll       layers.LinuxSLL
+	loop      layers.Loopback
+	ip4       layers.IPv4
+	ip6       ipv6Layer
+	icmp4     layers.ICMPv4
+	icmp6     layers.ICMPv6
+	icmp6echo layers.ICMPv6Echo
+
+	fromEthernet, fromSLL, fromLoop, fromIPv4, fromIPv6, fromDot1Q *gopacket.DecodingLayerParser
+	decoded                                                        []gopacket.LayerType
+}
+
+// NewDecoder returns a Decoder ready for use.
+func NewDecoder() *Decoder {
+	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16)}
+	all := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.loop, &d.ip4, &d.ip6, &d.icmp4, &d.icmp6, &d.icmp6echo}
+	mk := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
+		p := gopacket.NewDecodingLayerParser(first)
+		// A sparse array indexed by layer type beats the default map.
+		var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+		for _, l := range all {
+			dlc = dlc.Put(l)
+		}
+		p.SetDecodingLayerContainer(dlc)
+		p.IgnoreUnsupported = true // TCP, UDP, fragment data...: stop there, no error
+		return p
+	}
+	d.fromEthernet = mk(layers.LayerTypeEthernet)
+	d.fromSLL = mk(layers.LayerTypeLinuxSLL)
+	d.fromLoop = mk(layers.LayerTypeLoopback)
+	d.fromIPv4 = mk(layers.LayerTypeIPv4)
+	d.fromIPv6 = mk(layers.LayerTypeIPv6)
+	d.fromDot1Q = mk(layers.LayerTypeDot1Q)
+	return d
+}
+
+// sll2HeaderLen is the size of a LINKTYPE_LINUX_SLL2 header.
+const sll2HeaderLen = 20
+
+// Decode fills p from one frame of link type lt captured at ts; wireLen is
+// the frame's length on the wire. It returns ReasonOK when an IP header was
+// decoded; p is valid (addresses, lengths, fragment and ICMP fields) only
+// then. data may be reused by the caller after Decode returns.
+func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p *Packet) Reason {
+	*p = Packet{Time: ts, WireLen: wireLen, CapLen: len(data)}
+	if wireLen < len(data) {
+		p.WireLen = len(data)
+	}
+	var parser *gopacket.DecodingLayerParser
+	switch lt {
+	case LinkEthernet:
+		parser = d.fromEthernet
+	case LinkLinuxSLL:
+		parser = d.fromSLL
+	case LinkNull, LinkLoop:
+		parser = d.fromLoop
+	case LinkIPv4:
+		parser = d.fromIPv4
+	case LinkIPv6:
+		parser = d.fromIPv6
+	case LinkRaw, LinkRawDLT12, LinkRawDLT14:
+		if len(data) == 0 {
+			return ReasonTruncated
+		}
+		switch data[0] >> 4 {
+		case 4:
+			parser = d.fromIPv4
+		case 6:
+			parser = d.fromIPv6
+		default:
+			return ReasonMalformedIP
+		}
+	case LinkLinuxSLL2:
+		if len(data) < sll2HeaderLen {
+			return ReasonTruncated
+		}
+		switch pktType := data[10]; pktType {
+		case 1: // broadcast
+			p.L2Broadcast, p.L2Multicast = true, true
+		case 2: // multicast
+			p.L2Multicast = true
+		}
+		switch layers.EthernetType(binary.BigEndian.Uint16(data[0:2])) {
+		case layers.EthernetTypeIPv4:
+			parser = d.fromIPv4
+		case layers.EthernetTypeIPv6:
+			parser = d.fromIPv6
+		case layers.EthernetTypeDot1Q, layers.EthernetTypeQinQ:
+			parser = d.fromDot1Q
+		default:
+			return ReasonNotIP
+		}
+		data = data[sll2HeaderLen:]
+	default:
+		return ReasonUnsupportedLink
+	}
+
+	err := parser.DecodeLayers(data, &d.decoded)
+	reason := ReasonOK
+	var sawIP bool
+	for _, typ := range d.decoded {
+		switch typ {
+		case layers.LayerTypeEthernet:
+			dst := d.eth.DstMAC
+			if len(dst) == 6 && dst[0]&1 != 0 {
+				p.L2Multicast = true
+				p.L2Broadcast = dst[0] == 0xff && dst[1] == 0xff && dst[2] == 0xff &&
+					dst[3] == 0xff && dst[4] == 0xff && dst[5] == 0xff
+			}
+		case layers.LayerTypeLinuxSLL:
+			switch d.sll.PacketType {
+			case layers.LinuxSLLPacketTypeBroadcast:
+				p.L2Broadcast, p.L2Multicast = true, true
+			case layers.LinuxSLLPacketTypeMulticast:
+				p.L2Multicast = true
+			}
+		case layers.LayerTypeIPv4:
+			sawIP = true
+			d.fillIPv4(p)
+		case layers.LayerTypeIPv6:
+			sawIP = true
+			d.fillIPv6(p)
+		case layers.LayerTypeICMPv4:
+			p.HasICMP = true
+			p.ICMPType, p.ICMPCode = d.icmp4.TypeCode.Type(), d.icmp4.TypeCode.Code()
+			p.ICMPID, p.ICMPSeq = d.icmp4.Id, d.icmp4.Seq
+		case layers.LayerTypeICMPv6:
+			p.HasICMP = true
+			p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
+		case layers.LayerTypeICMPv6Echo:
+			p.ICMPID, p.ICMPSeq = d.icmp6echo.Identifier, d.icmp6echo.SeqNumber
+		}
+	}
+	if !sawIP {
+		if err != nil {
+			if parser.Truncated {
+				return ReasonTruncated
+			}
+			if len(d.decoded) == 0 {
+				return ReasonMalformedLink
+			}
+			return ReasonMalformedIP
+		}
+		return ReasonNotIP
+	}
+	if err != nil {
+		// The IP header decoded; what failed lies above it.
+		if parser.Truncated {
+			reason = ReasonTruncated
+		} else {
+			reason = ReasonMalformedICMP
+		}
+		if last := d.decoded[len(d.decoded)-1]; last != layers.LayerTypeIPv4 && last != layers.LayerTypeIPv6 {
+			reason = ReasonOK // e.g. an ICMPv6 echo body cut short after the type/code
+		}
+	}
+	// IPv4 first fragments stop at LayerTypeFragment in gopacket: read the
+	// ICMP header they carry here, so a fragmented ping is still a ping.
+	if !p.HasICMP && !p.IPv6 && p.Fragment && p.FragOffset == 0 && p.Proto == ProtoICMPv4 {
+		if pl := d.ip4.Payload; len(pl) >= 8 {
+			p.HasICMP = true
+			p.ICMPType, p.ICMPCode = pl[0], pl[1]
+			p.ICMPID = binary.BigEndian.Uint16(pl[4:6])
+			p.ICMPSeq = binary.BigEndian.Uint16(pl[6:8])
+		}
+	}
+	return reason
+}
+
+func (d *Decoder) fillIPv4(p *Packet) {
+	ip := &d.ip4
+	p.IPv6 = false
+	p.Src = addr4(ip.SrcIP)
+	p.Dst = addr4(ip.DstIP)
+	p.TTL = ip.TTL
+	p.Proto = uint8(ip.Protocol)
+	p.IPLen = int(ip.Length)
+	p.HeaderLen = int(ip.IHL) * 4
+	p.Fragment = ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0
+	p.MoreFragments = ip.Flags&layers.IPv4MoreFragments != 0
+	p.FragID = uint32(ip.Id)
+	p.FragOffset = int(ip.FragOffset) * 8
+	p.FragLen = p.IPLen - p.HeaderLen
+	// A packet decoded after an outer one (IP-in-IP) replaces its ICMP view.
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+}
+
+func (d *Decoder) fillIPv6(p *Packet) {
+	ip := &d.ip6
+	p.IPv6 = true
+	p.Src = netip.AddrFrom16(ip.src)
+	p.Dst = netip.AddrFrom16(ip.dst)
+	p.TTL = ip.hopLimit
+	p.Proto = ip.next
+	p.IPLen = ip.ipLen
+	p.HeaderLen = ip.headerLen
+	p.Fragment = ip.fragment
+	p.MoreFragments = ip.more
+	p.FragID = ip.fragID
+	p.FragOffset = ip.fragOffset
+	p.FragLen = ip.fragLen
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+}
+
+func addr4(b []byte) netip.Addr {
+	if len(b) < 4 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+}

@@ -1,0 +1,233 @@
+package detector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sink receives attack events. Emit is called on the engine's goroutine and
+// must not block for long: real outputs sit behind a bounded queue. The
+// sink owns the Event it is given.
+type Sink interface {
+	Emit(ev *Event)
+}
+
+// SinkFunc adapts a function to the Sink interface.
+type SinkFunc func(ev *Event)
+
+// Emit calls f(ev).
+func (f SinkFunc) Emit(ev *Event) { f(ev) }
+
+// Config holds the engine's settings: timing of the attack lifecycle and
+// the cap on tracked attacks.
+type Config struct {
+	// Tick is the packet-time interval at which rules and the attack
+	// tracker run their periodic work (ending quiet attacks).
+	Tick time.Duration `mapstructure:"tick"`
+	// HoldTime is how long an attack must stay below its stop level before
+	// it ends.
+	HoldTime time.Duration `mapstructure:"hold_time"`
+	// UpdateInterval is the least packet time between two update events of
+	// one attack.
+	UpdateInterval time.Duration `mapstructure:"update_interval"`
+	// MaxAttacks caps the (rule, target) pairs tracked at once, pending and
+	// active; pending ones are evicted first, active ones never.
+	MaxAttacks int `mapstructure:"max_attacks"`
+}
+
+// DefaultConfig returns the engine defaults.
+func DefaultConfig() Config {
+	return Config{
+		Tick:           100 * time.Millisecond,
+		HoldTime:       10 * time.Second,
+		UpdateInterval: 10 * time.Second,
+		MaxAttacks:     4096,
+	}
+}
+
+// Validate checks the settings; errors name the configuration key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Tick <= 0 || c.Tick > time.Minute {
+		errs = append(errs, fmt.Errorf("engine.tick: %v is out of range (0, 1m]", c.Tick))
+	}
+	if c.HoldTime < c.Tick {
+		errs = append(errs, fmt.Errorf("engine.hold_time: %v must be at least engine.tick (%v)", c.HoldTime, c.Tick))
+	}
+	if c.UpdateInterval <= 0 {
+		errs = append(errs, fmt.Errorf("engine.update_interval: %v must be positive", c.UpdateInterval))
+	}
+	if c.MaxAttacks < 1 || c.MaxAttacks > 1<<20 {
+		errs = append(errs, fmt.Errorf("engine.max_attacks: %d is out of range [1, 1048576]", c.MaxAttacks))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Frames    uint64 // frames handed to the engine
+	Bytes     uint64 // their wire bytes
+	IPv4      uint64 // frames with an IPv4 header
+	IPv6      uint64 // frames with an IPv6 header
+	ICMP      uint64 // ICMPv4 packets (fragments of ICMP included)
+	ICMPv6    uint64 // ICMPv6 packets (fragments included)
+	Fragments uint64 // IP fragments
+	// Decode counts frames by decode outcome (index: Reason).
+	Decode [NumReasons]uint64
+	// AttacksStarted and AttacksEnded count start and end events (one-shot
+	// alerts count as started).
+	AttacksStarted, AttacksEnded uint64
+	// AttacksDropped counts hits lost because the attack table was full of
+	// active attacks; PendingEvicted counts pending attacks pushed out.
+	AttacksDropped, PendingEvicted uint64
+	// ActiveAttacks is the number of attacks open now.
+	ActiveAttacks int
+	// Tables lists the rules' bounded tables.
+	Tables []TableStat
+}
+
+// DecodeErrors is the number of frames that failed to decode, not-IP frames
+// excluded.
+func (s *Stats) DecodeErrors() uint64 {
+	var n uint64
+	for r := ReasonUnsupportedLink; r < NumReasons; r++ {
+		n += s.Decode[r]
+	}
+	return n
+}
+
+// Engine is the detection engine for one packet stream. It is not safe for
+// concurrent use: one goroutine feeds it.
+type Engine struct {
+	cfg      Config
+	dec      *Decoder
+	rules    []Rule
+	tracker  *tracker
+	sink     Sink
+	now      time.Time
+	nextTick time.Time
+	pkt      Packet
+	stats    Stats
+}
+
+// New returns an engine that runs rules and sends attack events to sink.
+func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, errors.New("detector: nil sink")
+	}
+	e := &Engine{cfg: cfg, dec: NewDecoder(), rules: rules, sink: sink}
+	e.tracker = newTracker(e)
+	return e, nil
+}
+
+// Now is the engine's clock: the latest packet time (or tick) seen.
+func (e *Engine) Now() time.Time { return e.now }
+
+// HandleFrame decodes one frame of link type lt, captured at ts with wire
+// length wireLen, and runs the rules on it. data may be reused by the
+// caller once HandleFrame returns. It does not allocate unless an event is
+// emitted.
+func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
+	p := &e.pkt
+	reason := e.dec.Decode(lt, data, ts, wireLen, p)
+	e.stats.Frames++
+	e.stats.Bytes += uint64(p.WireLen)
+	e.stats.Decode[reason]++
+	e.advance(ts)
+	if reason != ReasonOK {
+		return
+	}
+	e.HandlePacket(p)
+}
+
+// HandlePacket runs the rules on an already decoded packet (p.Time is its
+// packet time). Rules see only ICMP/ICMPv6 packets and IP fragments: other
+// traffic leaves here at the cost of a counter.
+func (e *Engine) HandlePacket(p *Packet) {
+	e.advance(p.Time)
+	if p.Time.Before(e.now) {
+		p.Time = e.now // rules see a monotonic clock
+	}
+	if p.IPv6 {
+		e.stats.IPv6++
+	} else {
+		e.stats.IPv4++
+	}
+	if p.Fragment {
+		e.stats.Fragments++
+	}
+	switch p.Proto {
+	case ProtoICMPv4:
+		e.stats.ICMP++
+	case ProtoICMPv6:
+		e.stats.ICMPv6++
+	default:
+		if !p.Fragment {
+			return
+		}
+	}
+	for i, r := range e.rules {
+		r.Observe(p, Reporter{e, i})
+	}
+}
+
+// Advance moves the engine's clock to now without a packet (live mode calls
+// it from the wall clock when traffic stops) and runs due ticks, so quiet
+// attacks end on time.
+func (e *Engine) Advance(now time.Time) { e.advance(now) }
+
+func (e *Engine) advance(t time.Time) {
+	if e.now.IsZero() {
+		e.now = t
+		e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+		return
+	}
+	if t.Before(e.now) {
+		if e.now.Sub(t) > e.cfg.HoldTime {
+			// A jump back in time (a new capture file, a clock step):
+			// close what is open and restart the clock there.
+			e.tracker.closeAll(EndTimeJump)
+			e.now = t
+			e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+		}
+		return
+	}
+	e.now = t
+	if !t.Before(e.nextTick) {
+		e.tick()
+		e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+	}
+}
+
+func (e *Engine) tick() {
+	for i, r := range e.rules {
+		r.Tick(e.now, Reporter{e, i})
+	}
+	e.tracker.expire(e.now)
+}
+
+// Close ends every open attack with an end event giving reason (EndInputEnd
+// at the end of a replay, EndShutdown when a live sensor stops).
+func (e *Engine) Close(reason string) {
+	if !e.now.IsZero() {
+		e.tick()
+	}
+	e.tracker.closeAll(reason)
+}
+
+// Stats returns a snapshot of the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.ActiveAttacks = e.tracker.active()
+	s.Tables = nil
+	for _, r := range e.rules {
+		if tr, ok := r.(TableReporter); ok {
+			s.Tables = append(s.Tables, tr.Tables()...)
+		}
+	}
+	return s
+}

@@ -1,0 +1,100 @@
+package detector
+
+import (
+	"net/netip"
+	"time"
+)
+
+// IP protocol numbers the engine cares about.
+const (
+	ProtoICMPv4 = 1
+	ProtoICMPv6 = 58
+)
+
+// ICMP type numbers used by the rules (IPv4 and IPv6 forms).
+const (
+	ICMPv4EchoReply   = 0
+	ICMPv4EchoRequest = 8
+	ICMPv6EchoRequest = 128
+	ICMPv6EchoReply   = 129
+)
+
+// Packet is one decoded frame: a flat value the decoder fills in place and
+// the rules read. It holds no reference to the capture buffer, so it stays
+// valid after the buffer is reused.
+type Packet struct {
+	// Time is the packet's capture timestamp (packet time).
+	Time time.Time
+	// WireLen is the frame's length on the wire; CapLen what was captured.
+	WireLen, CapLen int
+
+	// L2Broadcast is set when the Ethernet destination is ff:ff:ff:ff:ff:ff;
+	// L2Multicast when it is any group address (broadcast included).
+	L2Broadcast, L2Multicast bool
+
+	// IPv6 tells the address family; Src and Dst are the IP addresses.
+	IPv6     bool
+	Src, Dst netip.Addr
+	// TTL is the IPv4 TTL or the IPv6 hop limit.
+	TTL uint8
+	// Proto is the upper-layer protocol after any IPv6 extension headers.
+	Proto uint8
+	// IPLen is the IP datagram length the header claims (IPv4 total length,
+	// IPv6 40 + payload length); HeaderLen the bytes of IP header before the
+	// fragmentable part (IPv4 IHL*4; IPv6 40 plus the unfragmentable
+	// extension headers that precede the fragment header).
+	IPLen, HeaderLen int
+
+	// Fragment is set for any fragment (IPv4 MF or offset, or an IPv6
+	// fragment header). FragID is the IPv4 id or IPv6 identification,
+	// FragOffset the offset in bytes, FragLen the fragment's data length
+	// (by the header's length fields), MoreFragments the MF flag.
+	Fragment      bool
+	MoreFragments bool
+	FragID        uint32
+	FragOffset    int
+	FragLen       int
+
+	// HasICMP is set when an ICMPv4 or ICMPv6 header was decoded (a
+	// fragmented ICMP message carries it in its first fragment only).
+	HasICMP  bool
+	ICMPType uint8
+	ICMPCode uint8
+	// ICMPID and ICMPSeq are the echo identifier and sequence number
+	// (echo request and reply only).
+	ICMPID, ICMPSeq uint16
+}
+
+// IsICMP tells whether the packet belongs to ICMP or ICMPv6 (a non-first
+// fragment of an ICMP message included).
+func (p *Packet) IsICMP() bool {
+	return p.Proto == ProtoICMPv4 || p.Proto == ProtoICMPv6
+}
+
+// IsEchoRequest tells whether the packet carries an ICMP/ICMPv6 echo request header.
+func (p *Packet) IsEchoRequest() bool {
+	if !p.HasICMP || p.ICMPCode != 0 {
+		return false
+	}
+	if p.IPv6 {
+		return p.ICMPType == ICMPv6EchoRequest
+	}
+	return p.ICMPType == ICMPv4EchoRequest
+}
+
+// IsEchoReply tells whether the packet carries an ICMP/ICMPv6 echo reply header.
+func (p *Packet) IsEchoReply() bool {
+	if !p.HasICMP || p.ICMPCode != 0 {
+		return false
+	}
+	if p.IPv6 {
+		return p.ICMPType == ICMPv6EchoReply
+	}
+	return p.ICMPType == ICMPv4EchoReply
+}
+
+// ProtoName is the EVE "proto" value for the packet: "ICMP", "IPv6-ICMP",
+// or the IANA protocol number for anything else.
+func (p *Packet) ProtoName() string {
+	return ProtoName(p.Proto)
+}

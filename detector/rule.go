@@ -1,0 +1,76 @@
+package detector
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Rule is one detection rule. The engine calls Observe for every ICMP or
+// ICMPv6 packet and every IP fragment, in packet-time order, and Tick at
+// each engine tick. Rules never read the wall clock: now and p.Time are
+// packet time. A rule owns its state and must keep it bounded.
+type Rule interface {
+	Info() RuleInfo
+	Observe(p *Packet, rep Reporter)
+	Tick(now time.Time, rep Reporter)
+}
+
+// Describer is implemented by rules that add their own context to the
+// attack events of a target (e.g. the broadcast addresses a Smurf used).
+// It is called only when an event is emitted, never per packet.
+type Describer interface {
+	Describe(target netip.Addr, extra map[string]any)
+}
+
+// TableReporter is implemented by rules that keep bounded tables, so the
+// engine can report their sizes and evictions.
+type TableReporter interface {
+	Tables() []TableStat
+}
+
+// TableStat describes one bounded state table.
+type TableStat struct {
+	Name     string // e.g. "icmp_flood.targets"
+	Len, Cap int
+	Evicted  uint64
+}
+
+// Level is how a target's measured rate stands against a rule's thresholds.
+type Level uint8
+
+// Levels, with hysteresis: an attack starts at LevelFire and lasts while the
+// rule keeps reporting LevelSustain or more.
+const (
+	LevelQuiet   Level = iota // below the stop level
+	LevelSustain              // at or above the stop level, below the start level
+	LevelFire                 // at or above the start level
+)
+
+// Measure is what a rate rule measured for a target when it reports a hit.
+type Measure struct {
+	Level     Level
+	PPS, BPS  float64
+	Window    time.Duration
+	Threshold float64 // the start level in packets/s, for the alert
+}
+
+// Reporter is how a rule reports to the engine. It is a small value the
+// engine passes to Observe and Tick.
+type Reporter struct {
+	e    *Engine
+	rule int
+}
+
+// Hit reports that p, a packet toward target, counts for the rule at level
+// m.Level. Rules call it only for levels LevelSustain and above. The engine
+// turns hits into one start, rate-limited updates and one end per attack.
+func (r Reporter) Hit(target netip.Addr, p *Packet, m Measure) {
+	r.e.tracker.hit(r.rule, target, p, &m)
+}
+
+// Alert reports a one-shot finding (e.g. one oversized reassembly): the
+// engine emits a single start event for it at once. extra is the rule's
+// context for the alert and becomes the event's; it may be nil.
+func (r Reporter) Alert(target netip.Addr, p *Packet, extra map[string]any) {
+	r.e.tracker.alert(r.rule, target, p, extra)
+}

@@ -1,0 +1,150 @@
+// Package sketch holds the fixed-size summaries the engine keeps per attack:
+// a HyperLogLog counter for distinct sources and a space-saving top-k for
+// heavy hitters. Both have a fixed memory footprint whatever an attacker
+// sends, never allocate after creation, and are deterministic (no random
+// seeds), so replays give identical figures.
+package sketch
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+)
+
+// hllPrecision gives 2^10 = 1024 one-byte registers: 1 KiB per counter and
+// a standard error of about 1.04/sqrt(1024) = 3.3 %.
+const hllPrecision = 10
+
+const hllRegisters = 1 << hllPrecision
+
+// HLL is a HyperLogLog distinct-count estimator for IP addresses.
+// The zero value is an empty counter.
+type HLL struct {
+	reg [hllRegisters]uint8
+}
+
+// Add counts a.
+func (h *HLL) Add(a netip.Addr) {
+	x := HashAddr(a)
+	idx := x >> (64 - hllPrecision)
+	w := x<<hllPrecision | 1<<(hllPrecision-1) // guard bit bounds the rank
+	rank := uint8(bits.LeadingZeros64(w)) + 1
+	if rank > h.reg[idx] {
+		h.reg[idx] = rank
+	}
+}
+
+// Estimate returns the estimated number of distinct addresses added.
+func (h *HLL) Estimate() uint64 {
+	const m = float64(hllRegisters)
+	alpha := 0.7213 / (1 + 1.079/m)
+	var sum float64
+	zeros := 0
+	for _, r := range h.reg {
+		sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			zeros++
+		}
+	}
+	est := alpha * m * m / sum
+	if est <= 2.5*m && zeros > 0 { // small range: linear counting is better
+		est = m * math.Log(m/float64(zeros))
+	}
+	return uint64(est + 0.5)
+}
+
+// Reset empties the counter.
+func (h *HLL) Reset() { h.reg = [hllRegisters]uint8{} }
+
+// HashAddr is a fixed, seedless 64-bit hash of an address (the murmur3
+// finalizer over its 16-byte form), used for sketches and for sharding.
+func HashAddr(a netip.Addr) uint64 {
+	b := a.As16()
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
+		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	return mix64(mix64(hi) ^ lo)
+}
+
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// TopKSize is how many heavy hitters a TopK keeps.
+const TopKSize = 16
+
+// TopK is a space-saving heavy-hitter summary (Metwally et al.) over
+// TopKSize counters. While it has seen at most TopKSize distinct keys its
+// counts are exact; after that each count may overstate by at most the
+// smallest count at the time the key took its slot. The zero value is empty.
+type TopK[K comparable] struct {
+	keys     [TopKSize]K
+	counts   [TopKSize]uint64
+	n        int
+	replaced bool
+}
+
+// Entry is one heavy hitter and its count.
+type Entry[K comparable] struct {
+	Key   K
+	Count uint64
+}
+
+// Add counts one more occurrence of k (weight w).
+func (t *TopK[K]) Add(k K, w uint64) {
+	for i := 0; i < t.n; i++ {
+		if t.keys[i] == k {
+			t.counts[i] += w
+			return
+		}
+	}
+	if t.n < TopKSize {
+		t.keys[t.n], t.counts[t.n] = k, w
+		t.n++
+		return
+	}
+	minI := 0
+	for i := 1; i < TopKSize; i++ {
+		if t.counts[i] < t.counts[minI] {
+			minI = i
+		}
+	}
+	t.keys[minI] = k
+	t.counts[minI] += w
+	t.replaced = true
+}
+
+// Exact tells whether every key added still has its own exact counter
+// (no more than TopKSize distinct keys were ever added).
+func (t *TopK[K]) Exact() bool { return !t.replaced }
+
+// Len is the number of keys held.
+func (t *TopK[K]) Len() int { return t.n }
+
+// Top returns up to n entries, largest count first (ties: the earlier
+// slot first, so results are deterministic).
+func (t *TopK[K]) Top(n int) []Entry[K] {
+	if n > t.n {
+		n = t.n
+	}
+	out := make([]Entry[K], 0, t.n)
+	for i := 0; i < t.n; i++ {
+		out = append(out, Entry[K]{t.keys[i], t.counts[i]})
+	}
+	// insertion sort: at most TopKSize entries
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].Count > out[j-1].Count; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out[:n]
+}
+
+// Reset empties the summary.
+func (t *TopK[K]) Reset() { *t = TopK[K]{} }

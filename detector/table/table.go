@@ -1,0 +1,138 @@
+// Package table provides Table, a map with a hard capacity for state keyed
+// by values an attacker controls (addresses, fragment ids). When full it
+// evicts the least recently touched of a small random sample of entries and
+// counts the eviction, so a flood of new keys costs evictions, not memory.
+// Entries live in a slab reused through a free list: after warm-up, inserts
+// and deletes do not allocate.
+package table
+
+// sampleSize is how many entries an eviction looks at to pick the stalest.
+const sampleSize = 8
+
+// Table is a capacity-bounded map from K to V. It is not safe for
+// concurrent use.
+type Table[K comparable, V any] struct {
+	index    map[K]int32
+	keys     []K
+	vals     []V
+	touched  []int64
+	free     []int32
+	capacity int
+	evicted  uint64
+}
+
+// New returns an empty table that holds at most capacity entries
+// (capacity < 1 is treated as 1).
+func New[K comparable, V any](capacity int) *Table[K, V] {
+	if capacity < 1 {
+		capacity = 1
+	}
+	hint := capacity
+	if hint > 4096 {
+		hint = 4096 // grow on demand; do not reserve the worst case up front
+	}
+	return &Table[K, V]{index: make(map[K]int32, hint), capacity: capacity}
+}
+
+// Get returns the entry for k, creating a zero one when absent (evicting
+// another if the table is full). now is the caller's clock (packet time in
+// nanoseconds) and marks the entry as touched. The pointer is valid until
+// the next call that inserts into or deletes from the table.
+func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
+	if i, ok := t.index[k]; ok {
+		t.touched[i] = now
+		return &t.vals[i], false
+	}
+	if len(t.index) >= t.capacity {
+		t.evictOne()
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+		var zero V
+		t.keys[i], t.vals[i], t.touched[i] = k, zero, now
+	} else {
+		i = int32(len(t.keys))
+		var zero V
+		t.keys = append(t.keys, k)
+		t.vals = append(t.vals, zero)
+		t.touched = append(t.touched, now)
+	}
+	t.index[k] = i
+	return &t.vals[i], true
+}
+
+// Lookup returns the entry for k without creating or touching it.
+func (t *Table[K, V]) Lookup(k K) (*V, bool) {
+	if i, ok := t.index[k]; ok {
+		return &t.vals[i], true
+	}
+	return nil, false
+}
+
+// Delete removes k if present.
+func (t *Table[K, V]) Delete(k K) {
+	if i, ok := t.index[k]; ok {
+		t.remove(k, i)
+	}
+}
+
+func (t *Table[K, V]) remove(k K, i int32) {
+	delete(t.index, k)
+	var zeroK K
+	var zeroV V
+	t.keys[i], t.vals[i] = zeroK, zeroV
+	t.free = append(t.free, i)
+}
+
+func (t *Table[K, V]) evictOne() {
+	var victim K
+	var victimIdx int32 = -1
+	seen := 0
+	for k, i := range t.index {
+		if victimIdx < 0 || t.touched[i] < t.touched[victimIdx] {
+			victim, victimIdx = k, i
+		}
+		seen++
+		if seen == sampleSize {
+			break
+		}
+	}
+	if victimIdx >= 0 {
+		t.remove(victim, victimIdx)
+		t.evicted++
+	}
+}
+
+// Sweep deletes every entry for which expired returns true, and returns how
+// many it deleted. It visits all entries: call it periodically, not per packet.
+func (t *Table[K, V]) Sweep(expired func(k K, v *V, touched int64) bool) int {
+	n := 0
+	for k, i := range t.index {
+		if expired(k, &t.vals[i], t.touched[i]) {
+			t.remove(k, i)
+			n++
+		}
+	}
+	return n
+}
+
+// Range calls fn for every entry until fn returns false. fn must not insert
+// into or delete from the table.
+func (t *Table[K, V]) Range(fn func(k K, v *V) bool) {
+	for k, i := range t.index {
+		if !fn(k, &t.vals[i]) {
+			return
+		}
+	}
+}
+
+// Len is the number of entries held.
+func (t *Table[K, V]) Len() int { return len(t.index) }
+
+// Cap is the table's capacity.
+func (t *Table[K, V]) Cap() int { return t.capacity }
+
+// Evicted is how many entries were evicted to make room since the table was made.
+func (t *Table[K, V]) Evicted() uint64 { return t.evicted }

@@ -1,0 +1,257 @@
+package detector
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector/sketch"
+)
+
+// topReported is how many top sources and ICMP types an event lists.
+const topReported = 5
+
+type attackKey struct {
+	rule   int
+	target netip.Addr
+}
+
+// attack is the tracker's state for one (rule, target): pending while the
+// rate is above the stop level but has not crossed the start level yet,
+// active from the start event to the end event.
+type attack struct {
+	active     bool
+	first      time.Time // first hit (pending or active)
+	started    time.Time // start event time
+	last       time.Time // last hit
+	lastEmit   time.Time
+	packets    uint64
+	bytes      uint64
+	peakPPS    float64
+	peakBPS    float64
+	measure    Measure
+	lastPacket packetSummary
+	sources    sketch.HLL
+	top        sketch.TopK[netip.Addr]
+	types      sketch.TopK[uint16]
+}
+
+// packetSummary is what an event needs of its triggering packet.
+type packetSummary struct {
+	src, dst netip.Addr
+	proto    uint8
+	hasICMP  bool
+	icmpType uint8
+	icmpCode uint8
+}
+
+func summarize(p *Packet) packetSummary {
+	return packetSummary{p.Src, p.Dst, p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode}
+}
+
+// tracker owns the attack lifecycle for every (rule, target).
+type tracker struct {
+	e       *Engine
+	attacks map[attackKey]*attack
+	free    []*attack // recycled entries: a pending attack costs no allocation
+}
+
+func newTracker(e *Engine) *tracker {
+	return &tracker{e: e, attacks: make(map[attackKey]*attack)}
+}
+
+func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
+	if m.Level < LevelSustain {
+		return
+	}
+	key := attackKey{rule, target}
+	a, ok := t.attacks[key]
+	if !ok {
+		if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
+			t.e.stats.AttacksDropped++
+			return
+		}
+		a = t.newAttack()
+		a.first = p.Time
+		t.attacks[key] = a
+	}
+	a.last = p.Time
+	a.packets++
+	a.bytes += uint64(p.WireLen)
+	a.measure = *m
+	if m.PPS > a.peakPPS {
+		a.peakPPS = m.PPS
+	}
+	if m.BPS > a.peakBPS {
+		a.peakBPS = m.BPS
+	}
+	a.lastPacket = summarize(p)
+	a.sources.Add(p.Src)
+	a.top.Add(p.Src, 1)
+	if p.HasICMP {
+		a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), 1)
+	}
+	switch {
+	case !a.active && m.Level == LevelFire:
+		a.active = true
+		a.started = p.Time
+		a.lastEmit = p.Time
+		t.e.stats.AttacksStarted++
+		t.emit(rule, target, a, PhaseStart, p.Time, "")
+	case a.active && p.Time.Sub(a.lastEmit) >= t.e.cfg.UpdateInterval:
+		a.lastEmit = p.Time
+		t.emit(rule, target, a, PhaseUpdate, p.Time, "")
+	}
+}
+
+func (t *tracker) newAttack() *attack {
+	if n := len(t.free); n > 0 {
+		a := t.free[n-1]
+		t.free = t.free[:n-1]
+		return a
+	}
+	return new(attack)
+}
+
+func (t *tracker) release(key attackKey, a *attack) {
+	delete(t.attacks, key)
+	*a = attack{}
+	if len(t.free) < 64 {
+		t.free = append(t.free, a)
+	}
+}
+
+// makeRoom evicts the stalest pending attack; active attacks are never
+// evicted. It reports whether room was made.
+func (t *tracker) makeRoom() bool {
+	var victim attackKey
+	var va *attack
+	for k, a := range t.attacks {
+		if !a.active && (va == nil || a.last.Before(va.last)) {
+			victim, va = k, a
+		}
+	}
+	if va == nil {
+		return false
+	}
+	t.release(victim, va)
+	t.e.stats.PendingEvicted++
+	return true
+}
+
+func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string]any) {
+	ev := &Event{
+		Time:     p.Time,
+		Rule:     t.e.rules[rule].Info(),
+		Phase:    PhaseStart,
+		Target:   target,
+		Src:      p.Src,
+		Dst:      p.Dst,
+		Proto:    p.Proto,
+		HasICMP:  p.HasICMP,
+		ICMPType: p.ICMPType,
+		ICMPCode: p.ICMPCode,
+		Source:   p.Src,
+		Started:  p.Time,
+		LastSeen: p.Time,
+		Packets:  1,
+		Bytes:    uint64(p.WireLen),
+		Sources:  1,
+		Extra:    extra,
+	}
+	t.e.stats.AttacksStarted++
+	t.e.sink.Emit(ev)
+}
+
+// expire ends active attacks and drops pending ones whose last hit is more
+// than the hold time before now.
+func (t *tracker) expire(now time.Time) {
+	hold := t.e.cfg.HoldTime
+	for k, a := range t.attacks {
+		if now.Sub(a.last) < hold {
+			continue
+		}
+		if a.active {
+			t.end(k, a, a.last.Add(hold), EndQuiet)
+		} else {
+			t.release(k, a)
+		}
+	}
+}
+
+// closeAll ends every active attack (reason says why) and drops pending ones.
+// The end time is when the hold time would have run out, as a sensor that
+// kept running would have reported it.
+func (t *tracker) closeAll(reason string) {
+	for k, a := range t.attacks {
+		if a.active {
+			t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
+		} else {
+			t.release(k, a)
+		}
+	}
+}
+
+func (t *tracker) end(k attackKey, a *attack, at time.Time, reason string) {
+	t.e.stats.AttacksEnded++
+	t.emit(k.rule, k.target, a, PhaseEnd, at, reason)
+	t.release(k, a)
+}
+
+func (t *tracker) active() int {
+	n := 0
+	for _, a := range t.attacks {
+		if a.active {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at time.Time, reason string) {
+	r := t.e.rules[rule]
+	ev := &Event{
+		Time:      at,
+		Rule:      r.Info(),
+		Phase:     phase,
+		Target:    target,
+		Src:       a.lastPacket.src,
+		Dst:       a.lastPacket.dst,
+		Proto:     a.lastPacket.proto,
+		HasICMP:   a.lastPacket.hasICMP,
+		ICMPType:  a.lastPacket.icmpType,
+		ICMPCode:  a.lastPacket.icmpCode,
+		Started:   a.first,
+		LastSeen:  a.last,
+		Packets:   a.packets,
+		Bytes:     a.bytes,
+		PPS:       a.measure.PPS,
+		BPS:       a.measure.BPS,
+		PeakPPS:   a.peakPPS,
+		PeakBPS:   a.peakBPS,
+		Window:    a.measure.Window,
+		Threshold: a.measure.Threshold,
+		EndReason: reason,
+	}
+	if phase == PhaseEnd {
+		ev.PPS, ev.BPS = 0, 0 // the attack is over; its peak says how big it was
+	}
+	for _, s := range a.top.Top(topReported) {
+		ev.TopSources = append(ev.TopSources, SourceCount{Addr: s.Key, Packets: s.Count})
+	}
+	if len(ev.TopSources) > 0 {
+		ev.Source = ev.TopSources[0].Addr
+	}
+	if a.top.Exact() {
+		ev.Sources = uint64(a.top.Len())
+	} else {
+		ev.Sources, ev.SourcesEstimated = a.sources.Estimate(), true
+	}
+	for _, tc := range a.types.Top(topReported) {
+		ev.ICMPTypes = append(ev.ICMPTypes, TypeCount{Type: uint8(tc.Key >> 8), Code: uint8(tc.Key), Packets: tc.Count})
+	}
+	if d, ok := r.(Describer); ok {
+		ev.Extra = make(map[string]any)
+		d.Describe(target, ev.Extra)
+	}
+	t.e.sink.Emit(ev)
+}

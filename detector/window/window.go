@@ -1,0 +1,78 @@
+// Package window provides Counter, a sliding-window packet and byte counter
+// with sub-second buckets, driven by packet time. A rate over a one-second
+// window built from 100 ms buckets reacts within one bucket of a flood's
+// start instead of waiting for a whole second to close.
+package window
+
+import "time"
+
+// Buckets is the number of buckets a window is split into.
+const Buckets = 10
+
+// Counter counts packets and bytes over the last Buckets buckets of a given
+// width. The zero value is empty; it keeps no time of its own and is safe to
+// copy.
+type Counter struct {
+	head    int64 // bucket index (time / width) of the newest bucket
+	started bool
+	pkts    [Buckets]uint32
+	bytes   [Buckets]uint64
+	sumPkts uint64
+	sumByte uint64
+}
+
+// Add counts one packet of n bytes at packet time t (ns) with buckets of
+// width ns.
+func (c *Counter) Add(t, width int64, n int) {
+	c.advance(t / width)
+	i := int(c.head % Buckets)
+	c.pkts[i]++
+	c.bytes[i] += uint64(n)
+	c.sumPkts++
+	c.sumByte += uint64(n)
+}
+
+// Advance moves the window to packet time t without counting anything, so
+// buckets that fell out of the window stop counting.
+func (c *Counter) Advance(t, width int64) { c.advance(t / width) }
+
+func (c *Counter) advance(idx int64) {
+	if !c.started {
+		c.started, c.head = true, idx
+		return
+	}
+	switch {
+	case idx == c.head:
+	case idx > c.head && idx-c.head < Buckets:
+		for c.head < idx {
+			c.head++
+			i := int(c.head % Buckets)
+			c.sumPkts -= uint64(c.pkts[i])
+			c.sumByte -= c.bytes[i]
+			c.pkts[i], c.bytes[i] = 0, 0
+		}
+	case idx > c.head:
+		*c = Counter{started: true, head: idx}
+	case c.head-idx < Buckets:
+		// slightly out of order: the packet still falls in the window;
+		// count it with the newest bucket.
+	default:
+		// the clock went back by more than a window: start afresh
+		*c = Counter{started: true, head: idx}
+	}
+}
+
+// Packets is the number of packets in the window.
+func (c *Counter) Packets() uint64 { return c.sumPkts }
+
+// Bytes is the number of bytes in the window.
+func (c *Counter) Bytes() uint64 { return c.sumByte }
+
+// Rates returns packets/s and bits/s over a window of length w.
+func (c *Counter) Rates(w time.Duration) (pps, bps float64) {
+	s := w.Seconds()
+	if s <= 0 {
+		return 0, 0
+	}
+	return float64(c.sumPkts) / s, float64(c.sumByte) * 8 / s
+}
