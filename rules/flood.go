@@ -1,0 +1,206 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/table"
+	"github.com/icmpids/icmpids/detector/window"
+)
+
+// floodInfo identifies the icmp_flood rule in alerts.
+var floodInfo = detector.RuleInfo{
+	Name:        "icmp_flood",
+	SignatureID: 9000001,
+	Rev:         1,
+	Signature:   "ICMP flood",
+	Category:    "Attempted Denial of Service",
+	Severity:    2,
+}
+
+// FloodConfig configures icmp_flood.
+type FloodConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Window is the sliding window the rates are measured over; it is
+	// split into 10 buckets, so a flood is seen within a tenth of it.
+	Window time.Duration `mapstructure:"window"`
+	// EchoPPS and EchoBPS are the start levels for echo requests (ICMP
+	// type 8, ICMPv6 type 128) to one target, in packets/s and bits/s.
+	EchoPPS float64 `mapstructure:"echo_pps"`
+	EchoBPS float64 `mapstructure:"echo_bps"`
+	// AnyPPS and AnyBPS are the start levels for any ICMP/ICMPv6 message to
+	// one target (replies, unreachables, MLD reports, ... included).
+	AnyPPS float64 `mapstructure:"any_pps"`
+	AnyBPS float64 `mapstructure:"any_bps"`
+	// StopRatio sets the stop level as a fraction of the start level: an
+	// attack lasts while the rate stays at or above it.
+	StopRatio float64 `mapstructure:"stop_ratio"`
+	// MaxTargets caps the per-target table.
+	MaxTargets int `mapstructure:"max_targets"`
+}
+
+// DefaultFloodConfig returns icmp_flood's defaults: a 1 s window in 100 ms
+// buckets; 1,000 echo requests/s or 20 Mbit/s of them; 2,000 ICMP messages/s
+// of any type or 40 Mbit/s; the attack ends below half of that.
+func DefaultFloodConfig() FloodConfig {
+	return FloodConfig{
+		Enabled:    true,
+		Window:     time.Second,
+		EchoPPS:    1000,
+		EchoBPS:    20e6,
+		AnyPPS:     2000,
+		AnyBPS:     40e6,
+		StopRatio:  0.5,
+		MaxTargets: 65536,
+	}
+}
+
+// Validate checks the settings; errors name the configuration key.
+func (c FloodConfig) Validate() error {
+	const p = "rules.icmp_flood."
+	var errs []error
+	if c.Window < 10*time.Millisecond || c.Window > time.Minute {
+		errs = append(errs, fmt.Errorf("%swindow: %v is out of range [10ms, 1m]", p, c.Window))
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"echo_pps", c.EchoPPS}, {"echo_bps", c.EchoBPS}, {"any_pps", c.AnyPPS}, {"any_bps", c.AnyBPS}} {
+		if !(f.v > 0) {
+			errs = append(errs, fmt.Errorf("%s%s: %v must be positive", p, f.key, f.v))
+		}
+	}
+	if !(c.StopRatio > 0 && c.StopRatio <= 1) {
+		errs = append(errs, fmt.Errorf("%sstop_ratio: %v is out of range (0, 1]", p, c.StopRatio))
+	}
+	if c.MaxTargets < 1 || c.MaxTargets > 1<<24 {
+		errs = append(errs, fmt.Errorf("%smax_targets: %d is out of range [1, 16777216]", p, c.MaxTargets))
+	}
+	return errors.Join(errs...)
+}
+
+// floodTarget is icmp_flood's state for one target.
+type floodTarget struct {
+	echo, any window.Counter
+	trigger   uint8 // which rate last reached the stop level
+}
+
+const (
+	triggerEcho = iota + 1
+	triggerAny
+)
+
+// Flood is the icmp_flood rule. It counts, per destination address, echo
+// requests and (separately) all ICMP/ICMPv6 messages that carry an ICMP
+// header (a fragmented message counts once, by its first fragment) over a
+// sliding window of Window split into 10 buckets. A target whose echo
+// rate reaches EchoPPS or EchoBPS, or whose any-ICMP rate reaches AnyPPS or
+// AnyBPS, is under attack until both rates fall below StopRatio of those
+// levels for the engine's hold time. Sources are not tracked here: the
+// engine estimates distinct sources and top sources per attack in fixed
+// memory, so spoofed floods cost nothing per source.
+type Flood struct {
+	cfg       FloodConfig
+	width     int64 // bucket width in ns
+	targets   *table.Table[netip.Addr, floodTarget]
+	nextSweep time.Time
+}
+
+// NewFlood returns the icmp_flood rule.
+func NewFlood(cfg FloodConfig) *Flood {
+	return &Flood{
+		cfg:     cfg,
+		width:   int64(cfg.Window) / window.Buckets,
+		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets),
+	}
+}
+
+// Info implements detector.Rule.
+func (f *Flood) Info() detector.RuleInfo { return floodInfo }
+
+func level(pps, bps, startPPS, startBPS, stop float64) detector.Level {
+	switch {
+	case pps >= startPPS || bps >= startBPS:
+		return detector.LevelFire
+	case pps >= startPPS*stop || bps >= startBPS*stop:
+		return detector.LevelSustain
+	}
+	return detector.LevelQuiet
+}
+
+// Observe implements detector.Rule.
+func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
+	if !p.HasICMP {
+		return
+	}
+	now := p.Time.UnixNano()
+	t, _ := f.targets.Get(p.Dst, now)
+	t.any.Add(now, f.width, p.WireLen)
+	anyPPS, anyBPS := t.any.Rates(f.cfg.Window)
+	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)
+
+	echoLevel := detector.LevelQuiet
+	var echoPPS, echoBPS float64
+	if p.IsEchoRequest() {
+		t.echo.Add(now, f.width, p.WireLen)
+	} else {
+		t.echo.Advance(now, f.width)
+	}
+	echoPPS, echoBPS = t.echo.Rates(f.cfg.Window)
+	echoLevel = level(echoPPS, echoBPS, f.cfg.EchoPPS, f.cfg.EchoBPS, f.cfg.StopRatio)
+
+	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {
+		return
+	}
+	m := detector.Measure{Window: f.cfg.Window}
+	if echoLevel >= anyLevel {
+		t.trigger = triggerEcho
+		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, f.cfg.EchoPPS
+	} else {
+		t.trigger = triggerAny
+		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
+	}
+	rep.Hit(p.Dst, p, m)
+}
+
+// Tick implements detector.Rule: every few windows it drops targets that
+// have been idle for a whole window, so the table holds only live targets.
+func (f *Flood) Tick(now time.Time, _ detector.Reporter) {
+	if now.Before(f.nextSweep) {
+		return
+	}
+	f.nextSweep = now.Add(10 * f.cfg.Window)
+	idleBefore := now.Add(-f.cfg.Window).UnixNano()
+	f.targets.Sweep(func(_ netip.Addr, _ *floodTarget, touched int64) bool {
+		return touched < idleBefore
+	})
+}
+
+// Describe implements detector.Describer: which rate made the target an
+// attack target.
+func (f *Flood) Describe(target netip.Addr, extra map[string]any) {
+	t, ok := f.targets.Lookup(target)
+	if !ok {
+		return
+	}
+	switch t.trigger {
+	case triggerEcho:
+		extra["trigger"] = "echo_request_rate"
+	case triggerAny:
+		extra["trigger"] = "any_icmp_rate"
+	}
+	echoPPS, _ := t.echo.Rates(f.cfg.Window)
+	anyPPS, _ := t.any.Rates(f.cfg.Window)
+	extra["echo_pps"] = echoPPS
+	extra["any_icmp_pps"] = anyPPS
+}
+
+// Tables implements detector.TableReporter.
+func (f *Flood) Tables() []detector.TableStat {
+	return []detector.TableStat{{
+		Name: "icmp_flood.targets", Len: f.targets.Len(), Cap: f.targets.Cap(), Evicted: f.targets.Evicted(),
+	}}
+}
