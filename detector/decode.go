@@ -119,8 +119,9 @@ const sll2HeaderLen = 20
 
 // Decode fills p from one frame of link type lt captured at ts; wireLen is
 // the frame's length on the wire. It returns ReasonOK when an IP header was
-// decoded; p is valid (addresses, lengths, fragment and ICMP fields) only
-// then. data may be reused by the caller after Decode returns.
+// decoded. p holds the IP fields (p.Src is valid) whenever an IP header
+// decoded, even when the reason reports a problem above it (truncated or
+// malformed ICMP); its ICMP fields are set only when HasICMP is. data may be reused by the caller after Decode returns.
 func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p *Packet) Reason {
 	*p = Packet{Time: ts, WireLen: wireLen, CapLen: len(data)}
 	if wireLen < len(data) {

@@ -138,9 +138,12 @@ func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	e.stats.Bytes += uint64(p.WireLen)
 	e.stats.Decode[reason]++
 	e.advance(ts)
-	if reason != ReasonOK {
-		return
+	if !p.Src.IsValid() {
+		return // no IP header: nothing for the rules
 	}
+	// A packet whose IP header decoded still reaches the rules when what
+	// lies above it is cut short (snaplen) or malformed: its addresses and
+	// fragment fields are sound, and fragment attacks live there.
 	e.HandlePacket(p)
 }
 
