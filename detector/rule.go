@@ -52,6 +52,9 @@ type Measure struct {
 	PPS, BPS  float64
 	Window    time.Duration
 	Threshold float64 // the start level in packets/s, for the alert
+	// WindowPackets and WindowBytes are what the rule's window holds,
+	// this packet included; they seed a new attack's totals.
+	WindowPackets, WindowBytes uint64
 }
 
 // Reporter is how a rule reports to the engine. It is a small value the

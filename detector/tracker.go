@@ -24,8 +24,9 @@ type attack struct {
 	started    time.Time // start event time
 	last       time.Time // last hit
 	lastEmit   time.Time
-	packets    uint64
+	packets    uint64 // packets in the attack, seeded with the rule's window
 	bytes      uint64
+	hits       uint64 // packets reported to the tracker (sketched sources)
 	peakPPS    float64
 	peakBPS    float64
 	measure    Measure
@@ -72,9 +73,15 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		}
 		a = t.newAttack()
 		a.first = p.Time
+		// The rate rule's window already holds the packets that brought
+		// the target this far: they belong to the attack's totals.
+		if m.WindowPackets > 0 {
+			a.packets, a.bytes = m.WindowPackets-1, m.WindowBytes-min(m.WindowBytes, uint64(p.WireLen))
+		}
 		t.attacks[key] = a
 	}
 	a.last = p.Time
+	a.hits++
 	a.packets++
 	a.bytes += uint64(p.WireLen)
 	a.measure = *m
@@ -235,19 +242,23 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 	if phase == PhaseEnd {
 		ev.PPS, ev.BPS = 0, 0 // the attack is over; its peak says how big it was
 	}
-	for _, s := range a.top.Top(topReported) {
-		ev.TopSources = append(ev.TopSources, SourceCount{Addr: s.Key, Packets: s.Count})
+	// Top sources are listed with their guaranteed packet counts, and only
+	// when they stand out: in a flood of unique spoofed sources no source
+	// does, and the list stays empty rather than showing noise.
+	for _, s := range a.top.Top(topReported, 2) {
+		ev.TopSources = append(ev.TopSources, SourceCount{Addr: s.Key, Packets: s.Min()})
 	}
+	ev.Source = a.lastPacket.src
 	if len(ev.TopSources) > 0 {
 		ev.Source = ev.TopSources[0].Addr
 	}
 	if a.top.Exact() {
 		ev.Sources = uint64(a.top.Len())
 	} else {
-		ev.Sources, ev.SourcesEstimated = a.sources.Estimate(), true
+		ev.Sources, ev.SourcesEstimated = min(a.sources.Estimate(), a.packets), true
 	}
-	for _, tc := range a.types.Top(topReported) {
-		ev.ICMPTypes = append(ev.ICMPTypes, TypeCount{Type: uint8(tc.Key >> 8), Code: uint8(tc.Key), Packets: tc.Count})
+	for _, tc := range a.types.Top(topReported, 1) {
+		ev.ICMPTypes = append(ev.ICMPTypes, TypeCount{Type: uint8(tc.Key >> 8), Code: uint8(tc.Key), Packets: tc.Min()})
 	}
 	if d, ok := r.(Describer); ok {
 		ev.Extra = make(map[string]any)

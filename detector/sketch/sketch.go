@@ -81,20 +81,27 @@ const TopKSize = 16
 
 // TopK is a space-saving heavy-hitter summary (Metwally et al.) over
 // TopKSize counters. While it has seen at most TopKSize distinct keys its
-// counts are exact; after that each count may overstate by at most the
-// smallest count at the time the key took its slot. The zero value is empty.
+// counts are exact; after that a key that took over a slot inherits the
+// slot's count, so each entry carries the bound of its overcount. The zero
+// value is empty.
 type TopK[K comparable] struct {
 	keys     [TopKSize]K
 	counts   [TopKSize]uint64
+	errs     [TopKSize]uint64
 	n        int
 	replaced bool
 }
 
-// Entry is one heavy hitter and its count.
+// Entry is one heavy hitter: Count may overstate its true count by at most
+// Err, so Count-Err is a guaranteed lower bound.
 type Entry[K comparable] struct {
 	Key   K
 	Count uint64
+	Err   uint64
 }
+
+// Min is the guaranteed lower bound of the entry's count.
+func (e Entry[K]) Min() uint64 { return e.Count - e.Err }
 
 // Add counts one more occurrence of k (weight w).
 func (t *TopK[K]) Add(k K, w uint64) {
@@ -116,6 +123,7 @@ func (t *TopK[K]) Add(k K, w uint64) {
 		}
 	}
 	t.keys[minI] = k
+	t.errs[minI] = t.counts[minI]
 	t.counts[minI] += w
 	t.replaced = true
 }
@@ -127,19 +135,22 @@ func (t *TopK[K]) Exact() bool { return !t.replaced }
 // Len is the number of keys held.
 func (t *TopK[K]) Len() int { return t.n }
 
-// Top returns up to n entries, largest count first (ties: the earlier
-// slot first, so results are deterministic).
-func (t *TopK[K]) Top(n int) []Entry[K] {
-	if n > t.n {
-		n = t.n
-	}
+// Top returns up to n entries whose guaranteed count (Min) is at least
+// minCount, largest guaranteed count first (ties: the earlier slot first,
+// so results are deterministic).
+func (t *TopK[K]) Top(n int, minCount uint64) []Entry[K] {
 	out := make([]Entry[K], 0, t.n)
 	for i := 0; i < t.n; i++ {
-		out = append(out, Entry[K]{t.keys[i], t.counts[i]})
+		if e := (Entry[K]{t.keys[i], t.counts[i], t.errs[i]}); e.Min() >= minCount {
+			out = append(out, e)
+		}
+	}
+	if n > len(out) {
+		n = len(out)
 	}
 	// insertion sort: at most TopKSize entries
 	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].Count > out[j-1].Count; j-- {
+		for j := i; j > 0 && out[j].Min() > out[j-1].Min(); j-- {
 			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/viper"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/rules"
+)
+
+// envPrefix prefixes the environment variables that override the
+// configuration file: ICMPIDS_RULES_ICMP_FLOOD_ECHO_PPS=5000.
+const envPrefix = "ICMPIDS"
+
+// Config is the whole icmpids configuration, as configs/icmpids.yaml
+// documents it.
+type Config struct {
+	LogLevel string          `mapstructure:"log_level"`
+	Output   OutputConfig    `mapstructure:"output"`
+	Capture  CaptureConfig   `mapstructure:"capture"`
+	Engine   detector.Config `mapstructure:"engine"`
+	Rules    RulesConfig     `mapstructure:"rules"`
+}
+
+// OutputConfig selects where alerts go.
+type OutputConfig struct {
+	// Format is what stdout carries: "text", "eve", "none", or "auto"
+	// (text on a terminal, eve otherwise).
+	Format string `mapstructure:"format"`
+	// EVE is a path to append EVE JSON lines to ("" for none).
+	EVE string `mapstructure:"eve"`
+	// Syslog is a collector URL (udp://, tcp://, tls://) or "".
+	Syslog string `mapstructure:"syslog"`
+	// QueueSize bounds each sink's queue of undelivered events.
+	QueueSize int `mapstructure:"queue_size"`
+}
+
+// CaptureConfig configures live capture.
+type CaptureConfig struct {
+	Interface     string        `mapstructure:"interface"`
+	SnapLen       int           `mapstructure:"snaplen"`
+	Promiscuous   bool          `mapstructure:"promiscuous"`
+	Immediate     bool          `mapstructure:"immediate"`
+	BufferSize    int           `mapstructure:"buffer_size"`
+	BPF           string        `mapstructure:"bpf"`
+	ReadTimeout   time.Duration `mapstructure:"read_timeout"`
+	StatsInterval time.Duration `mapstructure:"stats_interval"`
+}
+
+// RulesConfig holds every rule's settings, by rule name.
+type RulesConfig struct {
+	Flood rules.FloodConfig `mapstructure:"icmp_flood"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		LogLevel: "info",
+		Output:   OutputConfig{Format: "auto", QueueSize: 10000},
+		Capture: CaptureConfig{
+			SnapLen:       512,
+			Promiscuous:   true,
+			Immediate:     true,
+			BufferSize:    32 << 20,
+			BPF:           "",
+			ReadTimeout:   100 * time.Millisecond,
+			StatsInterval: time.Minute,
+		},
+		Engine: detector.DefaultConfig(),
+		Rules: RulesConfig{
+			Flood: rules.DefaultFloodConfig(),
+		},
+	}
+}
+
+// Validate checks every setting; each error names its key.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("log_level: %q is not one of panic, fatal, error, warn, info, debug, trace", c.LogLevel))
+	}
+	switch c.Output.Format {
+	case "auto", "text", "eve", "none":
+	default:
+		errs = append(errs, fmt.Errorf("output.format: %q is not one of auto, text, eve, none", c.Output.Format))
+	}
+	if c.Output.QueueSize < 1 || c.Output.QueueSize > 10_000_000 {
+		errs = append(errs, fmt.Errorf("output.queue_size: %d is out of range [1, 10000000]", c.Output.QueueSize))
+	}
+	if c.Output.Syslog != "" {
+		errs = append(errs, fmt.Errorf("output.syslog: %q: syslog output is not available in this version yet", c.Output.Syslog))
+	}
+	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
+		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
+	}
+	if c.Capture.BufferSize < 0 {
+		errs = append(errs, fmt.Errorf("capture.buffer_size: %d must not be negative", c.Capture.BufferSize))
+	}
+	if c.Capture.ReadTimeout <= 0 || c.Capture.ReadTimeout > 10*time.Second {
+		errs = append(errs, fmt.Errorf("capture.read_timeout: %v is out of range (0, 10s]", c.Capture.ReadTimeout))
+	}
+	if c.Capture.StatsInterval < 0 {
+		errs = append(errs, fmt.Errorf("capture.stats_interval: %v must not be negative (0 turns periodic stats off)", c.Capture.StatsInterval))
+	}
+	errs = append(errs, c.Engine.Validate(), c.Rules.Flood.Validate())
+	return errors.Join(errs...)
+}
+
+// configError marks an error as bad usage or bad configuration (exit 2).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return configError{fmt.Errorf(format, args...)}
+}
+
+// newViper returns a viper instance that knows every configuration key
+// (so ICMPIDS_* environment variables reach all of them) with the defaults.
+func newViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for key, val := range flatten(defaultConfig()) {
+		v.SetDefault(key, val)
+	}
+	return v
+}
+
+// loadConfig reads the file at path (if any) into v and decodes the merged
+// settings (defaults < file < environment < flags) strictly: unknown keys
+// and values of the wrong type are errors naming the key.
+func loadConfig(v *viper.Viper, path string) (Config, error) {
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return Config{}, usageErrorf("config %s: %v", path, pe.Err)
+			}
+			return Config{}, usageErrorf("config %s: %v", path, oneLine(err))
+		}
+	}
+	cfg := defaultConfig()
+	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return Config{}, usageErrorf("config%s: %s", inFile(path), withValues(v, oneLine(err)))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, usageErrorf("config%s: %s", inFile(path), oneLine(err))
+	}
+	return cfg, nil
+}
+
+func inFile(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " " + path
+}
+
+// oneLine folds a multi-line (joined or mapstructure) error into one line.
+func oneLine(err error) string {
+	s := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):", "")
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+		if l != "" && !strings.HasSuffix(l, "error(s) decoding:") {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// quotedKey finds the 'dotted.key' that mapstructure names in its errors.
+var quotedKey = regexp.MustCompile(`'([a-z0-9_]+(?:\.[a-z0-9_]+)+)'`)
+
+// withValues appends the offending value to a decode error naming a key, so
+// the user sees what was wrong: ... cannot parse value as 'float64' (got "lots").
+func withValues(v *viper.Viper, msg string) string {
+	m := quotedKey.FindStringSubmatch(msg)
+	if m == nil || !v.IsSet(m[1]) {
+		return msg
+	}
+	return fmt.Sprintf("%s (got %q)", msg, fmt.Sprint(v.Get(m[1])))
+}
+
+// flatten lists the leaf settings of a config struct by dotted key.
+func flatten(cfg any) map[string]any {
+	out := make(map[string]any)
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key := tag
+			if prefix != "" {
+				key = prefix + "." + tag
+			}
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct {
+				walk(key, fv)
+				continue
+			}
+			out[key] = fv.Interface()
+		}
+	}
+	walk("", reflect.ValueOf(cfg))
+	return out
+}

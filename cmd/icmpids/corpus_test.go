@@ -1,0 +1,172 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// corpusDir is the shared corpus of real public captures, beside the repo.
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "corpus")
+	if _, err := os.Stat(filepath.Join(dir, "PROVENANCE.md")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("corpus not found at %s (CI must have ../shared/corpus): %v", dir, err)
+		}
+		t.Skipf("corpus not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// corpusCase is what one corpus file must raise: want lists "rule target"
+// pairs that must each start exactly once; allow lists rules that may also
+// fire (an acceptable, documented extra); anything else is a false alert.
+type corpusCase struct {
+	file  string
+	want  []string
+	allow []string
+}
+
+// corpusCases follows ../shared/corpus/PROVENANCE.md, "Summary" and
+// "Decisions".
+var corpusCases = []corpusCase{
+	{file: "flood/ipv6_echo_flood_denial6-5_thc.pcap", want: []string{"icmp_flood 2001:db8:1::1"}},
+	{file: "flood/ipv6_mld_report_frag_flood_denial6-6_thc.pcap", want: []string{"icmp_flood 2001:db8:1::1"}},
+	{file: "benign/ping_5_zeek.pcap"},
+	{file: "benign/ping_4_sanders.pcapng"},
+	{file: "benign/ping_75_continuous_suricata.pcap"},
+	{file: "benign/ping_fragmented_large_ppa.pcap"},
+	{file: "benign/ping_fragmented_sanders.pcapng"},
+	{file: "benign/traceroute_windows_sanders.pcapng"},
+	{file: "benign/traceroute_slow_ppa.pcap"},
+	{file: "benign/dest_unreach_host_ppa.pcap"},
+	{file: "benign/dest_unreach_port_udp_zeek.pcap"},
+	{file: "benign/time_exceeded_zeek.pcap"},
+	{file: "benign/frag_needed_pmtud_smtp_suricata.pcap"},
+	{file: "benign/nmap_icmp_probes_osfp_ppa.pcap"},
+	{file: "benign/all_icmp_types_pcapplusplus.pcapng"},
+	{file: "icmpv6/nd_ra_ns_na_mld_options_zeek.pcap"},
+	{file: "icmpv6/router_advert_zeek.pcap"},
+	{file: "icmpv6/neighbor_solicitation_sanders.pcapng"},
+	{file: "icmpv6/ping6_zeek.pcap"},
+	{file: "icmpv6/ping6_fragmented_sanders.pcapng"},
+	{file: "icmpv6/packet_too_big_zeek.pcap"},
+	{file: "icmpv6/redirect_zeek.pcap"},
+	{file: "icmpv6/mixed_icmp6_communityid_zeek.pcap"},
+	{file: "icmpv6/ptb_mtu1200_atomic_frag_thc.pcap"},
+	{file: "icmpv6/kill_router6_ra_lifetime0_thc.pcap"},
+	{file: "tunnel/ssh_over_icmp_ndpi.pcap"},
+	{file: "tunnel/covert_chat_in_echo_ppa.pcap"},
+	{file: "tunnel/ipv6_covert_dstopts_echo_thc.pcap"},
+	{file: "misc/icmp_redirect_x6_mmt.pcap"},
+	{file: "misc/udp_snmp_reflection_with_icmp_errors_stopddos.pcap"},
+	{file: "misc/udp_dns_rrsig_amp_fragmented_stopddos.pcap"},
+	{file: "misc/ping_sweep_10.0.0.0_24_incl_bcast_sgr.pcap"},
+	{file: "misc/broadcast_ping_255.255.255.255_vlan_suricata.pcap"},
+	{file: "misc/icmp_truncated_snaplen_zeek.pcap"},
+	{file: "misc/icmp_malformed_ndpi.pcap"},
+	{file: "misc/icmp_invalid_types_x48_suricata.pcap"},
+	{file: "misc/icmp_extended_echo_rfc8335_tcpdump.pcap"},
+}
+
+// TestCorpus replays every file of the shared corpus through the command
+// line and checks what it raises: the expected attacks exactly once each,
+// and nothing else.
+func TestCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	listed := map[string]bool{}
+	for _, tc := range corpusCases {
+		listed[tc.file] = true
+		t.Run(tc.file, func(t *testing.T) {
+			code, out, stderr := icmpids(t, "replay", "--format", "eve", filepath.Join(dir, tc.file))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			evs := parseEVE(t, out)
+			starts := map[string]int{}
+			ends := map[string]int{}
+			for _, e := range evs {
+				a := e.Alert.Context.Attack
+				key := a.Rule + " " + a.Target
+				switch a.Phase {
+				case "start":
+					starts[key]++
+				case "end":
+					ends[key]++
+				}
+			}
+			for _, w := range tc.want {
+				if starts[w] != 1 {
+					t.Errorf("%q started %d times, want once (events: %v)", w, starts[w], summary(evs))
+				}
+			}
+			var unexpected []string
+		next:
+			for k := range starts {
+				for _, w := range tc.want {
+					if k == w {
+						continue next
+					}
+				}
+				for _, rule := range tc.allow {
+					if strings.HasPrefix(k, rule+" ") {
+						continue next
+					}
+				}
+				unexpected = append(unexpected, k)
+			}
+			sort.Strings(unexpected)
+			if len(unexpected) > 0 {
+				t.Errorf("false alerts: %v", unexpected)
+			}
+			for k, n := range starts {
+				if oneShot(k) {
+					continue
+				}
+				if ends[k] != n {
+					t.Errorf("%q: %d start(s) but %d end(s)", k, n, ends[k])
+				}
+			}
+		})
+	}
+	// Every capture in the corpus is covered by a case.
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".md") {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if !listed[filepath.ToSlash(rel)] && !pendingCorpus[filepath.ToSlash(rel)] {
+			t.Errorf("corpus file %s has no expectation in corpusCases", rel)
+		}
+		return nil
+	})
+}
+
+// oneShot tells whether the rule in "rule target" emits start only.
+func oneShot(key string) bool {
+	rule, _, _ := strings.Cut(key, " ")
+	switch rule {
+	case "ping_of_death", "frag_oversize", "frag_overlap", "frag_tiny":
+		return true
+	}
+	return false
+}
+
+// pendingCorpus lists the corpus files whose rules are not wired in yet.
+var pendingCorpus = map[string]bool{
+	"pod/ipv4_ping_of_death_66028B_mmt.pcap":            true,
+	"pod/ipv6_oversize_echo_65543B_frag-15_thc.pcap":    true,
+	"pod/ipv6_oversize_echo_65536B_frag-31_thc.pcap":    true,
+	"pod/ipv6_oversize_echo_66928B_frag-16_thc.pcap":    true,
+	"smurf/ipv6_rsmurf6_ff02-1_thc.pcap":                true,
+	"frag/ipv4_teardrop_wireshark.pcap":                 true,
+	"frag/ipv4_nestea_mmt.pcap":                         true,
+	"frag/ipv4_udp_overlap_zeek-fragmented-2.pcap":      true,
+	"frag/ipv4_udp_inconsistent_zeek-fragmented-1.pcap": true,
+	"frag/ipv4_tcp_fragment_garbage_ndpi.pcap":          true,
+	"frag/ipv6_echo_overlap_frag-1_thc.pcap":            true,
+	"misc/fuzz_frag_offset_65480_tcpdump.pcap":          true,
+}

@@ -1,0 +1,39 @@
+// Command icmpids is an ICMP flood and attack detector: a live sensor on a
+// gateway interface (icmpids run), a forensic replayer of capture files
+// (icmpids replay), and a lister of its rules (icmpids rules).
+//
+// Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "icmpids: %s\n", err)
+	var ce configError
+	if errors.As(err, &ce) {
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/icmpids/icmpids/capture/synth"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// icmpids runs the command line in-process and returns exit code, stdout
+// and stderr.
+func icmpids(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// eveAlert is the part of an EVE alert line the tests look at.
+type eveAlert struct {
+	Timestamp string `json:"timestamp"`
+	EventType string `json:"event_type"`
+	SrcIP     string `json:"src_ip"`
+	DestIP    string `json:"dest_ip"`
+	Alert     struct {
+		SignatureID int `json:"signature_id"`
+		Target      struct {
+			IP string `json:"ip"`
+		} `json:"target"`
+		Context struct {
+			Attack struct {
+				Rule    string  `json:"rule"`
+				Phase   string  `json:"phase"`
+				Target  string  `json:"target"`
+				Packets uint64  `json:"packets"`
+				Sources uint64  `json:"sources"`
+				PPS     float64 `json:"pps"`
+			} `json:"attack"`
+		} `json:"context"`
+	} `json:"alert"`
+}
+
+func parseEVE(t *testing.T, out string) []eveAlert {
+	t.Helper()
+	var evs []eveAlert
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var a eveAlert
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("stdout line is not JSON: %v: %q", err, sc.Text())
+		}
+		evs = append(evs, a)
+	}
+	return evs
+}
+
+// summary renders events as "rule phase target" lines.
+func summary(evs []eveAlert) []string {
+	var s []string
+	for _, e := range evs {
+		a := e.Alert.Context.Attack
+		s = append(s, a.Rule+" "+a.Phase+" "+a.Target)
+	}
+	return s
+}
+
+func TestReplayDemo(t *testing.T) {
+	code, out, stderr := icmpids(t, "replay", "--format", "eve", filepath.Join("testdata", "demo.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	evs := parseEVE(t, out)
+	got := summary(evs)
+	want := []string{
+		"icmp_flood start 10.0.0.5",
+		"icmp_flood end 10.0.0.5",
+		"icmp_flood start 2001:db8::80",
+		"icmp_flood end 2001:db8::80",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Packet time: the spoofed flood starts at 10:00:20 and crosses 1,000
+	// pps within its first 0.4 s.
+	if ts := evs[0].Timestamp; !strings.HasPrefix(ts, "2026-11-27T10:00:20.") || !strings.HasSuffix(ts, "+0000") {
+		t.Errorf("start timestamp %q, want packet time 2026-11-27T10:00:20.xxx+0000", ts)
+	}
+	if s := evs[1].Alert.Context.Attack.Sources; s < 3500 || s > 4200 {
+		t.Errorf("spoofed flood end: sources = %d, want about 4,000", s)
+	}
+	golden(t, filepath.Join("testdata", "demo.eve.golden"), out)
+}
+
+// golden compares got with the file at path (rewritten with -update).
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/icmpids -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestReplayTextFormat(t *testing.T) {
+	code, out, stderr := icmpids(t, "replay", "--format", "text", filepath.Join("testdata", "demo.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 text lines, got %d:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "icmp_flood") {
+			t.Errorf("line without rule name: %q", l)
+		}
+	}
+	golden(t, filepath.Join("testdata", "demo.text.golden"), out)
+}
+
+func TestReplayEVEFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eve.json")
+	code, out, stderr := icmpids(t, "replay", "--format", "none", "--eve", path, filepath.Join("testdata", "demo.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	if out != "" {
+		t.Errorf("--format none still wrote to stdout: %q", out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parseEVE(t, string(data))); n != 4 {
+		t.Fatalf("EVE file holds %d events, want 4", n)
+	}
+}
+
+// TestBadInput: every bad input gets one clear line on stderr naming the
+// thing and the cause, and the right exit status.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notPcap := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notPcap, []byte("this is not a capture file\n"), 0o644)
+	empty := filepath.Join(dir, "empty.pcap")
+	os.WriteFile(empty, nil, 0o644)
+	badKey := filepath.Join(dir, "badkey.yaml")
+	os.WriteFile(badKey, []byte("rules:\n  icmp_flood:\n    echo_ppz: 5\n"), 0o644)
+	badValue := filepath.Join(dir, "badvalue.yaml")
+	os.WriteFile(badValue, []byte("rules:\n  icmp_flood:\n    echo_pps: lots\n"), 0o644)
+	badRange := filepath.Join(dir, "badrange.yaml")
+	os.WriteFile(badRange, []byte("engine:\n  hold_time: 0s\n"), 0o644)
+	badYAML := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(badYAML, []byte("rules: [\n"), 0o644)
+	demo := filepath.Join("testdata", "demo.pcap")
+
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		mentions []string
+	}{
+		{"missing file", []string{"replay", filepath.Join(dir, "nope.pcap")}, 2, []string{"nope.pcap", "no such file"}},
+		{"directory", []string{"replay", dir}, 2, []string{dir, "directory"}},
+		{"not a capture", []string{"replay", notPcap}, 2, []string{"notes.txt", "not a pcap"}},
+		{"empty file", []string{"replay", empty}, 2, []string{"empty.pcap"}},
+		{"second file bad", []string{"replay", demo, notPcap}, 2, []string{"notes.txt"}},
+		{"no files", []string{"replay"}, 2, []string{"arg"}},
+		{"unknown flag", []string{"replay", "--bogus", demo}, 2, []string{"bogus"}},
+		{"bad format", []string{"replay", "--format", "xml", demo}, 2, []string{"output.format", "xml"}},
+		{"unknown config key", []string{"replay", "--config", badKey, demo}, 2, []string{"badkey.yaml", "echo_ppz"}},
+		{"bad config value", []string{"replay", "--config", badValue, demo}, 2, []string{"echo_pps", "lots"}},
+		{"out of range value", []string{"replay", "--config", badRange, demo}, 2, []string{"engine.hold_time"}},
+		{"broken yaml", []string{"replay", "--config", badYAML, demo}, 2, []string{"broken.yaml"}},
+		{"missing config", []string{"replay", "--config", filepath.Join(dir, "none.yaml"), demo}, 2, []string{"none.yaml"}},
+		{"run without interface", []string{"run"}, 2, []string{"interface"}},
+		{"run unknown interface", []string{"run", "-i", "nosuchif0"}, 2, []string{"nosuchif0"}},
+		{"unknown command", []string{"frobnicate"}, 1, []string{"frobnicate"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := icmpids(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 {
+				t.Errorf("want one line on stderr, got %d:\n%s", len(lines), stderr)
+			}
+			for _, m := range tc.mentions {
+				if !strings.Contains(stderr, m) {
+					t.Errorf("stderr %q does not mention %q", stderr, m)
+				}
+			}
+			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine") {
+				t.Errorf("stderr shows a panic: %s", stderr)
+			}
+		})
+	}
+}
+
+// TestTruncatedFile: the alerts found before the damage still come out,
+// the damage is named, and the exit status is 1.
+func TestTruncatedFile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "demo.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut inside a record just after the spoofed flood (about 60 % in).
+	path := filepath.Join(t.TempDir(), "cut.pcap")
+	if err := os.WriteFile(path, data[:len(data)*6/10+7], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := icmpids(t, "replay", "--format", "eve", path)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "cut.pcap") || !strings.Contains(stderr, "truncated") {
+		t.Errorf("stderr does not name the file and the damage: %s", stderr)
+	}
+	got := summary(parseEVE(t, out))
+	want := []string{"icmp_flood start 10.0.0.5", "icmp_flood end 10.0.0.5"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events before the damage: %v, want %v", got, want)
+	}
+}
+
+// TestConfigPrecedence: defaults < file < environment < flags.
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("rules:\n  icmp_flood:\n    echo_pps: 111\n    any_pps: 222\n    window: 2s\n"), 0o644)
+	t.Setenv("ICMPIDS_RULES_ICMP_FLOOD_ANY_PPS", "333")
+	t.Setenv("ICMPIDS_RULES_ICMP_FLOOD_STOP_RATIO", "0.25")
+	code, out, stderr := icmpids(t, "rules", "--config", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	flat := " " + strings.Join(strings.Fields(out), " ") + " "
+	for _, want := range []string{
+		"rules.icmp_flood.echo_pps 111", // file
+		"rules.icmp_flood.any_pps 333",  // env over file
+		"rules.icmp_flood.stop_ratio 0.25",
+		"rules.icmp_flood.window 2s",
+		"rules.icmp_flood.echo_bps 20000000", // default
+	} {
+		if !strings.Contains(flat, " "+want+" ") {
+			t.Errorf("rules output lacks %q:\n%s", want, out)
+		}
+	}
+	// A flag beats the environment: ICMPIDS_OUTPUT_FORMAT=text, --format eve.
+	t.Setenv("ICMPIDS_OUTPUT_FORMAT", "text")
+	code, out, _ = icmpids(t, "replay", "--format", "eve", filepath.Join("testdata", "demo.pcap"))
+	if code != 0 || !strings.HasPrefix(out, "{") {
+		t.Errorf("--format eve did not override ICMPIDS_OUTPUT_FORMAT=text: %.80q", out)
+	}
+	// And the environment alone takes effect.
+	code, out, _ = icmpids(t, "replay", filepath.Join("testdata", "demo.pcap"))
+	if code != 0 || strings.HasPrefix(out, "{") {
+		t.Errorf("ICMPIDS_OUTPUT_FORMAT=text ignored: %.80q", out)
+	}
+	t.Setenv("ICMPIDS_RULES_ICMP_FLOOD_ECHO_PPS", "many")
+	code, _, stderr = icmpids(t, "rules")
+	if code != 2 || !strings.Contains(stderr, "echo_pps") {
+		t.Errorf("bad environment value: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestShippedConfigIsTheDefault: configs/icmpids.yaml documents exactly the
+// built-in defaults, every key present.
+func TestShippedConfigIsTheDefault(t *testing.T) {
+	path := filepath.Join("..", "..", "configs", "icmpids.yaml")
+	v := newViper()
+	got, err := loadConfig(v, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("configs/icmpids.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)
+	}
+	raw := newViper()
+	raw.SetConfigFile(path)
+	if err := raw.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for key := range flatten(defaultConfig()) {
+		if !raw.InConfig(key) {
+			t.Errorf("configs/icmpids.yaml does not document %s", key)
+		}
+	}
+}
+
+func TestRulesAndVersion(t *testing.T) {
+	code, out, _ := icmpids(t, "rules")
+	if code != 0 || !strings.Contains(out, "icmp_flood") || !strings.Contains(out, "9000001") {
+		t.Errorf("rules: exit %d, output:\n%s", code, out)
+	}
+	code, out, _ = icmpids(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "icmpids "+version) || !strings.Contains(out, "libpcap") {
+		t.Errorf("version: exit %d, output %q", code, out)
+	}
+	code, out, _ = icmpids(t, "--help")
+	if code != 0 || !strings.Contains(out, "replay") || !strings.Contains(out, "Exit status") {
+		t.Errorf("--help: exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestReplayStdin reads a capture from standard input ("-").
+func TestReplayStdin(t *testing.T) {
+	frames, err := synth.Flood{Target: victimFor("stdin"), Source: victimFor("src"), Start: epoch, Rate: 5000, Count: 5000}.Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "f.pcap")
+	if err := synth.WritePcapFile(path, frames); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	old := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = old }()
+	code, out, stderr := icmpids(t, "replay", "--format", "eve", "-")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := summary(parseEVE(t, out)); len(got) != 2 {
+		t.Fatalf("events from stdin: %v", got)
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newRulesCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rules",
+		Short: "List the rules with their ids and effective thresholds",
+		Long: `List every rule: its stable name, signature id, whether it is enabled, and
+its effective settings after the configuration file, ICMPIDS_* environment
+variables and flags are applied (keys as in configs/icmpids.yaml, under
+rules.<name>).`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := loadConfig(a.v, a.configPath)
+			if err != nil {
+				return err
+			}
+			specs, err := ruleSpecs(cfg.Rules)
+			if err != nil {
+				return configError{err}
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			for i, s := range specs {
+				info := s.rule.Info()
+				state := "enabled"
+				if !s.enabled {
+					state = "disabled"
+				}
+				if i > 0 {
+					fmt.Fprintln(tw)
+				}
+				fmt.Fprintf(tw, "%s\tsid %d rev %d, %s, severity %d\t%s\n", info.Name, info.SignatureID, info.Rev, state, info.Severity, info.Signature)
+				settings := flatten(s.settings)
+				keys := make([]string, 0, len(settings))
+				for k := range settings {
+					if k != "enabled" {
+						keys = append(keys, k)
+					}
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, k, formatSetting(settings[k]))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// formatSetting prints a setting the way the YAML file would spell it.
+func formatSetting(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", x), "0"), ".")
+	case []string:
+		return "[" + strings.Join(x, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}

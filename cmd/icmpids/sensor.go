@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/term"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/rules"
+)
+
+// sensor is one wired detection pipeline: rules → engine → sinks.
+type sensor struct {
+	engine  *detector.Engine
+	log     *logrus.Logger
+	closers []func(context.Context) error
+	queues  []*output.Queue
+	started time.Time
+}
+
+func newLogger(level string, w io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(w)
+	log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339})
+	if lvl, err := logrus.ParseLevel(level); err == nil {
+		log.SetLevel(lvl)
+	}
+	return log
+}
+
+// ruleSpec is one configured rule: built, with its settings and whether it
+// is enabled.
+type ruleSpec struct {
+	rule     detector.Rule
+	enabled  bool
+	settings any // the rule's Config struct
+}
+
+// ruleSpecs builds every rule from its configuration, in a fixed order.
+func ruleSpecs(cfg RulesConfig) ([]ruleSpec, error) {
+	return []ruleSpec{
+		{rules.NewFlood(cfg.Flood), cfg.Flood.Enabled, cfg.Flood},
+	}, nil
+}
+
+// buildRules returns the enabled rules in a fixed order.
+func buildRules(cfg RulesConfig) ([]detector.Rule, error) {
+	specs, err := ruleSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var rs []detector.Rule
+	for _, s := range specs {
+		if s.enabled {
+			rs = append(rs, s.rule)
+		}
+	}
+	return rs, nil
+}
+
+// isTerminal tells whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// newSensor wires the pipeline. live selects non-blocking sinks (bounded
+// queues that drop and count when full, so output never stalls capture);
+// a replay writes synchronously and loses nothing.
+func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool) (*sensor, error) {
+	s := &sensor{log: log, started: time.Now()}
+	var sinks []detector.Sink
+	format := cfg.Output.Format
+	if format == "auto" {
+		format = "eve"
+		if isTerminal(stdout) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		sinks = append(sinks, output.NewText(stdout))
+	case "eve":
+		sinks = append(sinks, output.NewEVE(stdout))
+	}
+	if cfg.Output.EVE != "" {
+		f, err := output.OpenEVEFile(cfg.Output.EVE)
+		if err != nil {
+			return nil, configError{fmt.Errorf("output.eve: %w", err)}
+		}
+		sinks = append(sinks, f)
+		s.closers = append(s.closers, func(context.Context) error { return f.Close() })
+	}
+	if live {
+		for i, sk := range sinks {
+			q := output.NewQueue(sk, cfg.Output.QueueSize, log.WithField("component", "output"))
+			sinks[i] = q
+			s.queues = append(s.queues, q)
+			s.closers = append([]func(context.Context) error{q.Close}, s.closers...)
+		}
+	}
+	rs, err := buildRules(cfg.Rules)
+	if err != nil {
+		return nil, configError{err}
+	}
+	var sink detector.Sink = output.Multi(sinks)
+	eng, err := detector.New(cfg.Engine, sink, rs...)
+	if err != nil {
+		return nil, configError{err}
+	}
+	s.engine = eng
+	return s, nil
+}
+
+// close ends the open attacks and flushes the sinks (at most 10 s).
+func (s *sensor) close(reason string) error {
+	s.engine.Close(reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, c := range s.closers {
+		if err := c(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// logSummary writes the engine's figures as one log line.
+func (s *sensor) logSummary(what string) {
+	st := s.engine.Stats()
+	f := logrus.Fields{
+		"frames":          st.Frames,
+		"ipv4":            st.IPv4,
+		"ipv6":            st.IPv6,
+		"icmp":            st.ICMP,
+		"icmpv6":          st.ICMPv6,
+		"fragments":       st.Fragments,
+		"not_ip":          st.Decode[detector.ReasonNotIP],
+		"decode_errors":   st.DecodeErrors(),
+		"attacks_started": st.AttacksStarted,
+		"attacks_ended":   st.AttacksEnded,
+		"elapsed":         time.Since(s.started).Round(time.Millisecond).String(),
+	}
+	if n := st.DecodeErrors(); n > 0 {
+		var parts []string
+		for r := detector.ReasonUnsupportedLink; r < detector.NumReasons; r++ {
+			if c := st.Decode[r]; c > 0 {
+				parts = append(parts, fmt.Sprintf("%s:%d", r, c))
+			}
+		}
+		f["decode_error_reasons"] = strings.Join(parts, ",")
+	}
+	var evicted uint64
+	for _, t := range st.Tables {
+		evicted += t.Evicted
+	}
+	if evicted > 0 || st.PendingEvicted > 0 || st.AttacksDropped > 0 {
+		f["evicted"] = evicted
+		f["pending_evicted"] = st.PendingEvicted
+		f["attacks_dropped"] = st.AttacksDropped
+	}
+	for _, q := range s.queues {
+		if d := q.Dropped(); d > 0 {
+			f["events_dropped"] = d
+		}
+	}
+	s.log.WithFields(f).Info(what)
+}
