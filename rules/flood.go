@@ -102,20 +102,46 @@ const (
 // levels for the engine's hold time. Sources are not tracked here: the
 // engine estimates distinct sources and top sources per attack in fixed
 // memory, so spoofed floods cost nothing per source.
+//
+// Packets another rule reports as its own attack are left out of both
+// counts, so one attack is not reported twice: NewFlood takes the rules
+// that claim packets (Claimer). With smurf passed in, echo requests to a
+// broadcast address or multicast group from a source at smurf's request
+// rate, and the echo replies of a reflection storm (unsolicited replies
+// from many reflectors at smurf's reply rate) are smurf's, not a flood of
+// the broadcast address or of the storm's victim. Echo requests to a
+// group from many spoofed sources, none at smurf's rate, and echo-reply
+// floods from few sources remain icmp_flood's.
 type Flood struct {
 	cfg       FloodConfig
 	width     int64 // bucket width in ns
 	targets   *table.Table[netip.Addr, floodTarget]
+	claimers  []Claimer
 	nextSweep time.Time
 }
 
-// NewFlood returns the icmp_flood rule.
-func NewFlood(cfg FloodConfig) *Flood {
-	return &Flood{
+// Claimer is a rule that reports some ICMP packets as its own attack, so
+// icmp_flood leaves them out of its counts (smurf is one). Claims is called
+// for every ICMP packet icmp_flood sees, before icmp_flood counts it, and
+// must not allocate.
+type Claimer interface {
+	Claims(p *detector.Packet) bool
+}
+
+// NewFlood returns the icmp_flood rule. Packets any of claimers claims are
+// not counted (nil claimers are skipped).
+func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
+	f := &Flood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets),
 	}
+	for _, c := range claimers {
+		if c != nil {
+			f.claimers = append(f.claimers, c)
+		}
+	}
+	return f
 }
 
 // Info implements detector.Rule.
@@ -135,6 +161,11 @@ func level(pps, bps, startPPS, startBPS, stop float64) detector.Level {
 func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !p.HasICMP {
 		return
+	}
+	for _, c := range f.claimers {
+		if c.Claims(p) {
+			return
+		}
 	}
 	now := p.Time.UnixNano()
 	t, _ := f.targets.Get(p.Dst, now)
@@ -159,9 +190,11 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if echoLevel >= anyLevel {
 		t.trigger = triggerEcho
 		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, f.cfg.EchoPPS
+		m.WindowPackets, m.WindowBytes = t.echo.Packets(), t.echo.Bytes()
 	} else {
 		t.trigger = triggerAny
 		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
+		m.WindowPackets, m.WindowBytes = t.any.Packets(), t.any.Bytes()
 	}
 	rep.Hit(p.Dst, p, m)
 }
