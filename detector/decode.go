@@ -2,6 +2,7 @@ package detector
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"net/netip"
 	"time"
 
@@ -179,6 +180,7 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	err := parser.DecodeLayers(data, &d.decoded)
 	reason := ReasonOK
 	var sawIP bool
+	var ip4Payload []byte // the IPv4 payload (fragment data) as captured
 	for _, typ := range d.decoded {
 		switch typ {
 		case layers.LayerTypeEthernet:
@@ -198,6 +200,7 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 		case layers.LayerTypeIPv4:
 			sawIP = true
 			d.fillIPv4(p)
+			ip4Payload = d.ip4.Payload
 		case layers.LayerTypeIPv6:
 			sawIP = true
 			d.fillIPv6(p)
@@ -213,18 +216,26 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 		}
 	}
 	if !sawIP {
-		if err != nil {
-			if parser.Truncated {
-				return ReasonTruncated
-			}
-			if len(d.decoded) == 0 {
-				return ReasonMalformedLink
-			}
-			return ReasonMalformedIP
+		if err == nil {
+			return ReasonNotIP
 		}
-		return ReasonNotIP
-	}
-	if err != nil {
+		switch {
+		case parser.Truncated:
+			reason = ReasonTruncated
+		case len(d.decoded) == 0:
+			reason = ReasonMalformedLink
+		default:
+			reason = ReasonMalformedIP
+		}
+		// gopacket rejects an IPv4 header whose options are malformed or
+		// whose total length runs past the captured bytes; the fixed
+		// header fields are still sound, and fragment attacks live there.
+		pl, ok := fallbackIPv4(d.ipv4Bytes(parser, data), p)
+		if !ok {
+			return reason
+		}
+		ip4Payload = pl
+	} else if err != nil {
 		// The IP header decoded; what failed lies above it.
 		if parser.Truncated {
 			reason = ReasonTruncated
@@ -238,14 +249,97 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	// IPv4 first fragments stop at LayerTypeFragment in gopacket: read the
 	// ICMP header they carry here, so a fragmented ping is still a ping.
 	if !p.HasICMP && !p.IPv6 && p.Fragment && p.FragOffset == 0 && p.Proto == ProtoICMPv4 {
-		if pl := d.ip4.Payload; len(pl) >= 8 {
+		if pl := ip4Payload; len(pl) >= 8 {
 			p.HasICMP = true
 			p.ICMPType, p.ICMPCode = pl[0], pl[1]
 			p.ICMPID = binary.BigEndian.Uint16(pl[4:6])
 			p.ICMPSeq = binary.BigEndian.Uint16(pl[6:8])
 		}
 	}
+	if p.Fragment {
+		d.fragData(p, ip4Payload)
+	}
 	return reason
+}
+
+// --- fragment tracking (issue 3) ---
+
+// fragData sets p.FragSum, a CRC-32 of the fragment's captured data, and
+// for an IPv6 first fragment p.FragUpperOff.
+func (d *Decoder) fragData(p *Packet, ip4Payload []byte) {
+	if !p.IPv6 {
+		p.FragSum = crc32.ChecksumIEEE(ip4Payload)
+		return
+	}
+	c := d.ip6.Contents
+	b := c[:len(c)+len(d.ip6.Payload)] // the IPv6 packet, up to its length or the capture's end
+	start := p.IPLen - p.FragLen       // where the fragment data begins
+	if start < 0 || start > len(b) {
+		return
+	}
+	p.FragSum = crc32.ChecksumIEEE(b[start:])
+	if p.FragOffset == 0 && len(c) > start {
+		p.FragUpperOff = len(c) - start
+	}
+}
+
+// ipv4Bytes returns the bytes where the parser expected an IPv4 header
+// when it failed there, or nil.
+func (d *Decoder) ipv4Bytes(parser *gopacket.DecodingLayerParser, data []byte) []byte {
+	if len(d.decoded) == 0 {
+		if parser == d.fromIPv4 {
+			return data
+		}
+		return nil
+	}
+	var l gopacket.DecodingLayer
+	switch d.decoded[len(d.decoded)-1] {
+	case layers.LayerTypeEthernet:
+		l = &d.eth
+	case layers.LayerTypeDot1Q:
+		l = &d.dot1q
+	case layers.LayerTypeLinuxSLL:
+		l = &d.sll
+	case layers.LayerTypeLoopback:
+		l = &d.loop
+	default:
+		return nil
+	}
+	if l.NextLayerType() != layers.LayerTypeIPv4 {
+		return nil
+	}
+	return l.LayerPayload()
+}
+
+// fallbackIPv4 fills p from the fixed 20-byte IPv4 header in b when
+// gopacket rejected the header for its options or its length. It refuses
+// a header that is not IPv4 or whose IHL or total length cannot hold it.
+// It returns the payload as captured.
+func fallbackIPv4(b []byte, p *Packet) ([]byte, bool) {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return nil, false
+	}
+	hl := int(b[0]&0x0f) * 4
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	if hl < 20 || length < hl {
+		return nil, false
+	}
+	ff := binary.BigEndian.Uint16(b[6:8])
+	p.IPv6 = false
+	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	p.TTL = b[8]
+	p.Proto = b[9]
+	p.IPLen = length
+	p.HeaderLen = hl
+	p.MoreFragments = ff&0x2000 != 0
+	p.FragOffset = int(ff&0x1fff) * 8
+	p.Fragment = p.MoreFragments || p.FragOffset != 0
+	p.FragID = uint32(binary.BigEndian.Uint16(b[4:6]))
+	p.FragLen = length - hl
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+	end := min(length, len(b))
+	return b[min(hl, end):end], true
 }
 
 func (d *Decoder) fillIPv4(p *Packet) {

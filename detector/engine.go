@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/icmpids/icmpids/detector/frag"
 )
 
 // Sink receives attack events. Emit is called on the engine's goroutine and
@@ -34,6 +36,8 @@ type Config struct {
 	// MaxAttacks caps the (rule, target) pairs tracked at once, pending and
 	// active; pending ones are evicted first, active ones never.
 	MaxAttacks int `mapstructure:"max_attacks"`
+	// Frag configures fragment-train tracking (engine.frag.*).
+	Frag frag.Config `mapstructure:"frag"`
 }
 
 // DefaultConfig returns the engine defaults.
@@ -43,6 +47,7 @@ func DefaultConfig() Config {
 		HoldTime:       10 * time.Second,
 		UpdateInterval: 10 * time.Second,
 		MaxAttacks:     4096,
+		Frag:           frag.DefaultConfig(),
 	}
 }
 
@@ -60,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttacks < 1 || c.MaxAttacks > 1<<20 {
 		errs = append(errs, fmt.Errorf("engine.max_attacks: %d is out of range [1, 1048576]", c.MaxAttacks))
+	}
+	if err := c.Frag.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -83,7 +91,10 @@ type Stats struct {
 	AttacksDropped, PendingEvicted uint64
 	// ActiveAttacks is the number of attacks open now.
 	ActiveAttacks int
-	// Tables lists the rules' bounded tables.
+	// Frag is the fragment tracker's table: trains held, cap, evictions,
+	// timeouts (also listed in Tables as "frag.trains").
+	Frag frag.Stats
+	// Tables lists the engine's and the rules' bounded tables.
 	Tables []TableStat
 }
 
@@ -104,6 +115,7 @@ type Engine struct {
 	dec      *Decoder
 	rules    []Rule
 	tracker  *tracker
+	frag     *frag.Tracker
 	sink     Sink
 	now      time.Time
 	nextTick time.Time
@@ -121,6 +133,7 @@ func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, dec: NewDecoder(), rules: rules, sink: sink}
 	e.tracker = newTracker(e)
+	e.frag = frag.New(cfg.Frag)
 	return e, nil
 }
 
@@ -162,6 +175,9 @@ func (e *Engine) HandlePacket(p *Packet) {
 	}
 	if p.Fragment {
 		e.stats.Fragments++
+		e.observeFragment(p) // fragment tracking (issue 3): fills p.Frag
+	} else {
+		p.Frag = frag.Verdict{}
 	}
 	switch p.Proto {
 	case ProtoICMPv4:
@@ -211,6 +227,7 @@ func (e *Engine) tick() {
 		r.Tick(e.now, Reporter{e, i})
 	}
 	e.tracker.expire(e.now)
+	e.frag.Expire(e.now.UnixNano())
 }
 
 // Close ends every open attack with an end event giving reason (EndInputEnd
@@ -226,11 +243,37 @@ func (e *Engine) Close(reason string) {
 func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.ActiveAttacks = e.tracker.active()
-	s.Tables = nil
+	s.Frag = e.frag.Stats()
+	s.Tables = []TableStat{{Name: "frag.trains", Len: s.Frag.Len, Cap: s.Frag.Cap, Evicted: s.Frag.Evicted}}
 	for _, r := range e.rules {
 		if tr, ok := r.(TableReporter); ok {
 			s.Tables = append(s.Tables, tr.Tables()...)
 		}
 	}
 	return s
+}
+
+// --- fragment tracking (issue 3) ---
+
+// observeFragment runs the fragment tracker on p and records its verdict
+// in p.Frag. It does not allocate in steady state.
+func (e *Engine) observeFragment(p *Packet) {
+	f := frag.Fragment{
+		Time:      p.Time.UnixNano(),
+		IPv6:      p.IPv6,
+		Src:       p.Src,
+		Dst:       p.Dst,
+		ID:        p.FragID,
+		Proto:     p.Proto,
+		Offset:    p.FragOffset,
+		Len:       p.FragLen,
+		More:      p.MoreFragments,
+		HeaderLen: p.HeaderLen,
+		UpperOff:  p.FragUpperOff,
+		Sum:       p.FragSum,
+		HasICMP:   p.HasICMP,
+		ICMPType:  p.ICMPType,
+		Echo:      p.IsEchoRequest(),
+	}
+	p.Frag = e.frag.Observe(&f)
 }

@@ -3,6 +3,8 @@ package detector
 import (
 	"net/netip"
 	"time"
+
+	"github.com/icmpids/icmpids/detector/frag"
 )
 
 // IP protocol numbers the engine cares about.
@@ -54,6 +56,19 @@ type Packet struct {
 	FragID        uint32
 	FragOffset    int
 	FragLen       int
+
+	// --- fragment tracking (issue 3) ---
+	// FragSum is a CRC-32 of the fragment's captured data (fragments
+	// only): the tracker tells an exact duplicate from conflicting data by
+	// it, without copying the data. FragUpperOff is, in an IPv6 first
+	// fragment, the bytes of extension headers between the fragment header
+	// and the upper-layer header (0 otherwise).
+	FragSum      uint32
+	FragUpperOff int
+	// Frag is the fragment tracker's verdict on this fragment, filled by
+	// the engine before the rules run (zero for non-fragments).
+	Frag frag.Verdict
+	// --- end fragment tracking ---
 
 	// HasICMP is set when an ICMPv4 or ICMPv6 header was decoded (a
 	// fragmented ICMP message carries it in its first fragment only).
