@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/google/gopacket/pcapgo"
@@ -20,7 +21,8 @@ type Frame struct {
 	CaptureLength int
 	// Length is the frame's length on the wire.
 	Length int
-	// LinkType is the pcap LINKTYPE_ value of the frame's interface.
+	// LinkType is the pcap LINKTYPE_ value of the frame's interface, all 16
+	// bits of it (LINKTYPE_LINUX_SLL2 is 276).
 	LinkType uint16
 }
 
@@ -29,90 +31,115 @@ type Frame struct {
 var ErrNotCapture = errors.New("not a pcap or pcapng file")
 
 // ErrTruncated is returned (wrapped, with the file name and the packet
-// count) when a capture file ends in the middle of a record.
+// count) when a capture file ends in the middle of a header or record.
 var ErrTruncated = errors.New("capture file is truncated")
 
-const linkTypeSLL2Truncated = 276 & 0xff // what gopacket's uint8 LinkType makes of LINKTYPE_LINUX_SLL2
+// ErrMalformed is returned (wrapped, with the file name, the packet count
+// and the defect) for a capture file whose structure is corrupt: a record
+// longer than any capture allows, a block with an impossible length, a
+// packet on an undeclared interface.
+var ErrMalformed = errors.New("capture file is malformed")
 
-// FileReader reads frames from one capture file.
+// maxSnapLen is the largest captured length accepted in a record: libpcap's
+// MAXIMUM_SNAPLEN. Larger lengths in a file are corruption, not packets, and
+// are refused rather than allocated.
+const maxSnapLen = 262144
+
+// readBufferSize is the read buffer of a capture file.
+const readBufferSize = 1 << 20
+
+// FileReader reads frames from one capture file: pcap (micro- or
+// nanosecond timestamps, either byte order) or pcapng (any number of
+// sections and interfaces, each with its own link type and timestamp
+// resolution), optionally gzip-compressed. In steady state Next does not
+// allocate. A FileReader is not safe for concurrent use.
 type FileReader struct {
-	name    string
-	closer  io.Closer
-	pcap    *pcapgo.Reader
-	ng      *pcapgo.NgReader
-	link    uint16   // pcap: the header's link type, full 16 bits
-	ngLinks []uint16 // pcapng: link type per interface index
-	frames  uint64
+	name   string
+	closer io.Closer
+	pcap   *pcapgo.Reader
+	ng     *ngReader
+	src    *errMark // the (decompressed) byte stream
+	link   uint16   // pcap: the header's link type, full 16 bits
+	frames uint64
 }
 
 // OpenFile opens a pcap or pcapng capture, gzip-compressed or not; path "-"
-// reads standard input. Errors name the file.
+// reads standard input. Errors are one line naming the file and the cause;
+// a file that is no capture wraps ErrNotCapture, one cut short inside its
+// header wraps ErrTruncated.
 func OpenFile(path string) (*FileReader, error) {
-	var rc io.ReadCloser
-	name := path
 	if path == "-" {
-		rc, name = io.NopCloser(os.Stdin), "standard input"
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", path, err)
-		}
-		if st, err := f.Stat(); err == nil && st.IsDir() {
-			f.Close()
-			return nil, fmt.Errorf("open %s: is a directory", path)
-		}
-		rc = f
+		return newFileReader("standard input", io.NopCloser(os.Stdin))
 	}
-	r, err := newFileReader(name, rc)
+	f, err := os.Open(path)
 	if err != nil {
-		rc.Close()
-		return nil, err
+		return nil, err // *fs.PathError: "open PATH: cause"
 	}
-	return r, nil
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, &os.PathError{Op: "open", Path: path, Err: syscall.EISDIR}
+	}
+	return newFileReader(path, f)
 }
 
-func newFileReader(name string, rc io.ReadCloser) (*FileReader, error) {
-	br := bufio.NewReaderSize(rc, 1<<20)
+// newFileReader reads the header of the capture in rc, named name in errors.
+// It closes rc when it fails.
+func newFileReader(name string, rc io.ReadCloser) (_ *FileReader, err error) {
+	defer func() {
+		if err != nil {
+			rc.Close()
+		}
+	}()
+	r := &FileReader{name: name, closer: rc, src: &errMark{r: rc}}
+	br := bufio.NewReaderSize(r.src, readBufferSize)
 	magic, err := br.Peek(4)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: %w (file is empty or shorter than a header)", name, ErrNotCapture)
+			if len(magic) == 0 {
+				return nil, fmt.Errorf("%s: %w (the file is empty)", name, ErrNotCapture)
+			}
+			return nil, fmt.Errorf("%s: %w (only %d bytes)", name, ErrNotCapture, len(magic))
 		}
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	var src io.Reader = br
 	if magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("%s: gzip: %w", name, err)
+			return nil, fmt.Errorf("%s: gzip: %w", name, unexpectedTruncated(err))
 		}
-		zbr := bufio.NewReaderSize(zr, 1<<20)
-		if magic, err = zbr.Peek(4); err != nil {
-			return nil, fmt.Errorf("%s: %w (gzip content: %v)", name, ErrNotCapture, err)
+		r.src = &errMark{r: zr}
+		br = bufio.NewReaderSize(r.src, readBufferSize)
+		if magic, err = br.Peek(4); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s: %w (gzip content of %d bytes)", name, ErrNotCapture, len(magic))
+			}
+			return nil, fmt.Errorf("%s: gzip: %w", name, unexpectedTruncated(err))
 		}
-		src, br = zbr, zbr
 	}
-	r := &FileReader{name: name, closer: rc}
-	switch binary.LittleEndian.Uint32(magic) {
+	switch m := binary.LittleEndian.Uint32(magic); m {
 	case 0xa1b2c3d4, 0xa1b23c4d, 0xd4c3b2a1, 0x4d3cb2a1: // pcap, µs or ns, either byte order
 		hdr, err := br.Peek(24)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w (pcap header cut short)", name, ErrTruncated)
+			return nil, fmt.Errorf("%s: %w (pcap header of %d bytes, 24 expected)", name, ErrTruncated, len(hdr))
 		}
-		if binary.LittleEndian.Uint32(magic) == 0xa1b2c3d4 || binary.LittleEndian.Uint32(magic) == 0xa1b23c4d {
-			r.link = uint16(binary.LittleEndian.Uint32(hdr[20:24]))
+		if m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+			r.link = uint16(binary.LittleEndian.Uint32(hdr[20:24])) // upper bits: FCS flags
 		} else {
 			r.link = uint16(binary.BigEndian.Uint32(hdr[20:24]))
 		}
-		if r.pcap, err = pcapgo.NewReader(src); err != nil {
-			return nil, fmt.Errorf("%s: pcap header: %w", name, err)
+		// br is a *bufio.Reader larger than pcapgo's: pcapgo reads through it
+		// without a second buffer.
+		if r.pcap, err = pcapgo.NewReader(br); err != nil {
+			return nil, fmt.Errorf("%s: %w: pcap header: %v", name, ErrMalformed, err)
 		}
-	case 0x0a0d0d0a: // pcapng section header block
-		if r.ng, err = pcapgo.NewNgReader(src, pcapgo.NgReaderOptions{}); err != nil {
-			return nil, fmt.Errorf("%s: pcapng: %w", name, err)
-		}
+		// Accept records up to libpcap's maximum whatever the header's snap
+		// length says (some writers get it wrong), and refuse larger ones
+		// instead of letting pcapgo allocate what a corrupt header claims.
+		r.pcap.SetSnaplen(maxSnapLen)
+	case ngBlockSection:
+		r.ng = newNgReader(br)
 	default:
-		return nil, fmt.Errorf("%s: %w (magic %02x%02x%02x%02x)", name, ErrNotCapture, magic[0], magic[1], magic[2], magic[3])
+		return nil, fmt.Errorf("%s: %w (starts with %02x %02x %02x %02x)", name, ErrNotCapture, magic[0], magic[1], magic[2], magic[3])
 	}
 	return r, nil
 }
@@ -123,42 +150,26 @@ func (r *FileReader) Name() string { return r.name }
 // Frames is the number of frames read so far.
 func (r *FileReader) Frames() uint64 { return r.frames }
 
-// Next returns the next frame, io.EOF at the clean end of the file, or an
-// error wrapping ErrTruncated when the file ends inside a record. The
-// frame's Data is reused by the next call.
+// Next returns the next frame, io.EOF at the clean end of the file, an
+// error wrapping ErrTruncated when the file ends inside a record, or one
+// wrapping ErrMalformed when a record is corrupt. Errors name the file and
+// the number of packets read before. The frame's Data is reused by the next
+// call.
 func (r *FileReader) Next() (Frame, error) {
-	var fr Frame
 	if r.pcap != nil {
 		data, ci, err := r.pcap.ZeroCopyReadPacketData()
 		if err != nil {
-			return fr, r.readErr(err)
+			return Frame{}, r.readErr(err)
 		}
-		fr = Frame{Data: data, Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, LinkType: r.link}
-	} else {
-		data, ci, err := r.ng.ZeroCopyReadPacketData()
-		if err != nil {
-			return fr, r.readErr(err)
-		}
-		fr = Frame{Data: data, Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, LinkType: r.ngLink(ci.InterfaceIndex)}
+		r.frames++
+		return Frame{Data: data, Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, LinkType: r.link}, nil
+	}
+	data, ts, wireLen, link, err := r.ng.next()
+	if err != nil {
+		return Frame{}, r.readErr(err)
 	}
 	r.frames++
-	return fr, nil
-}
-
-func (r *FileReader) ngLink(idx int) uint16 {
-	for len(r.ngLinks) <= idx {
-		iface, err := r.ng.Interface(len(r.ngLinks))
-		lt := uint16(0xffff)
-		if err == nil {
-			lt = uint16(iface.LinkType)
-			if lt == linkTypeSLL2Truncated {
-				// gopacket keeps link types in a uint8; 20 is unassigned, 276 is SLL2.
-				lt = 276
-			}
-		}
-		r.ngLinks = append(r.ngLinks, lt)
-	}
-	return r.ngLinks[idx]
+	return Frame{Data: data, Timestamp: ts, CaptureLength: len(data), Length: wireLen, LinkType: link}, nil
 }
 
 func (r *FileReader) readErr(err error) error {
@@ -167,8 +178,37 @@ func (r *FileReader) readErr(err error) error {
 		return io.EOF
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: %w after %d packets", r.name, ErrTruncated, r.frames)
+	case errors.Is(err, ErrMalformed):
+		return fmt.Errorf("%s: after %d packets: %w", r.name, r.frames, err)
+	case r.src.err == nil:
+		// Not an I/O error: one of pcapgo's record checks (plain errors
+		// without a sentinel, e.g. "capture length exceeds snap length").
+		return fmt.Errorf("%s: after %d packets: %w: %v", r.name, r.frames, ErrMalformed, err)
 	}
 	return fmt.Errorf("%s: after %d packets: %w", r.name, r.frames, err)
+}
+
+// errMark is an io.Reader that remembers the first error other than io.EOF
+// its source returned, so that I/O errors can be told from format errors.
+type errMark struct {
+	r   io.Reader
+	err error
+}
+
+func (m *errMark) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF && m.err == nil {
+		m.err = err
+	}
+	return n, err
+}
+
+// unexpectedTruncated wraps ErrTruncated around an EOF inside a gzip header.
+func unexpectedTruncated(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", ErrTruncated, err)
+	}
+	return err
 }
 
 // Close closes the file.
