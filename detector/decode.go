@@ -94,7 +94,19 @@ type Decoder struct {
 // NewDecoder returns a Decoder ready for use.
 func NewDecoder() *Decoder {
 	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16)}
-	all := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.loop, &d.ip4, &d.ip6, &d.icmp4, &d.icmp6, &d.icmp6echo}
+	// gopacket's layers behind guards that turn short and malformed
+	// headers into sentinel errors before gopacket allocates one.
+	all := []gopacket.DecodingLayer{
+		guarded{&d.eth, minLen(14)},
+		guarded{&d.dot1q, minLen(4)},
+		guarded{&d.sll, minLen(16)},
+		guarded{&d.loop, checkLoopback},
+		guarded{&d.ip4, checkIPv4},
+		&d.ip6,
+		guarded{&d.icmp4, minLen(8)},
+		guarded{&d.icmp6, minLen(4)},
+		guarded{&d.icmp6echo, minLen(4)},
+	}
 	mk := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
 		p := gopacket.NewDecodingLayerParser(first)
 		// A sparse array indexed by layer type beats the default map.
