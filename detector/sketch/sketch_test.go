@@ -1,0 +1,148 @@
+package sketch
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+)
+
+func addr(i uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+func TestHLLEstimate(t *testing.T) {
+	for _, n := range []int{0, 1, 10, 100, 1000, 10000, 100000, 1000000} {
+		var h HLL
+		for i := 0; i < n; i++ {
+			h.Add(addr(uint32(i)*2654435761 + 7))
+			h.Add(addr(uint32(i)*2654435761 + 7)) // duplicates do not count
+		}
+		got := float64(h.Estimate())
+		tol := math.Max(2, 0.10*float64(n)) // 3.3 % standard error: 3 sigma
+		if math.Abs(got-float64(n)) > tol {
+			t.Errorf("n=%d: estimate %.0f, off by more than %.0f", n, got, tol)
+		}
+	}
+}
+
+// TestHLLUnbiased: averaged over 20 independent sets, the estimate is
+// within 2 % of the truth across the small-to-large range.
+func TestHLLUnbiased(t *testing.T) {
+	for _, n := range []int{3000, 10000, 100000} {
+		sum := 0.0
+		for s := uint32(0); s < 20; s++ {
+			var h HLL
+			for i := 0; i < n; i++ {
+				h.Add(addr(uint32(i)*2654435761 + s*7919 + s<<20))
+			}
+			sum += float64(h.Estimate())/float64(n) - 1
+		}
+		if mean := sum / 20; math.Abs(mean) > 0.02 {
+			t.Errorf("n=%d: mean relative error %.4f", n, mean)
+		}
+	}
+}
+
+func TestHLLReset(t *testing.T) {
+	var h HLL
+	h.Add(addr(1))
+	h.Reset()
+	if e := h.Estimate(); e != 0 {
+		t.Fatalf("after Reset: %d", e)
+	}
+}
+
+func TestHashAddrIsDeterministicAndSpreads(t *testing.T) {
+	a := netip.MustParseAddr("2001:db8::1")
+	if HashAddr(a) != HashAddr(netip.MustParseAddr("2001:db8::1")) {
+		t.Fatal("hash not deterministic")
+	}
+	var buckets [16]int
+	for i := 0; i < 16000; i++ {
+		buckets[HashAddr(addr(uint32(i)))%16]++
+	}
+	for i, b := range buckets {
+		if b < 800 || b > 1200 {
+			t.Errorf("bucket %d holds %d of 16000 sequential addresses", i, b)
+		}
+	}
+}
+
+func TestTopKExactWhileFewKeys(t *testing.T) {
+	var tk TopK[int]
+	for k := 0; k < TopKSize; k++ {
+		tk.Add(k, uint64(k+1))
+	}
+	if !tk.Exact() || tk.Len() != TopKSize {
+		t.Fatalf("exact=%v len=%d", tk.Exact(), tk.Len())
+	}
+	top := tk.Top(3, 1)
+	want := []Entry[int]{{15, 16, 0}, {14, 15, 0}, {13, 14, 0}}
+	for i := range want {
+		if top[i] != want[i] {
+			t.Fatalf("top = %v, want %v", top, want)
+		}
+	}
+}
+
+// TestTopKFindsHeavyHitterInNoise: one source sending 10 % of a flood of
+// unique spoofed sources is found, with a guaranteed count that is a true
+// lower bound; the spoofed noise never qualifies as a top source.
+func TestTopKFindsHeavyHitterInNoise(t *testing.T) {
+	var tk TopK[netip.Addr]
+	heavy := netip.MustParseAddr("198.51.100.7")
+	var heavyCount uint64
+	for i := 0; i < 100000; i++ {
+		if i%10 == 0 {
+			tk.Add(heavy, 1)
+			heavyCount++
+			continue
+		}
+		tk.Add(addr(uint32(i)*2654435761+99), 1)
+	}
+	if tk.Exact() {
+		t.Fatal("90,000 distinct keys reported as exact")
+	}
+	top := tk.Top(5, 2)
+	if len(top) != 1 || top[0].Key != heavy {
+		t.Fatalf("top = %v, want only the heavy hitter", top)
+	}
+	if top[0].Min() > heavyCount || top[0].Count < heavyCount {
+		t.Fatalf("heavy hitter bounds [%d, %d] do not contain its true count %d", top[0].Min(), top[0].Count, heavyCount)
+	}
+}
+
+func TestSketchesDoNotAllocate(t *testing.T) {
+	var h HLL
+	var tk TopK[netip.Addr]
+	i := uint32(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		a := addr(i)
+		i++
+		h.Add(a)
+		tk.Add(a, 1)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per Add", allocs)
+	}
+}
+
+func BenchmarkHLLAdd(b *testing.B) {
+	var h HLL
+	i := uint32(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Add(addr(i))
+		i++
+	}
+}
+
+func BenchmarkTopKAddSpoofed(b *testing.B) {
+	var tk TopK[netip.Addr]
+	i := uint32(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		tk.Add(addr(i), 1)
+		i++
+	}
+}

@@ -1,0 +1,48 @@
+package window
+
+import (
+	"testing"
+	"time"
+)
+
+const ms = int64(time.Millisecond)
+
+func TestCounterSlides(t *testing.T) {
+	width := 100 * ms // 10 buckets: a 1 s window
+	var c Counter
+	// 10 packets per 100 ms for 1 s: 100 packets in the window.
+	for i := int64(0); i < 100; i++ {
+		c.Add(i*10*ms, width, 100)
+	}
+	if c.Packets() != 100 || c.Bytes() != 10000 {
+		t.Fatalf("packets=%d bytes=%d, want 100 and 10000", c.Packets(), c.Bytes())
+	}
+	pps, bps := c.Rates(time.Second)
+	if pps != 100 || bps != 80000 {
+		t.Fatalf("rates %v pps %v bps", pps, bps)
+	}
+	// Half a second later, half the window has slid out.
+	c.Advance(1490*ms, width)
+	if c.Packets() != 50 {
+		t.Fatalf("after 0.5 s of silence: %d packets, want 50", c.Packets())
+	}
+	// A jump longer than the window empties it.
+	c.Advance(5000*ms, width)
+	if c.Packets() != 0 || c.Bytes() != 0 {
+		t.Fatalf("after a long silence: %d packets", c.Packets())
+	}
+}
+
+func TestCounterOutOfOrderAndBackwards(t *testing.T) {
+	width := 100 * ms
+	var c Counter
+	c.Add(1000*ms, width, 1)
+	c.Add(950*ms, width, 1) // slightly out of order: still counted
+	if c.Packets() != 2 {
+		t.Fatalf("out-of-order packet lost: %d", c.Packets())
+	}
+	c.Add(-5000*ms, width, 1) // the clock went back past the window
+	if c.Packets() != 1 {
+		t.Fatalf("after a clock reset: %d packets, want 1", c.Packets())
+	}
+}
