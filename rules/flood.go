@@ -110,8 +110,11 @@ const (
 // rate, and the echo replies of a reflection storm (unsolicited replies
 // from many reflectors at smurf's reply rate) are smurf's, not a flood of
 // the broadcast address or of the storm's victim. Echo requests to a
-// group from many spoofed sources, none at smurf's rate, and echo-reply
-// floods from few sources remain icmp_flood's.
+// group from many spoofed sources, none at smurf's rate, and floods of
+// unsolicited echo replies from few sources remain icmp_flood's. Echo
+// replies that answer the receiver's own outstanding requests (smurf
+// matches them by host and echo id) are not counted at all: the answers
+// to a fast `ping -f` are not a flood of the pinger.
 type Flood struct {
 	cfg       FloodConfig
 	width     int64 // bucket width in ns

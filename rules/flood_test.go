@@ -313,3 +313,32 @@ func TestFloodConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestFloodIgnoresSolicitedReplies: a host running a fast `ping -f` gets
+// its answers at the same rate; that is a flood of the pinged host, not of
+// the pinger. With smurf wired in (as the sensor does), only the pinged
+// host is reported.
+func TestFloodIgnoresSolicitedReplies(t *testing.T) {
+	frames, err := synth.Pings(attacker4, victim4, epoch, 50*time.Microsecond, 40000) // 20,000 pps, 2 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := replay(t, frames, rules.NewFlood(rules.DefaultFloodConfig(), smurf), smurf)
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.Rule.Name+" "+ev.Phase.String()+" "+ev.Target.String())
+	}
+	want := []string{"icmp_flood start " + victim4.String(), "icmp_flood end " + victim4.String()}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	// Without smurf's view of outstanding requests the replies count.
+	evs = replay(t, frames, rules.NewFlood(rules.DefaultFloodConfig()))
+	if len(evs) != 4 {
+		t.Fatalf("without the claimer: %d events, want the pinger flagged too (4)", len(evs))
+	}
+}

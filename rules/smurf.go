@@ -498,7 +498,10 @@ func (s *Smurf) observeReply(p *detector.Packet, rep detector.Reporter) {
 }
 
 // Claims implements Claimer: it tells icmp_flood to leave p out because
-// smurf reports it (see Smurf). A nil or disabled Smurf claims nothing.
+// smurf reports it (see Smurf), or because p is an echo reply its receiver
+// asked for (an outstanding request with the same echo id): a host that
+// pings fast gets its answers fast, and that is not a flood of it. A nil or
+// disabled Smurf claims nothing.
 func (s *Smurf) Claims(p *detector.Packet) bool {
 	if s == nil || !s.cfg.Enabled {
 		return false
@@ -512,6 +515,11 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 		h, ok := s.hosts.Lookup(p.Src)
 		return ok && s.rateAt(h.req, now) >= s.stopReq
 	case p.IsEchoReply():
+		// Replies their receiver asked for are nobody's attack: the
+		// answers to a `ping -f` are not a flood of the pinger.
+		if !s.unsolicited(p, now) {
+			return true
+		}
 		h, ok := s.hosts.Lookup(p.Dst)
 		if !ok || h.sides&sideReply == 0 {
 			return false
