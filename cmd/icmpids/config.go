@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -29,6 +30,16 @@ type Config struct {
 	Capture  CaptureConfig   `mapstructure:"capture"`
 	Engine   detector.Config `mapstructure:"engine"`
 	Rules    RulesConfig     `mapstructure:"rules"`
+	// Syslog holds the syslog output's settings (the collector's URL is
+	// output.syslog); Metrics the Prometheus endpoint's.
+	Syslog  output.SyslogConfig `mapstructure:"syslog"`
+	Metrics MetricsConfig       `mapstructure:"metrics"`
+}
+
+// MetricsConfig configures the Prometheus endpoint of `icmpids run`.
+type MetricsConfig struct {
+	// Addr is host:port to serve /metrics on; "" turns it off.
+	Addr string `mapstructure:"addr"`
 }
 
 // OutputConfig selects where alerts go.
@@ -42,6 +53,9 @@ type OutputConfig struct {
 	Syslog string `mapstructure:"syslog"`
 	// QueueSize bounds each sink's queue of undelivered events.
 	QueueSize int `mapstructure:"queue_size"`
+	// EVEStatsInterval is how often a live sensor writes an EVE stats
+	// event to the EVE file; 0 turns stats events off.
+	EVEStatsInterval time.Duration `mapstructure:"eve_stats_interval"`
 }
 
 // CaptureConfig configures live capture.
@@ -58,7 +72,13 @@ type CaptureConfig struct {
 
 // RulesConfig holds every rule's settings, by rule name.
 type RulesConfig struct {
-	Flood rules.FloodConfig `mapstructure:"icmp_flood"`
+	Flood        rules.FloodConfig        `mapstructure:"icmp_flood"`
+	PingOfDeath  rules.PingOfDeathConfig  `mapstructure:"ping_of_death"`
+	FragOversize rules.FragOversizeConfig `mapstructure:"frag_oversize"`
+	FragOverlap  rules.FragOverlapConfig  `mapstructure:"frag_overlap"`
+	FragTiny     rules.FragTinyConfig     `mapstructure:"frag_tiny"`
+	FragFlood    rules.FragFloodConfig    `mapstructure:"frag_flood"`
+	Smurf        rules.SmurfConfig        `mapstructure:"smurf"`
 }
 
 func defaultConfig() Config {
@@ -75,8 +95,15 @@ func defaultConfig() Config {
 			StatsInterval: time.Minute,
 		},
 		Engine: detector.DefaultConfig(),
+		Syslog: output.DefaultSyslogConfig(),
 		Rules: RulesConfig{
-			Flood: rules.DefaultFloodConfig(),
+			Flood:        rules.DefaultFloodConfig(),
+			PingOfDeath:  rules.DefaultPingOfDeathConfig(),
+			FragOversize: rules.DefaultFragOversizeConfig(),
+			FragOverlap:  rules.DefaultFragOverlapConfig(),
+			FragTiny:     rules.DefaultFragTinyConfig(),
+			FragFlood:    rules.DefaultFragFloodConfig(),
+			Smurf:        rules.DefaultSmurfConfig(),
 		},
 	}
 }
@@ -96,8 +123,14 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("output.queue_size: %d is out of range [1, 10000000]", c.Output.QueueSize))
 	}
 	if c.Output.Syslog != "" {
-		errs = append(errs, fmt.Errorf("output.syslog: %q: syslog output is not available in this version yet", c.Output.Syslog))
+		if _, err := output.ParseSyslogURL(c.Output.Syslog); err != nil {
+			errs = append(errs, fmt.Errorf("output.syslog: %w", err))
+		}
 	}
+	if c.Output.EVEStatsInterval < 0 {
+		errs = append(errs, fmt.Errorf("output.eve_stats_interval: %v must not be negative (0 turns stats events off)", c.Output.EVEStatsInterval))
+	}
+	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate())
 	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
 		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
 	}
@@ -110,7 +143,10 @@ func (c Config) Validate() error {
 	if c.Capture.StatsInterval < 0 {
 		errs = append(errs, fmt.Errorf("capture.stats_interval: %v must not be negative (0 turns periodic stats off)", c.Capture.StatsInterval))
 	}
-	errs = append(errs, c.Engine.Validate(), c.Rules.Flood.Validate())
+	errs = append(errs, c.Engine.Validate(),
+		c.Rules.Flood.Validate(), c.Rules.PingOfDeath.Validate(), c.Rules.FragOversize.Validate(),
+		c.Rules.FragOverlap.Validate(), c.Rules.FragTiny.Validate(), c.Rules.FragFlood.Validate(),
+		c.Rules.Smurf.Validate())
 	return errors.Join(errs...)
 }
 

@@ -24,6 +24,11 @@ type sensor struct {
 	closers []func(context.Context) error
 	queues  []*output.Queue
 	started time.Time
+	// ops: queueNames[i] names queues[i] for metrics; eveFile is the EVE
+	// file sink (SIGHUP reopens it); syslog the syslog sink (see ops_syslog.go).
+	queueNames []string
+	eveFile    *output.EVEFile
+	syslog     *output.Syslog
 }
 
 func newLogger(level string, w io.Writer) *logrus.Logger {
@@ -44,10 +49,26 @@ type ruleSpec struct {
 	settings any // the rule's Config struct
 }
 
-// ruleSpecs builds every rule from its configuration, in a fixed order.
+// ruleSpecs builds every rule from its configuration, in the contract's
+// order. icmp_flood leaves smurf's packets to smurf (when smurf is on), so
+// a reflection attack is reported once.
 func ruleSpecs(cfg RulesConfig) ([]ruleSpec, error) {
+	smurf, err := rules.NewSmurf(cfg.Smurf)
+	if err != nil {
+		return nil, fmt.Errorf("rules.smurf: %w", err)
+	}
+	var claimers []rules.Claimer
+	if cfg.Smurf.Enabled {
+		claimers = append(claimers, smurf)
+	}
 	return []ruleSpec{
-		{rules.NewFlood(cfg.Flood), cfg.Flood.Enabled, cfg.Flood},
+		{rules.NewFlood(cfg.Flood, claimers...), cfg.Flood.Enabled, cfg.Flood},
+		{rules.NewPingOfDeath(cfg.PingOfDeath), cfg.PingOfDeath.Enabled, cfg.PingOfDeath},
+		{rules.NewFragOversize(cfg.FragOversize), cfg.FragOversize.Enabled, cfg.FragOversize},
+		{rules.NewFragOverlap(cfg.FragOverlap), cfg.FragOverlap.Enabled, cfg.FragOverlap},
+		{rules.NewFragTiny(cfg.FragTiny), cfg.FragTiny.Enabled, cfg.FragTiny},
+		{rules.NewFragFlood(cfg.FragFlood), cfg.FragFlood.Enabled, cfg.FragFlood},
+		{smurf, cfg.Smurf.Enabled, cfg.Smurf},
 	}, nil
 }
 
@@ -74,8 +95,10 @@ func isTerminal(w io.Writer) bool {
 
 // newSensor wires the pipeline. live selects non-blocking sinks (bounded
 // queues that drop and count when full, so output never stalls capture);
-// a replay writes synchronously and loses nothing.
-func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool) (*sensor, error) {
+// a replay writes synchronously and loses nothing. taps (see sensorTap)
+// watch the pipeline: each tap's sink gets every event before the outputs,
+// its observer every packet the rules see.
+func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps ...sensorTap) (*sensor, error) {
 	s := &sensor{log: log, started: time.Now()}
 	var sinks []detector.Sink
 	format := cfg.Output.Format
@@ -97,6 +120,7 @@ func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool) (*se
 			return nil, configError{fmt.Errorf("output.eve: %w", err)}
 		}
 		sinks = append(sinks, f)
+		s.eveFile = f
 		s.closers = append(s.closers, func(context.Context) error { return f.Close() })
 	}
 	if live {
@@ -104,13 +128,33 @@ func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool) (*se
 			q := output.NewQueue(sk, cfg.Output.QueueSize, log.WithField("component", "output"))
 			sinks[i] = q
 			s.queues = append(s.queues, q)
+			s.queueNames = append(s.queueNames, sinkName(sk))
 			s.closers = append([]func(context.Context) error{q.Close}, s.closers...)
 		}
+	}
+	if cfg.Output.Syslog != "" {
+		// The syslog sink has its own queue: it drops and counts in live
+		// mode, and blocks (loses nothing) in a replay.
+		sl, err := s.addSyslog(cfg, live)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, sl)
 	}
 	rs, err := buildRules(cfg.Rules)
 	if err != nil {
 		return nil, configError{err}
 	}
+	var tapped []detector.Sink
+	for _, t := range taps {
+		if t.sink != nil {
+			tapped = append(tapped, t.sink)
+		}
+		if t.observer != nil {
+			rs = append(rs, t.observer)
+		}
+	}
+	sinks = append(tapped, sinks...)
 	var sink detector.Sink = output.Multi(sinks)
 	eng, err := detector.New(cfg.Engine, sink, rs...)
 	if err != nil {
@@ -171,6 +215,13 @@ func (s *sensor) logSummary(what string) {
 	for _, q := range s.queues {
 		if d := q.Dropped(); d > 0 {
 			f["events_dropped"] = d
+		}
+	}
+	if s.syslog != nil {
+		st := s.syslog.Stats()
+		f["syslog_sent"] = st.Sent
+		if n := st.Dropped + st.Undelivered; n > 0 {
+			f["syslog_dropped"] = n
 		}
 	}
 	s.log.WithFields(f).Info(what)
