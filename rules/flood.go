@@ -209,10 +209,7 @@ func (f *Flood) Tick(now time.Time, _ detector.Reporter) {
 		return
 	}
 	f.nextSweep = now.Add(10 * f.cfg.Window)
-	idleBefore := now.Add(-f.cfg.Window).UnixNano()
-	f.targets.Sweep(func(_ netip.Addr, _ *floodTarget, touched int64) bool {
-		return touched < idleBefore
-	})
+	f.targets.DropIdle(now.Add(-f.cfg.Window).UnixNano())
 }
 
 // Describe implements detector.Describer: which rate made the target an

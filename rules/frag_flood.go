@@ -141,10 +141,7 @@ func (r *FragFlood) Tick(now time.Time, _ detector.Reporter) {
 		return
 	}
 	r.nextSweep = now.Add(10 * r.cfg.Window)
-	idleBefore := now.Add(-r.cfg.Window).UnixNano()
-	r.targets.Sweep(func(_ netip.Addr, _ *fragFloodTarget, touched int64) bool {
-		return touched < idleBefore
-	})
+	r.targets.DropIdle(now.Add(-r.cfg.Window).UnixNano())
 }
 
 // Describe implements detector.Describer: the train counts behind the rate.

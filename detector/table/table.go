@@ -118,6 +118,19 @@ func (t *Table[K, V]) Sweep(expired func(k K, v *V, touched int64) bool) int {
 	return n
 }
 
+// DropIdle deletes every entry last touched before the given time and
+// returns how many it deleted. Like Sweep, it visits all entries.
+func (t *Table[K, V]) DropIdle(before int64) int {
+	n := 0
+	for k, i := range t.index {
+		if t.touched[i] < before {
+			t.remove(k, i)
+			n++
+		}
+	}
+	return n
+}
+
 // Range calls fn for every entry until fn returns false. fn must not insert
 // into or delete from the table.
 func (t *Table[K, V]) Range(fn func(k K, v *V) bool) {

@@ -94,3 +94,19 @@ func TestTableSteadyStateDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%.2f allocations per insert with eviction", allocs)
 	}
 }
+
+func TestTableDropIdle(t *testing.T) {
+	tb := New[int, int](10)
+	for k := 0; k < 10; k++ {
+		tb.Get(k, int64(k*10))
+	}
+	if n := tb.DropIdle(50); n != 5 || tb.Len() != 5 {
+		t.Fatalf("DropIdle removed %d, %d left", n, tb.Len())
+	}
+	if _, ok := tb.Lookup(4); ok {
+		t.Fatal("idle entry 4 kept")
+	}
+	if _, ok := tb.Lookup(5); !ok {
+		t.Fatal("entry 5, touched at the cut, dropped")
+	}
+}
