@@ -81,6 +81,10 @@ type Stats struct {
 	ICMP      uint64 // ICMPv4 packets (fragments of ICMP included)
 	ICMPv6    uint64 // ICMPv6 packets (fragments included)
 	Fragments uint64 // IP fragments
+	// ICMPv4Types and ICMPv6Types count ICMP messages by type (index: the
+	// ICMP type): packets whose ICMP header was decoded, so a fragmented
+	// message counts once, by its first fragment.
+	ICMPv4Types, ICMPv6Types [256]uint64
 	// Decode counts frames by decode outcome (index: Reason).
 	Decode [NumReasons]uint64
 	// AttacksStarted and AttacksEnded count start and end events (one-shot
@@ -187,6 +191,13 @@ func (e *Engine) HandlePacket(p *Packet) {
 	default:
 		if !p.Fragment {
 			return
+		}
+	}
+	if p.HasICMP { // per-type counters
+		if p.IPv6 {
+			e.stats.ICMPv6Types[p.ICMPType]++
+		} else {
+			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
 	for i, r := range e.rules {
