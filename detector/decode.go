@@ -140,6 +140,14 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	if wireLen < len(data) {
 		p.WireLen = len(data)
 	}
+	if d.fast(lt, data, p) { // plain TCP, UDP, ICMP: see fast.go
+		return ReasonOK
+	}
+	return d.decodeLayers(lt, data, p)
+}
+
+// decodeLayers is Decode's gopacket path, for what the fast path declines.
+func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 	var parser *gopacket.DecodingLayerParser
 	switch lt {
 	case LinkEthernet:

@@ -72,31 +72,115 @@ func udpFragment(tb testing.TB, src, dst netip.Addr) []byte {
 	return buf.Bytes()
 }
 
-func newEngine(tb testing.TB) (*detector.Engine, *int) {
+// allRules builds every rule with its defaults, wired as cmd/icmpids wires
+// them (icmp_flood leaves smurf's packets to smurf).
+func allRules(tb testing.TB) []detector.Rule {
 	tb.Helper()
+	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []detector.Rule{
+		rules.NewFlood(rules.DefaultFloodConfig(), smurf),
+		rules.NewPingOfDeath(rules.DefaultPingOfDeathConfig()),
+		rules.NewFragOversize(rules.DefaultFragOversizeConfig()),
+		rules.NewFragOverlap(rules.DefaultFragOverlapConfig()),
+		rules.NewFragTiny(rules.DefaultFragTinyConfig()),
+		rules.NewFragFlood(rules.DefaultFragFloodConfig()),
+		smurf,
+	}
+}
+
+func newEngine(tb testing.TB, rs ...detector.Rule) (*detector.Engine, *int) {
+	tb.Helper()
+	if rs == nil {
+		rs = allRules(tb)
+	}
 	events := new(int)
-	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { *events++ }),
-		rules.NewFlood(rules.DefaultFloodConfig()))
+	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { *events++ }), rs...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return e, events
 }
 
+// smurfFrames is smurf-relevant traffic below smurf's thresholds: an echo
+// request to a directed broadcast (layer-2 broadcast too), echo replies
+// from reflectors to its source, and an IPv6 echo request to ff02::1.
+func smurfFrames(tb testing.TB) [][]byte {
+	tb.Helper()
+	var out [][]byte
+	add := func(b []byte, err error) {
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	victim, bcast := netip.MustParseAddr("10.0.2.7"), netip.MustParseAddr("10.0.2.255")
+	add(synth.EchoFrame(synth.Echo{Src: victim, Dst: bcast, ID: 9, DstMAC: synth.GroupMAC(bcast)}))
+	for i := 1; i <= 3; i++ {
+		add(synth.EchoFrame(synth.Echo{Src: netip.AddrFrom4([4]byte{10, 0, 2, byte(20 + i)}), Dst: victim, ID: 9, Reply: true}))
+	}
+	g6 := netip.MustParseAddr("ff02::1")
+	add(synth.EchoFrame(synth.Echo{Src: netip.MustParseAddr("2001:db8::77"), Dst: g6, ID: 3, DstMAC: synth.GroupMAC(g6)}))
+	return out
+}
+
+// fragTrains returns the frames of a complete fragmented ping (IPv4, 3,000
+// bytes in three fragments) and of a complete IPv6 one, and where each
+// frame's fragment id lies, so a test can give every train a new id.
+func fragTrains(tb testing.TB) (frames [][]byte, idAt []int) {
+	tb.Helper()
+	for _, pair := range [][2]string{{"10.0.3.1", "10.0.3.2"}, {"2001:db8::31", "2001:db8::32"}} {
+		src, dst := netip.MustParseAddr(pair[0]), netip.MustParseAddr(pair[1])
+		d, pieces := synth.PingTrain(src, dst, 100, 3000, 1232)
+		for _, pc := range pieces {
+			b, err := d.Frame(pc)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			frames = append(frames, b)
+			if src.Is4() {
+				idAt = append(idAt, 14+4) // IPv4 id, 16 bits
+			} else {
+				idAt = append(idAt, 14+40+4+2) // low 16 bits of the IPv6 identification
+			}
+		}
+	}
+	return frames, idAt
+}
+
+// setID writes a 16-bit fragment id into frame b at off.
+func setID(b []byte, off int, id uint16) { b[off], b[off+1] = byte(id>>8), byte(id) }
+
 // TestEngineDoesNotAllocate pins the hot path's promise: decode and
-// detection of a mixed stream allocate nothing per packet in steady state.
+// detection of a mixed stream, with every rule on, allocate nothing per
+// packet in steady state. The stream holds echo requests from spoofed
+// sources, replies, ICMP errors, TCP, malformed frames, complete fragment
+// trains (a new id each round), a middle fragment of a train that never
+// completes (a new id each round), and smurf-relevant traffic (broadcast
+// and multicast echo requests, replies from reflectors).
 func TestEngineDoesNotAllocate(t *testing.T) {
-	frames := mixFrames(t)
+	frames := append(mixFrames(t), smurfFrames(t)...)
+	trains, idAt := fragTrains(t)
+	frames = append(frames, trains...)
+	udpFrag := frames[len(mixFrames(t))-3] // mixFrames' UDP middle fragment
 	e, events := newEngine(t)
 	ts := epoch
-	step := time.Millisecond // ~1,000 frames/s in total: no alerts
+	step := 5 * time.Millisecond // ~200 frames/s in total, a broadcast ping every 0.2 s: no alerts
+	id := uint16(1)
 	feed := func() {
+		id++
+		for i, b := range trains {
+			setID(b, idAt[i], id)
+		}
+		setID(udpFrag, 14+4, id)
 		for _, f := range frames {
 			ts = ts.Add(step)
 			e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
 		}
 	}
-	for i := 0; i < 200; i++ { // warm up: tables, ticks, sweeps
+	for i := 0; i < 300; i++ { // warm up: tables, ticks, sweeps
 		feed()
 	}
 	allocs := testing.AllocsPerRun(500, feed)
@@ -107,7 +191,8 @@ func TestEngineDoesNotAllocate(t *testing.T) {
 		t.Fatalf("the steady-state mix raised %d events; it must stay below every threshold", *events)
 	}
 	st := e.Stats()
-	if st.Decode[detector.ReasonTruncated] == 0 || st.ICMP == 0 || st.ICMPv6 == 0 || st.Fragments == 0 {
+	if st.Decode[detector.ReasonTruncated] == 0 || st.ICMP == 0 || st.ICMPv6 == 0 || st.Fragments == 0 ||
+		st.Frag.Completed == 0 || st.Frag.Trains < 1000 {
 		t.Fatalf("mix did not exercise every path: %+v", st)
 	}
 }
@@ -164,4 +249,56 @@ func BenchmarkDecode(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "pkts/s")
+}
+
+// BenchmarkRule measures decode + engine + one rule, each over a stream that
+// exercises it: icmp_flood over a spoofed-source flood, the fragment rules
+// over complete and never-completed fragment trains (a new id each
+// round), smurf over broadcast requests and reflected replies.
+//
+//	go test -run '^$' -bench 'Rule|Engine|Decode' -benchmem ./detector/
+func BenchmarkRule(b *testing.B) {
+	floodFrames, err := synth.Flood{Target: netip.MustParseAddr("10.0.0.5"), Spoofed: true, Seed: 5, Start: epoch, Rate: 1e6, Count: 4096}.Frames()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var flood [][]byte
+	for _, f := range floodFrames {
+		flood = append(flood, f.Data)
+	}
+	trains, idAt := fragTrains(b)
+	udpFrag := udpFragment(b, netip.MustParseAddr("10.0.0.6"), netip.MustParseAddr("10.0.0.5"))
+	frags := append(append([][]byte{}, trains...), udpFrag)
+	fragIDs := append(append([]int{}, idAt...), 14+4)
+	smurf := smurfFrames(b)
+	for i, r := range allRules(b) {
+		name := r.Info().Name
+		frames, ids := flood, []int(nil)
+		switch {
+		case i >= 1 && i <= 5:
+			frames, ids = frags, fragIDs
+		case name == "smurf":
+			frames = smurf
+		}
+		b.Run(name, func(b *testing.B) {
+			rs := allRules(b) // fresh state; keep rule i only
+			e, _ := newEngine(b, rs[i])
+			ts := epoch
+			b.ReportAllocs()
+			n, id := 0, uint16(0)
+			for b.Loop() {
+				j := n % len(frames)
+				if ids != nil && j == 0 {
+					id++
+					for k, f := range frames {
+						setID(f, ids[k], id)
+					}
+				}
+				ts = ts.Add(time.Microsecond)
+				e.HandleFrame(detector.LinkEthernet, frames[j], ts, len(frames[j]))
+				n++
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pkts/s")
+		})
+	}
 }

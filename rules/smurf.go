@@ -225,14 +225,8 @@ func (h *smurfHost) reflectorBitsAt(e int64) int {
 	return 0
 }
 
-// pendingKey identifies outstanding echo requests: the requesting host and
-// the echo identifier its replies will carry.
-type pendingKey struct {
-	host netip.Addr
-	id   uint16
-}
-
-// pendingReq is when the last echo request of a pendingKey was seen, and
+// pendingReq is when the last echo request of an outstanding (requesting
+// host, echo id) was seen (see pendingSet), and
 // the last one sent to a broadcast address or group (0: never).
 type pendingReq struct {
 	last, lastBcast int64
@@ -290,7 +284,8 @@ type pendingReq struct {
 //
 // State: a host table (MaxHosts, keyed by spoofed source or receiving
 // host, entries idle for hostIdle dropped) and an outstanding-request
-// table (MaxPending); both evict when full and count evictions.
+// table (MaxPending, a 4-way set-associative array: see pendingSet); both
+// evict when full and count evictions.
 type Smurf struct {
 	cfg        SmurfConfig
 	width      int64 // window bucket width (ns)
@@ -302,7 +297,7 @@ type Smurf struct {
 	bcast      map[netip.Addr]struct{} // directed broadcasts of the home networks
 	home       []netip.Prefix
 	hosts      *table.Table[netip.Addr, smurfHost]
-	pending    *table.Table[pendingKey, pendingReq]
+	pending    *pendingSet
 	nextSweep  time.Time
 	nextPSweep time.Time
 }
@@ -327,7 +322,7 @@ func NewSmurf(cfg SmurfConfig) (*Smurf, error) {
 		stopRep:  cfg.ReplyPPS * cfg.StopRatio,
 		bcast:    make(map[netip.Addr]struct{}),
 		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts),
-		pending:  table.New[pendingKey, pendingReq](cfg.MaxPending),
+		pending:  newPendingSet(cfg.MaxPending, int64(cfg.RequestTimeout)),
 	}
 	for _, str := range cfg.HomeNetworks {
 		pfx, err := netip.ParsePrefix(str)
@@ -429,7 +424,7 @@ func (s *Smurf) Observe(p *detector.Packet, rep detector.Reporter) {
 
 func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	now := p.Time.UnixNano()
-	pr, _ := s.pending.Get(pendingKey{p.Src, p.ICMPID}, now)
+	pr := s.pending.touch(p.Src, p.ICMPID, now)
 	pr.last = now
 	if !s.isBroadcast(p) {
 		return
@@ -457,7 +452,7 @@ func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 // receiver, or answers that receiver's broadcast requests while they are
 // an attack (see Smurf).
 func (s *Smurf) unsolicited(p *detector.Packet, now int64) bool {
-	pr, ok := s.pending.Lookup(pendingKey{p.Dst, p.ICMPID})
+	pr, ok := s.pending.lookup(p.Dst, p.ICMPID)
 	if !ok || now-pr.last > s.timeout {
 		return true
 	}
@@ -536,7 +531,7 @@ func (s *Smurf) Tick(now time.Time, _ detector.Reporter) {
 	if !now.Before(s.nextPSweep) {
 		s.nextPSweep = now.Add(s.cfg.RequestTimeout)
 		before := now.UnixNano() - s.timeout
-		s.pending.Sweep(func(_ pendingKey, v *pendingReq, _ int64) bool { return v.last < before })
+		s.pending.sweep(before)
 	}
 	if !now.Before(s.nextSweep) {
 		s.nextSweep = now.Add(10 * time.Second)

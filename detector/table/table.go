@@ -1,10 +1,15 @@
 // Package table provides Table, a map with a hard capacity for state keyed
 // by values an attacker controls (addresses, fragment ids). When full it
-// evicts the least recently touched of a small random sample of entries and
-// counts the eviction, so a flood of new keys costs evictions, not memory.
+// evicts the least recently touched of a small sample of entries and counts
+// the eviction, so a flood of new keys costs evictions, not memory. The
+// sample is the next few slab slots under a rotating hand: eviction is
+// deterministic (replays give the same figures) and costs a few array
+// reads, not a map iteration.
 // Entries live in a slab reused through a free list: after warm-up, inserts
 // and deletes do not allocate.
 package table
+
+import "math"
 
 // sampleSize is how many entries an eviction looks at to pick the stalest.
 const sampleSize = 8
@@ -19,7 +24,11 @@ type Table[K comparable, V any] struct {
 	free     []int32
 	capacity int
 	evicted  uint64
+	hand     int // next slab slot eviction samples
 }
+
+// freeSlot marks a free slab slot in touched (no clock reads math.MinInt64).
+const freeSlot = math.MinInt64
 
 // New returns an empty table that holds at most capacity entries
 // (capacity < 1 is treated as 1).
@@ -82,25 +91,30 @@ func (t *Table[K, V]) remove(k K, i int32) {
 	delete(t.index, k)
 	var zeroK K
 	var zeroV V
-	t.keys[i], t.vals[i] = zeroK, zeroV
+	t.keys[i], t.vals[i], t.touched[i] = zeroK, zeroV, freeSlot
 	t.free = append(t.free, i)
 }
 
+// evictOne removes the stalest of the next sampleSize used slab slots
+// after the hand.
 func (t *Table[K, V]) evictOne() {
-	var victim K
 	var victimIdx int32 = -1
-	seen := 0
-	for k, i := range t.index {
+	n := len(t.keys)
+	for seen, tries := 0, 0; seen < sampleSize && tries < n; tries++ {
+		i := int32(t.hand)
+		if t.hand++; t.hand >= n {
+			t.hand = 0
+		}
+		if t.touched[i] == freeSlot {
+			continue
+		}
 		if victimIdx < 0 || t.touched[i] < t.touched[victimIdx] {
-			victim, victimIdx = k, i
+			victimIdx = i
 		}
 		seen++
-		if seen == sampleSize {
-			break
-		}
 	}
 	if victimIdx >= 0 {
-		t.remove(victim, victimIdx)
+		t.remove(t.keys[victimIdx], victimIdx)
 		t.evicted++
 	}
 }

@@ -1,0 +1,175 @@
+package detector
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// The fast path decodes, by hand and without gopacket, the frames that make
+// up nearly all traffic: Ethernet (up to two 802.1Q/802.1ad tags) or raw
+// IP, carrying an IPv4 header without options or an IPv6 header without
+// extension headers, that is not a fragment, with TCP, UDP, or an ICMP or
+// ICMPv6 header that is whole. It fills the Packet exactly as the
+// gopacket layers would (TestFastPathMatchesLayers and FuzzFastPath pin
+// that) and declines everything else — options, extension headers,
+// fragments, tunnels, short or malformed headers, other link types —
+// which then takes the gopacket path with its checks and reason codes.
+// TCP and UDP packets cost a few header reads here: the rules never see
+// them.
+
+const (
+	etherIPv4  = 0x0800
+	etherIPv6  = 0x86dd
+	etherDot1Q = 0x8100
+	etherQinQ  = 0x88a8
+	protoTCP   = 6
+	protoUDP   = 17
+)
+
+// fast decodes data into p when the frame is one the fast path handles, and
+// reports whether it did. p must have been reset by Decode; it is left
+// untouched when fast declines.
+func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
+	var bcast, mcast bool
+	switch lt {
+	case LinkEthernet:
+		if len(data) < 14 {
+			return false
+		}
+		if data[0]&1 != 0 {
+			mcast = true
+			bcast = data[0] == 0xff && data[1] == 0xff && data[2] == 0xff &&
+				data[3] == 0xff && data[4] == 0xff && data[5] == 0xff
+		}
+		et := binary.BigEndian.Uint16(data[12:14])
+		data = data[14:]
+		for tags := 0; et == etherDot1Q || et == etherQinQ; tags++ {
+			if tags == 2 || len(data) < 4 {
+				return false
+			}
+			et = binary.BigEndian.Uint16(data[2:4])
+			data = data[4:]
+		}
+		switch et {
+		case etherIPv4:
+			if !fastIPv4(data, p) {
+				return false
+			}
+		case etherIPv6:
+			if !fastIPv6(data, p) {
+				return false
+			}
+		default:
+			return false
+		}
+	case LinkRaw, LinkRawDLT12, LinkRawDLT14, LinkIPv4, LinkIPv6:
+		if len(data) == 0 {
+			return false
+		}
+		switch v := data[0] >> 4; {
+		case v == 4 && lt != LinkIPv6:
+			if !fastIPv4(data, p) {
+				return false
+			}
+		case v == 6 && lt != LinkIPv4:
+			if !fastIPv6(data, p) {
+				return false
+			}
+		default:
+			return false
+		}
+	default:
+		return false
+	}
+	p.L2Broadcast, p.L2Multicast = bcast, mcast
+	return true
+}
+
+// fastIPv4 fills p from an IPv4 packet without options that is no
+// fragment and carries TCP, UDP or a whole ICMP header, or declines.
+func fastIPv4(b []byte, p *Packet) bool {
+	if len(b) < 20 || b[0] != 0x45 {
+		return false
+	}
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	ff := binary.BigEndian.Uint16(b[6:8])
+	if length < 20 || ff&0x3fff != 0 { // TSO (0) and short lengths; MF or an offset
+		return false
+	}
+	proto := b[9]
+	var hasICMP bool
+	var icmp []byte
+	switch proto {
+	case protoTCP, protoUDP:
+	case ProtoICMPv4:
+		icmp = b[20:min(length, len(b))]
+		if len(icmp) < 8 {
+			return false
+		}
+		hasICMP = true
+	default:
+		return false
+	}
+	p.IPv6 = false
+	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	p.TTL = b[8]
+	p.Proto = proto
+	p.IPLen = length
+	p.HeaderLen = 20
+	p.FragID = uint32(binary.BigEndian.Uint16(b[4:6]))
+	p.FragLen = length - 20
+	if hasICMP {
+		p.HasICMP = true
+		p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
+		p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
+		p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
+	}
+	return true
+}
+
+// fastIPv6 fills p from an IPv6 packet without extension headers that
+// carries TCP, UDP or a whole ICMPv6 header (8 bytes for an echo), or
+// declines.
+func fastIPv6(b []byte, p *Packet) bool {
+	if len(b) < 40 || b[0]>>4 != 6 {
+		return false
+	}
+	plen := int(binary.BigEndian.Uint16(b[4:6]))
+	if plen == 0 { // jumbogram or TSO: the gopacket path takes what is there
+		return false
+	}
+	next := b[6]
+	var hasICMP bool
+	var icmp []byte
+	switch next {
+	case protoTCP, protoUDP:
+	case ProtoICMPv6:
+		icmp = b[40:min(40+plen, len(b))]
+		if len(icmp) < 4 {
+			return false
+		}
+		if t := icmp[0]; (t == ICMPv6EchoRequest || t == ICMPv6EchoReply) && len(icmp) < 8 {
+			return false
+		}
+		hasICMP = true
+	default:
+		return false
+	}
+	p.IPv6 = true
+	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	p.TTL = b[7]
+	p.Proto = next
+	p.IPLen = 40 + plen
+	p.HeaderLen = 40
+	if hasICMP {
+		p.HasICMP = true
+		p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
+		if t := icmp[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
+			p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
+			p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
+		}
+	}
+	return true
+}
