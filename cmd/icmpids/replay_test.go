@@ -414,7 +414,7 @@ func TestReplayProgress(t *testing.T) {
 	}
 
 	got := onPTY("replay", "--format", "none", name)
-	for _, want := range []string{"files 1/4", "packets", "pkt/s", "icmpids replay summary", "4 attack(s)"} {
+	for _, want := range []string{"files 0/4 done", "packets", "pkt/s", "icmpids replay summary", "4 attack(s)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("terminal output lacks %q:\n%q", want, got)
 		}
@@ -424,14 +424,14 @@ func TestReplayProgress(t *testing.T) {
 	}
 
 	got = onPTY("replay", "--quiet", "--format", "none", name)
-	for _, bad := range []string{"files 1/4", "pkt/s", "summary"} {
+	for _, bad := range []string{"files 0/4 done", "pkt/s", "summary"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("--quiet: terminal output has %q:\n%q", bad, got)
 		}
 	}
 
 	_, _, stderr := icmpids(t, "replay", "--format", "none", name)
-	for _, bad := range []string{"pkt/s", "files 1/4", "\r", "icmpids replay summary"} {
+	for _, bad := range []string{"pkt/s", "files 0/4 done", "\r", "icmpids replay summary"} {
 		if strings.Contains(stderr, bad) {
 			t.Errorf("pipe: stderr has %q:\n%q", bad, stderr)
 		}

@@ -53,7 +53,9 @@ func newProgress(w io.Writer, set *capture.Set) *progress {
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24),
-		progressbar.OptionThrottle(progressRedraw),
+		// update() throttles; the bar itself must draw every call, or the
+		// description and the count drawn could lag one update behind.
+		progressbar.OptionThrottle(0),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetRenderBlankState(true),
@@ -63,7 +65,7 @@ func newProgress(w io.Writer, set *capture.Set) *progress {
 }
 
 func (p *progress) describe(pr capture.Progress) string {
-	return fmt.Sprintf("files %d/%d · %s packets · %s pkt/s", min(pr.FilesDone+1, pr.Files), pr.Files,
+	return fmt.Sprintf("files %d/%d done · %s packets · %s pkt/s", pr.FilesDone, pr.Files,
 		report.Count(pr.Frames), report.Count(uint64(p.pps)))
 }
 
@@ -80,13 +82,13 @@ func (p *progress) update() {
 	pr := p.set.Progress()
 	p.pps = float64(pr.Frames-p.frames) / dt.Seconds()
 	p.last, p.frames = now, pr.Frames
-	p.bar.Describe(p.describe(pr))
 	if p.total > 0 {
 		// Stop one short of the end: the bar finishes in finish().
 		p.bar.Set64(min(pr.Bytes, p.total-1))
 	} else {
 		p.bar.Set64(pr.Bytes)
 	}
+	p.bar.Describe(p.describe(pr))
 }
 
 // clear wipes the line so that a log line or an alert can be written; the
