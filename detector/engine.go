@@ -38,6 +38,10 @@ type Config struct {
 	MaxAttacks int `mapstructure:"max_attacks"`
 	// Frag configures fragment-train tracking (engine.frag.*).
 	Frag frag.Config `mapstructure:"frag"`
+	// Workers is how many engines share the work, each owning a shard of
+	// targets (detector/shard); 0 means one per CPU. The command wires
+	// them; an Engine itself is always one.
+	Workers int `mapstructure:"workers"`
 }
 
 // DefaultConfig returns the engine defaults.
@@ -48,6 +52,7 @@ func DefaultConfig() Config {
 		UpdateInterval: 10 * time.Second,
 		MaxAttacks:     4096,
 		Frag:           frag.DefaultConfig(),
+		Workers:        1,
 	}
 }
 
@@ -65,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttacks < 1 || c.MaxAttacks > 1<<20 {
 		errs = append(errs, fmt.Errorf("engine.max_attacks: %d is out of range [1, 1048576]", c.MaxAttacks))
+	}
+	if c.Workers < 0 || c.Workers > 1024 {
+		errs = append(errs, fmt.Errorf("engine.workers: %d is out of range [0, 1024] (0: one per CPU)", c.Workers))
 	}
 	if err := c.Frag.Validate(); err != nil {
 		errs = append(errs, err)

@@ -448,6 +448,26 @@ func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	rep.Hit(p.Src, p, detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: s.cfg.Window, Threshold: s.cfg.RequestPPS})
 }
 
+// Shadow implements detector.Shadower: an echo request seen by this engine
+// only because it is the requesting host's (detector/shard) registers as
+// outstanding, so the host's replies are known to be solicited here.
+func (s *Smurf) Shadow(p *detector.Packet) {
+	if !p.IsEchoRequest() {
+		return
+	}
+	now := p.Time.UnixNano()
+	pr := s.pending.touch(p.Src, p.ICMPID, now)
+	pr.last = now
+	if s.isBroadcast(p) {
+		pr.lastBcast = now
+	}
+}
+
+// Group tells whether echo request p goes to a broadcast address or a
+// multicast group by smurf's definition (see Smurf); it reads only the
+// configuration, so any goroutine may call it.
+func (s *Smurf) Group(p *detector.Packet) bool { return s.isBroadcast(p) }
+
 // unsolicited tells whether reply p answers no outstanding request of its
 // receiver, or answers that receiver's broadcast requests while they are
 // an attack (see Smurf).

@@ -13,13 +13,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/shard"
 	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/rules"
 )
 
 // sensor is one wired detection pipeline: rules → engine → sinks.
 type sensor struct {
-	engine  *detector.Engine
+	engine  pipeline
 	log     *logrus.Logger
 	closers []func(context.Context) error
 	queues  []*output.Queue
@@ -156,12 +157,54 @@ func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps
 	}
 	sinks = append(tapped, sinks...)
 	var sink detector.Sink = output.Multi(sinks)
+	if cfg.Engine.Workers != 1 {
+		set, err := newShards(cfg, sink, taps)
+		if err != nil {
+			return nil, configError{err}
+		}
+		s.engine = set
+		return s, nil
+	}
 	eng, err := detector.New(cfg.Engine, sink, rs...)
 	if err != nil {
 		return nil, configError{err}
 	}
 	s.engine = eng
 	return s, nil
+}
+
+// pipeline is what the capture loops drive: one engine, or several
+// sharing the targets (engine.workers, detector/shard).
+type pipeline interface {
+	HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int)
+	Advance(now time.Time)
+	Close(reason string)
+	Stats() detector.Stats
+}
+
+// newShards builds engine.workers engines, each with its own rules, behind
+// one dispatcher. Taps' observers are shared by all engines (serialized).
+// Echo requests to broadcast addresses and groups, by smurf's definition,
+// go to their source's engine.
+func newShards(cfg Config, sink detector.Sink, taps []sensorTap) (*shard.Set, error) {
+	var shared []detector.Rule
+	for _, t := range taps {
+		if t.observer != nil {
+			shared = append(shared, shard.Shared(t.observer))
+		}
+	}
+	router, err := rules.NewSmurf(cfg.Rules.Smurf)
+	if err != nil {
+		return nil, fmt.Errorf("rules.smurf: %w", err)
+	}
+	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: router.Group}, sink,
+		func(_ int, sink detector.Sink) (*detector.Engine, error) {
+			rs, err := buildRules(cfg.Rules)
+			if err != nil {
+				return nil, err
+			}
+			return detector.New(cfg.Engine, sink, append(rs, shared...)...)
+		})
 }
 
 // close ends the open attacks and flushes the sinks (at most 10 s).
