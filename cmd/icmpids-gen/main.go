@@ -112,7 +112,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return floodStream(w, victim, netip.MustParseAddr("198.51.100.7"), false, *seed, *rate, *count, *payload)
 		}
 	case "spoofed-flood":
-		gen = func(w *writer) error { return floodStream(w, victim, netip.Addr{}, true, *seed, *rate, *count, *payload) }
+		gen = func(w *writer) error {
+			return floodStream(w, victim, netip.Addr{}, true, *seed, *rate, *count, *payload)
+		}
 	case "mix":
 		gen = func(w *writer) error { return mixStream(w, mix, *seed, *rate, *count) }
 	case "frag-flood":

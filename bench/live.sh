@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/live.sh — the highest packet rate at which `icmpids run` (live
+# capture, libpcap, every rule on) shows zero kernel drops.
+#
+# Creates two network namespaces joined by a veth pair (nothing outside
+# them is touched), replays a spoofed-source echo flood from one end with
+# tcpreplay at increasing rates, captures on the other end with icmpids, and
+# reads icmpids' exit statistics (received, kernel_dropped). Each step sends
+# a bounded number of packets (rate x SECONDS, at most MAX_PACKETS); the
+# script stops at the first rate with drops, and cleans up on exit. Needs
+# root, iproute2 and tcpreplay (Debian package).
+#
+# Settings (environment):
+#   RATES="50000 100000 200000 400000 max"   pps steps; "max" runs SENDERS
+#                       tcpreplay --topspeed senders at once (the most a
+#                       veth takes here)
+#   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000  WORKERS=1
+#   EXTRA_FLAGS=""      more icmpids run flags (e.g. --buffer-size 67108864)
+set -euo pipefail
+
+RATES=${RATES:-"50000 100000 200000 400000 max"}
+SENDERS=${SENDERS:-2}
+SECONDS_PER_STEP=${SECONDS_PER_STEP:-3}
+MAX_PACKETS=${MAX_PACKETS:-2000000}
+WORKERS=${WORKERS:-1}
+EXTRA_FLAGS=${EXTRA_FLAGS:-}
+
+for c in ip tcpreplay; do command -v $c >/dev/null || { echo "live.sh needs $c" >&2; exit 2; }; done
+[[ $(id -u) == 0 ]] || { echo "live.sh needs root (network namespaces)" >&2; exit 2; }
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/icmpids-live.XXXXXX)
+nsA=icmpids-live-a-$$ nsB=icmpids-live-b-$$
+sensor_pid=
+cleanup() {
+	[[ -n $sensor_pid ]] && kill "$sensor_pid" 2>/dev/null && wait "$sensor_pid" 2>/dev/null
+	ip netns del "$nsA" 2>/dev/null || true
+	ip netns del "$nsB" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$repo" && go build -o "$work/icmpids" ./cmd/icmpids && go build -o "$work/icmpids-gen" ./cmd/icmpids-gen)
+ip netns add "$nsA"
+ip netns add "$nsB"
+ip link add veth0 netns "$nsA" type veth peer name veth1 netns "$nsB"
+ip -n "$nsA" link set veth0 up
+ip -n "$nsB" link set veth1 up
+ip -n "$nsA" link set lo up
+ip -n "$nsB" link set lo up
+
+printf '%10s %10s %12s %10s %14s %6s\n' target_pps sent sent_pps received kernel_dropped alerts
+best=0
+for rate in $RATES; do
+	if [[ $rate == max ]]; then
+		count=$((MAX_PACKETS / SENDERS))
+		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate 1000000 -seed 7 -o "$work/flood.pcap"
+	else
+		count=$((rate * SECONDS_PER_STEP))
+		((count > MAX_PACKETS)) && count=$MAX_PACKETS
+		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate "$rate" -seed "$rate" -o "$work/flood.pcap"
+	fi
+	rm -f "$work/eve.json"
+	ip netns exec "$nsB" "$work/icmpids" run -i veth1 --workers "$WORKERS" --format none --eve "$work/eve.json" \
+		--stats-interval 0 $EXTRA_FLAGS 2>"$work/sensor.log" &
+	sensor_pid=$!
+	for _ in $(seq 50); do # wait until it captures
+		grep -q capturing "$work/sensor.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 0.3
+	if [[ $rate == max ]]; then
+		for i in $(seq "$SENDERS"); do
+			timeout 60 ip netns exec "$nsA" tcpreplay -q -t -i veth0 "$work/flood.pcap" >"$work/sender.$i" 2>&1 &
+		done
+		wait $(jobs -p | grep -v "^$sensor_pid$") 2>/dev/null || true
+		out=$(cat "$work"/sender.*)
+	else
+		out=$(timeout $((SECONDS_PER_STEP * 4 + 20)) ip netns exec "$nsA" tcpreplay -q -i veth0 --pps="$rate" "$work/flood.pcap" 2>&1 || true)
+	fi
+	sleep 1 # let the sensor drain its buffer
+	kill -INT "$sensor_pid"
+	wait "$sensor_pid" || true
+	sensor_pid=
+	stats=$(grep 'capture statistics at exit' "$work/sensor.log" | tail -1)
+	recv=$(grep -o 'received=[0-9]*' <<<"$stats" | cut -d= -f2)
+	drop=$(grep -o 'kernel_dropped=[0-9]*' <<<"$stats" | cut -d= -f2)
+	sent=$(grep -o 'Actual: [0-9]* packets' <<<"$out" | awk '{s += $2} END {print s}')
+	spps=$(grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' <<<"$out" | awk '{s += $(NF-1)} END {printf "%.0f", s}')
+	alerts=$(grep -c '"event_type":"alert"' "$work/eve.json" 2>/dev/null || true)
+	printf '%10s %10s %12s %10s %14s %6s\n' "$rate" "${sent:-?}" "${spps:-?}" "${recv:-?}" "${drop:-?}" "${alerts:-0}"
+	if [[ -z ${drop:-} || ${drop} != 0 || ${recv:-0} -lt ${sent:-0} ]]; then
+		break
+	fi
+	best=$spps
+done
+echo "highest drop-free rate: $best pps (what tcpreplay achieved at the last step without kernel drops)"
