@@ -54,6 +54,10 @@ type tracker struct {
 	e       *Engine
 	attacks map[attackKey]*attack
 	free    []*attack // recycled entries: a pending attack costs no allocation
+	// lastKey and lastA are the attack hit last: a flood hits one attack
+	// packet after packet, and skips the map.
+	lastKey attackKey
+	lastA   *attack
 }
 
 func newTracker(e *Engine) *tracker {
@@ -65,7 +69,10 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		return
 	}
 	key := attackKey{rule, target}
-	a, ok := t.attacks[key]
+	a, ok := t.lastA, t.lastA != nil && t.lastKey == key
+	if !ok {
+		a, ok = t.attacks[key]
+	}
 	if !ok {
 		if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
 			t.e.stats.AttacksDropped++
@@ -80,6 +87,7 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		}
 		t.attacks[key] = a
 	}
+	t.lastKey, t.lastA = key, a
 	a.last = p.Time
 	a.hits++
 	a.packets++
@@ -120,6 +128,9 @@ func (t *tracker) newAttack() *attack {
 }
 
 func (t *tracker) release(key attackKey, a *attack) {
+	if a == t.lastA {
+		t.lastA = nil
+	}
 	delete(t.attacks, key)
 	*a = attack{}
 	if len(t.free) < 64 {

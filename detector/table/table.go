@@ -24,7 +24,8 @@ type Table[K comparable, V any] struct {
 	free     []int32
 	capacity int
 	evicted  uint64
-	hand     int // next slab slot eviction samples
+	hand     int   // next slab slot eviction samples
+	last     int32 // slot of the last key found: floods hit one key again and again
 }
 
 // freeSlot marks a free slab slot in touched (no clock reads math.MinInt64).
@@ -48,8 +49,13 @@ func New[K comparable, V any](capacity int) *Table[K, V] {
 // nanoseconds) and marks the entry as touched. The pointer is valid until
 // the next call that inserts into or deletes from the table.
 func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
+	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
+		t.touched[i] = now
+		return &t.vals[i], false
+	}
 	if i, ok := t.index[k]; ok {
 		t.touched[i] = now
+		t.last = i
 		return &t.vals[i], false
 	}
 	if len(t.index) >= t.capacity {
@@ -69,6 +75,7 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		t.touched = append(t.touched, now)
 	}
 	t.index[k] = i
+	t.last = i
 	return &t.vals[i], true
 }
 
