@@ -96,6 +96,9 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 // (queued, or being delivered).
 func (q *Queue) Pending() uint64 { return q.accepted.Load() - q.sent.Load() }
 
+// Cap returns the queue's size.
+func (q *Queue) Cap() int { return cap(q.ch) }
+
 func (q *Queue) run() {
 	defer close(q.done)
 	f, _ := q.sink.(flusher)

@@ -4,6 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"os/signal"
+	"reflect"
+	"slices"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -11,7 +18,17 @@ import (
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/output/metrics"
 )
+
+// housekeepEvery is how many frames pass between two looks at the wall
+// clock in the capture loop (a read timeout always looks).
+const housekeepEvery = 256
+
+// publishEvery is how often the capture loop publishes the engine's figures
+// for metrics scrapes.
+const publishEvery = time.Second
 
 func newRunCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
@@ -21,10 +38,23 @@ func newRunCmd(a *app) *cobra.Command {
 they happen. Needs CAP_NET_RAW (root, or the capabilities the systemd unit
 grants). By default only ICMP, ICMPv6 and IP fragments are captured (see
 --bpf). Capture statistics (packets received, dropped by the kernel and by
-the interface) are logged every --stats-interval and on exit. SIGINT or
-SIGTERM stops the sensor; open attacks are closed with an end event.`,
+the interface) are logged every --stats-interval and on exit.
+
+Outputs never stall capture: each sits behind a bounded queue; an alert
+that finds it full is dropped, counted and reported (log line, metric).
+
+Signals: SIGINT or SIGTERM stops the sensor: open attacks are closed with
+an end event and the output queues are flushed (at most 10 s). SIGHUP
+reopens the EVE file (for logrotate), makes the syslog output reconnect
+(reading its TLS files again), and re-reads the configuration file: it
+applies log_level, output.eve_stats_interval and capture.stats_interval,
+and logs every other changed key as needing a restart (rules, thresholds
+and engine settings live in the running engine with the open attacks).
+
+--metrics-addr serves Prometheus metrics at http://ADDR/metrics.`,
 		Example: `  icmpids run -i eth0
   icmpids run -i eth0 --format eve --eve /var/log/icmpids/eve.json
+  icmpids run -i eth0 --syslog tls://siem.example.org:6514 --metrics-addr 127.0.0.1:9478
   icmpids run -i eth0 --bpf 'icmp or icmp6'`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -39,6 +69,7 @@ SIGTERM stops the sensor; open attacks are closed with an end event.`,
 	f.Bool("immediate", true, "deliver packets as they arrive (libpcap immediate mode)")
 	f.Int("buffer-size", 32<<20, "kernel capture buffer in bytes")
 	f.Duration("stats-interval", time.Minute, "how often to log capture statistics (0: only on exit)")
+	f.String("metrics-addr", "", "serve Prometheus metrics on this host:port at /metrics (default off)")
 	bind(a.v, f, map[string]string{
 		"interface":      "capture.interface",
 		"bpf":            "capture.bpf",
@@ -47,6 +78,7 @@ SIGTERM stops the sensor; open attacks are closed with an end event.`,
 		"immediate":      "capture.immediate",
 		"buffer-size":    "capture.buffer_size",
 		"stats-interval": "capture.stats_interval",
+		"metrics-addr":   "metrics.addr",
 	})
 	return c
 }
@@ -80,45 +112,243 @@ func (a *app) runLive(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
-	s, err := newSensor(cfg, a.stdout, log, true)
+
+	// SIGHUP is taken before anything is wired, so that a HUP sent by
+	// logrotate while the sensor starts is not fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// Metrics: the event counter and the ICMP type counter tap the
+	// pipeline; the sinks' figures are read at scrape time, once the
+	// sensor exists.
+	var (
+		m      *metrics.Metrics
+		taps   []sensorTap
+		wired  atomic.Pointer[sensor]
+		server *metrics.Server
+	)
+	if cfg.Metrics.Addr != "" {
+		m = metrics.New(func() []output.SinkStats {
+			if s := wired.Load(); s != nil {
+				return s.sinkStats()
+			}
+			return nil
+		})
+		taps = append(taps, sensorTap{sink: m.Events(), observer: m.Observer()})
+	}
+	s, err := newSensor(cfg, a.stdout, log, true, taps...)
 	if err != nil {
 		return err
 	}
+	wired.Store(s)
+	if m != nil {
+		if server, err = m.Serve(cfg.Metrics.Addr); err != nil {
+			s.close(detector.EndShutdown)
+			return configError{fmt.Errorf("metrics.addr: %w", err)}
+		}
+		log.WithField("addr", "http://"+server.Addr()+"/metrics").Info("serving metrics")
+	}
+	if cfg.Output.EVEStatsInterval > 0 && s.eveFile == nil {
+		log.Warn("output.eve_stats_interval is set but there is no EVE file (output.eve): no stats events")
+	}
+	if s.syslog != nil {
+		log.WithField("collector", s.syslog.Target()).Info("sending alerts to syslog")
+	}
 	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf}).Info("capturing")
 
-	var nextStats time.Time
-	if cfg.Capture.StatsInterval > 0 {
-		nextStats = time.Now().Add(cfg.Capture.StatsInterval)
-	}
-	var runErr error
-	for ctx.Err() == nil {
-		fr, err := src.Next()
-		switch {
-		case err == nil:
-			s.engine.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
-		case errors.Is(err, capture.ErrTimeout):
-			// No traffic: advance packet time from the wall clock so that
-			// quiet attacks end on time.
-			s.engine.Advance(time.Now())
-		default:
-			runErr = fmt.Errorf("capture on %s: %w", cfg.Capture.Interface, err)
-		}
-		if runErr != nil {
-			break
-		}
-		if !nextStats.IsZero() && time.Now().After(nextStats) {
-			nextStats = time.Now().Add(cfg.Capture.StatsInterval)
-			logCaptureStats(log, src, "capture statistics")
-			s.logSummary("engine statistics")
-		}
-	}
+	lp := &liveLoop{a: a, cfg: cfg, log: log, src: src, s: s, m: m, started: time.Now()}
+	runErr := lp.run(ctx, hup)
+
 	closeErr := s.close(detector.EndShutdown)
+	lp.publish(time.Now()) // the final figures, for a last scrape
+	if server != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		server.Close(sctx)
+		cancel()
+	}
 	logCaptureStats(log, src, "capture statistics at exit")
 	s.logSummary("sensor stopped")
 	if runErr != nil {
 		return runErr
 	}
 	return closeErr
+}
+
+// liveLoop is the capture loop and what it does between packets: it ticks
+// the engine when traffic stops, publishes figures for metrics, writes EVE
+// stats events, logs statistics and handles SIGHUP. Everything runs on
+// the capture goroutine, which owns the engine.
+type liveLoop struct {
+	a       *app
+	cfg     Config
+	log     *logrus.Logger
+	src     *capture.Live
+	s       *sensor
+	m       *metrics.Metrics
+	started time.Time
+
+	nextPublish, nextStats, nextEVEStats time.Time
+}
+
+func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
+	now := time.Now()
+	lp.schedule(now)
+	n := 0
+	for ctx.Err() == nil {
+		fr, err := lp.src.Next()
+		switch {
+		case err == nil:
+			lp.s.engine.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
+			if n++; n%housekeepEvery != 0 {
+				continue
+			}
+		case errors.Is(err, capture.ErrTimeout):
+			// No traffic: advance packet time from the wall clock so that
+			// quiet attacks end on time.
+			lp.s.engine.Advance(time.Now())
+		default:
+			return fmt.Errorf("capture on %s: %w", lp.cfg.Capture.Interface, err)
+		}
+		lp.housekeep(time.Now(), hup)
+	}
+	return nil
+}
+
+// schedule sets the next due times from now.
+func (lp *liveLoop) schedule(now time.Time) {
+	lp.nextPublish = now
+	lp.nextStats, lp.nextEVEStats = time.Time{}, time.Time{}
+	if d := lp.cfg.Capture.StatsInterval; d > 0 {
+		lp.nextStats = now.Add(d)
+	}
+	if d := lp.cfg.Output.EVEStatsInterval; d > 0 && lp.s.eveFile != nil {
+		lp.nextEVEStats = now.Add(d)
+	}
+}
+
+func (lp *liveLoop) housekeep(now time.Time, hup <-chan os.Signal) {
+	select {
+	case <-hup:
+		lp.reload(now)
+	default:
+	}
+	if lp.m != nil && !now.Before(lp.nextPublish) {
+		lp.publish(now)
+		lp.nextPublish = now.Add(publishEvery)
+	}
+	if !lp.nextStats.IsZero() && !now.Before(lp.nextStats) {
+		lp.nextStats = now.Add(lp.cfg.Capture.StatsInterval)
+		logCaptureStats(lp.log, lp.src, "capture statistics")
+		lp.s.logSummary("engine statistics")
+	}
+	if !lp.nextEVEStats.IsZero() && !now.Before(lp.nextEVEStats) {
+		lp.nextEVEStats = now.Add(lp.cfg.Output.EVEStatsInterval)
+		lp.eveStats(now)
+	}
+}
+
+// captureStats returns the kernel's counters, nil if unavailable.
+func (lp *liveLoop) captureStats() *output.CaptureStats {
+	st, err := lp.src.Stats()
+	if err != nil {
+		return nil
+	}
+	return &output.CaptureStats{Packets: st.Received, Drops: st.KernelDropped, IfDrops: st.IfDropped}
+}
+
+// publish hands metrics a copy of the engine's figures.
+func (lp *liveLoop) publish(now time.Time) {
+	if lp.m == nil {
+		return
+	}
+	lp.m.Publish(&metrics.Snapshot{
+		Time:    now,
+		Engine:  lp.s.engine.Stats(),
+		Types:   lp.m.Observer().Counts(),
+		Capture: lp.captureStats(),
+	})
+}
+
+// eveStats writes one EVE stats event to the EVE file.
+func (lp *liveLoop) eveStats(now time.Time) {
+	f := lp.s.eveFile
+	f.EmitStats(&output.StatsEvent{
+		Time:          now,
+		Uptime:        now.Sub(lp.started),
+		Engine:        lp.s.engine.Stats(),
+		Capture:       lp.captureStats(),
+		AlertsDropped: lp.s.alertsDropped(),
+	})
+	if err := f.Flush(); err != nil {
+		lp.log.WithError(err).Warn("writing the EVE stats event failed")
+	}
+}
+
+// reload serves SIGHUP: reopen the EVE file, reconnect syslog, and apply
+// what can change in a running sensor from the configuration file.
+func (lp *liveLoop) reload(now time.Time) {
+	log := lp.log.WithField("signal", "SIGHUP")
+	if f := lp.s.eveFile; f != nil {
+		if err := f.Reopen(); err != nil {
+			log.WithError(err).Error("reopening the EVE file failed: still writing to the old one")
+		} else {
+			log.WithField("path", f.Path()).Info("EVE file reopened")
+		}
+	}
+	if lp.s.syslog != nil {
+		lp.s.syslog.Reconnect()
+	}
+	if lp.a.configPath == "" {
+		return
+	}
+	cfg, err := loadConfig(lp.a.v, lp.a.configPath)
+	if err != nil {
+		log.WithError(err).Error("configuration not reloaded: keeping the running one")
+		return
+	}
+	applied, restart := reloadDiff(lp.cfg, cfg)
+	if lvl, err := logrus.ParseLevel(cfg.LogLevel); err == nil {
+		lp.log.SetLevel(lvl)
+	}
+	lp.cfg.LogLevel = cfg.LogLevel
+	lp.cfg.Output.EVEStatsInterval = cfg.Output.EVEStatsInterval
+	lp.cfg.Capture.StatsInterval = cfg.Capture.StatsInterval
+	lp.schedule(now)
+	f := logrus.Fields{"config": lp.a.configPath}
+	if len(applied) > 0 {
+		f["applied"] = applied
+	}
+	if len(restart) > 0 {
+		f["need_restart"] = restart
+		log.WithFields(f).Warn("configuration reloaded; some changed keys take effect only at restart")
+		return
+	}
+	log.WithFields(f).Info("configuration reloaded")
+}
+
+// reloadable are the keys a SIGHUP applies to a running sensor.
+var reloadable = map[string]bool{
+	"log_level":                 true,
+	"output.eve_stats_interval": true,
+	"capture.stats_interval":    true,
+}
+
+// reloadDiff lists the keys that differ between old and new: those that
+// SIGHUP applies, and those that need a restart.
+func reloadDiff(old, new Config) (applied, restart []string) {
+	o, n := flatten(old), flatten(new)
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		if reflect.DeepEqual(o[k], n[k]) {
+			continue
+		}
+		if reloadable[k] {
+			applied = append(applied, k)
+		} else {
+			restart = append(restart, k)
+		}
+	}
+	return applied, restart
 }
 
 func logCaptureStats(log *logrus.Logger, src *capture.Live, what string) {
