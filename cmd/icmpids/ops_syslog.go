@@ -15,7 +15,8 @@ import (
 const syslogCheckTimeout = 10 * time.Second
 
 // addSyslog makes the syslog sink for output.syslog and registers it to be
-// closed (flushed, with the sensor's close deadline) before the files.
+// closed (flushed, within the sensor's close deadline) after the other
+// outputs.
 //
 // A live sensor's sink never blocks: an alert that finds the queue
 // (syslog.queue_size) full is dropped and counted, because capture must
@@ -41,7 +42,9 @@ func (s *sensor) addSyslog(cfg Config, live bool) (detector.Sink, error) {
 		}
 	}
 	s.syslog = sl
-	s.closers = append([]func(context.Context) error{sl.Close}, s.closers...)
+	// Closed last: the local queues and files flush in milliseconds, and
+	// a collector that is down must not eat their share of the deadline.
+	s.closers = append(s.closers, sl.Close)
 	return sl, nil
 }
 
