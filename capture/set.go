@@ -103,6 +103,9 @@ type setFile struct {
 	next  time.Time // merge key: first frame time (pending) or fr.Timestamp
 	hi    int       // position in the merge heap, -1 when out of it
 	stdin bool
+	// stream: a pipe, FIFO or device (e.g. <(tcpdump -w -)): it cannot be
+	// read twice, so the probe keeps it open, like standard input.
+	stream bool
 	// reported: Next has returned the file's damage.
 	reported bool
 }
@@ -283,7 +286,7 @@ func digitRun(s string) int {
 }
 
 // probe opens f, reads its first frame and, unless it is standard input
-// (which cannot be opened twice), closes it again. A file whose header is
+// or another stream (which cannot be read twice), closes it again. A file whose header is
 // sound but whose first record is damaged is marked damaged, not failed.
 func (s *Set) probe(f *setFile) error {
 	if err := s.open(f); err != nil {
@@ -303,7 +306,7 @@ func (s *Set) probe(f *setFile) error {
 	}
 	f.next = fr.Timestamp
 	f.First = fr.Timestamp
-	if f.stdin {
+	if f.stdin || f.stream {
 		f.fr = fr
 		f.State = FileOpen
 		f.Frames = 1
@@ -340,6 +343,7 @@ func (s *Set) open(f *setFile) error {
 		return &os.PathError{Op: "open", Path: f.Path, Err: syscall.EISDIR}
 	}
 	f.Size = st.Size()
+	f.stream = !st.Mode().IsRegular()
 	f.count = &countingFile{f: file}
 	r, err := newFileReader(f.Path, f.count)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,5 +339,65 @@ func TestSetNextDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.2f allocations per frame, want 0", allocs)
+	}
+}
+
+// TestSetReadsFIFOs: a named pipe or process substitution
+// (icmpids replay <(tcpdump -w - ...)) can be read only once; the set keeps
+// it open after the probe instead of reopening it, and merges it with a
+// regular file in packet time.
+func TestSetReadsFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "live.pcap")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	piped := setFrames(t, start, 2*time.Millisecond, 3000, 0) // ~300 KB: more than a pipe buffer
+	regular := filepath.Join(dir, "disk.pcap")
+	writeSetFile(t, regular, setFrames(t, start.Add(time.Millisecond), 2*time.Millisecond, 10, 50000), false)
+	writeErr := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			writeErr <- err
+			return
+		}
+		err = synth.WritePcap(f, piped)
+		f.Close()
+		writeErr <- err
+	}()
+	s, err := capture.OpenSet([]string{fifo, regular})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	var last time.Time
+	done := time.After(20 * time.Second)
+	for {
+		select {
+		case <-done:
+			t.Fatal("reading the FIFO did not finish")
+		default:
+		}
+		fr, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fr.Timestamp.Before(last) {
+			t.Fatalf("frame %d out of order", n)
+		}
+		last = fr.Timestamp
+		n++
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
+	}
+	if n != 3010 {
+		t.Fatalf("read %d frames, want 3010 (3000 from the FIFO, 10 from disk)", n)
 	}
 }
