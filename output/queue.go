@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -149,6 +150,15 @@ func (q *Queue) Close(ctx context.Context) error {
 			case <-q.done: // finished just in time
 				return
 			default:
+			}
+			if q.Pending() == 0 {
+				// Nothing left to deliver: the drain loop is about to
+				// exit; an expired context is no failure then.
+				select {
+				case <-q.done:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
 			close(q.abandon)
 			n := q.Pending()

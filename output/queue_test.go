@@ -261,3 +261,20 @@ func TestMulti(t *testing.T) {
 	close(s1.gate)
 	close(s2.gate)
 }
+
+// TestQueueCloseExpiredContextEmpty: closing a queue that has delivered
+// everything is no failure, even with a context that has already expired.
+func TestQueueCloseExpiredContextEmpty(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		q := NewQueue(detector.SinkFunc(func(*detector.Event) {}), 4, nil)
+		q.Emit(&detector.Event{})
+		for q.Pending() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := q.Close(ctx); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+}
