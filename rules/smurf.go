@@ -225,13 +225,6 @@ func (h *smurfHost) reflectorBitsAt(e int64) int {
 	return 0
 }
 
-// pendingReq is when the last echo request of an outstanding (requesting
-// host, echo id) was seen (see pendingSet), and
-// the last one sent to a broadcast address or group (0: never).
-type pendingReq struct {
-	last, lastBcast int64
-}
-
 // Smurf is the smurf rule. It watches both halves of a Smurf (ICMP echo
 // reflection) attack and reports both under the victim's address, so the
 // engine makes them one attack.
@@ -424,12 +417,11 @@ func (s *Smurf) Observe(p *detector.Packet, rep detector.Reporter) {
 
 func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	now := p.Time.UnixNano()
-	pr := s.pending.touch(p.Src, p.ICMPID, now)
-	pr.last = now
-	if !s.isBroadcast(p) {
+	bcast := s.isBroadcast(p)
+	s.pending.touch(p.Src, p.ICMPID, now, bcast)
+	if !bcast {
 		return
 	}
-	pr.lastBcast = now
 	h, _ := s.hosts.Get(p.Src, now)
 	h.last = now
 	h.req.Add(now, s.width, p.WireLen)
@@ -455,12 +447,7 @@ func (s *Smurf) Shadow(p *detector.Packet) {
 	if !p.IsEchoRequest() {
 		return
 	}
-	now := p.Time.UnixNano()
-	pr := s.pending.touch(p.Src, p.ICMPID, now)
-	pr.last = now
-	if s.isBroadcast(p) {
-		pr.lastBcast = now
-	}
+	s.pending.touch(p.Src, p.ICMPID, p.Time.UnixNano(), s.isBroadcast(p))
 }
 
 // Group tells whether echo request p goes to a broadcast address or a
@@ -472,11 +459,11 @@ func (s *Smurf) Group(p *detector.Packet) bool { return s.isBroadcast(p) }
 // receiver, or answers that receiver's broadcast requests while they are
 // an attack (see Smurf).
 func (s *Smurf) unsolicited(p *detector.Packet, now int64) bool {
-	pr, ok := s.pending.lookup(p.Dst, p.ICMPID)
-	if !ok || now-pr.last > s.timeout {
+	last, lastBcast, ok := s.pending.lookup(p.Dst, p.ICMPID)
+	if !ok || now-last > s.timeout {
 		return true
 	}
-	if pr.lastBcast == 0 || now-pr.lastBcast > s.timeout {
+	if lastBcast == 0 || now-lastBcast > s.timeout {
 		return false
 	}
 	h, ok := s.hosts.Lookup(p.Dst)

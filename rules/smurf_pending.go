@@ -1,107 +1,186 @@
 package rules
 
 import (
+	"encoding/binary"
 	"net/netip"
-
-	"github.com/icmpids/icmpids/detector/sketch"
 )
 
 // pendingWays is the associativity of the outstanding-request table.
 const pendingWays = 4
 
-// pendingSlot is one outstanding (host, echo id) and its times.
-type pendingSlot struct {
-	host [16]byte
-	id   uint16
-	used bool
-	pendingReq
+// Bits of pendingWay.key.
+const (
+	pendUsed  = 1 << 63 // the way holds a request
+	pendBcast = 1 << 62 // a broadcast request was seen: bcast[i] holds its time
+	pendHash  = 1 << 61 // the key is a fingerprint (IPv6), not the exact key
+	pendFP    = pendHash - 1
+)
+
+// pendingWay is one outstanding (host, echo id): 16 bytes, so a bucket of
+// pendingWays ways is one 64-byte cache line.
+//
+// key identifies (host, id). An IPv4 host (or an IPv4-mapped IPv6 one,
+// which the table has always treated as the same host) is stored exactly:
+// the address in bits 16-47, the id in bits 0-15. Any other IPv6 host is
+// stored as a 61-bit fingerprint of (host, id) with pendHash set: two
+// different (host, id) of one bucket share a fingerprint with probability
+// about 2^-61 per comparison, in which case a reply to one is taken as
+// solicited by the other's request (and a request to one refreshes the
+// other's entry). pendUsed marks a used way (a free way's key is 0),
+// pendBcast that the request's broadcast time is in the parallel bcast
+// array.
+type pendingWay struct {
+	key  uint64
+	last int64 // packet time of the last request (ns)
 }
 
 // pendingSet is smurf's table of outstanding echo requests: a fixed array
-// of buckets of pendingWays slots, the bucket chosen by a hash of (host,
-// id). A request finds its slot or takes a free or timed-out one in its
+// of buckets of pendingWays ways, the bucket chosen by a hash of (host,
+// id). A request finds its way or takes a free or timed-out one in its
 // bucket; when all are live, the one with the oldest request is evicted
 // and counted. Every echo request of a spoofed flood is a new key: this
-// costs a hash and one bucket's cache lines, where a Go map paid an
-// insert and a delete, and it never allocates after New.
+// costs a hash and one cache line, where a Go map paid an insert and a
+// delete, and it never allocates after New.
+//
+// The time of the last broadcast request lives apart, in bcast (indexed
+// like ways): it is read and written only for hosts that sent broadcast
+// requests, so unicast requests, nearly all of them, touch one line.
+// Times are full int64 packet times: comparisons are exact, whatever the
+// clock does.
 type pendingSet struct {
-	slots   []pendingSlot
+	ways    []pendingWay
+	bcast   []int64 // time of the last broadcast request of ways[i] (0: never)
 	buckets uint64
-	ways    int
+	assoc   int
 	timeout int64 // a request older than this is timed out (ns)
-	n       int   // slots in use
+	n       int   // ways in use
 	evicted uint64
 }
 
 // newPendingSet holds at most capacity requests (capacity >= 1).
 func newPendingSet(capacity int, timeout int64) *pendingSet {
-	ways := min(pendingWays, capacity)
-	b := capacity / ways
-	return &pendingSet{slots: make([]pendingSlot, b*ways), buckets: uint64(b), ways: ways, timeout: timeout}
+	assoc := min(pendingWays, capacity)
+	b := capacity / assoc
+	return &pendingSet{
+		ways:    make([]pendingWay, b*assoc),
+		bcast:   make([]int64, b*assoc),
+		buckets: uint64(b),
+		assoc:   assoc,
+		timeout: timeout,
+	}
 }
 
-func (s *pendingSet) bucket(host [16]byte, id uint16) []pendingSlot {
-	h := sketch.HashAddr(netip.AddrFrom16(host)) ^ uint64(id)*0x9e3779b97f4a7c15
+// locate returns the key of (host, id) and the index of its bucket's
+// first way. The bucket is the one the table has always used (a hash of
+// the 16-byte form of host, as sketch.HashAddr, and of id), so which
+// requests share a bucket, and so evictions, are as before.
+func (s *pendingSet) locate(host netip.Addr, id uint16) (key uint64, first int) {
+	b := host.As16()
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	var h uint64
+	if hi == 0 {
+		h = mix64(lo) // mix64(0) is 0: sketch.HashAddr's mix64(mix64(hi) ^ lo)
+	} else {
+		h = mix64(mix64(hi) ^ lo)
+	}
+	if hi == 0 && lo>>32 == 0xffff {
+		key = pendUsed | uint64(uint32(lo))<<16 | uint64(id)
+	} else {
+		key = pendUsed | pendHash | mix64(h^uint64(id)*0xc2b2ae3d27d4eb4f+0x165667b19e3779f9)&pendFP
+	}
+	h ^= uint64(id) * 0x9e3779b97f4a7c15
 	h ^= h >> 29
-	i := int((h & 0xffffffff) * s.buckets >> 32)
-	return s.slots[i*s.ways : (i+1)*s.ways]
+	first = int((h&0xffffffff)*s.buckets>>32) * s.assoc
+	return key, first
 }
 
-// touch returns the entry of (host, id), creating it at packet time now.
-func (s *pendingSet) touch(host netip.Addr, id uint16, now int64) *pendingReq {
-	k := host.As16()
-	b := s.bucket(k, id)
+// mix64 is the murmur3 finalizer (as in detector/sketch).
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// touch records a request of (host, id) at packet time now, creating its
+// entry if needed; bcast tells that it went to a broadcast address or group.
+func (s *pendingSet) touch(host netip.Addr, id uint16, now int64, bcast bool) {
+	k, first := s.locate(host, id)
+	b := s.ways[first : first+s.assoc]
 	free, oldest := -1, -1
 	for i := range b {
-		sl := &b[i]
-		if sl.used && sl.host == k && sl.id == id {
-			return &sl.pendingReq
+		w := &b[i]
+		if w.key&^pendBcast == k {
+			w.last = now
+			if bcast {
+				s.setBcast(first+i, now)
+			}
+			return
 		}
 		switch {
-		case !sl.used || now-sl.last > s.timeout: // free, or as good as free
+		case w.key == 0 || now-w.last > s.timeout: // free, or as good as free
 			if free < 0 {
 				free = i
 			}
-		case oldest < 0 || sl.last < b[oldest].last:
+		case oldest < 0 || w.last < b[oldest].last:
 			oldest = i
 		}
 	}
-	var sl *pendingSlot
-	if free >= 0 {
-		sl = &b[free]
-	} else {
-		sl = &b[oldest]
+	i := free
+	if i < 0 {
+		i = oldest
 		s.evicted++
 	}
-	if !sl.used {
+	w := &b[i]
+	if w.key == 0 {
 		s.n++
 	}
-	*sl = pendingSlot{host: k, id: id, used: true}
-	return &sl.pendingReq
+	*w = pendingWay{key: k, last: now}
+	if bcast {
+		s.setBcast(first+i, now)
+	}
 }
 
-// lookup returns the entry of (host, id) without creating it.
-func (s *pendingSet) lookup(host netip.Addr, id uint16) (*pendingReq, bool) {
-	k := host.As16()
-	b := s.bucket(k, id)
+// setBcast records a broadcast request at now in way i. A time of 0 reads
+// as "never", as it always has.
+func (s *pendingSet) setBcast(i int, now int64) {
+	s.bcast[i] = now
+	if now != 0 {
+		s.ways[i].key |= pendBcast
+	} else {
+		s.ways[i].key &^= pendBcast
+	}
+}
+
+// lookup returns the times of the last request and of the last broadcast
+// request (0: none) of (host, id), and whether it has an entry.
+func (s *pendingSet) lookup(host netip.Addr, id uint16) (last, lastBcast int64, ok bool) {
+	k, first := s.locate(host, id)
+	b := s.ways[first : first+s.assoc]
 	for i := range b {
-		if sl := &b[i]; sl.used && sl.host == k && sl.id == id {
-			return &sl.pendingReq, true
+		if w := &b[i]; w.key&^pendBcast == k {
+			if w.key&pendBcast != 0 {
+				lastBcast = s.bcast[first+i]
+			}
+			return w.last, lastBcast, true
 		}
 	}
-	return nil, false
+	return 0, 0, false
 }
 
 // sweep frees the entries whose last request is before before.
 func (s *pendingSet) sweep(before int64) {
-	for i := range s.slots {
-		if sl := &s.slots[i]; sl.used && sl.last < before {
-			*sl = pendingSlot{}
+	for i := range s.ways {
+		if w := &s.ways[i]; w.key != 0 && w.last < before {
+			*w = pendingWay{}
 			s.n--
 		}
 	}
 }
 
 func (s *pendingSet) Len() int        { return s.n }
-func (s *pendingSet) Cap() int        { return len(s.slots) }
+func (s *pendingSet) Cap() int        { return len(s.ways) }
 func (s *pendingSet) Evicted() uint64 { return s.evicted }
