@@ -100,8 +100,9 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		a.peakBPS = m.BPS
 	}
 	a.lastPacket = summarize(p)
-	a.sources.Add(p.Src)
-	a.top.Add(p.Src, 1)
+	h := sketch.HashAddr(p.Src) // one hash for both source sketches
+	a.sources.AddHash(h)
+	a.top.AddHash(p.Src, h, 1)
 	if p.HasICMP {
 		a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), 1)
 	}

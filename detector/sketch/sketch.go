@@ -6,6 +6,7 @@
 package sketch
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"net/netip"
@@ -24,8 +25,11 @@ type HLL struct {
 }
 
 // Add counts a.
-func (h *HLL) Add(a netip.Addr) {
-	x := HashAddr(a)
+func (h *HLL) Add(a netip.Addr) { h.AddHash(HashAddr(a)) }
+
+// AddHash counts the address whose HashAddr is x, for callers that hash
+// the address once for several sketches.
+func (h *HLL) AddHash(x uint64) {
 	idx := x >> (64 - hllPrecision)
 	w := x<<hllPrecision | 1<<(hllPrecision-1) // guard bit bounds the rank
 	rank := uint8(bits.LeadingZeros64(w)) + 1
@@ -60,10 +64,11 @@ func (h *HLL) Reset() { h.reg = [hllRegisters]uint8{} }
 // finalizer over its 16-byte form), used for sketches and for sharding.
 func HashAddr(a netip.Addr) uint64 {
 	b := a.As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
-		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	if hi == 0 { // IPv4 (::ffff:a.b.c.d): mix64(0) is 0, skip it
+		return mix64(lo)
+	}
 	return mix64(mix64(hi) ^ lo)
 }
 
@@ -84,7 +89,13 @@ const TopKSize = 16
 // counts are exact; after that a key that took over a slot inherits the
 // slot's count, so each entry carries the bound of its overcount. The zero
 // value is empty.
+//
+// Each slot also holds a 64-bit hash of its key, compared before the key:
+// a scan over 16 words finds a key or shows it absent, and only an equal
+// hash costs a key comparison. Feed a summary through Add, or through
+// AddHash with one hash function (HashAddr for addresses), not both.
 type TopK[K comparable] struct {
+	hashes   [TopKSize]uint64
 	keys     [TopKSize]K
 	counts   [TopKSize]uint64
 	errs     [TopKSize]uint64
@@ -103,28 +114,40 @@ type Entry[K comparable] struct {
 // Min is the guaranteed lower bound of the entry's count.
 func (e Entry[K]) Min() uint64 { return e.Count - e.Err }
 
-// Add counts one more occurrence of k (weight w).
-func (t *TopK[K]) Add(k K, w uint64) {
-	for i := 0; i < t.n; i++ {
-		if t.keys[i] == k {
-			t.counts[i] += w
-			return
+// Add counts one more occurrence of k (weight w). It is AddHash(k, 0, w):
+// every key compares by value.
+func (t *TopK[K]) Add(k K, w uint64) { t.AddHash(k, 0, w) }
+
+// AddHash counts one more occurrence of k (weight w), h being k's hash.
+// One pass finds k or, when it is absent and the summary full, the slot
+// with the least count (the first of equals), which k takes over.
+func (t *TopK[K]) AddHash(k K, h, w uint64) {
+	n := t.n
+	if n < TopKSize {
+		for i := 0; i < n; i++ {
+			if t.hashes[i] == h && t.keys[i] == k {
+				t.counts[i] += w
+				return
+			}
 		}
-	}
-	if t.n < TopKSize {
-		t.keys[t.n], t.counts[t.n] = k, w
+		t.hashes[n], t.keys[n], t.counts[n] = h, k, w
 		t.n++
 		return
 	}
-	minI := 0
-	for i := 1; i < TopKSize; i++ {
-		if t.counts[i] < t.counts[minI] {
-			minI = i
+	minI, minC := 0, t.counts[0]
+	for i := 0; i < TopKSize; i++ {
+		if t.hashes[i] == h && t.keys[i] == k {
+			t.counts[i] += w
+			return
+		}
+		if c := t.counts[i]; c < minC {
+			minI, minC = i, c
 		}
 	}
+	t.hashes[minI] = h
 	t.keys[minI] = k
-	t.errs[minI] = t.counts[minI]
-	t.counts[minI] += w
+	t.errs[minI] = minC
+	t.counts[minI] = minC + w
 	t.replaced = true
 }
 

@@ -146,3 +146,40 @@ func BenchmarkTopKAddSpoofed(b *testing.B) {
 		i++
 	}
 }
+
+// TestTopKAddHashMatchesAdd: fed the same stream, with a hash per key,
+// AddHash gives the entries Add gives, in the same order.
+func TestTopKAddHashMatchesAdd(t *testing.T) {
+	var a, b TopK[netip.Addr]
+	for i := 0; i < 50000; i++ {
+		k := addr(uint32(i)*2654435761 + 3)
+		if i%7 == 0 {
+			k = addr(uint32(i % 5))
+		}
+		a.Add(k, uint64(1+i%3))
+		b.AddHash(k, HashAddr(k), uint64(1+i%3))
+	}
+	ta, tb := a.Top(TopKSize, 0), b.Top(TopKSize, 0)
+	if len(ta) != len(tb) || a.Exact() != b.Exact() {
+		t.Fatalf("Add: %v; AddHash: %v", ta, tb)
+	}
+	for i := range ta {
+		if ta[i] != tb[i] {
+			t.Fatalf("entry %d: Add %v, AddHash %v", i, ta[i], tb[i])
+		}
+	}
+}
+
+func BenchmarkTopKAddHashSpoofed(b *testing.B) {
+	var tk TopK[netip.Addr]
+	var h HLL
+	i := uint32(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		a := addr(i)
+		x := HashAddr(a)
+		h.AddHash(x)
+		tk.AddHash(a, x, 1)
+		i++
+	}
+}
