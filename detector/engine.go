@@ -213,6 +213,24 @@ func (e *Engine) HandlePacket(p *Packet) {
 	}
 }
 
+// SetRules replaces the engine's rules, for a configuration reload. Open
+// and pending attacks carry on under the new rule of the same name; the
+// active attacks of a rule that is gone end at once with EndRuleOff. The
+// new rules start with empty state: a flood under way is measured again
+// within one window, well inside the hold time, so its attack goes on.
+// Call it from the goroutine that feeds the engine.
+func (e *Engine) SetRules(rules ...Rule) {
+	byName := make(map[string]int, len(rules))
+	for i, r := range rules {
+		byName[r.Info().Name] = i
+	}
+	e.tracker.remap(func(old int) (int, bool) {
+		i, ok := byName[e.rules[old].Info().Name]
+		return i, ok
+	}, EndRuleOff)
+	e.rules = rules
+}
+
 // Advance moves the engine's clock to now without a packet (live mode calls
 // it from the wall clock when traffic stops) and runs due ticks, so quiet
 // attacks end on time.

@@ -36,6 +36,7 @@ const (
 	EndShutdown = "shutdown"  // the live sensor stopped
 	EndTimeJump = "time_jump" // packet time jumped backwards past the hold time
 	EndEvicted  = "evicted"   // pushed out of a full attack table
+	EndRuleOff  = "rule_off"  // its rule was disabled by a configuration reload
 )
 
 // RuleInfo is a rule's identity as alerts carry it.

@@ -197,6 +197,27 @@ func (t *tracker) expire(now time.Time) {
 	}
 }
 
+// remap moves every attack to its rule's index in a new rule list: to(old)
+// gives the new index, or false when the rule is gone, in which case its
+// active attacks end with reason (pending ones are dropped). It runs
+// before the engine swaps its rules, so ends still name the old rule.
+func (t *tracker) remap(to func(old int) (int, bool), reason string) {
+	t.lastA = nil
+	moved := make(map[attackKey]*attack, len(t.attacks))
+	for k, a := range t.attacks {
+		n, ok := to(k.rule)
+		switch {
+		case ok:
+			moved[attackKey{n, k.target}] = a
+		case a.active:
+			t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
+		default:
+			t.release(k, a)
+		}
+	}
+	t.attacks = moved
+}
+
 // closeAll ends every active attack (reason says why) and drops pending ones.
 // The end time is when the hold time would have run out, as a sensor that
 // kept running would have reported it.

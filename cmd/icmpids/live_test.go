@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,7 +86,7 @@ func TestLiveFloodInNamespace(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(victim), exe,
 		"run", "-i", vIf, "--format", "eve", "--stats-interval", "0")
 	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=2s")
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -135,4 +137,107 @@ func TestLiveFloodInNamespace(t *testing.T) {
 		t.Errorf("no capture statistics on exit:\n%s", stderr.String())
 	}
 	t.Logf("start: %.0f pps; sensor log:\n%s", evs[0].Alert.Context.Attack.PPS, stderr.String())
+}
+
+// TestLiveReloadRules: SIGHUP re-reads the configuration and applies new
+// thresholds to the running sensor. With echo_pps at 10 million a bounded
+// ping -f raises nothing; after the file is rewritten with 1,000 and the
+// sensor gets SIGHUP, the same flood is reported. The EVE file is reopened
+// too (logrotate): alerts after the HUP land in the new file.
+func TestLiveReloadRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live test skipped in -short mode")
+	}
+	sender, victim, vIf, vAddr := liveTestbed(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "icmpids.yaml")
+	evePath := filepath.Join(dir, "eve.json")
+	writeCfg := func(pps int) {
+		t.Helper()
+		yaml := fmt.Sprintf("engine:\n  hold_time: 2s\nrules:\n  icmp_flood:\n    echo_pps: %d\n    any_pps: %d\n", pps, 2*pps)
+		if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg(10_000_000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(victim), exe,
+		"run", "-i", vIf, "--config", cfgPath, "--format", "none", "--eve", evePath, "--stats-interval", "0")
+	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+	flood := func() {
+		t.Helper()
+		fctx, fcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer fcancel()
+		exec.CommandContext(fctx, "ip", "netns", "exec", string(sender),
+			"ping", "-f", "-l", "16", "-c", "20000", "-w", "8", "-q", vAddr).Run()
+	}
+	flood()
+	time.Sleep(3 * time.Second) // more than the hold time: anything would have ended
+	if data, _ := os.ReadFile(evePath); len(data) != 0 {
+		t.Fatalf("alerts above a 10M pps threshold: %s", data)
+	}
+	writeCfg(1000)
+	if err := os.Rename(evePath, evePath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "configuration reloaded") }, "reload", &stderr)
+	flood()
+	waitFor(t, 10*time.Second, func() bool {
+		data, _ := os.ReadFile(evePath)
+		return strings.Contains(string(data), `"phase":"end"`)
+	}, "alerts after the reload in the reopened EVE file", &stderr)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	data, _ := os.ReadFile(evePath)
+	got := summary(parseEVE(t, string(data)))
+	want := []string{"icmp_flood start " + vAddr, "icmp_flood end " + vAddr}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events after the reload: %v, want %v\nstderr:\n%s", got, want, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "rules.icmp_flood.echo_pps") {
+		t.Errorf("the reload log does not name the applied key:\n%s", stderr.String())
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string, log fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; stderr:\n%s", what, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a polling test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,9 +48,10 @@ Signals: SIGINT or SIGTERM stops the sensor: open attacks are closed with
 an end event and the output queues are flushed (at most 10 s). SIGHUP
 reopens the EVE file (for logrotate), makes the syslog output reconnect
 (reading its TLS files again), and re-reads the configuration file: it
-applies log_level, output.eve_stats_interval and capture.stats_interval,
-and logs every other changed key as needing a restart (rules, thresholds
-and engine settings live in the running engine with the open attacks).
+applies the rules and their thresholds (rules.*: open attacks carry on
+under the new settings; a rule switched off ends its attacks),
+log_level, output.eve_stats_interval and capture.stats_interval, and logs
+every other changed key (capture, engine, outputs) as needing a restart.
 
 --metrics-addr serves Prometheus metrics at http://ADDR/metrics.`,
 		Example: `  icmpids run -i eth0
@@ -308,6 +310,13 @@ func (lp *liveLoop) reload(now time.Time) {
 		return
 	}
 	applied, restart := reloadDiff(lp.cfg, cfg)
+	if !reflect.DeepEqual(lp.cfg.Rules, cfg.Rules) {
+		if err := lp.s.reloadRules(cfg.Rules); err != nil {
+			log.WithError(err).Error("rules not reloaded: keeping the running ones")
+		} else {
+			lp.cfg.Rules = cfg.Rules
+		}
+	}
 	if lvl, err := logrus.ParseLevel(cfg.LogLevel); err == nil {
 		lp.log.SetLevel(lvl)
 	}
@@ -327,7 +336,8 @@ func (lp *liveLoop) reload(now time.Time) {
 	log.WithFields(f).Info("configuration reloaded")
 }
 
-// reloadable are the keys a SIGHUP applies to a running sensor.
+// reloadable are the keys a SIGHUP applies to a running sensor, besides
+// every rules.* key (rules and thresholds; open attacks carry on).
 var reloadable = map[string]bool{
 	"log_level":                 true,
 	"output.eve_stats_interval": true,
@@ -342,7 +352,7 @@ func reloadDiff(old, new Config) (applied, restart []string) {
 		if reflect.DeepEqual(o[k], n[k]) {
 			continue
 		}
-		if reloadable[k] {
+		if reloadable[k] || strings.HasPrefix(k, "rules.") {
 			applied = append(applied, k)
 		} else {
 			restart = append(restart, k)

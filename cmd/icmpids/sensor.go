@@ -30,6 +30,9 @@ type sensor struct {
 	queueNames []string
 	eveFile    *output.EVEFile
 	syslog     *output.Syslog
+	// observers are the taps' never-reporting rules, appended to every
+	// rule set; shared wraps them for several engines (workers > 1).
+	observers, shared []detector.Rule
 }
 
 func newLogger(level string, w io.Writer) *logrus.Logger {
@@ -152,13 +155,17 @@ func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps
 			tapped = append(tapped, t.sink)
 		}
 		if t.observer != nil {
-			rs = append(rs, t.observer)
+			s.observers = append(s.observers, t.observer)
 		}
 	}
+	rs = append(rs, s.observers...)
 	sinks = append(tapped, sinks...)
 	var sink detector.Sink = output.Multi(sinks)
 	if cfg.Engine.Workers != 1 {
-		set, err := newShards(cfg, sink, taps)
+		for _, o := range s.observers {
+			s.shared = append(s.shared, shard.Shared(o))
+		}
+		set, err := newShards(cfg, sink, s.shared)
 		if err != nil {
 			return nil, configError{err}
 		}
@@ -186,13 +193,7 @@ type pipeline interface {
 // one dispatcher. Taps' observers are shared by all engines (serialized).
 // Echo requests to broadcast addresses and groups, by smurf's definition,
 // go to their source's engine.
-func newShards(cfg Config, sink detector.Sink, taps []sensorTap) (*shard.Set, error) {
-	var shared []detector.Rule
-	for _, t := range taps {
-		if t.observer != nil {
-			shared = append(shared, shard.Shared(t.observer))
-		}
-	}
+func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.Set, error) {
 	router, err := rules.NewSmurf(cfg.Rules.Smurf)
 	if err != nil {
 		return nil, fmt.Errorf("rules.smurf: %w", err)
@@ -205,6 +206,30 @@ func newShards(cfg Config, sink detector.Sink, taps []sensorTap) (*shard.Set, er
 			}
 			return detector.New(cfg.Engine, sink, append(rs, shared...)...)
 		})
+}
+
+// reloadRules swaps in rules built from cfg on every engine (SIGHUP):
+// open attacks carry on under the rule of the same name, a disabled rule's
+// attacks end (detector.Engine.SetRules). Taps' observers stay.
+func (s *sensor) reloadRules(cfg RulesConfig) error {
+	switch eng := s.engine.(type) {
+	case *detector.Engine:
+		rs, err := buildRules(cfg)
+		if err != nil {
+			return err
+		}
+		eng.SetRules(append(rs, s.observers...)...)
+		return nil
+	case *shard.Set:
+		return eng.SetRules(func(int) ([]detector.Rule, error) {
+			rs, err := buildRules(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return append(rs, s.shared...), nil
+		})
+	}
+	return fmt.Errorf("reloading rules: unknown pipeline %T", s.engine)
 }
 
 // close ends the open attacks and flushes the sinks (at most 10 s).

@@ -308,6 +308,27 @@ func (s *Set) Sync() {
 	}
 }
 
+// SetRules gives every engine new rules, for a configuration reload (see
+// detector.Engine.SetRules): it waits until the workers have handled what
+// is batched, then builds each shard's rules with build and swaps them in
+// on this goroutine; the batches handed over afterwards order the swap
+// before the workers' next packets. On an error no engine is changed.
+func (s *Set) SetRules(build func(shard int) ([]detector.Rule, error)) error {
+	sets := make([][]detector.Rule, len(s.workers))
+	for i := range s.workers {
+		rs, err := build(i)
+		if err != nil {
+			return err
+		}
+		sets[i] = rs
+	}
+	s.Sync()
+	for i, w := range s.workers {
+		w.eng.SetRules(sets[i]...)
+	}
+	return nil
+}
+
 // Close ends every open attack on every engine with reason and stops the
 // workers. The Set must not be used afterwards, except for Stats.
 func (s *Set) Close(reason string) {
