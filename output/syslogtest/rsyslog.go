@@ -10,6 +10,7 @@ package syslogtest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -180,13 +181,19 @@ func (r *Rsyslog) Log() string {
 // Lines returns the messages written so far, probes left out.
 func (r *Rsyslog) Lines() []Line {
 	r.t.Helper()
-	f, err := os.Open(r.out)
+	data, err := os.ReadFile(r.out)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	// Only complete lines: rsyslog may be half-way through writing the
+	// last one.
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[:i+1]
+	} else {
+		data = nil
+	}
 	var ls []Line
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		p := strings.SplitN(sc.Text(), "\t", 11)
