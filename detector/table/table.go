@@ -9,7 +9,10 @@
 // and deletes do not allocate.
 package table
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // sampleSize is how many entries an eviction looks at to pick the stalest.
 const sampleSize = 8
@@ -69,6 +72,9 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		t.keys[i], t.vals[i], t.touched[i] = k, zero, now
 	} else {
 		i = int32(len(t.keys))
+		if len(t.keys) == cap(t.keys) {
+			t.grow()
+		}
 		var zero V
 		t.keys = append(t.keys, k)
 		t.vals = append(t.vals, zero)
@@ -77,6 +83,19 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 	t.index[k] = i
 	t.last = i
 	return &t.vals[i], true
+}
+
+// grow doubles the slab (at least 64 entries, at most the capacity).
+// append alone grows large slices by a quarter at a time: a table of large
+// values filling up to its capacity copied its slab some ten times over.
+func (t *Table[K, V]) grow() {
+	n := min(max(64, 2*cap(t.keys)), t.capacity) - len(t.keys)
+	if n <= 0 {
+		return
+	}
+	t.keys = slices.Grow(t.keys, n)
+	t.vals = slices.Grow(t.vals, n)
+	t.touched = slices.Grow(t.touched, n)
 }
 
 // Lookup returns the entry for k without creating or touching it.
