@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket/pcap"
+
+	"github.com/icmpids/icmpids/capture"
+	"github.com/icmpids/icmpids/capture/synth"
 )
 
 // TestMain lets the test binary act as the icmpids command when
@@ -22,7 +30,43 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if spec := os.Getenv("ICMPIDS_TEST_INJECT"); spec != "" {
+		// IFACE=PCAP: write the capture's frames onto IFACE (run inside a
+		// test namespace by the live tests), then exit.
+		iface, path, _ := strings.Cut(spec, "=")
+		if err := inject(iface, path); err != nil {
+			fmt.Fprintln(os.Stderr, "inject:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+// inject writes every frame of the pcap at path onto iface with libpcap.
+func inject(iface, path string) error {
+	h, err := pcap.OpenLive(iface, 65535, false, pcap.BlockForever)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	r, err := capture.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		fr, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := h.WritePacketData(fr.Data); err != nil {
+			return fmt.Errorf("write to %s: %w", iface, err)
+		}
+	}
 }
 
 // netns is a network namespace the test created; it is deleted on cleanup.
@@ -37,10 +81,22 @@ func sh(t *testing.T, args ...string) {
 	}
 }
 
+// testbed is two test namespaces joined by a veth pair.
+type testbed struct {
+	sender, victim         netns
+	senderIf, victimIf     string
+	senderAddr, victimAddr string
+}
+
 // liveTestbed creates two namespaces joined by a veth pair: a sender and a
-// victim with addresses in 10.231.x.0/24 and fd00:231::/64, private to the
-// test. It skips unless the test runs as root with iproute2 and ping.
+// victim with addresses in 10.231.x.0/24, private to the test. It skips
+// unless the test runs as root with iproute2 and ping.
 func liveTestbed(t *testing.T) (sender, victim netns, victimIf, victimAddr string) {
+	tb := newTestbed(t)
+	return tb.sender, tb.victim, tb.victimIf, tb.victimAddr
+}
+
+func newTestbed(t *testing.T) testbed {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("live capture test needs root (network namespaces, raw capture)")
@@ -51,7 +107,7 @@ func liveTestbed(t *testing.T) (sender, victim netns, victimIf, victimAddr strin
 		}
 	}
 	id := os.Getpid() % 200
-	sender, victim = netns(fmt.Sprintf("icmpids-s%d", id)), netns(fmt.Sprintf("icmpids-v%d", id))
+	sender, victim := netns(fmt.Sprintf("icmpids-s%d", id)), netns(fmt.Sprintf("icmpids-v%d", id))
 	sIf, vIf := fmt.Sprintf("ids-s%d", id), fmt.Sprintf("ids-v%d", id)
 	sAddr, vAddr := fmt.Sprintf("10.231.%d.1", id), fmt.Sprintf("10.231.%d.2", id)
 	sh(t, "ip", "netns", "add", string(sender))
@@ -65,7 +121,7 @@ func liveTestbed(t *testing.T) (sender, victim netns, victimIf, victimAddr strin
 	sh(t, "ip", "-n", string(victim), "link", "set", vIf, "up")
 	sh(t, "ip", "-n", string(sender), "link", "set", "lo", "up")
 	sh(t, "ip", "-n", string(victim), "link", "set", "lo", "up")
-	return sender, victim, vIf, vAddr
+	return testbed{sender, victim, sIf, vIf, sAddr, vAddr}
 }
 
 // TestLiveFloodInNamespace runs the real sensor on the victim's veth inside
@@ -240,4 +296,65 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestLivePingOfDeath (issue 3): on a live veth in test namespaces, a legal
+// `ping -s 65000` raises nothing, and a Ping of Death crafted by the test
+// (an echo request of 65,600 bytes in 1,480-byte fragments, written onto
+// the sender's veth with libpcap) raises exactly one ping_of_death for the
+// victim, with the computed size.
+func TestLivePingOfDeath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live test skipped in -short mode")
+	}
+	tb := newTestbed(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe,
+		"run", "-i", tb.victimIf, "--format", "eve", "--stats-interval", "0")
+	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+
+	sh(t, "ip", "netns", "exec", string(tb.sender), "ping", "-c", "2", "-i", "0.3", "-s", "65000", "-W", "2", tb.victimAddr)
+	time.Sleep(500 * time.Millisecond)
+	if out := stdout.String(); out != "" {
+		t.Fatalf("a legal 65,000-byte ping raised: %s", out)
+	}
+
+	d, pieces := synth.PingTrain(netip.MustParseAddr(tb.senderAddr), netip.MustParseAddr(tb.victimAddr), 4242, 65600, 1480)
+	frames, err := d.Frames(pieces, time.Now(), time.Microsecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := filepath.Join(t.TempDir(), "pod.pcap")
+	if err := synth.WritePcapFile(pod, frames); err != nil {
+		t.Fatal(err)
+	}
+	injector := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.sender), exe)
+	injector.Env = append(os.Environ(), "ICMPIDS_TEST_INJECT="+tb.senderIf+"="+pod)
+	if out, err := injector.CombinedOutput(); err != nil {
+		t.Fatalf("injecting the Ping of Death: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stdout.String(), "ping_of_death") }, "ping_of_death", &stderr)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	got := summary(parseEVE(t, stdout.String()))
+	want := []string{"ping_of_death start " + tb.victimAddr}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if !strings.Contains(stdout.String(), `"reassembled_size":65600`) {
+		t.Errorf("alert lacks the computed size 65,600: %s", stdout.String())
+	}
 }
