@@ -57,6 +57,9 @@ type FileReader struct {
 	name   string
 	closer io.Closer
 	pcap   *pcapgo.Reader
+	br     *bufio.Reader    // pcap: the stream after the file header, records read here
+	order  binary.ByteOrder // pcap: the file's byte order
+	nsec   uint32           // pcap: nanoseconds per timestamp fraction unit (1000 or 1)
 	ng     *ngReader
 	src    *errMark // the (decompressed) byte stream
 	link   uint16   // pcap: the header's link type, full 16 bits
@@ -122,11 +125,14 @@ func newFileReader(name string, rc io.ReadCloser) (_ *FileReader, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (pcap header of %d bytes, 24 expected)", name, ErrTruncated, len(hdr))
 		}
-		if m == 0xa1b2c3d4 || m == 0xa1b23c4d {
-			r.link = uint16(binary.LittleEndian.Uint32(hdr[20:24])) // upper bits: FCS flags
-		} else {
-			r.link = uint16(binary.BigEndian.Uint32(hdr[20:24]))
+		r.order, r.nsec = binary.ByteOrder(binary.LittleEndian), 1000
+		if m == 0xd4c3b2a1 || m == 0x4d3cb2a1 {
+			r.order = binary.BigEndian
 		}
+		if m == 0xa1b23c4d || m == 0x4d3cb2a1 {
+			r.nsec = 1
+		}
+		r.link = uint16(r.order.Uint32(hdr[20:24])) // upper bits: FCS flags
 		// br is a *bufio.Reader larger than pcapgo's: pcapgo reads through it
 		// without a second buffer.
 		if r.pcap, err = pcapgo.NewReader(br); err != nil {
@@ -136,6 +142,7 @@ func newFileReader(name string, rc io.ReadCloser) (_ *FileReader, err error) {
 		// length says (some writers get it wrong), and refuse larger ones
 		// instead of letting pcapgo allocate what a corrupt header claims.
 		r.pcap.SetSnaplen(maxSnapLen)
+		r.br = br
 	case ngBlockSection:
 		r.ng = newNgReader(br)
 	default:
@@ -157,12 +164,12 @@ func (r *FileReader) Frames() uint64 { return r.frames }
 // call.
 func (r *FileReader) Next() (Frame, error) {
 	if r.pcap != nil {
-		data, ci, err := r.pcap.ZeroCopyReadPacketData()
+		f, err := r.nextPcap()
 		if err != nil {
 			return Frame{}, r.readErr(err)
 		}
 		r.frames++
-		return Frame{Data: data, Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, LinkType: r.link}, nil
+		return f, nil
 	}
 	data, ts, wireLen, link, err := r.ng.next()
 	if err != nil {
@@ -170,6 +177,44 @@ func (r *FileReader) Next() (Frame, error) {
 	}
 	r.frames++
 	return Frame{Data: data, Timestamp: ts, CaptureLength: len(data), Length: wireLen, LinkType: link}, nil
+}
+
+// nextPcap reads one pcap record as pcapgo's ZeroCopyReadPacketData does
+// (same checks, same errors, same timestamps), but hands out the record's
+// data where it lies in the read buffer instead of copying it out: the
+// buffer (1 MiB) holds any record up to maxSnapLen.
+func (r *FileReader) nextPcap() (Frame, error) {
+	hdr, err := r.br.Peek(16)
+	if err != nil {
+		return Frame{}, fullErr(len(hdr), err)
+	}
+	sec := r.order.Uint32(hdr[0:4])
+	frac := r.order.Uint32(hdr[4:8]) * r.nsec // uint32, as pcapgo computes it
+	capLen := int(r.order.Uint32(hdr[8:12]))
+	wireLen := int(r.order.Uint32(hdr[12:16]))
+	r.br.Discard(16)
+	if capLen > maxSnapLen {
+		return Frame{}, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, maxSnapLen)
+	}
+	if capLen > wireLen {
+		return Frame{}, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen)
+	}
+	data, err := r.br.Peek(capLen)
+	if err != nil {
+		return Frame{}, fullErr(len(data), err)
+	}
+	r.br.Discard(capLen) // data stays valid until the next read
+	ts := time.Unix(int64(sec), int64(frac)).UTC()
+	return Frame{Data: data, Timestamp: ts, CaptureLength: capLen, Length: wireLen, LinkType: r.link}, nil
+}
+
+// fullErr is the error io.ReadFull gives when n bytes of a record were read
+// before err: io.EOF when nothing was, io.ErrUnexpectedEOF when part was.
+func fullErr(n int, err error) error {
+	if err == io.EOF && n > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func (r *FileReader) readErr(err error) error {
