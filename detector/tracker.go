@@ -2,6 +2,7 @@ package detector
 
 import (
 	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/icmpids/icmpids/detector/sketch"
@@ -185,16 +186,18 @@ func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string
 // than the hold time before now.
 func (t *tracker) expire(now time.Time) {
 	hold := t.e.cfg.HoldTime
+	var due []attackKey
 	for k, a := range t.attacks {
 		if now.Sub(a.last) < hold {
 			continue
 		}
 		if a.active {
-			t.end(k, a, a.last.Add(hold), EndQuiet)
+			due = append(due, k)
 		} else {
 			t.release(k, a)
 		}
 	}
+	t.endInOrder(due, EndQuiet)
 }
 
 // remap moves every attack to its rule's index in a new rule list: to(old)
@@ -204,17 +207,19 @@ func (t *tracker) expire(now time.Time) {
 func (t *tracker) remap(to func(old int) (int, bool), reason string) {
 	t.lastA = nil
 	moved := make(map[attackKey]*attack, len(t.attacks))
+	var gone []attackKey
 	for k, a := range t.attacks {
 		n, ok := to(k.rule)
 		switch {
 		case ok:
 			moved[attackKey{n, k.target}] = a
 		case a.active:
-			t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
+			gone = append(gone, k)
 		default:
 			t.release(k, a)
 		}
 	}
+	t.endInOrder(gone, reason)
 	t.attacks = moved
 }
 
@@ -222,12 +227,36 @@ func (t *tracker) remap(to func(old int) (int, bool), reason string) {
 // The end time is when the hold time would have run out, as a sensor that
 // kept running would have reported it.
 func (t *tracker) closeAll(reason string) {
+	var due []attackKey
 	for k, a := range t.attacks {
 		if a.active {
-			t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
+			due = append(due, k)
 		} else {
 			t.release(k, a)
 		}
+	}
+	t.endInOrder(due, reason)
+}
+
+// endInOrder ends the attacks of keys in a fixed order — by end time, then
+// rule, then target — so that output does not depend on map iteration.
+func (t *tracker) endInOrder(keys []attackKey, reason string) {
+	if len(keys) == 0 {
+		return
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ai, aj := t.attacks[keys[i]], t.attacks[keys[j]]
+		if !ai.last.Equal(aj.last) {
+			return ai.last.Before(aj.last)
+		}
+		if keys[i].rule != keys[j].rule {
+			return keys[i].rule < keys[j].rule
+		}
+		return keys[i].target.Less(keys[j].target)
+	})
+	for _, k := range keys {
+		a := t.attacks[k]
+		t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
 	}
 }
 
