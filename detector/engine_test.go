@@ -76,19 +76,11 @@ func udpFragment(tb testing.TB, src, dst netip.Addr) []byte {
 // them (icmp_flood leaves smurf's packets to smurf).
 func allRules(tb testing.TB) []detector.Rule {
 	tb.Helper()
-	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+	rs, err := rules.Enabled(rules.DefaultConfig())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return []detector.Rule{
-		rules.NewFlood(rules.DefaultFloodConfig(), smurf),
-		rules.NewPingOfDeath(rules.DefaultPingOfDeathConfig()),
-		rules.NewFragOversize(rules.DefaultFragOversizeConfig()),
-		rules.NewFragOverlap(rules.DefaultFragOverlapConfig()),
-		rules.NewFragTiny(rules.DefaultFragTinyConfig()),
-		rules.NewFragFlood(rules.DefaultFragFloodConfig()),
-		smurf,
-	}
+	return rs
 }
 
 func newEngine(tb testing.TB, rs ...detector.Rule) (*detector.Engine, *int) {

@@ -10,21 +10,14 @@ import (
 	"github.com/icmpids/icmpids/rules"
 )
 
-// allRules returns every rule as the sensor wires them.
-func allRules(t testing.TB) []detector.Rule {
-	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+// allRules returns every rule with its defaults, as the sensor wires them.
+func allRules(tb testing.TB) []detector.Rule {
+	tb.Helper()
+	rs, err := rules.Enabled(rules.DefaultConfig())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return []detector.Rule{
-		rules.NewFlood(rules.DefaultFloodConfig(), smurf),
-		rules.NewPingOfDeath(rules.DefaultPingOfDeathConfig()),
-		rules.NewFragOversize(rules.DefaultFragOversizeConfig()),
-		rules.NewFragOverlap(rules.DefaultFragOverlapConfig()),
-		rules.NewFragTiny(rules.DefaultFragTinyConfig()),
-		rules.NewFragFlood(rules.DefaultFragFloodConfig()),
-		smurf,
-	}
+	return rs
 }
 
 // FuzzEngine feeds a stream of untrusted frames through decode, fragment

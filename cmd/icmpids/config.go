@@ -29,7 +29,7 @@ type Config struct {
 	Output   OutputConfig    `mapstructure:"output"`
 	Capture  CaptureConfig   `mapstructure:"capture"`
 	Engine   detector.Config `mapstructure:"engine"`
-	Rules    RulesConfig     `mapstructure:"rules"`
+	Rules    rules.Config    `mapstructure:"rules"`
 	// Syslog holds the syslog output's settings (the collector's URL is
 	// output.syslog); Metrics the Prometheus endpoint's.
 	Syslog  output.SyslogConfig `mapstructure:"syslog"`
@@ -70,17 +70,6 @@ type CaptureConfig struct {
 	StatsInterval time.Duration `mapstructure:"stats_interval"`
 }
 
-// RulesConfig holds every rule's settings, by rule name.
-type RulesConfig struct {
-	Flood        rules.FloodConfig        `mapstructure:"icmp_flood"`
-	PingOfDeath  rules.PingOfDeathConfig  `mapstructure:"ping_of_death"`
-	FragOversize rules.FragOversizeConfig `mapstructure:"frag_oversize"`
-	FragOverlap  rules.FragOverlapConfig  `mapstructure:"frag_overlap"`
-	FragTiny     rules.FragTinyConfig     `mapstructure:"frag_tiny"`
-	FragFlood    rules.FragFloodConfig    `mapstructure:"frag_flood"`
-	Smurf        rules.SmurfConfig        `mapstructure:"smurf"`
-}
-
 func defaultConfig() Config {
 	return Config{
 		LogLevel: "info",
@@ -96,15 +85,7 @@ func defaultConfig() Config {
 		},
 		Engine: detector.DefaultConfig(),
 		Syslog: output.DefaultSyslogConfig(),
-		Rules: RulesConfig{
-			Flood:        rules.DefaultFloodConfig(),
-			PingOfDeath:  rules.DefaultPingOfDeathConfig(),
-			FragOversize: rules.DefaultFragOversizeConfig(),
-			FragOverlap:  rules.DefaultFragOverlapConfig(),
-			FragTiny:     rules.DefaultFragTinyConfig(),
-			FragFlood:    rules.DefaultFragFloodConfig(),
-			Smurf:        rules.DefaultSmurfConfig(),
-		},
+		Rules:  rules.DefaultConfig(),
 	}
 }
 
@@ -144,9 +125,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("capture.stats_interval: %v must not be negative (0 turns periodic stats off)", c.Capture.StatsInterval))
 	}
 	errs = append(errs, c.Engine.Validate(),
-		c.Rules.Flood.Validate(), c.Rules.PingOfDeath.Validate(), c.Rules.FragOversize.Validate(),
-		c.Rules.FragOverlap.Validate(), c.Rules.FragTiny.Validate(), c.Rules.FragFlood.Validate(),
-		c.Rules.Smurf.Validate())
+		c.Rules.Validate())
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/icmpids/icmpids/rules"
 )
 
 func newRulesCmd(a *app) *cobra.Command {
@@ -23,22 +25,22 @@ rules.<name>).`,
 			if err != nil {
 				return err
 			}
-			specs, err := ruleSpecs(cfg.Rules)
+			specs, err := rules.Specs(cfg.Rules)
 			if err != nil {
 				return configError{err}
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			for i, s := range specs {
-				info := s.rule.Info()
+				info := s.Rule.Info()
 				state := "enabled"
-				if !s.enabled {
+				if !s.Enabled {
 					state = "disabled"
 				}
 				if i > 0 {
 					fmt.Fprintln(tw)
 				}
 				fmt.Fprintf(tw, "%s\tsid %d rev %d, %s, severity %d\t%s\n", info.Name, info.SignatureID, info.Rev, state, info.Severity, info.Signature)
-				settings := flatten(s.settings)
+				settings := flatten(s.Settings)
 				keys := make([]string, 0, len(settings))
 				for k := range settings {
 					if k != "enabled" {

@@ -45,52 +45,6 @@ func newLogger(level string, w io.Writer) *logrus.Logger {
 	return log
 }
 
-// ruleSpec is one configured rule: built, with its settings and whether it
-// is enabled.
-type ruleSpec struct {
-	rule     detector.Rule
-	enabled  bool
-	settings any // the rule's Config struct
-}
-
-// ruleSpecs builds every rule from its configuration, in the contract's
-// order. icmp_flood leaves smurf's packets to smurf (when smurf is on), so
-// a reflection attack is reported once.
-func ruleSpecs(cfg RulesConfig) ([]ruleSpec, error) {
-	smurf, err := rules.NewSmurf(cfg.Smurf)
-	if err != nil {
-		return nil, fmt.Errorf("rules.smurf: %w", err)
-	}
-	var claimers []rules.Claimer
-	if cfg.Smurf.Enabled {
-		claimers = append(claimers, smurf)
-	}
-	return []ruleSpec{
-		{rules.NewFlood(cfg.Flood, claimers...), cfg.Flood.Enabled, cfg.Flood},
-		{rules.NewPingOfDeath(cfg.PingOfDeath), cfg.PingOfDeath.Enabled, cfg.PingOfDeath},
-		{rules.NewFragOversize(cfg.FragOversize), cfg.FragOversize.Enabled, cfg.FragOversize},
-		{rules.NewFragOverlap(cfg.FragOverlap), cfg.FragOverlap.Enabled, cfg.FragOverlap},
-		{rules.NewFragTiny(cfg.FragTiny), cfg.FragTiny.Enabled, cfg.FragTiny},
-		{rules.NewFragFlood(cfg.FragFlood), cfg.FragFlood.Enabled, cfg.FragFlood},
-		{smurf, cfg.Smurf.Enabled, cfg.Smurf},
-	}, nil
-}
-
-// buildRules returns the enabled rules in a fixed order.
-func buildRules(cfg RulesConfig) ([]detector.Rule, error) {
-	specs, err := ruleSpecs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var rs []detector.Rule
-	for _, s := range specs {
-		if s.enabled {
-			rs = append(rs, s.rule)
-		}
-	}
-	return rs, nil
-}
-
 // isTerminal tells whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -145,7 +99,7 @@ func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps
 		}
 		sinks = append(sinks, sl)
 	}
-	rs, err := buildRules(cfg.Rules)
+	rs, err := rules.Enabled(cfg.Rules)
 	if err != nil {
 		return nil, configError{err}
 	}
@@ -200,7 +154,7 @@ func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.S
 	}
 	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: router.Group}, sink,
 		func(_ int, sink detector.Sink) (*detector.Engine, error) {
-			rs, err := buildRules(cfg.Rules)
+			rs, err := rules.Enabled(cfg.Rules)
 			if err != nil {
 				return nil, err
 			}
@@ -211,10 +165,10 @@ func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.S
 // reloadRules swaps in rules built from cfg on every engine (SIGHUP):
 // open attacks carry on under the rule of the same name, a disabled rule's
 // attacks end (detector.Engine.SetRules). Taps' observers stay.
-func (s *sensor) reloadRules(cfg RulesConfig) error {
+func (s *sensor) reloadRules(cfg rules.Config) error {
 	switch eng := s.engine.(type) {
 	case *detector.Engine:
-		rs, err := buildRules(cfg)
+		rs, err := rules.Enabled(cfg)
 		if err != nil {
 			return err
 		}
@@ -222,7 +176,7 @@ func (s *sensor) reloadRules(cfg RulesConfig) error {
 		return nil
 	case *shard.Set:
 		return eng.SetRules(func(int) ([]detector.Rule, error) {
-			rs, err := buildRules(cfg)
+			rs, err := rules.Enabled(cfg)
 			if err != nil {
 				return nil, err
 			}

@@ -16,20 +16,14 @@ import (
 
 var epoch = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
-func allRules(t testing.TB) []detector.Rule {
-	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+// allRules returns every rule with its defaults, as the sensor wires them.
+func allRules(tb testing.TB) []detector.Rule {
+	tb.Helper()
+	rs, err := rules.Enabled(rules.DefaultConfig())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return []detector.Rule{
-		rules.NewFlood(rules.DefaultFloodConfig(), smurf),
-		rules.NewPingOfDeath(rules.DefaultPingOfDeathConfig()),
-		rules.NewFragOversize(rules.DefaultFragOversizeConfig()),
-		rules.NewFragOverlap(rules.DefaultFragOverlapConfig()),
-		rules.NewFragTiny(rules.DefaultFragTinyConfig()),
-		rules.NewFragFlood(rules.DefaultFragFloodConfig()),
-		smurf,
-	}
+	return rs
 }
 
 // scenario: floods of two victims (one spoofed), a smurf attack (requests
