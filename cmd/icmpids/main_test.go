@@ -194,7 +194,7 @@ func TestBadInput(t *testing.T) {
 		{"missing config", []string{"replay", "--config", filepath.Join(dir, "none.yaml"), demo}, 2, []string{"none.yaml"}},
 		{"run without interface", []string{"run"}, 2, []string{"interface"}},
 		{"run unknown interface", []string{"run", "-i", "nosuchif0"}, 2, []string{"nosuchif0"}},
-		{"unknown command", []string{"frobnicate"}, 1, []string{"frobnicate"}},
+		{"unknown command", []string{"frobnicate"}, 2, []string{"frobnicate"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,6 +36,9 @@ flags. Unknown keys and bad values are errors.
 Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// An unknown command is bad usage (exit 2); no command shows help.
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
