@@ -29,7 +29,6 @@ rules.<name>).`,
 			if err != nil {
 				return configError{err}
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			for i, s := range specs {
 				info := s.Rule.Info()
 				state := "enabled"
@@ -37,9 +36,10 @@ rules.<name>).`,
 					state = "disabled"
 				}
 				if i > 0 {
-					fmt.Fprintln(tw)
+					fmt.Fprintln(a.stdout)
 				}
-				fmt.Fprintf(tw, "%s\tsid %d rev %d, %s, severity %d\t%s\n", info.Name, info.SignatureID, info.Rev, state, info.Severity, info.Signature)
+				fmt.Fprintf(a.stdout, "%s — %s\n  sid %d, rev %d, severity %d, %s\n",
+					info.Name, info.Signature, info.SignatureID, info.Rev, info.Severity, state)
 				settings := flatten(s.Settings)
 				keys := make([]string, 0, len(settings))
 				for k := range settings {
@@ -48,11 +48,15 @@ rules.<name>).`,
 					}
 				}
 				sort.Strings(keys)
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 				for _, k := range keys {
 					fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, k, formatSetting(settings[k]))
 				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
 }
