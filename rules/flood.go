@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -137,7 +138,7 @@ func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
 	f := &Flood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
-		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets),
+		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, sketch.HashAddr),
 	}
 	for _, c := range claimers {
 		if c != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 )
 
@@ -34,7 +35,7 @@ type limitEntry struct {
 }
 
 func newAlertLimit(perMinute, maxTargets int) alertLimit {
-	return alertLimit{perMinute: uint32(perMinute), targets: table.New[netip.Addr, limitEntry](maxTargets)}
+	return alertLimit{perMinute: uint32(perMinute), targets: table.New[netip.Addr, limitEntry](maxTargets, sketch.HashAddr)}
 }
 
 // allow reports whether an alert to target at now may be sent, and how

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -96,7 +97,7 @@ func NewFragFlood(cfg FragFloodConfig) *FragFlood {
 	return &FragFlood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
-		targets: table.New[netip.Addr, fragFloodTarget](cfg.MaxTargets),
+		targets: table.New[netip.Addr, fragFloodTarget](cfg.MaxTargets, sketch.HashAddr),
 	}
 }
 

@@ -314,7 +314,7 @@ func NewSmurf(cfg SmurfConfig) (*Smurf, error) {
 		stopReq:  cfg.RequestPPS * cfg.StopRatio,
 		stopRep:  cfg.ReplyPPS * cfg.StopRatio,
 		bcast:    make(map[netip.Addr]struct{}),
-		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts),
+		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts, sketch.HashAddr),
 		pending:  newPendingSet(cfg.MaxPending, int64(cfg.RequestTimeout)),
 	}
 	for _, str := range cfg.HomeNetworks {

@@ -6,7 +6,13 @@
 // deterministic (replays give the same figures) and costs a few array
 // reads, not a map iteration.
 // Entries live in a slab reused through a free list: after warm-up, inserts
-// and deletes do not allocate.
+// and deletes do not allocate. The index is an open-addressing hash table
+// of the caller's hash (power-of-two size, at most half full, linear
+// probing, deletion by backward shift): a lookup reads one 8-byte index
+// entry and the key it names, where a Go map keyed by netip.Addr hashed 24
+// bytes and probed a swiss table. Sweep, DropIdle and Range visit entries
+// in slab order, so a replay frees and reuses slots, and evicts, the same
+// way every time.
 package table
 
 import (
@@ -20,10 +26,17 @@ const sampleSize = 8
 // Table is a capacity-bounded map from K to V. It is not safe for
 // concurrent use.
 type Table[K comparable, V any] struct {
-	index    map[K]int32
+	hash func(K) uint64
+	// index holds, per used position, the key's 32-bit hash in the high
+	// half and its slab slot + 1 in the low half (0: empty position). A
+	// key's home position is its hash & mask.
+	index    []uint64
+	mask     uint32
+	n        int // entries held
 	keys     []K
 	vals     []V
 	touched  []int64
+	hashes   []uint32 // 32-bit hash of keys[i]: removal finds the index entry without rehashing
 	free     []int32
 	capacity int
 	evicted  uint64
@@ -35,16 +48,78 @@ type Table[K comparable, V any] struct {
 const freeSlot = math.MinInt64
 
 // New returns an empty table that holds at most capacity entries
-// (capacity < 1 is treated as 1).
-func New[K comparable, V any](capacity int) *Table[K, V] {
+// (capacity < 1 is treated as 1). hash must give equal keys equal hashes
+// and should spread its low 32 bits (e.g. sketch.HashAddr for netip.Addr);
+// it must not allocate. The index starts small and doubles as entries
+// arrive: the worst case is not reserved up front.
+func New[K comparable, V any](capacity int, hash func(K) uint64) *Table[K, V] {
 	if capacity < 1 {
 		capacity = 1
 	}
-	hint := capacity
-	if hint > 4096 {
-		hint = 4096 // grow on demand; do not reserve the worst case up front
+	const initial = 16
+	return &Table[K, V]{hash: hash, index: make([]uint64, initial), mask: initial - 1, capacity: capacity}
+}
+
+// find returns the index position of k (hash h) and its slab slot, or
+// slot -1 when k is absent.
+func (t *Table[K, V]) find(k K, h uint32) (pos uint32, slot int32) {
+	for pos = h & t.mask; ; pos = (pos + 1) & t.mask {
+		e := t.index[pos]
+		if e == 0 {
+			return pos, -1
+		}
+		if uint32(e>>32) == h {
+			if i := int32(uint32(e)) - 1; t.keys[i] == k {
+				return pos, i
+			}
+		}
 	}
-	return &Table[K, V]{index: make(map[K]int32, hint), capacity: capacity}
+}
+
+// insert adds slab slot i with hash h to the index (i is not in it).
+func (t *Table[K, V]) insert(h uint32, i int32) {
+	pos := h & t.mask
+	for t.index[pos] != 0 {
+		pos = (pos + 1) & t.mask
+	}
+	t.index[pos] = uint64(h)<<32 | uint64(uint32(i)+1)
+}
+
+// unindex removes slab slot i from the index, shifting back the entries
+// that follow it in its probe run so that no tombstone is left.
+func (t *Table[K, V]) unindex(i int32) {
+	h := t.hashes[i]
+	want := uint32(i) + 1
+	pos := h & t.mask
+	for uint32(t.index[pos]) != want {
+		pos = (pos + 1) & t.mask
+	}
+	for j := pos; ; {
+		j = (j + 1) & t.mask
+		e := t.index[j]
+		if e == 0 {
+			break
+		}
+		// The entry at j may move to pos when its home is not cyclically
+		// within (pos, j]: it stays reachable from its home.
+		if (j-uint32(e>>32))&t.mask >= (j-pos)&t.mask {
+			t.index[pos] = e
+			pos = j
+		}
+	}
+	t.index[pos] = 0
+}
+
+// rehash doubles the index and reinserts every entry in slab order.
+func (t *Table[K, V]) rehash() {
+	size := 2 * len(t.index)
+	t.index = make([]uint64, size)
+	t.mask = uint32(size - 1)
+	for i := range t.keys {
+		if t.touched[i] != freeSlot {
+			t.insert(t.hashes[i], int32(i))
+		}
+	}
 }
 
 // Get returns the entry for k, creating a zero one when absent (evicting
@@ -56,12 +131,13 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		t.touched[i] = now
 		return &t.vals[i], false
 	}
-	if i, ok := t.index[k]; ok {
+	h := uint32(t.hash(k))
+	if _, i := t.find(k, h); i >= 0 {
 		t.touched[i] = now
 		t.last = i
 		return &t.vals[i], false
 	}
-	if len(t.index) >= t.capacity {
+	if t.n >= t.capacity {
 		t.evictOne()
 	}
 	var i int32
@@ -69,7 +145,7 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 		var zero V
-		t.keys[i], t.vals[i], t.touched[i] = k, zero, now
+		t.keys[i], t.vals[i], t.touched[i], t.hashes[i] = k, zero, now, h
 	} else {
 		i = int32(len(t.keys))
 		if len(t.keys) == cap(t.keys) {
@@ -79,8 +155,13 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		t.keys = append(t.keys, k)
 		t.vals = append(t.vals, zero)
 		t.touched = append(t.touched, now)
+		t.hashes = append(t.hashes, h)
 	}
-	t.index[k] = i
+	if 2*(t.n+1) > len(t.index) {
+		t.rehash() // keeps the index at most half full; i is not in it yet
+	}
+	t.insert(h, i)
+	t.n++
 	t.last = i
 	return &t.vals[i], true
 }
@@ -96,11 +177,12 @@ func (t *Table[K, V]) grow() {
 	t.keys = slices.Grow(t.keys, n)
 	t.vals = slices.Grow(t.vals, n)
 	t.touched = slices.Grow(t.touched, n)
+	t.hashes = slices.Grow(t.hashes, n)
 }
 
 // Lookup returns the entry for k without creating or touching it.
 func (t *Table[K, V]) Lookup(k K) (*V, bool) {
-	if i, ok := t.index[k]; ok {
+	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
 		return &t.vals[i], true
 	}
 	return nil, false
@@ -108,13 +190,15 @@ func (t *Table[K, V]) Lookup(k K) (*V, bool) {
 
 // Delete removes k if present.
 func (t *Table[K, V]) Delete(k K) {
-	if i, ok := t.index[k]; ok {
-		t.remove(k, i)
+	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
+		t.remove(i)
 	}
 }
 
-func (t *Table[K, V]) remove(k K, i int32) {
-	delete(t.index, k)
+// remove frees slab slot i, which holds an entry.
+func (t *Table[K, V]) remove(i int32) {
+	t.unindex(i)
+	t.n--
 	var zeroK K
 	var zeroV V
 	t.keys[i], t.vals[i], t.touched[i] = zeroK, zeroV, freeSlot
@@ -140,18 +224,19 @@ func (t *Table[K, V]) evictOne() {
 		seen++
 	}
 	if victimIdx >= 0 {
-		t.remove(t.keys[victimIdx], victimIdx)
+		t.remove(victimIdx)
 		t.evicted++
 	}
 }
 
 // Sweep deletes every entry for which expired returns true, and returns how
-// many it deleted. It visits all entries: call it periodically, not per packet.
+// many it deleted. It visits all entries, in slab order: call it
+// periodically, not per packet.
 func (t *Table[K, V]) Sweep(expired func(k K, v *V, touched int64) bool) int {
 	n := 0
-	for k, i := range t.index {
-		if expired(k, &t.vals[i], t.touched[i]) {
-			t.remove(k, i)
+	for i := range t.keys {
+		if t.touched[i] != freeSlot && expired(t.keys[i], &t.vals[i], t.touched[i]) {
+			t.remove(int32(i))
 			n++
 		}
 	}
@@ -162,27 +247,27 @@ func (t *Table[K, V]) Sweep(expired func(k K, v *V, touched int64) bool) int {
 // returns how many it deleted. Like Sweep, it visits all entries.
 func (t *Table[K, V]) DropIdle(before int64) int {
 	n := 0
-	for k, i := range t.index {
-		if t.touched[i] < before {
-			t.remove(k, i)
+	for i, touched := range t.touched {
+		if touched != freeSlot && touched < before {
+			t.remove(int32(i))
 			n++
 		}
 	}
 	return n
 }
 
-// Range calls fn for every entry until fn returns false. fn must not insert
-// into or delete from the table.
+// Range calls fn for every entry, in slab order, until fn returns false.
+// fn must not insert into or delete from the table.
 func (t *Table[K, V]) Range(fn func(k K, v *V) bool) {
-	for k, i := range t.index {
-		if !fn(k, &t.vals[i]) {
+	for i := range t.keys {
+		if t.touched[i] != freeSlot && !fn(t.keys[i], &t.vals[i]) {
 			return
 		}
 	}
 }
 
 // Len is the number of entries held.
-func (t *Table[K, V]) Len() int { return len(t.index) }
+func (t *Table[K, V]) Len() int { return t.n }
 
 // Cap is the table's capacity.
 func (t *Table[K, V]) Cap() int { return t.capacity }

@@ -1,9 +1,25 @@
 package table
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/icmpids/icmpids/detector/sketch"
+)
+
+// hashInt is the tests' hash for int keys (a murmur3 finalizer).
+func hashInt(k int) uint64 {
+	x := uint64(k)
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
 
 func TestTableGetCreatesAndFinds(t *testing.T) {
-	tb := New[int, int](4)
+	tb := New[int, int](4, hashInt)
 	v, created := tb.Get(1, 10)
 	if !created || *v != 0 {
 		t.Fatalf("first Get: created=%v v=%d", created, *v)
@@ -25,7 +41,7 @@ func TestTableGetCreatesAndFinds(t *testing.T) {
 // every eviction is counted, and eviction prefers entries not touched
 // recently (with a sample of 8 of 8 entries, exactly the stalest).
 func TestTableEvictsStalestWhenFull(t *testing.T) {
-	tb := New[int, int](8)
+	tb := New[int, int](8, hashInt)
 	for k := 0; k < 8; k++ {
 		tb.Get(k, int64(k))
 	}
@@ -49,7 +65,7 @@ func TestTableEvictsStalestWhenFull(t *testing.T) {
 }
 
 func TestTableDeleteAndSweep(t *testing.T) {
-	tb := New[int, int](100)
+	tb := New[int, int](100, hashInt)
 	for k := 0; k < 50; k++ {
 		v, _ := tb.Get(k, int64(k))
 		*v = k
@@ -81,7 +97,7 @@ func TestTableDeleteAndSweep(t *testing.T) {
 }
 
 func TestTableSteadyStateDoesNotAllocate(t *testing.T) {
-	tb := New[int, [4]uint64](1024)
+	tb := New[int, [4]uint64](1024, hashInt)
 	k := 0
 	for ; k < 5000; k++ { // warm up: fill, evict, reuse slots
 		tb.Get(k, int64(k))
@@ -96,7 +112,7 @@ func TestTableSteadyStateDoesNotAllocate(t *testing.T) {
 }
 
 func TestTableDropIdle(t *testing.T) {
-	tb := New[int, int](10)
+	tb := New[int, int](10, hashInt)
 	for k := 0; k < 10; k++ {
 		tb.Get(k, int64(k*10))
 	}
@@ -108,5 +124,102 @@ func TestTableDropIdle(t *testing.T) {
 	}
 	if _, ok := tb.Lookup(5); !ok {
 		t.Fatal("entry 5, touched at the cut, dropped")
+	}
+}
+
+// TestTableIndexMatchesMap drives a table and a Go map with the same
+// random inserts, deletes, sweeps and evictions, with a good hash and with
+// one that piles keys into a few probe runs (backward-shift deletion and
+// wrap-around at the end of the index), and checks that both hold the
+// same keys and values throughout.
+func TestTableIndexMatchesMap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hash func(int) uint64
+	}{
+		{"good hash", hashInt},
+		{"colliding hash", func(k int) uint64 { return uint64(k%5) | 0xfffffff0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const capacity = 300
+			tb := New[int, int](capacity, tc.hash)
+			model := map[int]int{}
+			x := uint64(1)
+			rnd := func(n int) int { x = x*6364136223846793005 + 1442695040888963407; return int(x>>33) % n }
+			check := func(step int) {
+				t.Helper()
+				if tb.Len() != len(model) {
+					t.Fatalf("step %d: len %d, model %d", step, tb.Len(), len(model))
+				}
+				for k, want := range model {
+					if v, ok := tb.Lookup(k); !ok || *v != want {
+						t.Fatalf("step %d: key %d lost or wrong (ok=%v)", step, k, ok)
+					}
+				}
+				seen := 0
+				tb.Range(func(k int, v *int) bool {
+					if model[k] != *v {
+						t.Fatalf("step %d: Range gives %d=%d, model %d", step, k, *v, model[k])
+					}
+					seen++
+					return true
+				})
+				if seen != len(model) {
+					t.Fatalf("step %d: Range saw %d of %d", step, seen, len(model))
+				}
+			}
+			for step := 0; step < 20000; step++ {
+				k := rnd(1000)
+				switch op := rnd(10); {
+				case op < 6:
+					before := tb.Evicted()
+					v, _ := tb.Get(k, int64(step))
+					*v = k + 1
+					if tb.Evicted() != before { // drop the evicted key from the model
+						for mk := range model {
+							if _, ok := tb.Lookup(mk); !ok {
+								delete(model, mk)
+							}
+						}
+					}
+					model[k] = k + 1
+				case op < 9:
+					tb.Delete(k)
+					delete(model, k)
+				default:
+					cut := rnd(1000)
+					tb.Sweep(func(k int, _ *int, _ int64) bool { return k%97 == cut%97 })
+					for mk := range model {
+						if mk%97 == cut%97 {
+							delete(model, mk)
+						}
+					}
+				}
+				if step%500 == 0 {
+					check(step)
+				}
+			}
+			check(-1)
+		})
+	}
+}
+
+func TestTableAddrKeysDoNotAllocate(t *testing.T) {
+	tb := New[netip.Addr, [4]uint64](4096, sketch.HashAddr)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	i := 0
+	for ; i < 20000; i++ {
+		tb.Get(addr(i), int64(i))
+	}
+	allocs := testing.AllocsPerRun(10000, func() {
+		tb.Get(addr(i), int64(i))
+		tb.Lookup(addr(i - 100))
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("%.2f allocations per insert", allocs)
+	}
+	if tb.Len() != 4096 {
+		t.Fatalf("len %d", tb.Len())
 	}
 }
