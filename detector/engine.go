@@ -131,8 +131,13 @@ type Engine struct {
 	sink     Sink
 	now      time.Time
 	nextTick time.Time
-	pkt      Packet
-	stats    Stats
+	// nowNs and nextTickNs are now and nextTick in Unix nanoseconds, what
+	// the per-packet path compares; clockSet tells that now is set.
+	nowNs, nextTickNs int64
+	clockSet          bool
+	seq               uint64 // Packet.Seq of the last packet handed to the rules
+	pkt               Packet
+	stats             Stats
 }
 
 // New returns an engine that runs rules and sends attack events to sink.
@@ -162,24 +167,35 @@ func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	e.stats.Frames++
 	e.stats.Bytes += uint64(p.WireLen)
 	e.stats.Decode[reason]++
-	e.advance(ts)
+	tn := ts.UnixNano()
+	e.advance(ts, tn)
 	if !p.Src.IsValid() {
 		return // no IP header: nothing for the rules
 	}
 	// A packet whose IP header decoded still reaches the rules when what
 	// lies above it is cut short (snaplen) or malformed: its addresses and
 	// fragment fields are sound, and fragment attacks live there.
-	e.HandlePacket(p)
+	e.handle(p, tn)
 }
 
 // HandlePacket runs the rules on an already decoded packet (p.Time is its
-// packet time). Rules see only ICMP/ICMPv6 packets and IP fragments: other
-// traffic leaves here at the cost of a counter.
+// packet time; the engine sets p.TimeNs and p.Seq). Rules see only
+// ICMP/ICMPv6 packets and IP fragments: other traffic leaves here at the
+// cost of a counter.
 func (e *Engine) HandlePacket(p *Packet) {
-	e.advance(p.Time)
-	if p.Time.Before(e.now) {
-		p.Time = e.now // rules see a monotonic clock
+	tn := p.Time.UnixNano()
+	e.advance(p.Time, tn)
+	e.handle(p, tn)
+}
+
+// handle is HandlePacket once the clock has moved to p.Time (tn in Unix ns).
+func (e *Engine) handle(p *Packet, tn int64) {
+	if tn < e.nowNs {
+		p.Time, tn = e.now, e.nowNs // rules see a monotonic clock
 	}
+	p.TimeNs = tn
+	e.seq++
+	p.Seq = e.seq
 	if p.IPv6 {
 		e.stats.IPv6++
 	} else {
@@ -234,43 +250,54 @@ func (e *Engine) SetRules(rules ...Rule) {
 // Advance moves the engine's clock to now without a packet (live mode calls
 // it from the wall clock when traffic stops) and runs due ticks, so quiet
 // attacks end on time.
-func (e *Engine) Advance(now time.Time) { e.advance(now) }
+func (e *Engine) Advance(now time.Time) { e.advance(now, now.UnixNano()) }
 
-func (e *Engine) advance(t time.Time) {
-	if e.now.IsZero() {
-		e.now = t
-		e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+// advance moves the clock to t (tn: t in Unix ns). The per-packet path
+// compares int64s; time.Time arithmetic runs only when a tick is due.
+func (e *Engine) advance(t time.Time, tn int64) {
+	if !e.clockSet {
+		e.setClock(t, tn)
 		return
 	}
-	if t.Before(e.now) {
-		if e.now.Sub(t) > e.cfg.HoldTime {
+	if tn < e.nowNs {
+		if e.nowNs-tn > int64(e.cfg.HoldTime) {
 			// A jump back in time (a new capture file, a clock step):
 			// close what is open and restart the clock there.
 			e.tracker.closeAll(EndTimeJump)
-			e.now = t
-			e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+			e.setClock(t, tn)
 		}
 		return
 	}
-	e.now = t
-	if !t.Before(e.nextTick) {
+	e.now, e.nowNs = t, tn
+	if tn >= e.nextTickNs {
 		e.tick()
-		e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+		e.setNextTick(t)
 	}
+}
+
+// setClock sets the clock to t (tn in Unix ns) and the next tick after it.
+func (e *Engine) setClock(t time.Time, tn int64) {
+	e.now, e.nowNs, e.clockSet = t, tn, !t.IsZero()
+	e.setNextTick(t)
+}
+
+func (e *Engine) setNextTick(t time.Time) {
+	e.nextTick = t.Truncate(e.cfg.Tick).Add(e.cfg.Tick)
+	e.nextTickNs = e.nextTick.UnixNano()
 }
 
 func (e *Engine) tick() {
 	for i, r := range e.rules {
 		r.Tick(e.now, Reporter{e, i})
 	}
-	e.tracker.expire(e.now)
-	e.frag.Expire(e.now.UnixNano())
+	e.tracker.expire(e.nowNs)
+	e.frag.Expire(e.nowNs)
 }
 
 // Close ends every open attack with an end event giving reason (EndInputEnd
 // at the end of a replay, EndShutdown when a live sensor stops).
 func (e *Engine) Close(reason string) {
-	if !e.now.IsZero() {
+	if e.clockSet {
 		e.tick()
 	}
 	e.tracker.closeAll(reason)
@@ -296,7 +323,7 @@ func (e *Engine) Stats() Stats {
 // in p.Frag. It does not allocate in steady state.
 func (e *Engine) observeFragment(p *Packet) {
 	f := frag.Fragment{
-		Time:      p.Time.UnixNano(),
+		Time:      p.TimeNs,
 		IPv6:      p.IPv6,
 		Src:       p.Src,
 		Dst:       p.Dst,

@@ -27,6 +27,15 @@ const (
 type Packet struct {
 	// Time is the packet's capture timestamp (packet time).
 	Time time.Time
+	// TimeNs is Time in Unix nanoseconds, set by the engine before the
+	// rules run (from Time, clamped like it to the engine's clock): rules
+	// and the engine compare and bucket it instead of calling time.Time
+	// methods per packet. Events keep time.Time values.
+	TimeNs int64
+	// Seq numbers the packets an engine hands to its rules (1, 2, ...), so
+	// a rule asked about one packet twice (smurf, by icmp_flood's Claims
+	// and by its own Observe) can tell it is the same packet.
+	Seq uint64
 	// WireLen is the frame's length on the wire; CapLen what was captured.
 	WireLen, CapLen int
 

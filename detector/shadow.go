@@ -24,13 +24,17 @@ type Shadower interface {
 func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
 	p := &e.pkt
 	e.dec.Decode(lt, data, ts, wireLen, p)
-	e.advance(ts)
+	tn := ts.UnixNano()
+	e.advance(ts, tn)
 	if !p.Src.IsValid() {
 		return
 	}
-	if p.Time.Before(e.now) {
-		p.Time = e.now
+	if tn < e.nowNs {
+		p.Time, tn = e.now, e.nowNs
 	}
+	p.TimeNs = tn
+	e.seq++
+	p.Seq = e.seq
 	p.Frag = frag.Verdict{}
 	for _, r := range e.rules {
 		if s, ok := r.(Shadower); ok {

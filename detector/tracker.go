@@ -24,7 +24,8 @@ type attack struct {
 	first      time.Time // first hit (pending or active)
 	started    time.Time // start event time
 	last       time.Time // last hit
-	lastEmit   time.Time
+	lastNs     int64     // last in Unix ns (what expiry and eviction compare)
+	lastEmitNs int64     // packet time of the last start or update event (Unix ns)
 	packets    uint64 // packets in the attack, seeded with the rule's window
 	bytes      uint64
 	hits       uint64 // packets reported to the tracker (sketched sources)
@@ -89,7 +90,7 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		t.attacks[key] = a
 	}
 	t.lastKey, t.lastA = key, a
-	a.last = p.Time
+	a.last, a.lastNs = p.Time, p.TimeNs
 	a.hits++
 	a.packets++
 	a.bytes += uint64(p.WireLen)
@@ -111,11 +112,11 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 	case !a.active && m.Level == LevelFire:
 		a.active = true
 		a.started = p.Time
-		a.lastEmit = p.Time
+		a.lastEmitNs = p.TimeNs
 		t.e.stats.AttacksStarted++
 		t.emit(rule, target, a, PhaseStart, p.Time, "")
-	case a.active && p.Time.Sub(a.lastEmit) >= t.e.cfg.UpdateInterval:
-		a.lastEmit = p.Time
+	case a.active && p.TimeNs-a.lastEmitNs >= int64(t.e.cfg.UpdateInterval):
+		a.lastEmitNs = p.TimeNs
 		t.emit(rule, target, a, PhaseUpdate, p.Time, "")
 	}
 }
@@ -146,7 +147,7 @@ func (t *tracker) makeRoom() bool {
 	var victim attackKey
 	var va *attack
 	for k, a := range t.attacks {
-		if !a.active && (va == nil || a.last.Before(va.last)) {
+		if !a.active && (va == nil || a.lastNs < va.lastNs) {
 			victim, va = k, a
 		}
 	}
@@ -183,12 +184,12 @@ func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string
 }
 
 // expire ends active attacks and drops pending ones whose last hit is more
-// than the hold time before now.
-func (t *tracker) expire(now time.Time) {
-	hold := t.e.cfg.HoldTime
+// than the hold time before now (Unix ns).
+func (t *tracker) expire(now int64) {
+	hold := int64(t.e.cfg.HoldTime)
 	var due []attackKey
 	for k, a := range t.attacks {
-		if now.Sub(a.last) < hold {
+		if now-a.lastNs < hold {
 			continue
 		}
 		if a.active {
@@ -246,8 +247,8 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		ai, aj := t.attacks[keys[i]], t.attacks[keys[j]]
-		if !ai.last.Equal(aj.last) {
-			return ai.last.Before(aj.last)
+		if ai.lastNs != aj.lastNs {
+			return ai.lastNs < aj.lastNs
 		}
 		if keys[i].rule != keys[j].rule {
 			return keys[i].rule < keys[j].rule

@@ -171,7 +171,7 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 			return
 		}
 	}
-	now := p.Time.UnixNano()
+	now := p.TimeNs
 	t, _ := f.targets.Get(p.Dst, now)
 	t.any.Add(now, f.width, p.WireLen)
 	anyPPS, anyBPS := t.any.Rates(f.cfg.Window)

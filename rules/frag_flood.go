@@ -109,7 +109,7 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !p.Frag.Tracked {
 		return
 	}
-	now := p.Time.UnixNano()
+	now := p.TimeNs
 	t, _ := r.targets.Get(p.Dst, now)
 	if p.Frag.NewTrain {
 		t.opened.Add(now, r.width, p.WireLen)

@@ -416,7 +416,7 @@ func (s *Smurf) Observe(p *detector.Packet, rep detector.Reporter) {
 }
 
 func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
-	now := p.Time.UnixNano()
+	now := p.TimeNs
 	bcast := s.isBroadcast(p)
 	s.pending.touch(p.Src, p.ICMPID, now, bcast)
 	if !bcast {
@@ -447,7 +447,7 @@ func (s *Smurf) Shadow(p *detector.Packet) {
 	if !p.IsEchoRequest() {
 		return
 	}
-	s.pending.touch(p.Src, p.ICMPID, p.Time.UnixNano(), s.isBroadcast(p))
+	s.pending.touch(p.Src, p.ICMPID, p.TimeNs, s.isBroadcast(p))
 }
 
 // Group tells whether echo request p goes to a broadcast address or a
@@ -475,7 +475,7 @@ func (s *Smurf) unsolicited(p *detector.Packet, now int64) bool {
 }
 
 func (s *Smurf) observeReply(p *detector.Packet, rep detector.Reporter) {
-	now := p.Time.UnixNano()
+	now := p.TimeNs
 	if !s.unsolicited(p, now) {
 		return
 	}
@@ -508,7 +508,7 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 	if s == nil || !s.cfg.Enabled {
 		return false
 	}
-	now := p.Time.UnixNano()
+	now := p.TimeNs
 	switch {
 	case p.IsEchoRequest():
 		if !s.isBroadcast(p) {
