@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/live.sh — the highest packet rate at which `icmpids run` (live
-# capture, libpcap, every rule on) shows zero kernel drops.
+# capture with libpcap or AF_PACKET, every rule on) shows zero kernel drops,
+# for each capture method asked for.
 #
 # Creates two network namespaces joined by a veth pair (nothing outside
 # them is touched), replays a spoofed-source echo flood from one end with
@@ -15,6 +16,10 @@
 #                       tcpreplay --topspeed senders at once (the most a
 #                       veth takes here)
 #   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000  WORKERS=1
+#   METHOD="pcap afpacket"  capture methods to measure, one after the other
+#                       (--capture-method)
+#   FANOUT=1            AF_PACKET sockets read in parallel (--fanout; afpacket
+#                       only, 0 = one per CPU)
 #   EXTRA_FLAGS=""      more icmpids run flags (e.g. --buffer-size 67108864)
 set -euo pipefail
 
@@ -23,6 +28,8 @@ SENDERS=${SENDERS:-2}
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-3}
 MAX_PACKETS=${MAX_PACKETS:-2000000}
 WORKERS=${WORKERS:-1}
+METHOD=${METHOD:-"pcap afpacket"}
+FANOUT=${FANOUT:-1}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
 
 for c in ip tcpreplay; do command -v $c >/dev/null || { echo "live.sh needs $c" >&2; exit 2; }; done
@@ -49,6 +56,11 @@ ip -n "$nsB" link set veth1 up
 ip -n "$nsA" link set lo up
 ip -n "$nsB" link set lo up
 
+# measure METHOD: one pass over RATES; prints a table and the best rate.
+measure() {
+local method=$1 flags="--capture-method $1"
+[[ $1 == afpacket ]] && flags+=" --fanout $FANOUT"
+echo "== $method (workers $WORKERS, afpacket fanout $FANOUT)"
 printf '%10s %10s %12s %10s %14s %6s\n' target_pps sent sent_pps received kernel_dropped alerts
 best=0
 for rate in $RATES; do
@@ -62,7 +74,7 @@ for rate in $RATES; do
 	fi
 	rm -f "$work/eve.json"
 	ip netns exec "$nsB" "$work/icmpids" run -i veth1 --workers "$WORKERS" --format none --eve "$work/eve.json" \
-		--stats-interval 0 $EXTRA_FLAGS 2>"$work/sensor.log" &
+		--stats-interval 0 $flags $EXTRA_FLAGS 2>"$work/sensor.log" &
 	sensor_pid=$!
 	for _ in $(seq 50); do # wait until it captures
 		grep -q capturing "$work/sensor.log" 2>/dev/null && break
@@ -94,4 +106,13 @@ for rate in $RATES; do
 	fi
 	best=$spps
 done
-echo "highest drop-free rate: $best pps (what tcpreplay achieved at the last step without kernel drops)"
+echo "$method: highest drop-free rate: $best pps (what tcpreplay achieved at the last step without kernel drops)"
+results+=("$method: $best pps")
+}
+
+results=()
+for m in $METHOD; do
+	measure "$m"
+done
+echo "== summary (workers $WORKERS, afpacket fanout $FANOUT)"
+printf '%s\n' "${results[@]}"

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -68,6 +69,12 @@ type CaptureConfig struct {
 	BPF           string        `mapstructure:"bpf"`
 	ReadTimeout   time.Duration `mapstructure:"read_timeout"`
 	StatsInterval time.Duration `mapstructure:"stats_interval"`
+	// Method is how frames are captured: "pcap" (libpcap) or "afpacket"
+	// (Linux AF_PACKET, TPACKET_V3 rings).
+	Method string `mapstructure:"method"`
+	// Fanout is the number of AF_PACKET sockets (and reading goroutines)
+	// in one fanout group; 0 means one per CPU.
+	Fanout int `mapstructure:"fanout"`
 }
 
 func defaultConfig() Config {
@@ -82,6 +89,8 @@ func defaultConfig() Config {
 			BPF:           "",
 			ReadTimeout:   100 * time.Millisecond,
 			StatsInterval: time.Minute,
+			Method:        "pcap",
+			Fanout:        1,
 		},
 		Engine: detector.DefaultConfig(),
 		Syslog: output.DefaultSyslogConfig(),
@@ -123,6 +132,21 @@ func (c Config) Validate() error {
 	}
 	if c.Capture.StatsInterval < 0 {
 		errs = append(errs, fmt.Errorf("capture.stats_interval: %v must not be negative (0 turns periodic stats off)", c.Capture.StatsInterval))
+	}
+	switch c.Capture.Method {
+	case "pcap":
+		if c.Capture.Fanout != 1 {
+			errs = append(errs, fmt.Errorf("capture.fanout: %d needs capture.method afpacket (libpcap reads one socket)", c.Capture.Fanout))
+		}
+	case "afpacket":
+		if runtime.GOOS != "linux" {
+			errs = append(errs, fmt.Errorf("capture.method: afpacket needs Linux (this is %s): use pcap", runtime.GOOS))
+		}
+		if c.Capture.Fanout < 0 || c.Capture.Fanout > 1024 {
+			errs = append(errs, fmt.Errorf("capture.fanout: %d is out of range [0, 1024] (0: one per CPU)", c.Capture.Fanout))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("capture.method: %q is not one of pcap, afpacket", c.Capture.Method))
 	}
 	errs = append(errs, c.Engine.Validate(),
 		c.Rules.Validate())

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/shard"
 	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/output/metrics"
 )
@@ -35,8 +39,9 @@ func newRunCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run -i IFACE [flags]",
 		Short: "Watch a network interface live and raise alerts while an attack is under way",
-		Long: `Capture from a network interface with libpcap and report ICMP attacks as
-they happen. Needs CAP_NET_RAW (root, or the capabilities the systemd unit
+		Long: `Capture from a network interface with libpcap (or Linux AF_PACKET rings:
+--capture-method afpacket, with --fanout sockets read in parallel) and
+report ICMP attacks as they happen. Needs CAP_NET_RAW (root, or the capabilities the systemd unit
 grants). By default only ICMP, ICMPv6 and IP fragments are captured (see
 --bpf). Capture statistics (packets received, dropped by the kernel and by
 the interface) are logged every --stats-interval and on exit.
@@ -72,6 +77,8 @@ every other changed key (capture, engine, outputs) as needing a restart.
 	f.Int("buffer-size", 32<<20, "kernel capture buffer in bytes")
 	f.Duration("stats-interval", time.Minute, "how often to log capture statistics (0: only on exit)")
 	f.String("metrics-addr", "", "serve Prometheus metrics on this host:port at /metrics (default off)")
+	f.String("capture-method", "pcap", "how to capture: pcap (libpcap) or afpacket (Linux AF_PACKET, TPACKET_V3)")
+	f.Int("fanout", 1, "afpacket: sockets in one fanout group, each read by its own goroutine (0: one per CPU)")
 	bind(a.v, f, map[string]string{
 		"interface":      "capture.interface",
 		"bpf":            "capture.bpf",
@@ -81,6 +88,8 @@ every other changed key (capture, engine, outputs) as needing a restart.
 		"buffer-size":    "capture.buffer_size",
 		"stats-interval": "capture.stats_interval",
 		"metrics-addr":   "metrics.addr",
+		"capture-method": "capture.method",
+		"fanout":         "capture.fanout",
 	})
 	return c
 }
@@ -98,17 +107,10 @@ func (a *app) runLive(ctx context.Context) error {
 	if bpf == "" {
 		bpf = capture.DefaultBPF()
 	}
-	src, err := capture.OpenLive(capture.LiveConfig{
-		Interface:   cfg.Capture.Interface,
-		SnapLen:     cfg.Capture.SnapLen,
-		Promiscuous: cfg.Capture.Promiscuous,
-		Immediate:   cfg.Capture.Immediate,
-		BufferSize:  cfg.Capture.BufferSize,
-		BPF:         bpf,
-		ReadTimeout: cfg.Capture.ReadTimeout,
-	})
+	src, readers, err := openLiveSource(cfg.Capture, bpf)
 	if err != nil {
-		if errors.Is(err, capture.ErrNoSuchInterface) || errors.Is(err, capture.ErrBadFilter) {
+		if errors.Is(err, capture.ErrNoSuchInterface) || errors.Is(err, capture.ErrBadFilter) ||
+			errors.Is(err, capture.ErrUnsupportedLink) || errors.Is(err, capture.ErrAFPacketUnsupported) {
 			return configError{err}
 		}
 		return err
@@ -157,9 +159,15 @@ func (a *app) runLive(ctx context.Context) error {
 	if s.syslog != nil {
 		log.WithField("collector", s.syslog.Target()).Info("sending alerts to syslog")
 	}
-	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf}).Info("capturing")
+	lp := &liveLoop{a: a, cfg: cfg, log: log, src: src, s: s, m: m, started: time.Now(), readers: readers}
+	if len(readers) > 1 {
+		if lp.fronts, err = s.fronts(len(readers), cfg); err != nil {
+			s.close(detector.EndShutdown)
+			return err
+		}
+	}
+	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf, "method": cfg.Capture.Method, "readers": max(len(readers), 1)}).Info("capturing")
 
-	lp := &liveLoop{a: a, cfg: cfg, log: log, src: src, s: s, m: m, started: time.Now()}
 	runErr := lp.run(ctx, hup)
 
 	closeErr := s.close(detector.EndShutdown)
@@ -185,10 +193,15 @@ type liveLoop struct {
 	a       *app
 	cfg     Config
 	log     *logrus.Logger
-	src     *capture.Live
+	src     liveSource
 	s       *sensor
 	m       *metrics.Metrics
 	started time.Time
+	// readers (AF_PACKET fanout, more than one) are read by goroutines of
+	// their own, each feeding its shard front; the loop then only
+	// housekeeps.
+	readers []frameReader
+	fronts  []*shard.Front
 
 	nextPublish, nextStats, nextEVEStats time.Time
 }
@@ -196,6 +209,9 @@ type liveLoop struct {
 func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
 	now := time.Now()
 	lp.schedule(now)
+	if len(lp.fronts) > 0 {
+		return lp.runReaders(ctx, hup)
+	}
 	n := 0
 	for ctx.Err() == nil {
 		fr, err := lp.src.Next()
@@ -215,6 +231,142 @@ func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
 		lp.housekeep(time.Now(), hup)
 	}
 	return nil
+}
+
+// runReaders reads every fanout socket on its own goroutine, each feeding
+// its own shard front (which routes by victim, ticks the engines when its
+// socket is idle, and hands its batches to the workers), while this
+// goroutine ticks the housekeeping every read timeout: figures, stats,
+// SIGHUP. It returns when ctx ends or a reader fails, once every reader
+// has returned.
+func (lp *liveLoop) runReaders(ctx context.Context, hup <-chan os.Signal) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(lp.readers))
+	var wg sync.WaitGroup
+	for i, r := range lp.readers {
+		wg.Add(1)
+		go func(r frameReader, f *shard.Front) {
+			defer wg.Done()
+			errc <- readFront(rctx, r, f)
+		}(r, lp.fronts[i])
+	}
+	tick := time.NewTicker(lp.cfg.Capture.ReadTimeout)
+	defer tick.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case now := <-tick.C:
+			lp.housekeep(now, hup)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("capture on %s: %w", lp.cfg.Capture.Interface, err)
+	}
+	return nil
+}
+
+// readFront feeds f from r until ctx ends (nil) or a read fails.
+func readFront(ctx context.Context, r frameReader, f *shard.Front) error {
+	for ctx.Err() == nil {
+		fr, err := r.Next()
+		switch {
+		case err == nil:
+			f.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
+		case errors.Is(err, capture.ErrTimeout):
+			f.Advance(time.Now()) // idle socket: tick the engines, hand over what waits
+		case errors.Is(err, io.EOF):
+			return nil
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// frameReader is one stream of live frames (a capture, or one socket of
+// an AF_PACKET fanout group).
+type frameReader interface {
+	Next() (capture.Frame, error)
+}
+
+// liveSource is a live capture the loop reads and reports on: libpcap or
+// AF_PACKET.
+type liveSource interface {
+	frameReader
+	Stats() (capture.Stats, error)
+	Close()
+}
+
+// openLiveSource opens the capture capture.method names. With AF_PACKET
+// fanout it also returns one reader per socket.
+func openLiveSource(c CaptureConfig, bpf string) (liveSource, []frameReader, error) {
+	lc := capture.LiveConfig{
+		Interface:   c.Interface,
+		SnapLen:     c.SnapLen,
+		Promiscuous: c.Promiscuous,
+		Immediate:   c.Immediate,
+		BufferSize:  c.BufferSize,
+		BPF:         bpf,
+		ReadTimeout: c.ReadTimeout,
+	}
+	if c.Method != "afpacket" {
+		src, err := capture.OpenLive(lc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, nil, nil
+	}
+	n := c.Fanout
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	src, err := capture.OpenAFPacket(capture.AFPacketConfig{LiveConfig: lc, Fanout: n})
+	if err != nil {
+		return nil, nil, fmt.Errorf("capture.method afpacket: %w", err)
+	}
+	var readers []frameReader
+	if n > 1 {
+		for _, s := range src.Sockets() {
+			readers = append(readers, s)
+		}
+	}
+	return src, readers, nil
+}
+
+// fronts returns n dispatchers feeding the sensor's engines, one per
+// reading goroutine. A single engine goes behind a one-worker shard set
+// (its rules then get the taps' observers as a set's engines do).
+func (s *sensor) fronts(n int, cfg Config) ([]*shard.Front, error) {
+	set, ok := s.engine.(*shard.Set)
+	if !ok {
+		eng, ok := s.engine.(*detector.Engine)
+		if !ok {
+			return nil, fmt.Errorf("capture.fanout: cannot feed pipeline %T from several readers", s.engine)
+		}
+		var err error
+		if set, err = shard.Single(shard.Config{Tick: cfg.Engine.Tick}, eng); err != nil {
+			return nil, err
+		}
+		s.engine = set
+		s.shared = s.observers
+	}
+	fs := make([]*shard.Front, n)
+	for i := range fs {
+		f, err := set.Front()
+		if err != nil {
+			return nil, fmt.Errorf("capture.fanout: %w", err)
+		}
+		fs[i] = f
+	}
+	return fs, nil
 }
 
 // schedule sets the next due times from now.
@@ -361,7 +513,7 @@ func reloadDiff(old, new Config) (applied, restart []string) {
 	return applied, restart
 }
 
-func logCaptureStats(log *logrus.Logger, src *capture.Live, what string) {
+func logCaptureStats(log *logrus.Logger, src liveSource, what string) {
 	st, err := src.Stats()
 	if err != nil {
 		log.WithError(err).Warn("capture statistics unavailable")

@@ -33,6 +33,22 @@
 // quiet shard still end on time. Events from all workers go through one
 // sink behind a mutex (events are rare); their order across shards follows
 // the workers' progress, not strictly packet time.
+//
+// Several producers: the Set's own HandleFrame is one dispatcher; Front
+// hands out more, one per producer goroutine (e.g. one per AF_PACKET
+// fanout socket: the kernel spreads flows over the sockets, not victims, so
+// every reader must still route each frame to the engine that owns its
+// victim). Each front routes exactly as above, with its own decoder and its
+// own batch per worker, and all of them send on the workers' channels, so
+// a worker sees the frames of one front in order but the fronts'
+// batches interleaved: packet time reaching an engine is only
+// approximately monotonic (by up to MaxDelay plus the producers' skew).
+// The engines clamp packet time to be monotonic, so a late frame counts at
+// the engine's current time. Frames that must stay in order relative to
+// each other (a flow's requests and replies, a fragment train) stay in
+// order when one producer carries all of them — AF_PACKET's flow hash is
+// symmetric in the addresses, so a request and its reply go to the same
+// socket.
 package shard
 
 import (
@@ -67,32 +83,49 @@ type Config struct {
 	Tick time.Duration
 	// Group tells whether an echo request goes to a broadcast address or
 	// a multicast group, and is routed by its source; nil: IP multicast,
-	// 255.255.255.255 and layer-2 broadcast frames only.
+	// 255.255.255.255 and layer-2 broadcast frames only. With several
+	// fronts it is called from each front's goroutine: it must be safe for
+	// concurrent use (smurf's Group only reads its configuration).
 	Group func(p *detector.Packet) bool
 }
+
+// maxFronts bounds the fronts a Set hands out (Front): the workers'
+// channels are sized for every batch there may be.
+const maxFronts = 1024
 
 // NewEngine builds worker i's engine, sending its events to sink. Every
 // engine needs its own rules.
 type NewEngine func(i int, sink detector.Sink) (*detector.Engine, error)
 
-// Set is a dispatcher and its workers. HandleFrame, Advance, Stats and
-// Close must be called from one goroutine (the capture loop).
+// Set is a dispatcher and its workers. HandleFrame, Advance, Sync,
+// SetRules, Stats, Front and Close must be called from one goroutine (the
+// capture loop, or the goroutine that supervises the fronts' producers).
 type Set struct {
-	cfg      Config
-	workers  []*worker
-	dec      *detector.Decoder
-	pkt      detector.Packet
-	nextTick int64
-	closed   bool
-	sink     lockedSink
+	cfg     Config
+	workers []*worker
+	main    *Front   // the dispatcher behind HandleFrame and Advance
+	fronts  []*Front // handed out by Front
+	closed  bool
+	sink    lockedSink
 }
 
 type worker struct {
 	eng  *detector.Engine
 	in   chan *batch // filled batches, to the worker
-	free chan *batch // empty batches, back to the dispatcher
-	cur  *batch
+	free chan *batch // empty batches, back to the fronts
 	done chan struct{}
+}
+
+// Front is one producer's dispatcher: it routes frames as the package
+// comment says, into its own batch per worker, and hands full batches to
+// the workers. A Front is used by one goroutine at a time; different
+// fronts may be used concurrently. It does not allocate per frame.
+type Front struct {
+	s        *Set
+	cur      []*batch // the batch being filled, per worker
+	dec      *detector.Decoder
+	pkt      detector.Packet
+	nextTick int64
 }
 
 // record kinds in a batch.
@@ -111,11 +144,19 @@ type record struct {
 }
 
 type batch struct {
-	buf     []byte
-	recs    []record
-	first   int64 // packet time of the first record (ns)
-	sync    chan struct{}
-	closing string // non-empty: close the engine with this reason after the records
+	buf   []byte
+	recs  []record
+	first int64 // packet time of the first record (ns)
+	// Requests the worker serves after the records, in this order:
+	rules   []detector.Rule // non-nil: swap the engine's rules (SetRules)
+	closing string          // non-empty: close the engine with this reason
+	stats   *detector.Stats // non-nil: copy the engine's figures here
+	sync    chan struct{}   // non-nil: signal when done
+}
+
+// idle tells whether b carries nothing to hand over.
+func (b *batch) idle() bool {
+	return len(b.recs) == 0 && b.rules == nil && b.closing == "" && b.stats == nil && b.sync == nil
 }
 
 type lockedSink struct {
@@ -156,7 +197,7 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 	if sink == nil {
 		return nil, errors.New("shard: nil sink")
 	}
-	s := &Set{cfg: cfg, dec: detector.NewDecoder()}
+	s := &Set{cfg: cfg}
 	s.sink.sink = sink
 	for i := 0; i < cfg.Workers; i++ {
 		eng, err := newEngine(i, &s.sink)
@@ -164,15 +205,55 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 			s.stop()
 			return nil, err
 		}
-		w := &worker{eng: eng, in: make(chan *batch, cfg.Queue), free: make(chan *batch, cfg.Queue), done: make(chan struct{})}
-		for j := 0; j < cfg.Queue; j++ {
-			w.free <- &batch{buf: make([]byte, 0, cfg.BatchBytes), recs: make([]record, 0, cfg.BatchFrames)}
+		// Every front holds one batch per worker; Queue-1 circulate. The
+		// channels hold every batch a worker may ever have, so a worker
+		// never blocks returning one.
+		w := &worker{eng: eng, in: make(chan *batch, cfg.Queue+maxFronts), free: make(chan *batch, cfg.Queue+maxFronts), done: make(chan struct{})}
+		for j := 0; j < cfg.Queue-1; j++ {
+			w.free <- s.newBatch()
 		}
-		w.cur = <-w.free
 		s.workers = append(s.workers, w)
 		go w.run()
 	}
+	s.main = s.newFront()
 	return s, nil
+}
+
+// Single is a Set of one worker running eng, an engine built elsewhere
+// (its events go to its own sink, from the worker's goroutine), so that
+// several producers (Front) can feed one engine.
+func Single(cfg Config, eng *detector.Engine) (*Set, error) {
+	cfg.Workers = 1
+	return New(cfg, detector.SinkFunc(func(*detector.Event) {}), func(int, detector.Sink) (*detector.Engine, error) { return eng, nil })
+}
+
+func (s *Set) newBatch() *batch {
+	return &batch{buf: make([]byte, 0, s.cfg.BatchBytes), recs: make([]record, 0, s.cfg.BatchFrames)}
+}
+
+func (s *Set) newFront() *Front {
+	f := &Front{s: s, dec: detector.NewDecoder(), cur: make([]*batch, len(s.workers))}
+	for i := range f.cur {
+		f.cur[i] = s.newBatch()
+	}
+	return f
+}
+
+// Front returns a new dispatcher for one more producer goroutine (at most
+// 1024 per Set); it allocates a batch per worker. Call it before that
+// producer starts; a front may be used from any one goroutine at a time.
+// Whatever a front still holds is handed over by Close, which must come
+// after every front's producer has returned.
+func (s *Set) Front() (*Front, error) {
+	if s.closed {
+		return nil, errors.New("shard: Front on a closed set")
+	}
+	if len(s.fronts) >= maxFronts {
+		return nil, fmt.Errorf("shard: more than %d fronts", maxFronts)
+	}
+	f := s.newFront()
+	s.fronts = append(s.fronts, f)
+	return f, nil
 }
 
 // Workers is the number of engines.
@@ -193,13 +274,19 @@ func (w *worker) run() {
 				w.eng.Advance(ts)
 			}
 		}
+		if b.rules != nil {
+			w.eng.SetRules(b.rules...)
+		}
 		if b.closing != "" {
 			w.eng.Close(b.closing)
+		}
+		if b.stats != nil {
+			*b.stats = w.eng.Stats()
 		}
 		if b.sync != nil {
 			b.sync <- struct{}{}
 		}
-		b.buf, b.recs, b.sync, b.closing = b.buf[:0], b.recs[:0], nil, ""
+		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync = b.buf[:0], b.recs[:0], nil, "", nil, nil
 		w.free <- b
 	}
 }
@@ -216,15 +303,22 @@ func (s *Set) shardOf(h uint64) int {
 	return int((h >> 32) * uint64(len(s.workers)) >> 32)
 }
 
+// HandleFrame routes one frame (see the package comment) through the Set's
+// own front. data may be reused once it returns.
+func (s *Set) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int) {
+	s.main.HandleFrame(lt, data, ts, wireLen)
+}
+
 // HandleFrame routes one frame (see the package comment). data may be
 // reused once it returns.
-func (s *Set) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int) {
-	p := &s.pkt
+func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int) {
+	s := f.s
+	p := &f.pkt
 	t := ts.UnixNano()
 	if len(s.workers) == 1 {
-		s.add(s.workers[0], kindFrame, lt, data, t, wireLen)
-	} else if s.dec.Decode(lt, data, ts, wireLen, p); !p.Src.IsValid() {
-		s.add(s.workers[0], kindFrame, lt, data, t, wireLen)
+		f.add(0, kindFrame, lt, data, t, wireLen)
+	} else if f.dec.Decode(lt, data, ts, wireLen, p); !p.Src.IsValid() {
+		f.add(0, kindFrame, lt, data, t, wireLen)
 	} else {
 		echo := !p.Fragment && p.IsEchoRequest()
 		groupFn := s.cfg.Group
@@ -234,34 +328,34 @@ func (s *Set) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireL
 		src := s.shardOf(sketch.HashAddr(p.Src))
 		switch {
 		case echo && groupFn(p):
-			s.add(s.workers[src], kindFrame, lt, data, t, wireLen)
+			f.add(src, kindFrame, lt, data, t, wireLen)
 		case echo:
 			dst := s.shardOf(sketch.HashAddr(p.Dst))
-			s.add(s.workers[dst], kindFrame, lt, data, t, wireLen)
+			f.add(dst, kindFrame, lt, data, t, wireLen)
 			if src != dst {
-				s.add(s.workers[src], kindShadow, lt, data, t, wireLen)
+				f.add(src, kindShadow, lt, data, t, wireLen)
 			}
 		default:
-			s.add(s.workers[s.shardOf(sketch.HashAddr(p.Dst))], kindFrame, lt, data, t, wireLen)
+			f.add(s.shardOf(sketch.HashAddr(p.Dst)), kindFrame, lt, data, t, wireLen)
 		}
 	}
-	if t >= s.nextTick {
-		if s.nextTick != 0 {
-			for _, w := range s.workers {
-				s.add(w, kindAdvance, 0, nil, t, 0)
+	if t >= f.nextTick {
+		if f.nextTick != 0 {
+			for i := range s.workers {
+				f.add(i, kindAdvance, 0, nil, t, 0)
 			}
 		}
-		s.nextTick = t + int64(s.cfg.Tick)
+		f.nextTick = t + int64(s.cfg.Tick)
 	}
 }
 
-// add appends a record to w's current batch, handing the batch over when
-// it is full or its first record has waited MaxDelay.
-func (s *Set) add(w *worker, kind uint8, lt detector.LinkType, data []byte, t int64, wireLen int) {
-	b := w.cur
+// add appends a record to worker i's current batch, handing the batch over
+// when it is full or its first record has waited MaxDelay.
+func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int64, wireLen int) {
+	b := f.cur[i]
 	if len(b.recs) == cap(b.recs) || len(b.buf)+len(data) > cap(b.buf) {
-		s.flush(w)
-		b = w.cur
+		f.flush(i)
+		b = f.cur[i]
 	}
 	if len(b.recs) == 0 {
 		b.first = t
@@ -269,50 +363,72 @@ func (s *Set) add(w *worker, kind uint8, lt detector.LinkType, data []byte, t in
 	off := len(b.buf)
 	b.buf = append(b.buf, data...)
 	b.recs = append(b.recs, record{kind: kind, lt: lt, off: int32(off), n: int32(len(data)), wireLen: int32(wireLen), ts: t})
-	if t-b.first >= int64(s.cfg.MaxDelay) {
-		s.flush(w)
+	if t-b.first >= int64(f.s.cfg.MaxDelay) {
+		f.flush(i)
 	}
 }
 
-// flush hands w's current batch to it and takes an empty one (waiting for
-// the worker when all are in use: back-pressure, never loss).
-func (s *Set) flush(w *worker) {
-	if len(w.cur.recs) == 0 && w.cur.sync == nil && w.cur.closing == "" {
+// flush hands worker i the current batch and takes an empty one (waiting
+// for the worker when all are in use: back-pressure, never loss).
+func (f *Front) flush(i int) {
+	if f.cur[i].idle() {
 		return
 	}
-	w.in <- w.cur
-	w.cur = <-w.free
+	w := f.s.workers[i]
+	w.in <- f.cur[i]
+	f.cur[i] = <-w.free
+}
+
+// Flush hands over what the front has batched.
+func (f *Front) Flush() {
+	for i := range f.cur {
+		f.flush(i)
+	}
 }
 
 // Advance moves every engine's clock to now (live mode, when traffic
-// stops) and hands over what is batched.
-func (s *Set) Advance(now time.Time) {
-	for _, w := range s.workers {
-		s.add(w, kindAdvance, 0, nil, now.UnixNano(), 0)
-		s.flush(w)
+// stops) and hands over what the front has batched. With several fronts,
+// an idle producer's Advance may move an engine past the packet time of
+// frames another front still holds: those count at the engine's time.
+func (f *Front) Advance(now time.Time) {
+	for i := range f.cur {
+		f.add(i, kindAdvance, 0, nil, now.UnixNano(), 0)
+		f.flush(i)
 	}
 }
 
-// Sync hands over every batch and waits until the workers have handled
-// them.
-func (s *Set) Sync() {
+// Advance moves every engine's clock to now (live mode, when traffic
+// stops) and hands over what is batched in the Set's own front.
+func (s *Set) Advance(now time.Time) { s.main.Advance(now) }
+
+// request hands every worker the main front's batch with what set adds
+// (rules, stats, closing) and, when wait, waits until each has served it.
+func (s *Set) request(wait bool, set func(i int, b *batch)) {
 	var chans []chan struct{}
-	for _, w := range s.workers {
-		c := make(chan struct{}, 1)
-		w.cur.sync = c
-		s.flush(w)
-		chans = append(chans, c)
+	for i := range s.workers {
+		b := s.main.cur[i]
+		set(i, b)
+		if wait {
+			c := make(chan struct{}, 1)
+			b.sync = c
+			chans = append(chans, c)
+		}
+		s.main.flush(i)
 	}
 	for _, c := range chans {
 		<-c
 	}
 }
 
+// Sync hands over every batch of the Set's own front and waits until the
+// workers have handled them (other fronts' batches already handed over
+// are handled before).
+func (s *Set) Sync() { s.request(true, func(int, *batch) {}) }
+
 // SetRules gives every engine new rules, for a configuration reload (see
-// detector.Engine.SetRules): it waits until the workers have handled what
-// is batched, then builds each shard's rules with build and swaps them in
-// on this goroutine; the batches handed over afterwards order the swap
-// before the workers' next packets. On an error no engine is changed.
+// detector.Engine.SetRules): it builds each shard's rules with build, then
+// each worker swaps them in after the batches handed over before, and
+// SetRules waits until all have. On an error no engine is changed.
 func (s *Set) SetRules(build func(shard int) ([]detector.Rule, error)) error {
 	sets := make([][]detector.Rule, len(s.workers))
 	for i := range s.workers {
@@ -320,26 +436,28 @@ func (s *Set) SetRules(build func(shard int) ([]detector.Rule, error)) error {
 		if err != nil {
 			return err
 		}
+		if rs == nil {
+			rs = []detector.Rule{}
+		}
 		sets[i] = rs
 	}
-	s.Sync()
-	for i, w := range s.workers {
-		w.eng.SetRules(sets[i]...)
-	}
+	s.request(true, func(i int, b *batch) { b.rules = sets[i] })
 	return nil
 }
 
-// Close ends every open attack on every engine with reason and stops the
-// workers. The Set must not be used afterwards, except for Stats.
+// Close hands over what every front holds, ends every open attack on every
+// engine with reason and stops the workers. The producers using fronts
+// must have returned. The Set must not be used afterwards, except for
+// Stats.
 func (s *Set) Close(reason string) {
 	if s.closed {
 		return
 	}
 	s.closed = true
-	for _, w := range s.workers {
-		w.cur.closing = reason
-		s.flush(w)
+	for _, f := range s.fronts {
+		f.Flush()
 	}
+	s.request(false, func(_ int, b *batch) { b.closing = reason })
 	s.stop()
 }
 
@@ -352,16 +470,23 @@ func (s *Set) stop() {
 	}
 }
 
-// Stats sums the engines' counters (tables by name). It waits for the
-// workers to catch up first.
+// Stats sums the engines' counters (tables by name). Each worker reads its
+// engine's figures once it has handled what was handed over before (the
+// Set's own front's batches included), so Stats is safe while other
+// fronts feed the workers.
 func (s *Set) Stats() detector.Stats {
-	if !s.closed {
-		s.Sync()
+	all := make([]detector.Stats, len(s.workers))
+	if s.closed {
+		for i, w := range s.workers {
+			all[i] = w.eng.Stats()
+		}
+	} else {
+		s.request(true, func(i int, b *batch) { b.stats = &all[i] })
 	}
 	var sum detector.Stats
 	tables := map[string]int{}
-	for _, w := range s.workers {
-		st := w.eng.Stats()
+	for i := range all {
+		st := &all[i]
 		sum.Frames += st.Frames
 		sum.Bytes += st.Bytes
 		sum.IPv4 += st.IPv4
