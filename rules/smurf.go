@@ -293,6 +293,18 @@ type Smurf struct {
 	pending    *pendingSet
 	nextSweep  time.Time
 	nextPSweep time.Time
+	// memo is what Claims worked out for the packet memo.pkt numbered
+	// memo.seq (Packet.Seq), which Observe sees next: each echo packet is
+	// classified once.
+	memo struct {
+		pkt        *detector.Packet
+		seq        uint64 // 0: nothing memoized
+		bcast      bool   // request: isBroadcast
+		unsolic    bool   // reply: unsolicited
+		key        uint64 // request: its outstanding-request key and bucket
+		first      int
+		prefetched uint64 // a read of that bucket, to start its cache miss early
+	}
 }
 
 // hostIdle is how long a host entry outlives its last counted packet, so
@@ -405,6 +417,11 @@ func (s *Smurf) rateAt(c window.Counter, now int64) float64 {
 	return pps
 }
 
+// memoized tells whether Claims has classified p (see Smurf.memo).
+func (s *Smurf) memoized(p *detector.Packet) bool {
+	return p.Seq != 0 && p.Seq == s.memo.seq && p == s.memo.pkt
+}
+
 // Observe implements detector.Rule.
 func (s *Smurf) Observe(p *detector.Packet, rep detector.Reporter) {
 	switch {
@@ -417,8 +434,14 @@ func (s *Smurf) Observe(p *detector.Packet, rep detector.Reporter) {
 
 func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	now := p.TimeNs
-	bcast := s.isBroadcast(p)
-	s.pending.touch(p.Src, p.ICMPID, now, bcast)
+	var bcast bool
+	if s.memoized(p) {
+		bcast = s.memo.bcast
+		s.pending.touchAt(s.memo.key, s.memo.first, now, bcast)
+	} else {
+		bcast = s.isBroadcast(p)
+		s.pending.touch(p.Src, p.ICMPID, now, bcast)
+	}
 	if !bcast {
 		return
 	}
@@ -476,7 +499,11 @@ func (s *Smurf) unsolicited(p *detector.Packet, now int64) bool {
 
 func (s *Smurf) observeReply(p *detector.Packet, rep detector.Reporter) {
 	now := p.TimeNs
-	if !s.unsolicited(p, now) {
+	if s.memoized(p) {
+		if !s.memo.unsolic {
+			return
+		}
+	} else if !s.unsolicited(p, now) {
 		return
 	}
 	h, _ := s.hosts.Get(p.Dst, now)
@@ -511,7 +538,14 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 	now := p.TimeNs
 	switch {
 	case p.IsEchoRequest():
-		if !s.isBroadcast(p) {
+		// Observe registers the request as outstanding: locate its
+		// bucket now and read it, so that its cache miss overlaps
+		// icmp_flood's work on the packet instead of stalling Observe.
+		bcast := s.isBroadcast(p)
+		s.memo.pkt, s.memo.seq, s.memo.bcast = p, p.Seq, bcast
+		s.memo.key, s.memo.first = s.pending.locate(p.Src, p.ICMPID)
+		s.memo.prefetched = s.pending.ways[s.memo.first].key
+		if !bcast {
 			return false
 		}
 		h, ok := s.hosts.Lookup(p.Src)
@@ -519,7 +553,9 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 	case p.IsEchoReply():
 		// Replies their receiver asked for are nobody's attack: the
 		// answers to a `ping -f` are not a flood of the pinger.
-		if !s.unsolicited(p, now) {
+		unsolic := s.unsolicited(p, now)
+		s.memo.pkt, s.memo.seq, s.memo.unsolic = p, p.Seq, unsolic
+		if !unsolic {
 			return true
 		}
 		h, ok := s.hosts.Lookup(p.Dst)

@@ -109,6 +109,11 @@ func mix64(x uint64) uint64 {
 // entry if needed; bcast tells that it went to a broadcast address or group.
 func (s *pendingSet) touch(host netip.Addr, id uint16, now int64, bcast bool) {
 	k, first := s.locate(host, id)
+	s.touchAt(k, first, now, bcast)
+}
+
+// touchAt is touch for the key and bucket locate returned.
+func (s *pendingSet) touchAt(k uint64, first int, now int64, bcast bool) {
 	b := s.ways[first : first+s.assoc]
 	free, oldest := -1, -1
 	for i := range b {
