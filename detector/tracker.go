@@ -47,8 +47,12 @@ type packetSummary struct {
 	icmpCode uint8
 }
 
-func summarize(p *Packet) packetSummary {
-	return packetSummary{p.Src, p.Dst, p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode}
+// set records p. Field by field on purpose: a whole-struct copy through
+// a temporary is written in pieces and read back in 16-byte moves, which
+// defeats store-to-load forwarding on every hit.
+func (s *packetSummary) set(p *Packet) {
+	s.src, s.dst = p.Src, p.Dst
+	s.proto, s.hasICMP, s.icmpType, s.icmpCode = p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode
 }
 
 // tracker owns the attack lifecycle for every (rule, target).
@@ -94,14 +98,17 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 	a.hits++
 	a.packets++
 	a.bytes += uint64(p.WireLen)
-	a.measure = *m
+	// What events report of the measure, field by field (see packetSummary.set).
+	a.measure.Level, a.measure.PPS, a.measure.BPS = m.Level, m.PPS, m.BPS
+	a.measure.Window, a.measure.Threshold = m.Window, m.Threshold
+	a.measure.WindowPackets, a.measure.WindowBytes = m.WindowPackets, m.WindowBytes
 	if m.PPS > a.peakPPS {
 		a.peakPPS = m.PPS
 	}
 	if m.BPS > a.peakBPS {
 		a.peakBPS = m.BPS
 	}
-	a.lastPacket = summarize(p)
+	a.lastPacket.set(p)
 	h := sketch.HashAddr(p.Src) // one hash for both source sketches
 	a.sources.AddHash(h)
 	a.top.AddHash(p.Src, h, 1)
