@@ -126,6 +126,7 @@ type Engine struct {
 	cfg      Config
 	dec      *Decoder
 	rules    []Rule
+	whole    []int // indices of the rules that see unfragmented packets (not FragmentRules)
 	tracker  *tracker
 	frag     *frag.Tracker
 	sink     Sink
@@ -148,7 +149,8 @@ func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
 	if sink == nil {
 		return nil, errors.New("detector: nil sink")
 	}
-	e := &Engine{cfg: cfg, dec: NewDecoder(), rules: rules, sink: sink}
+	e := &Engine{cfg: cfg, dec: NewDecoder(), sink: sink}
+	e.setRules(rules)
 	e.tracker = newTracker(e)
 	e.frag = frag.New(cfg.Frag)
 	return e, nil
@@ -196,6 +198,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	p.TimeNs = tn
 	e.seq++
 	p.Seq = e.seq
+	p.srcHashed = false // p may be a caller's Packet reused with a new Src
 	if p.IPv6 {
 		e.stats.IPv6++
 	} else {
@@ -224,8 +227,24 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
-	for i, r := range e.rules {
-		r.Observe(p, Reporter{e, i})
+	if p.Fragment {
+		for i, r := range e.rules {
+			r.Observe(p, Reporter{e, i})
+		}
+		return
+	}
+	for _, i := range e.whole {
+		e.rules[i].Observe(p, Reporter{e, i})
+	}
+}
+
+// setRules installs rules and notes which of them see unfragmented packets.
+func (e *Engine) setRules(rules []Rule) {
+	e.rules, e.whole = rules, nil
+	for i, r := range rules {
+		if _, fragOnly := r.(FragmentRule); !fragOnly {
+			e.whole = append(e.whole, i)
+		}
 	}
 }
 
@@ -244,7 +263,7 @@ func (e *Engine) SetRules(rules ...Rule) {
 		i, ok := byName[e.rules[old].Info().Name]
 		return i, ok
 	}, EndRuleOff)
-	e.rules = rules
+	e.setRules(rules)
 }
 
 // Advance moves the engine's clock to now without a packet (live mode calls

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector/frag"
+	"github.com/icmpids/icmpids/detector/sketch"
 )
 
 // IP protocol numbers the engine cares about.
@@ -87,6 +88,20 @@ type Packet struct {
 	// ICMPID and ICMPSeq are the echo identifier and sequence number
 	// (echo request and reply only).
 	ICMPID, ICMPSeq uint16
+
+	// srcHash is SrcHash's value once srcHashed is set (the engine clears
+	// it for each packet).
+	srcHash   uint64
+	srcHashed bool
+}
+
+// SrcHash is sketch.HashAddr(p.Src), computed once per packet: the attack
+// tracker and the rules that hash the source (smurf) share it.
+func (p *Packet) SrcHash() uint64 {
+	if !p.srcHashed {
+		p.srcHash, p.srcHashed = sketch.HashAddr(p.Src), true
+	}
+	return p.srcHash
 }
 
 // IsICMP tells whether the packet belongs to ICMP or ICMPv6 (a non-first

@@ -15,6 +15,14 @@ type Rule interface {
 	Tick(now time.Time, rep Reporter)
 }
 
+// FragmentRule is implemented by rules that look only at IP fragments (at
+// p.Frag, the fragment tracker's verdict, which is zero for any other
+// packet): the engine calls their Observe for fragments only, and spares
+// the ICMP traffic that is not fragmented a call that would return at once.
+type FragmentRule interface {
+	FragmentsOnly()
+}
+
 // Describer is implemented by rules that add their own context to the
 // attack events of a target (e.g. the broadcast addresses a Smurf used).
 // It is called only when an event is emitted, never per packet.

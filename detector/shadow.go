@@ -35,6 +35,7 @@ func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireL
 	p.TimeNs = tn
 	e.seq++
 	p.Seq = e.seq
+	p.srcHashed = false
 	p.Frag = frag.Verdict{}
 	for _, r := range e.rules {
 		if s, ok := r.(Shadower); ok {

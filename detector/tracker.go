@@ -26,7 +26,7 @@ type attack struct {
 	last       time.Time // last hit
 	lastNs     int64     // last in Unix ns (what expiry and eviction compare)
 	lastEmitNs int64     // packet time of the last start or update event (Unix ns)
-	packets    uint64 // packets in the attack, seeded with the rule's window
+	packets    uint64    // packets in the attack, seeded with the rule's window
 	bytes      uint64
 	hits       uint64 // packets reported to the tracker (sketched sources)
 	peakPPS    float64
@@ -109,7 +109,7 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		a.peakBPS = m.BPS
 	}
 	a.lastPacket.set(p)
-	h := sketch.HashAddr(p.Src) // one hash for both source sketches
+	h := p.SrcHash() // one hash for both source sketches (and smurf's)
 	a.sources.AddHash(h)
 	a.top.AddHash(p.Src, h, 1)
 	if p.HasICMP {

@@ -118,7 +118,8 @@ const (
 // to a fast `ping -f` are not a flood of the pinger.
 type Flood struct {
 	cfg       FloodConfig
-	width     int64 // bucket width in ns
+	width     int64   // bucket width in ns
+	secs      float64 // the window in seconds
 	targets   *table.Table[netip.Addr, floodTarget]
 	claimers  []Claimer
 	nextSweep time.Time
@@ -138,6 +139,7 @@ func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
 	f := &Flood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
+		secs:    cfg.Window.Seconds(),
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, sketch.HashAddr),
 	}
 	for _, c := range claimers {
@@ -173,18 +175,19 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	now := p.TimeNs
 	t, _ := f.targets.Get(p.Dst, now)
-	t.any.Add(now, f.width, p.WireLen)
-	anyPPS, anyBPS := t.any.Rates(f.cfg.Window)
+	idx := now / f.width // both counters' bucket
+	t.any.AddBucket(idx, p.WireLen)
+	anyPPS, anyBPS := t.any.RatesOver(f.secs)
 	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)
 
 	echoLevel := detector.LevelQuiet
 	var echoPPS, echoBPS float64
 	if p.IsEchoRequest() {
-		t.echo.Add(now, f.width, p.WireLen)
+		t.echo.AddBucket(idx, p.WireLen)
 	} else {
-		t.echo.Advance(now, f.width)
+		t.echo.AdvanceBucket(idx)
 	}
-	echoPPS, echoBPS = t.echo.Rates(f.cfg.Window)
+	echoPPS, echoBPS = t.echo.RatesOver(f.secs)
 	echoLevel = level(echoPPS, echoBPS, f.cfg.EchoPPS, f.cfg.EchoBPS, f.cfg.StopRatio)
 
 	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {

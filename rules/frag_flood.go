@@ -104,6 +104,9 @@ func NewFragFlood(cfg FragFloodConfig) *FragFlood {
 // Info implements detector.Rule.
 func (r *FragFlood) Info() detector.RuleInfo { return fragFloodInfo }
 
+// FragmentsOnly implements detector.FragmentRule.
+func (r *FragFlood) FragmentsOnly() {}
+
 // Observe implements detector.Rule.
 func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !p.Frag.Tracked {

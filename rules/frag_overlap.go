@@ -81,6 +81,9 @@ func (r *FragOverlap) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Alert(p.Dst, p, extra)
 }
 
+// FragmentsOnly implements detector.FragmentRule.
+func (r *FragOverlap) FragmentsOnly() {}
+
 // Tick implements detector.Rule.
 func (r *FragOverlap) Tick(now time.Time, _ detector.Reporter) { r.limit.sweep(now) }
 

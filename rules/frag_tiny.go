@@ -71,6 +71,9 @@ func (r *FragTiny) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Alert(p.Dst, p, extra)
 }
 
+// FragmentsOnly implements detector.FragmentRule.
+func (r *FragTiny) FragmentsOnly() {}
+
 // Tick implements detector.Rule.
 func (r *FragTiny) Tick(now time.Time, _ detector.Reporter) { r.limit.sweep(now) }
 

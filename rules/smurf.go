@@ -543,7 +543,7 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 		// icmp_flood's work on the packet instead of stalling Observe.
 		bcast := s.isBroadcast(p)
 		s.memo.pkt, s.memo.seq, s.memo.bcast = p, p.Seq, bcast
-		s.memo.key, s.memo.first = s.pending.locate(p.Src, p.ICMPID)
+		s.memo.key, s.memo.first = s.pending.locateHash(p.Src, p.SrcHash(), p.ICMPID)
 		s.memo.prefetched = s.pending.ways[s.memo.first].key
 		if !bcast {
 			return false

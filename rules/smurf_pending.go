@@ -3,6 +3,8 @@ package rules
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/icmpids/icmpids/detector/sketch"
 )
 
 // pendingWays is the associativity of the outstanding-request table.
@@ -75,15 +77,14 @@ func newPendingSet(capacity int, timeout int64) *pendingSet {
 // the 16-byte form of host, as sketch.HashAddr, and of id), so which
 // requests share a bucket, and so evictions, are as before.
 func (s *pendingSet) locate(host netip.Addr, id uint16) (key uint64, first int) {
+	return s.locateHash(host, sketch.HashAddr(host), id)
+}
+
+// locateHash is locate for h = sketch.HashAddr(host) (Packet.SrcHash).
+func (s *pendingSet) locateHash(host netip.Addr, h uint64, id uint16) (key uint64, first int) {
 	b := host.As16()
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
-	var h uint64
-	if hi == 0 {
-		h = mix64(lo) // mix64(0) is 0: sketch.HashAddr's mix64(mix64(hi) ^ lo)
-	} else {
-		h = mix64(mix64(hi) ^ lo)
-	}
 	if hi == 0 && lo>>32 == 0xffff {
 		key = pendUsed | uint64(uint32(lo))<<16 | uint64(id)
 	} else {

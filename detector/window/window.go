@@ -23,8 +23,12 @@ type Counter struct {
 
 // Add counts one packet of n bytes at packet time t (ns) with buckets of
 // width ns.
-func (c *Counter) Add(t, width int64, n int) {
-	c.advance(t / width)
+func (c *Counter) Add(t, width int64, n int) { c.AddBucket(t/width, n) }
+
+// AddBucket is Add for the packet time's bucket index idx (t / width),
+// for callers that feed several counters of one width with one packet.
+func (c *Counter) AddBucket(idx int64, n int) {
+	c.advance(idx)
 	i := int(c.head % Buckets)
 	c.pkts[i]++
 	c.bytes[i] += uint64(n)
@@ -35,6 +39,9 @@ func (c *Counter) Add(t, width int64, n int) {
 // Advance moves the window to packet time t without counting anything, so
 // buckets that fell out of the window stop counting.
 func (c *Counter) Advance(t, width int64) { c.advance(t / width) }
+
+// AdvanceBucket is Advance for the bucket index idx (t / width).
+func (c *Counter) AdvanceBucket(idx int64) { c.advance(idx) }
 
 func (c *Counter) advance(idx int64) {
 	if !c.started {
@@ -69,8 +76,11 @@ func (c *Counter) Packets() uint64 { return c.sumPkts }
 func (c *Counter) Bytes() uint64 { return c.sumByte }
 
 // Rates returns packets/s and bits/s over a window of length w.
-func (c *Counter) Rates(w time.Duration) (pps, bps float64) {
-	s := w.Seconds()
+func (c *Counter) Rates(w time.Duration) (pps, bps float64) { return c.RatesOver(w.Seconds()) }
+
+// RatesOver is Rates for a window of s seconds (w.Seconds(), which a
+// caller may compute once).
+func (c *Counter) RatesOver(s float64) (pps, bps float64) {
 	if s <= 0 {
 		return 0, 0
 	}
