@@ -33,7 +33,7 @@ func (p Phase) String() string {
 const (
 	EndQuiet    = "quiet"     // below the stop level for the hold time
 	EndInputEnd = "input_end" // the replay's input ended
-	EndShutdown = "shutdown"  // the live sensor stopped
+	EndShutdown = "shutdown"  // the sensor stopped (stamped then, not at the hold time's end)
 	EndTimeJump = "time_jump" // packet time jumped backwards past the hold time
 	EndEvicted  = "evicted"   // pushed out of a full attack table
 	EndRuleOff  = "rule_off"  // its rule was disabled by a configuration reload

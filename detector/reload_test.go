@@ -3,6 +3,7 @@ package detector_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
@@ -63,5 +64,42 @@ func TestSetRulesKeepsOpenAttacks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShutdownEndsNow: an attack open when a live sensor stops ends at the
+// engine's clock, not hold_time after its last packet (which would stamp it
+// in the future); at the end of a replay it ends when the hold time runs out.
+func TestShutdownEndsNow(t *testing.T) {
+	frames, err := synth.Flood{Target: netip.MustParseAddr("10.0.0.5"), Source: netip.MustParseAddr("198.51.100.7"),
+		Start: epoch, Rate: 5000, Count: 5000}.Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := frames[len(frames)-1].Time
+	for _, tc := range []struct {
+		reason string
+		want   time.Time
+	}{
+		{detector.EndShutdown, last.Add(2 * time.Second)},
+		{detector.EndInputEnd, last.Add(detector.DefaultConfig().HoldTime)},
+	} {
+		var end *detector.Event
+		e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) {
+			if ev.Phase == detector.PhaseEnd {
+				end = ev
+			}
+		}), rules.NewFlood(rules.DefaultFloodConfig()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range frames {
+			e.HandleFrame(detector.LinkEthernet, f.Data, f.Time, len(f.Data))
+		}
+		e.Advance(last.Add(2 * time.Second)) // live: idle ticks from the wall clock
+		e.Close(tc.reason)
+		if end == nil || !end.Time.Equal(tc.want) || end.EndReason != tc.reason {
+			t.Errorf("%s: end event %+v, want at %v", tc.reason, end, tc.want)
+		}
 	}
 }

@@ -264,7 +264,13 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	})
 	for _, k := range keys {
 		a := t.attacks[k]
-		t.end(k, a, a.last.Add(t.e.cfg.HoldTime), reason)
+		at := a.last.Add(t.e.cfg.HoldTime)
+		if (reason == EndShutdown || reason == EndRuleOff) && t.e.now.Before(at) {
+			// The sensor stops (or drops the rule) now: the attack ends
+			// now, not when its hold time would have run out.
+			at = t.e.now
+		}
+		t.end(k, a, at, reason)
 	}
 }
 
