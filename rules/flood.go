@@ -104,6 +104,15 @@ const (
 // engine estimates distinct sources and top sources per attack in fixed
 // memory, so spoofed floods cost nothing per source.
 //
+// Targets get an exact window only once an admission filter (admitter) in
+// front of the table estimates their ICMP rate at 1/8 of the lowest start
+// level (stop_ratio/4 of it when stop_ratio is below 1/2): the many destinations of ordinary traffic, each at a packet or so
+// per second, cost a cell in a fixed 640 KiB array instead of a table entry
+// that evicts another. The new window is seeded with the filter's estimate,
+// so the rates lose nothing from before admission. The table still has a
+// capacity and counts evictions: a flood of spoofed targets each sending
+// at the admission level stays bounded.
+//
 // Packets another rule reports as its own attack are left out of both
 // counts, so one attack is not reported twice: NewFlood takes the rules
 // that claim packets (Claimer). With smurf passed in, echo requests to a
@@ -121,6 +130,7 @@ type Flood struct {
 	width     int64   // bucket width in ns
 	secs      float64 // the window in seconds
 	targets   *table.Table[netip.Addr, floodTarget]
+	admit     admitter
 	claimers  []Claimer
 	nextSweep time.Time
 }
@@ -141,6 +151,7 @@ func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
 		width:   int64(cfg.Window) / window.Buckets,
 		secs:    cfg.Window.Seconds(),
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, sketch.HashAddr),
+		admit:   newAdmitter(cfg),
 	}
 	for _, c := range claimers {
 		if c != nil {
@@ -174,8 +185,21 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		}
 	}
 	now := p.TimeNs
-	t, _ := f.targets.Get(p.Dst, now)
 	idx := now / f.width // both counters' bucket
+	t, ok := f.targets.Touch(p.Dst, now)
+	if !ok {
+		if f.admit.level == 0 {
+			t, _ = f.targets.Get(p.Dst, now)
+		} else {
+			var seed admitSeed
+			if !f.admit.observe(p.Dst, idx, p.WireLen, p.IsEchoRequest(), &seed) {
+				return
+			}
+			t, _ = f.targets.Get(p.Dst, now)
+			seed.fill(&t.any, 0, idx, p.WireLen)
+			seed.fill(&t.echo, 1, idx, p.WireLen)
+		}
+	}
 	t.any.AddBucket(idx, p.WireLen)
 	anyPPS, anyBPS := t.any.RatesOver(f.secs)
 	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)

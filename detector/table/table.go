@@ -180,6 +180,23 @@ func (t *Table[K, V]) grow() {
 	t.hashes = slices.Grow(t.hashes, n)
 }
 
+// Touch returns the entry for k and marks it as touched at now, like Get,
+// but never creates one: ok is false when k is absent. Callers that admit
+// keys only after some test (e.g. a rate estimate) call Touch first and Get
+// on admission.
+func (t *Table[K, V]) Touch(k K, now int64) (v *V, ok bool) {
+	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
+		t.touched[i] = now
+		return &t.vals[i], true
+	}
+	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
+		t.touched[i] = now
+		t.last = i
+		return &t.vals[i], true
+	}
+	return nil, false
+}
+
 // Lookup returns the entry for k without creating or touching it.
 func (t *Table[K, V]) Lookup(k K) (*V, bool) {
 	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {

@@ -37,6 +37,30 @@ func TestTableGetCreatesAndFinds(t *testing.T) {
 	}
 }
 
+// TestTableTouch: Touch finds and touches present keys (on the fast path
+// and off it) and never creates one.
+func TestTableTouch(t *testing.T) {
+	tb := New[int, int](4, hashInt)
+	if _, ok := tb.Touch(1, 10); ok || tb.Len() != 0 {
+		t.Fatal("Touch created an entry")
+	}
+	v, _ := tb.Get(1, 10)
+	*v = 7
+	tb.Get(2, 11)
+	for _, k := range []int{1, 1} { // off the fast path, then on it
+		if p, ok := tb.Touch(k, 20); !ok || *p != 7 {
+			t.Fatalf("Touch(%d) = %v, %v", k, p, ok)
+		}
+	}
+	// 2 is now the stalest: a full table evicts it, not 1.
+	tb.Get(3, 21)
+	tb.Get(4, 22)
+	tb.Get(5, 23)
+	if _, ok := tb.Lookup(1); !ok {
+		t.Fatal("Touch did not mark the entry as touched")
+	}
+}
+
 // TestTableEvictsStalestWhenFull: the cap holds under a stream of new keys,
 // every eviction is counted, and eviction prefers entries not touched
 // recently (with a sample of 8 of 8 entries, exactly the stalest).

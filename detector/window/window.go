@@ -36,6 +36,24 @@ func (c *Counter) AddBucket(idx int64, n int) {
 	c.sumByte += uint64(n)
 }
 
+// SeedBucket moves the window to the bucket index head, then counts pkts
+// packets of bytes bytes in the bucket idx, which may be up to Buckets-1
+// buckets older than head: counts recorded elsewhere (e.g. by an estimate
+// made before this counter existed) then leave the window when packets of
+// that bucket would have. An idx newer than head or outside the window is
+// ignored.
+func (c *Counter) SeedBucket(head, idx int64, pkts uint32, bytes uint64) {
+	c.advance(head)
+	if idx > c.head || c.head-idx >= Buckets {
+		return
+	}
+	i := int(idx % Buckets)
+	c.pkts[i] += pkts
+	c.bytes[i] += bytes
+	c.sumPkts += uint64(pkts)
+	c.sumByte += bytes
+}
+
 // Advance moves the window to packet time t without counting anything, so
 // buckets that fell out of the window stop counting.
 func (c *Counter) Advance(t, width int64) { c.advance(t / width) }

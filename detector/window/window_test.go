@@ -46,3 +46,21 @@ func TestCounterOutOfOrderAndBackwards(t *testing.T) {
 		t.Fatalf("after a clock reset: %d packets, want 1", c.Packets())
 	}
 }
+
+func TestCounterSeedBucket(t *testing.T) {
+	var c Counter
+	c.SeedBucket(20, 15, 3, 300) // five buckets back: in the window
+	c.SeedBucket(20, 10, 7, 700) // ten buckets back: outside, ignored
+	c.SeedBucket(20, 21, 7, 700) // newer than head: ignored
+	if c.Packets() != 3 || c.Bytes() != 300 {
+		t.Fatalf("after seeding: %d packets, %d bytes; want 3, 300", c.Packets(), c.Bytes())
+	}
+	c.AddBucket(24, 1)
+	if c.Packets() != 4 {
+		t.Fatalf("seed lost early: %d packets", c.Packets())
+	}
+	c.AdvanceBucket(25) // bucket 15 leaves the window
+	if c.Packets() != 1 || c.Bytes() != 1 {
+		t.Fatalf("seed did not leave with its bucket: %d packets, %d bytes", c.Packets(), c.Bytes())
+	}
+}
