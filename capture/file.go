@@ -59,7 +59,13 @@ type FileReader struct {
 	pcap   *pcapgo.Reader
 	br     *bufio.Reader    // pcap: the stream after the file header, records read here
 	order  binary.ByteOrder // pcap: the file's byte order
+	big    bool             // pcap: order is big-endian (read without an interface call per field)
 	nsec   uint32           // pcap: nanoseconds per timestamp fraction unit (1000 or 1)
+	// win is the rest of br's buffered bytes past the records handed out
+	// (pcap): whole records in it are read from it without a call into br;
+	// used is the bytes handed out from br's front and not yet discarded.
+	win    []byte
+	used   int
 	ng     *ngReader
 	src    *errMark // the (decompressed) byte stream
 	link   uint16   // pcap: the header's link type, full 16 bits
@@ -127,7 +133,7 @@ func newFileReader(name string, rc io.ReadCloser) (_ *FileReader, err error) {
 		}
 		r.order, r.nsec = binary.ByteOrder(binary.LittleEndian), 1000
 		if m == 0xd4c3b2a1 || m == 0x4d3cb2a1 {
-			r.order = binary.BigEndian
+			r.order, r.big = binary.BigEndian, true
 		}
 		if m == 0xa1b23c4d || m == 0x4d3cb2a1 {
 			r.nsec = 1
@@ -182,16 +188,33 @@ func (r *FileReader) Next() (Frame, error) {
 // nextPcap reads one pcap record as pcapgo's ZeroCopyReadPacketData does
 // (same checks, same errors, same timestamps), but hands out the record's
 // data where it lies in the read buffer instead of copying it out: the
-// buffer (1 MiB) holds any record up to maxSnapLen.
+// buffer (1 MiB) holds any record up to maxSnapLen. Records that lie whole
+// in the bytes already buffered are cut from r.win without calling into the
+// bufio.Reader; the rest (a record across the buffer's end, a bad record,
+// the end of the file) take the bufio path, after the bytes handed out are
+// discarded.
 func (r *FileReader) nextPcap() (Frame, error) {
+	if w := r.win; len(w) >= 16 {
+		capLen, wireLen := int(r.u32(w[8:12])), int(r.u32(w[12:16]))
+		if capLen <= wireLen && capLen <= maxSnapLen && capLen <= len(w)-16 {
+			sec := r.u32(w[0:4])
+			frac := r.u32(w[4:8]) * r.nsec // uint32, as pcapgo computes it
+			n := 16 + capLen
+			r.win, r.used = w[n:], r.used+n
+			ts := time.Unix(int64(sec), int64(frac)).UTC()
+			return Frame{Data: w[16:n:n], Timestamp: ts, CaptureLength: capLen, Length: wireLen, LinkType: r.link}, nil
+		}
+	}
+	r.br.Discard(r.used) // at most what is buffered: no read
+	r.win, r.used = nil, 0
 	hdr, err := r.br.Peek(16)
 	if err != nil {
 		return Frame{}, fullErr(len(hdr), err)
 	}
-	sec := r.order.Uint32(hdr[0:4])
-	frac := r.order.Uint32(hdr[4:8]) * r.nsec // uint32, as pcapgo computes it
-	capLen := int(r.order.Uint32(hdr[8:12]))
-	wireLen := int(r.order.Uint32(hdr[12:16]))
+	sec := r.u32(hdr[0:4])
+	frac := r.u32(hdr[4:8]) * r.nsec // uint32, as pcapgo computes it
+	capLen := int(r.u32(hdr[8:12]))
+	wireLen := int(r.u32(hdr[12:16]))
 	r.br.Discard(16)
 	if capLen > maxSnapLen {
 		return Frame{}, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, maxSnapLen)
@@ -204,8 +227,19 @@ func (r *FileReader) nextPcap() (Frame, error) {
 		return Frame{}, fullErr(len(data), err)
 	}
 	r.br.Discard(capLen) // data stays valid until the next read
+	// The bytes buffered past this record, for the next calls: Peek of
+	// no more than Buffered does not read, so data stays where it is.
+	r.win, _ = r.br.Peek(r.br.Buffered())
 	ts := time.Unix(int64(sec), int64(frac)).UTC()
 	return Frame{Data: data, Timestamp: ts, CaptureLength: capLen, Length: wireLen, LinkType: r.link}, nil
+}
+
+// u32 reads a 32-bit field of a pcap record header in the file's byte order.
+func (r *FileReader) u32(b []byte) uint32 {
+	if r.big {
+		return binary.BigEndian.Uint32(b)
+	}
+	return binary.LittleEndian.Uint32(b)
 }
 
 // fullErr is the error io.ReadFull gives when n bytes of a record were read
