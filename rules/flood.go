@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
-	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -150,7 +149,7 @@ func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
 		secs:    cfg.Window.Seconds(),
-		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, sketch.HashAddr),
+		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, nil),
 		admit:   newAdmitter(cfg),
 	}
 	for _, c := range claimers {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
-	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 )
 
@@ -35,7 +34,7 @@ type limitEntry struct {
 }
 
 func newAlertLimit(perMinute, maxTargets int) alertLimit {
-	return alertLimit{perMinute: uint32(perMinute), targets: table.New[netip.Addr, limitEntry](maxTargets, sketch.HashAddr)}
+	return alertLimit{perMinute: uint32(perMinute), targets: table.New[netip.Addr, limitEntry](maxTargets, nil)}
 }
 
 // allow reports whether an alert to target at now may be sent, and how

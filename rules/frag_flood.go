@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
-	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -97,7 +96,7 @@ func NewFragFlood(cfg FragFloodConfig) *FragFlood {
 	return &FragFlood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
-		targets: table.New[netip.Addr, fragFloodTarget](cfg.MaxTargets, sketch.HashAddr),
+		targets: table.New[netip.Addr, fragFloodTarget](cfg.MaxTargets, nil),
 	}
 }
 

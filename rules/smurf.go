@@ -326,7 +326,7 @@ func NewSmurf(cfg SmurfConfig) (*Smurf, error) {
 		stopReq:  cfg.RequestPPS * cfg.StopRatio,
 		stopRep:  cfg.ReplyPPS * cfg.StopRatio,
 		bcast:    make(map[netip.Addr]struct{}),
-		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts, sketch.HashAddr),
+		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts, nil),
 		pending:  newPendingSet(cfg.MaxPending, int64(cfg.RequestTimeout)),
 	}
 	for _, str := range cfg.HomeNetworks {

@@ -16,6 +16,7 @@
 package table
 
 import (
+	"hash/maphash"
 	"math"
 	"slices"
 )
@@ -48,13 +49,22 @@ type Table[K comparable, V any] struct {
 const freeSlot = math.MinInt64
 
 // New returns an empty table that holds at most capacity entries
-// (capacity < 1 is treated as 1). hash must give equal keys equal hashes
-// and should spread its low 32 bits (e.g. sketch.HashAddr for netip.Addr);
-// it must not allocate. The index starts small and doubles as entries
-// arrive: the worst case is not reserved up front.
+// (capacity < 1 is treated as 1). hash is the index hash; nil (what every
+// table keyed by attacker-chosen values must use) selects hash/maphash
+// with a random per-table seed, so that nobody can aim keys at one index
+// position and turn every lookup into a walk of a long probe chain. A
+// caller's hash must give equal keys equal hashes, spread its low 32 bits
+// and not allocate (tests use it to force collisions). Results never depend
+// on the hash: eviction, Sweep and Range follow slab order. The index
+// starts small and doubles as entries arrive: the worst case is not
+// reserved up front.
 func New[K comparable, V any](capacity int, hash func(K) uint64) *Table[K, V] {
 	if capacity < 1 {
 		capacity = 1
+	}
+	if hash == nil {
+		seed := maphash.MakeSeed()
+		hash = func(k K) uint64 { return maphash.Comparable(seed, k) }
 	}
 	const initial = 16
 	return &Table[K, V]{hash: hash, index: make([]uint64, initial), mask: initial - 1, capacity: capacity}
