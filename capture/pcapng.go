@@ -46,6 +46,9 @@ type ngReader struct {
 	meta    []byte // scratch for section and interface blocks
 	pkt     []byte // packet buffer, reused
 	ifIndex int    // interface of the last packet
+	// last is the time of the last packet: a Simple Packet Block carries
+	// no timestamp and takes it (the Unix epoch before any packet).
+	last time.Time
 }
 
 func newNgReader(r *bufio.Reader) *ngReader {
@@ -142,7 +145,14 @@ func (r *ngReader) next() (data []byte, ts time.Time, wireLen int, link uint16, 
 			if origLen < capLen {
 				origLen = capLen
 			}
-			return data, in.time(hi<<32 | lo), origLen, in.link, nil
+			t := in.time(hi<<32 | lo)
+			if t.Year() < 1970 || t.Year() > 2261 {
+				// Packet time must fit int64 nanoseconds since 1970
+				// (a hostile if_tsoffset or timestamp could wrap it).
+				return nil, ts, 0, 0, fmt.Errorf("%w: packet timestamp %s is outside 1970-2261 (if_tsoffset %d s)", ErrMalformed, t.Format(time.RFC3339), in.offset)
+			}
+			r.last = t
+			return data, t, origLen, in.link, nil
 		case ngBlockSimple:
 			if len(r.ifaces) == 0 {
 				return nil, ts, 0, 0, fmt.Errorf("%w: simple packet block before any interface description", ErrMalformed)
@@ -162,7 +172,10 @@ func (r *ngReader) next() (data []byte, ts time.Time, wireLen int, link uint16, 
 				return nil, ts, 0, 0, err
 			}
 			r.ifIndex = 0
-			return data, time.Time{}, max(origLen, capLen), r.ifaces[0].link, nil
+			if r.last.IsZero() {
+				r.last = time.Unix(0, 0).UTC()
+			}
+			return data, r.last, max(origLen, capLen), r.ifaces[0].link, nil
 		default: // statistics, name resolution, secrets, custom: not needed
 			if err = r.skip(body); err != nil {
 				return nil, ts, 0, 0, err

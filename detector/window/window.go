@@ -29,7 +29,7 @@ func (c *Counter) Add(t, width int64, n int) { c.AddBucket(t/width, n) }
 // for callers that feed several counters of one width with one packet.
 func (c *Counter) AddBucket(idx int64, n int) {
 	c.advance(idx)
-	i := int(c.head % Buckets)
+	i := slot(c.head)
 	c.pkts[i]++
 	c.bytes[i] += uint64(n)
 	c.sumPkts++
@@ -47,7 +47,7 @@ func (c *Counter) SeedBucket(head, idx int64, pkts uint32, bytes uint64) {
 	if idx > c.head || c.head-idx >= Buckets {
 		return
 	}
-	i := int(idx % Buckets)
+	i := slot(idx)
 	c.pkts[i] += pkts
 	c.bytes[i] += bytes
 	c.sumPkts += uint64(pkts)
@@ -71,7 +71,7 @@ func (c *Counter) advance(idx int64) {
 	case idx > c.head && idx-c.head < Buckets:
 		for c.head < idx {
 			c.head++
-			i := int(c.head % Buckets)
+			i := slot(c.head)
 			c.sumPkts -= uint64(c.pkts[i])
 			c.sumByte -= c.bytes[i]
 			c.pkts[i], c.bytes[i] = 0, 0
@@ -103,4 +103,14 @@ func (c *Counter) RatesOver(s float64) (pps, bps float64) {
 		return 0, 0
 	}
 	return float64(c.sumPkts) / s, float64(c.sumByte) * 8 / s
+}
+
+// slot is the ring position of bucket index idx. It is a floored modulo,
+// in range for negative indexes too (packet times before 1970 give them).
+func slot(idx int64) int {
+	i := int(idx % Buckets)
+	if i < 0 {
+		i += Buckets
+	}
+	return i
 }

@@ -64,3 +64,18 @@ func TestCounterSeedBucket(t *testing.T) {
 		t.Fatalf("seed did not leave with its bucket: %d packets, %d bytes", c.Packets(), c.Bytes())
 	}
 }
+
+// TestCounterNegativeTimes: packet times before 1970 (a hostile capture)
+// give negative bucket indexes; they must count, not panic.
+func TestCounterNegativeTimes(t *testing.T) {
+	width := 100 * ms
+	var c Counter
+	for i := int64(0); i < 30; i++ {
+		ts := -5000*ms + i*10*ms
+		c.Add(ts, width, 1)
+		c.SeedBucket(ts/width, ts/width-3, 1, 1)
+	}
+	if c.Packets() == 0 {
+		t.Fatal("nothing counted before 1970")
+	}
+}
