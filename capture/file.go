@@ -169,6 +169,21 @@ func (r *FileReader) Frames() uint64 { return r.frames }
 // the number of packets read before. The frame's Data is reused by the next
 // call.
 func (r *FileReader) Next() (Frame, error) {
+	// A pcap record that lies whole in r.win (see nextPcap) is cut from
+	// it here, the Frame built in the return statement: returned through
+	// nextPcap, it went through a stack copy whose 16-byte loads over
+	// 8-byte stores stalled store forwarding on every frame.
+	if w := r.win; len(w) >= 16 {
+		capLen, wireLen := int(r.u32(w[8:12])), int(r.u32(w[12:16]))
+		if capLen <= wireLen && capLen <= maxSnapLen && capLen <= len(w)-16 {
+			sec := r.u32(w[0:4])
+			frac := r.u32(w[4:8]) * r.nsec // uint32, as pcapgo computes it
+			n := 16 + capLen
+			r.win, r.used = w[n:], r.used+n
+			r.frames++
+			return Frame{Data: w[16:n:n], Timestamp: time.Unix(int64(sec), int64(frac)).UTC(), CaptureLength: capLen, Length: wireLen, LinkType: r.link}, nil
+		}
+	}
 	if r.pcap != nil {
 		f, err := r.nextPcap()
 		if err != nil {
@@ -189,22 +204,11 @@ func (r *FileReader) Next() (Frame, error) {
 // (same checks, same errors, same timestamps), but hands out the record's
 // data where it lies in the read buffer instead of copying it out: the
 // buffer (1 MiB) holds any record up to maxSnapLen. Records that lie whole
-// in the bytes already buffered are cut from r.win without calling into the
-// bufio.Reader; the rest (a record across the buffer's end, a bad record,
-// the end of the file) take the bufio path, after the bytes handed out are
-// discarded.
+// in the bytes already buffered (r.win) are cut from it by Next without
+// calling into the bufio.Reader; the rest (a record across the buffer's
+// end, a bad record, the end of the file) come here and take the bufio
+// path, after the bytes handed out are discarded.
 func (r *FileReader) nextPcap() (Frame, error) {
-	if w := r.win; len(w) >= 16 {
-		capLen, wireLen := int(r.u32(w[8:12])), int(r.u32(w[12:16]))
-		if capLen <= wireLen && capLen <= maxSnapLen && capLen <= len(w)-16 {
-			sec := r.u32(w[0:4])
-			frac := r.u32(w[4:8]) * r.nsec // uint32, as pcapgo computes it
-			n := 16 + capLen
-			r.win, r.used = w[n:], r.used+n
-			ts := time.Unix(int64(sec), int64(frac)).UTC()
-			return Frame{Data: w[16:n:n], Timestamp: ts, CaptureLength: capLen, Length: wireLen, LinkType: r.link}, nil
-		}
-	}
 	r.br.Discard(r.used) // at most what is buffered: no read
 	r.win, r.used = nil, 0
 	hdr, err := r.br.Peek(16)
