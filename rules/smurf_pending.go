@@ -82,11 +82,13 @@ func (s *pendingSet) locate(host netip.Addr, id uint16) (key uint64, first int) 
 
 // locateHash is locate for h = sketch.HashAddr(host) (Packet.SrcHash).
 func (s *pendingSet) locateHash(host netip.Addr, h uint64, id uint16) (key uint64, first int) {
-	b := host.As16()
-	hi := binary.BigEndian.Uint64(b[:8])
-	lo := binary.BigEndian.Uint64(b[8:])
-	if hi == 0 && lo>>32 == 0xffff {
-		key = pendUsed | uint64(uint32(lo))<<16 | uint64(id)
+	if host.Is4() {
+		// The 4 bytes, not As16 (a 16-byte reload of two 8-byte stores,
+		// a store-forwarding stall): the same key as below.
+		b4 := host.As4()
+		key = pendUsed | uint64(binary.BigEndian.Uint32(b4[:]))<<16 | uint64(id)
+	} else if b := host.As16(); binary.BigEndian.Uint64(b[:8]) == 0 && binary.BigEndian.Uint32(b[8:12]) == 0xffff {
+		key = pendUsed | uint64(binary.BigEndian.Uint32(b[12:]))<<16 | uint64(id)
 	} else {
 		key = pendUsed | pendHash | mix64(h^uint64(id)*0xc2b2ae3d27d4eb4f+0x165667b19e3779f9)&pendFP
 	}

@@ -63,6 +63,14 @@ func (h *HLL) Reset() { h.reg = [hllRegisters]uint8{} }
 // HashAddr is a fixed, seedless 64-bit hash of an address (the murmur3
 // finalizer over its 16-byte form), used for sketches and for sharding.
 func HashAddr(a netip.Addr) uint64 {
+	if a.Is4() {
+		// The 16-byte form is ::ffff:a.b.c.d: its high half is 0 and its
+		// low half is 0xffff<<32 | a.b.c.d. Reading the 4 bytes spares
+		// As16's 16-byte reload of two 8-byte stores (a store-forwarding
+		// stall on every packet).
+		b4 := a.As4()
+		return mix64(0xffff<<32 | uint64(binary.BigEndian.Uint32(b4[:])))
+	}
 	b := a.As16()
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
