@@ -342,21 +342,22 @@ func (e *Engine) Stats() Stats {
 // in p.Frag. It does not allocate in steady state.
 func (e *Engine) observeFragment(p *Packet) {
 	f := frag.Fragment{
-		Time:      p.TimeNs,
-		IPv6:      p.IPv6,
-		Src:       p.Src,
-		Dst:       p.Dst,
-		ID:        p.FragID,
-		Proto:     p.Proto,
-		Offset:    p.FragOffset,
-		Len:       p.FragLen,
-		More:      p.MoreFragments,
-		HeaderLen: p.HeaderLen,
-		UpperOff:  p.FragUpperOff,
-		Sum:       p.FragSum,
-		HasICMP:   p.HasICMP,
-		ICMPType:  p.ICMPType,
-		Echo:      p.IsEchoRequest(),
+		Time:            p.TimeNs,
+		IPv6:            p.IPv6,
+		Src:             p.Src,
+		Dst:             p.Dst,
+		ID:              p.FragID,
+		Proto:           p.Proto,
+		Offset:          p.FragOffset,
+		Len:             p.FragLen,
+		More:            p.MoreFragments,
+		HeaderLen:       p.HeaderLen,
+		UpperOff:        p.FragUpperOff,
+		ChainIncomplete: p.FragChainIncomplete,
+		Sum:             p.FragSum,
+		HasICMP:         p.HasICMP,
+		ICMPType:        p.ICMPType,
+		Echo:            p.IsEchoRequest(),
 	}
 	p.Frag = e.frag.Observe(&f)
 }

@@ -47,6 +47,22 @@ type ipv6Layer struct {
 	fragOffset int
 	fragID     uint32
 	fragLen    int // fragmentable bytes in this fragment, by the length field
+	// chainIncomplete: in a first fragment, an extension header after the
+	// fragment header runs past the fragment's data (by the length
+	// fields): the header chain continues in the next fragment, which RFC
+	// 7112 forbids and evasion uses. next is then that header's type.
+	chainIncomplete bool
+}
+
+// chainCut tells whether, in a first fragment, an extension header of n
+// bytes at off would run past the fragment (the chain goes on in the next
+// fragment), and marks the chain incomplete if so.
+func (l *ipv6Layer) chainCut(off, n int) bool {
+	if l.fragment && l.fragOffset == 0 && off+n > l.ipLen {
+		l.chainIncomplete = true
+		return true
+	}
+	return false
 }
 
 // LayerType implements gopacket.DecodingLayer.
@@ -56,9 +72,10 @@ func (l *ipv6Layer) LayerType() gopacket.LayerType { return layers.LayerTypeIPv6
 func (l *ipv6Layer) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv6 }
 
 // NextLayerType implements gopacket.DecodingLayer: the upper-layer protocol,
-// or gopacket.LayerTypeFragment for the data of a non-first fragment.
+// or gopacket.LayerTypeFragment for the data of a non-first fragment and
+// for a first fragment whose header chain goes on in the next fragment.
 func (l *ipv6Layer) NextLayerType() gopacket.LayerType {
-	if l.fragment && l.fragOffset != 0 {
+	if l.fragment && (l.fragOffset != 0 || l.chainIncomplete) {
 		return gopacket.LayerTypeFragment
 	}
 	return layers.IPProtocol(l.next).LayerType()
@@ -82,6 +99,7 @@ func (l *ipv6Layer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 	}
 	l.ipLen = ipv6HeaderBytes + payloadLen
 	l.fragment, l.more, l.fragOffset, l.fragID, l.fragLen = false, false, 0, 0, 0
+	l.chainIncomplete = false
 	next := data[6]
 	off := ipv6HeaderBytes
 	l.headerLen = off
@@ -90,12 +108,18 @@ walk:
 		var hlen int
 		switch next {
 		case ipv6HopByHop, ipv6Routing, ipv6DestOpts, ipv6Mobility, ipv6HIP, ipv6Shim6:
+			if l.chainCut(off, 2) {
+				break walk
+			}
 			if len(data) < off+2 {
 				df.SetTruncated()
 				return errIPv6ExtHeader
 			}
 			hlen = (int(data[off+1]) + 1) * 8
 		case ipv6AH:
+			if l.chainCut(off, 2) {
+				break walk
+			}
 			if len(data) < off+2 {
 				df.SetTruncated()
 				return errIPv6ExtHeader
@@ -121,6 +145,9 @@ walk:
 			}
 			continue
 		default:
+			break walk
+		}
+		if l.chainCut(off, hlen) {
 			break walk
 		}
 		if len(data) < off+hlen {

@@ -75,6 +75,10 @@ type Packet struct {
 	// and the upper-layer header (0 otherwise).
 	FragSum      uint32
 	FragUpperOff int
+	// FragChainIncomplete is set for an IPv6 first fragment whose
+	// extension-header chain runs on into the next fragment (RFC 7112
+	// forbids it; evasion uses it): its upper-layer header is not in it.
+	FragChainIncomplete bool
 	// Frag is the fragment tracker's verdict on this fragment, filled by
 	// the engine before the rules run (zero for non-fragments).
 	Frag frag.Verdict

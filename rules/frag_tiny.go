@@ -43,7 +43,10 @@ func (c FragTinyConfig) Validate() error {
 // for TCP (the fixed header, RFC 1858's tiny-fragment attack). For IPv6
 // the bytes counted start after the extension headers that follow the
 // fragment header (RFC 7112 wants the whole header chain in the first
-// fragment). Other protocols are not checked. Target: the destination.
+// fragment), and a first fragment whose extension-header chain itself runs
+// on into the next fragment is tiny whatever its protocol (the alert says
+// header_chain_incomplete). Other protocols are not checked. Target: the
+// destination.
 // The header sizes are the protocols' own; there is no threshold to tune.
 type FragTiny struct {
 	limit alertLimit
@@ -68,6 +71,9 @@ func (r *FragTiny) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	extra := fragContext(p, suppressed)
 	extra["first_fragment_upper_bytes"] = p.Frag.TinyLen
+	if p.FragChainIncomplete {
+		extra["header_chain_incomplete"] = true // RFC 7112
+	}
 	rep.Alert(p.Dst, p, extra)
 }
 

@@ -87,6 +87,9 @@ type Fragment struct {
 	// between the IPv6 fragment header and the upper-layer header (0 for
 	// IPv4).
 	UpperOff int
+	// ChainIncomplete: an IPv6 first fragment whose extension-header chain
+	// runs on into the next fragment; it is tiny whatever its protocol.
+	ChainIncomplete bool
 	// Sum is a checksum of the fragment's captured data: equal ranges with
 	// different sums carry conflicting data.
 	Sum uint32
@@ -367,9 +370,12 @@ func (t *Tracker) Observe(f *Fragment) Verdict {
 			}
 		}
 		if f.More && tr.flags&fTiny == 0 {
-			if need := upperHeaderLen(f.IPv6, f.Proto); need > 0 && flen-f.UpperOff < need {
+			if need := upperHeaderLen(f.IPv6, f.Proto); f.ChainIncomplete || need > 0 && flen-f.UpperOff < need {
 				tr.flags |= fTiny
 				v.Tiny, v.TinyLen = true, max(flen-f.UpperOff, 0)
+				if f.ChainIncomplete {
+					v.TinyLen = 0 // not even the upper-layer header starts here
+				}
 			}
 		}
 	}
