@@ -283,6 +283,7 @@ func (e *Engine) advance(t time.Time, tn int64) {
 			// A jump back in time (a new capture file, a clock step):
 			// close what is open and restart the clock there.
 			e.tracker.closeAll(EndTimeJump)
+			e.frag.Reset()
 			e.setClock(t, tn)
 		}
 		return

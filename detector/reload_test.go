@@ -103,3 +103,40 @@ func TestShutdownEndsNow(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackTableFullOfActiveAttacks: with max_attacks active attacks
+// open, further targets are dropped and counted (never an active attack
+// evicted), and once one ends there is room again.
+func TestAttackTableFullOfActiveAttacks(t *testing.T) {
+	cfg := detector.DefaultConfig()
+	cfg.MaxAttacks = 4
+	var starts int
+	e, err := detector.New(cfg, detector.SinkFunc(func(ev *detector.Event) {
+		if ev.Phase == detector.PhaseStart {
+			starts++
+		}
+	}), rules.NewFlood(rules.DefaultFloodConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := detector.Packet{Src: netip.MustParseAddr("198.51.100.7"), Proto: detector.ProtoICMPv4, HasICMP: true, ICMPType: 8, WireLen: 98}
+	flood := func(from time.Time, targets int) {
+		for i := 0; i < 3000; i++ { // 3,000 packets per target at 10,000 pps each
+			for j := 0; j < targets; j++ {
+				p.Time = from.Add(time.Duration(i) * 100 * time.Microsecond)
+				p.Dst = netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + j)})
+				e.HandlePacket(&p)
+			}
+		}
+	}
+	flood(epoch, 6)
+	st := e.Stats()
+	if starts != 4 || st.ActiveAttacks != 4 || st.AttacksDropped == 0 {
+		t.Fatalf("starts %d, active %d, dropped %d: want 4, 4 and some", starts, st.ActiveAttacks, st.AttacksDropped)
+	}
+	// Quiet for longer than the hold time: the four end, room is back.
+	flood(epoch.Add(30*time.Second), 1)
+	if starts != 5 {
+		t.Fatalf("after the first attacks ended: %d starts, want 5", starts)
+	}
+}

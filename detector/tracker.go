@@ -64,6 +64,9 @@ type tracker struct {
 	// packet after packet, and skips the map.
 	lastKey attackKey
 	lastA   *attack
+	// full: the table was found full of active attacks; makeRoom fails at
+	// once until an attack is released.
+	full bool
 }
 
 func newTracker(e *Engine) *tracker {
@@ -137,7 +140,12 @@ func (t *tracker) newAttack() *attack {
 	return new(attack)
 }
 
+// makeRoomSample is how many attacks makeRoom looks at before it settles
+// for the stalest pending one it has seen.
+const makeRoomSample = 32
+
 func (t *tracker) release(key attackKey, a *attack) {
+	t.full = false
 	if a == t.lastA {
 		t.lastA = nil
 	}
@@ -151,14 +159,25 @@ func (t *tracker) release(key attackKey, a *attack) {
 // makeRoom evicts the stalest pending attack; active attacks are never
 // evicted. It reports whether room was made.
 func (t *tracker) makeRoom() bool {
+	if t.full {
+		return false // nothing was released since the table was found full of active attacks
+	}
 	var victim attackKey
 	var va *attack
+	seen := 0
 	for k, a := range t.attacks {
 		if !a.active && (va == nil || a.lastNs < va.lastNs) {
 			victim, va = k, a
 		}
+		// Look at a bounded sample: a full scan per packet would let an
+		// attacker who keeps the table full make every hit cost 4,096
+		// steps. Go's map iteration starts at a random place.
+		if seen++; seen == makeRoomSample && va != nil {
+			break
+		}
 	}
 	if va == nil {
+		t.full = true
 		return false
 	}
 	t.release(victim, va)

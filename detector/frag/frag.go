@@ -296,19 +296,27 @@ func (t *Tracker) Expire(now int64) int {
 	return n
 }
 
+// Reset drops every train: the engine's clock jumped back, and trains from
+// the later time would neither time out nor stay apart from unrelated
+// fragments with the same id. Dropped incomplete trains count as timeouts.
+func (t *Tracker) Reset() {
+	for t.open.head >= 0 {
+		t.remove(t.open.head)
+		t.stats.Timeouts++
+	}
+	for t.done.head >= 0 {
+		t.remove(t.done.head)
+	}
+	t.newest = 0
+}
+
 // Observe records one fragment and returns the verdict on it.
 func (t *Tracker) Observe(f *Fragment) Verdict {
 	now := f.Time
 	if now < t.newest-t.timeout {
 		// Packet time jumped back by more than a timeout (a new capture
 		// file): the trains held belong to another time.
-		for t.open.head >= 0 {
-			t.remove(t.open.head)
-			t.stats.Timeouts++
-		}
-		for t.done.head >= 0 {
-			t.remove(t.done.head)
-		}
+		t.Reset()
 		t.newest = now
 	}
 	t.Expire(now)
