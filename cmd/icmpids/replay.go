@@ -265,6 +265,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 		Last:    last,
 		Elapsed: time.Since(s.started),
 	}, collector.Attacks(), timeline)
+	sum.AttacksOmitted = collector.Omitted()
 	if o.summary {
 		if err := report.WriteText(a.stderr, sum); err != nil {
 			failed = append(failed, fmt.Errorf("summary: %w", err))

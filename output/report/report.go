@@ -35,6 +35,9 @@ type Summary struct {
 	Tool    string   `json:"tool"`
 	Capture Capture  `json:"capture"`
 	Attacks []Attack `json:"attacks"`
+	// AttacksOmitted counts the attacks past MaxAttackRows, by rule: they
+	// were alerted on but are not listed (omitted when none).
+	AttacksOmitted map[string]uint64 `json:"attacks_omitted,omitempty"`
 	// Replay holds the wall-clock figures of the run (omitted when zero).
 	Replay *Replay `json:"replay,omitempty"`
 	// Timeline feeds the HTML report's charts; it is not part of the JSON.
@@ -161,11 +164,18 @@ type Source struct {
 	Packets uint64     `json:"packets"`
 }
 
+// MaxAttackRows caps the attacks a Collector lists: a hostile capture can
+// raise an alert for each of millions of spoofed targets, and the summary
+// must stay bounded. Attacks past it are counted by rule (Omitted).
+const MaxAttackRows = 10000
+
 // Collector is a detector.Sink that folds the events of each attack into
-// one Attack. It copies what it keeps: the events stay the sender's.
+// one Attack. It copies what it keeps: the events stay the sender's. It
+// lists at most MaxAttackRows attacks and counts the rest.
 type Collector struct {
 	attacks []Attack
 	open    map[attackKey]int
+	omitted map[string]uint64
 }
 
 type attackKey struct {
@@ -183,6 +193,16 @@ func (c *Collector) Emit(ev *detector.Event) {
 	k := attackKey{ev.Rule.Name, ev.Target}
 	i, ok := c.open[k]
 	if !ok || ev.Phase == detector.PhaseStart {
+		if len(c.attacks) >= MaxAttackRows {
+			if ev.Phase == detector.PhaseStart {
+				if c.omitted == nil {
+					c.omitted = map[string]uint64{}
+				}
+				c.omitted[ev.Rule.Name]++
+			}
+			delete(c.open, k) // its later events have no row to fold into
+			return
+		}
 		c.attacks = append(c.attacks, Attack{
 			ID:          len(c.attacks) + 1,
 			Rule:        ev.Rule.Name,
@@ -238,6 +258,10 @@ func (c *Collector) Emit(ev *detector.Event) {
 		delete(c.open, k)
 	}
 }
+
+// Omitted returns how many attacks past MaxAttackRows were not listed, by
+// rule (nil when none).
+func (c *Collector) Omitted() map[string]uint64 { return c.omitted }
 
 // Attacks returns the attacks in order of their start, those still open
 // included (EndReason "" until their end event).

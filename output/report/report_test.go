@@ -204,3 +204,24 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectorIsBounded: a hostile capture alerting on more targets than
+// MaxAttackRows keeps the list at the cap and counts the rest by rule.
+func TestCollectorIsBounded(t *testing.T) {
+	c := NewCollector()
+	info := detector.RuleInfo{Name: "frag_tiny", SignatureID: 9000005, OneShot: true}
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < MaxAttackRows+250; i++ {
+		c.Emit(&detector.Event{Time: t0, Rule: info, Phase: detector.PhaseStart,
+			Target: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Packets: 1})
+	}
+	if n := len(c.Attacks()); n != MaxAttackRows {
+		t.Fatalf("%d attacks listed, want %d", n, MaxAttackRows)
+	}
+	if got := c.Omitted()["frag_tiny"]; got != 250 {
+		t.Fatalf("omitted %d, want 250", got)
+	}
+	if len(c.open) != 0 {
+		t.Fatalf("%d one-shot attacks left open", len(c.open))
+	}
+}

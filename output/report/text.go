@@ -3,7 +3,9 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +108,13 @@ func WriteText(w io.Writer, s *Summary) error {
 		b.WriteString("\nno attacks\n")
 	} else {
 		fmt.Fprintf(&b, "\n%d attack(s)\n", len(s.Attacks))
+		if len(s.AttacksOmitted) > 0 {
+			var parts []string
+			for _, rule := range slices.Sorted(maps.Keys(s.AttacksOmitted)) {
+				parts = append(parts, fmt.Sprintf("%s %d", rule, s.AttacksOmitted[rule]))
+			}
+			fmt.Fprintf(&b, "(and more not listed, past the first %d: %s)\n", MaxAttackRows, strings.Join(parts, ", "))
+		}
 		rows := [][]string{{"#", "rule", "target", "start (UTC)", "end", "duration", "packets", "bytes", "peak pps", "sources", "top sources"}}
 		for _, a := range s.Attacks {
 			rows = append(rows, []string{strconv.Itoa(a.ID), a.Rule, a.Target.String(), a.Start.Format(textTime),
