@@ -79,6 +79,15 @@ func (r Reporter) Hit(target netip.Addr, p *Packet, m Measure) {
 	r.e.tracker.hit(r.rule, target, p, &m)
 }
 
+// HitRef is Hit for a Measure the rule has just filled in: the engine
+// reads it in place during the call and keeps no reference. Passed by
+// value, a Measure is copied in 16-byte moves over the rule's 8-byte
+// stores, a store-forwarding stall per hit that a rule hitting on every
+// packet of a flood (icmp_flood) feels.
+func (r Reporter) HitRef(target netip.Addr, p *Packet, m *Measure) {
+	r.e.tracker.hit(r.rule, target, p, m)
+}
+
 // Alert reports a one-shot finding (e.g. one oversized reassembly): the
 // engine emits a single start event for it at once. extra is the rule's
 // context for the alert and becomes the event's; it may be nil.

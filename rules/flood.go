@@ -226,7 +226,7 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
 		m.WindowPackets, m.WindowBytes = t.any.Packets(), t.any.Bytes()
 	}
-	rep.Hit(p.Dst, p, m)
+	rep.HitRef(p.Dst, p, &m)
 }
 
 // Tick implements detector.Rule: every few windows it drops targets that
