@@ -375,17 +375,25 @@ func (f *setFile) read() int64 {
 // ErrTruncated, ErrMalformed or the I/O error) and drops that file; call
 // Next again to go on with the others.
 func (s *Set) Next() (Frame, error) {
+	fr, err := s.next()
+	if err != nil {
+		return Frame{}, err
+	}
+	return *fr, nil
+}
+
+func (s *Set) next() (*Frame, error) {
 	if f := s.last; f != nil {
 		s.last = nil
 		if err := s.advance(f); err != nil {
-			return Frame{}, err
+			return nil, err
 		}
 	}
 	// Files damaged in the probe are reported first, once.
 	for _, f := range s.files {
 		if f.State == FileDamaged && !f.reported {
 			f.reported = true
-			return Frame{}, f.Err
+			return nil, f.Err
 		}
 	}
 	for len(s.h) > 0 {
@@ -397,7 +405,7 @@ func (s *Set) Next() (Frame, error) {
 				f.closeReader()
 				f.State, f.Err = FileDamaged, err
 				f.reported = true
-				return Frame{}, err
+				return nil, err
 			}
 			f.State = FileOpen
 			fr, err := f.r.Next()
@@ -405,7 +413,7 @@ func (s *Set) Next() (Frame, error) {
 				heap.Pop(&s.h)
 				s.finish(f, err)
 				if f.State == FileDamaged {
-					return Frame{}, f.Err
+					return nil, f.Err
 				}
 				continue
 			}
@@ -418,16 +426,23 @@ func (s *Set) Next() (Frame, error) {
 		}
 		s.last = f
 		s.frames++
-		return f.fr, nil
+		return &f.fr, nil
 	}
-	return Frame{}, io.EOF
+	return nil, io.EOF
+}
+
+// NextRef is Next returning a pointer to the frame instead of a copy (the
+// hot path of a replay): the Frame and its Data are valid until the next
+// call.
+func (s *Set) NextRef() (*Frame, error) {
+	fr, err := s.next()
+	return fr, err
 }
 
 // advance reads the next frame of f, whose current frame was just
 // returned, and puts f back into the merge.
 func (s *Set) advance(f *setFile) error {
-	fr, err := f.r.Next()
-	if err != nil {
+	if err := f.r.NextInto(&f.fr); err != nil {
 		heap.Remove(&s.h, f.hi)
 		s.finish(f, err)
 		if f.State == FileDamaged {
@@ -435,11 +450,12 @@ func (s *Set) advance(f *setFile) error {
 		}
 		return nil
 	}
-	f.fr = fr
 	f.Frames++
-	f.Last = fr.Timestamp
-	f.next = fr.Timestamp
-	heap.Fix(&s.h, f.hi)
+	f.Last = f.fr.Timestamp
+	f.next = f.fr.Timestamp
+	if len(s.h) > 1 { // one file: nothing to reorder
+		heap.Fix(&s.h, f.hi)
+	}
 	return nil
 }
 

@@ -222,7 +222,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 			}
 			prog.update()
 		}
-		fr, err := set.Next()
+		fr, err := set.NextRef()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
@@ -231,7 +231,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 			failed = append(failed, err)
 			continue
 		}
-		ok, err := in.pass(&fr)
+		ok, err := in.pass(fr)
 		if err != nil && !in.linkErrs[fr.LinkType] {
 			in.linkErrs[fr.LinkType] = true
 			log.Errorf("%v; frames of link type %d are left out", err, fr.LinkType)
