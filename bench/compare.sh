@@ -44,10 +44,13 @@ echo "# building (go $(go env GOVERSION), $(nproc) CPUs)" >&2
 	go build -o "$work/icmpids-gen" ./cmd/icmpids-gen)
 
 gen() { # name scenario count rate
-	local f="$work/$1.pcap"
-	if [[ ! -s $f || -n "${REGEN:-}" ]]; then
+	local f="$work/$1.pcap" stamp="$work/$1.params" want="$2 $3 $4 $SEED"
+	# A capture cached in WORKDIR is reused only if made with the same
+	# settings: the packets/s below are computed from the count.
+	if [[ ! -s $f || -n "${REGEN:-}" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
 		echo "# generating $1: $3 packets ($2, seed $SEED)" >&2
 		"$work/icmpids-gen" -scenario "$2" -count "$3" -rate "$4" -seed "$SEED" -o "$f"
+		echo "$want" >"$stamp"
 	fi
 }
 gen mix mix "$MIX_COUNT" "$MIX_RATE"
