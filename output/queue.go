@@ -26,7 +26,8 @@ type closer interface {
 
 // Queue puts a bounded queue in front of a sink, so that a slow or dead
 // output never stalls the capture goroutine. Emit never blocks: when the
-// queue is full the event is dropped and counted. One goroutine delivers
+// queue is full the oldest queued event is dropped (and counted) to make
+// room, so the latest state of each attack, its end above all, gets out. One goroutine delivers
 // queued events to the sink in order; when the queue runs empty it flushes
 // the sink if the sink buffers (has a Flush() error method). Queue is safe
 // for concurrent use.
@@ -69,8 +70,9 @@ func NewQueue(sink detector.Sink, size int, log *logrus.Entry) *Queue {
 	return q
 }
 
-// Emit implements detector.Sink. It never blocks: an event that finds the
-// queue full, or the queue closed, is dropped and counted.
+// Emit implements detector.Sink. It never blocks: when the queue is full
+// the oldest queued event is dropped to make room; an event that finds the
+// queue closed is dropped. Both are counted.
 func (q *Queue) Emit(ev *detector.Event) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
@@ -81,7 +83,23 @@ func (q *Queue) Emit(ev *detector.Event) {
 	select {
 	case q.ch <- ev:
 		q.accepted.Add(1)
+		return
 	default:
+	}
+	// Full: drop the oldest queued event rather than this one, as
+	// Prometheus's notifier does. The newest carries an attack's latest
+	// state — its end above all: dropping ends leaves a SIEM with attacks
+	// that never close.
+	select {
+	case <-q.ch:
+		q.accepted.Add(^uint64(0)) // it leaves the queue undelivered
+		q.dropped.Add(1)
+	default:
+	}
+	select {
+	case q.ch <- ev:
+		q.accepted.Add(1)
+	default: // another producer took the room
 		q.dropped.Add(1)
 	}
 }

@@ -87,7 +87,7 @@ func TestQueueOverflowCountedExactly(t *testing.T) {
 	q.Emit(seqEvent(0))
 	<-sink.entered // event 0 is being delivered; the queue is empty
 	for i := 1; i <= 11; i++ {
-		q.Emit(seqEvent(i)) // 1..4 fit, 5..11 do not
+		q.Emit(seqEvent(i)) // 1..4 fit; 5..11 each push out the oldest
 	}
 	if got := q.Dropped(); got != 7 {
 		t.Errorf("Dropped() = %d, want 7", got)
@@ -106,9 +106,10 @@ func TestQueueOverflowCountedExactly(t *testing.T) {
 	if len(got) != 5 {
 		t.Fatalf("sink got %d events, want 5", len(got))
 	}
-	for i, ev := range got {
-		if ev.Packets != uint64(i) {
-			t.Errorf("event %d is #%d: order not preserved", i, ev.Packets)
+	// Drop-oldest: the one in delivery, then the newest four, in order.
+	for i, want := range []uint64{0, 8, 9, 10, 11} {
+		if got[i].Packets != want {
+			t.Errorf("event %d is #%d, want #%d (the oldest dropped, order kept)", i, got[i].Packets, want)
 		}
 	}
 	if sink.flushes == 0 {

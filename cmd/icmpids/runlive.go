@@ -46,8 +46,9 @@ grants). By default only ICMP, ICMPv6 and IP fragments are captured (see
 --bpf). Capture statistics (packets received, dropped by the kernel and by
 the interface) are logged every --stats-interval and on exit.
 
-Outputs never stall capture: each sits behind a bounded queue; an alert
-that finds it full is dropped, counted and reported (log line, metric).
+Outputs never stall capture: each sits behind a bounded queue; when one is
+full an alert is dropped (the oldest queued one for the EVE and text
+outputs), counted and reported (log line, metric).
 
 Signals: SIGINT or SIGTERM stops the sensor: open attacks are closed with
 an end event and the output queues are flushed (at most 10 s). SIGHUP
