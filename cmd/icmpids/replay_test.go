@@ -216,8 +216,8 @@ func summaryAttacks(t *testing.T, data []byte) []string {
 // JSON, golden) holds every attack of the EVE output and the capture's
 // figures.
 func TestReplayIncidentDirectory(t *testing.T) {
-	golden := func(name string) string { p, _ := filepath.Abs(filepath.Join("testdata", name)); return p }
-	textGolden, jsonGolden := golden("incident.summary.golden"), golden("incident.summary.json.golden")
+	abs := func(name string) string { p, _ := filepath.Abs(filepath.Join("testdata", name)); return p }
+	textGolden, jsonGolden := abs("incident.summary.golden"), abs("incident.summary.json.golden")
 	dir := t.TempDir()
 	t.Chdir(dir)
 	name := writeIncident(t, dir)
@@ -253,25 +253,8 @@ func TestReplayIncidentDirectory(t *testing.T) {
 	text := stderr[strings.Index(stderr, "── icmpids replay summary"):]
 	text = replayElapsed.ReplaceAllString(text, "")
 	text = text[:strings.Index(text, "icmpids: 1 problem(s)")]
-	goldenFile(t, textGolden, text)
-	goldenFile(t, jsonGolden, normalizeSummaryJSON(t, data))
-}
-
-// goldenFile compares got with the file at path (rewritten with -update).
-func goldenFile(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/icmpids -run %s -update to create it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden(t, textGolden, text)
+	golden(t, jsonGolden, normalizeSummaryJSON(t, data))
 }
 
 // TestReplayNarrowing: --since/--until and --bpf narrow a replay in packet
