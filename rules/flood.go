@@ -125,13 +125,13 @@ const (
 // matches them by host and echo id) are not counted at all: the answers
 // to a fast `ping -f` are not a flood of the pinger.
 type Flood struct {
-	cfg       FloodConfig
-	width     int64   // bucket width in ns
-	secs      float64 // the window in seconds
-	targets   *table.Table[netip.Addr, floodTarget]
-	admit     admitter
-	claimers  []Claimer
-	nextSweep time.Time
+	cfg      FloodConfig
+	width    int64   // bucket width in ns
+	secs     float64 // the window in seconds
+	targets  *table.Table[netip.Addr, floodTarget]
+	admit    admitter
+	claimers []Claimer
+	sweep    sweepClock
 }
 
 // Claimer is a rule that reports some ICMP packets as its own attack, so
@@ -232,11 +232,9 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 // Tick implements detector.Rule: every few windows it drops targets that
 // have been idle for a whole window, so the table holds only live targets.
 func (f *Flood) Tick(now time.Time, _ detector.Reporter) {
-	if now.Before(f.nextSweep) {
-		return
+	if f.sweep.due(now, 10*f.cfg.Window) {
+		f.targets.DropIdle(now.Add(-f.cfg.Window).UnixNano())
 	}
-	f.nextSweep = now.Add(10 * f.cfg.Window)
-	f.targets.DropIdle(now.Add(-f.cfg.Window).UnixNano())
 }
 
 // Describe implements detector.Describer: which rate made the target an

@@ -24,7 +24,7 @@ type alertLimit struct {
 	perMinute  uint32
 	targets    *table.Table[netip.Addr, limitEntry]
 	suppressed uint64
-	nextSweep  time.Time
+	sweepClock sweepClock
 }
 
 type limitEntry struct {
@@ -58,10 +58,9 @@ func (l *alertLimit) allow(target netip.Addr, now time.Time) (bool, uint32) {
 
 // sweep drops targets idle for over a minute; it runs once a minute.
 func (l *alertLimit) sweep(now time.Time) {
-	if now.Before(l.nextSweep) {
+	if !l.sweepClock.due(now, time.Minute) {
 		return
 	}
-	l.nextSweep = now.Add(time.Minute)
 	before := now.Add(-time.Minute).UnixNano()
 	l.targets.Sweep(func(_ netip.Addr, e *limitEntry, touched int64) bool {
 		return touched < before && e.suppressed == 0

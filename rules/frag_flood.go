@@ -85,10 +85,10 @@ func (t *fragFloodTarget) incomplete() uint64 {
 // attack, until the rate stays below StopRatio of it for the engine's hold
 // time. Atomic IPv6 fragments open no train.
 type FragFlood struct {
-	cfg       FragFloodConfig
-	width     int64
-	targets   *table.Table[netip.Addr, fragFloodTarget]
-	nextSweep time.Time
+	cfg     FragFloodConfig
+	width   int64
+	targets *table.Table[netip.Addr, fragFloodTarget]
+	sweep   sweepClock
 }
 
 // NewFragFlood returns the frag_flood rule.
@@ -140,11 +140,9 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 // Tick implements detector.Rule: every few windows it drops targets idle
 // for a whole window.
 func (r *FragFlood) Tick(now time.Time, _ detector.Reporter) {
-	if now.Before(r.nextSweep) {
-		return
+	if r.sweep.due(now, 10*r.cfg.Window) {
+		r.targets.DropIdle(now.Add(-r.cfg.Window).UnixNano())
 	}
-	r.nextSweep = now.Add(10 * r.cfg.Window)
-	r.targets.DropIdle(now.Add(-r.cfg.Window).UnixNano())
 }
 
 // Describe implements detector.Describer: the train counts behind the rate.

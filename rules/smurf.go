@@ -280,19 +280,19 @@ func (h *smurfHost) reflectorBitsAt(e int64) int {
 // table (MaxPending, a 4-way set-associative array: see pendingSet); both
 // evict when full and count evictions.
 type Smurf struct {
-	cfg        SmurfConfig
-	width      int64 // window bucket width (ns)
-	windowNs   int64
-	timeout    int64 // request timeout (ns)
-	minBits    int   // reflector bits that make MinReflectors
-	stopReq    float64
-	stopRep    float64
-	bcast      map[netip.Addr]struct{} // directed broadcasts of the home networks
-	home       []netip.Prefix
-	hosts      *table.Table[netip.Addr, smurfHost]
-	pending    *pendingSet
-	nextSweep  time.Time
-	nextPSweep time.Time
+	cfg       SmurfConfig
+	width     int64 // window bucket width (ns)
+	windowNs  int64
+	timeout   int64 // request timeout (ns)
+	minBits   int   // reflector bits that make MinReflectors
+	stopReq   float64
+	stopRep   float64
+	bcast     map[netip.Addr]struct{} // directed broadcasts of the home networks
+	home      []netip.Prefix
+	hosts     *table.Table[netip.Addr, smurfHost]
+	pending   *pendingSet
+	hostSweep sweepClock
+	reqSweep  sweepClock
 	// memo is what Claims worked out for the packet memo.pkt numbered
 	// memo.seq (Packet.Seq), which Observe sees next: each echo packet is
 	// classified once.
@@ -571,13 +571,11 @@ func (s *Smurf) Claims(p *detector.Packet) bool {
 // Tick implements detector.Rule: it drops outstanding requests past their
 // time-out (every RequestTimeout) and hosts idle for hostIdle (every 10 s).
 func (s *Smurf) Tick(now time.Time, _ detector.Reporter) {
-	if !now.Before(s.nextPSweep) {
-		s.nextPSweep = now.Add(s.cfg.RequestTimeout)
+	if s.reqSweep.due(now, s.cfg.RequestTimeout) {
 		before := now.UnixNano() - s.timeout
 		s.pending.sweep(before)
 	}
-	if !now.Before(s.nextSweep) {
-		s.nextSweep = now.Add(10 * time.Second)
+	if s.hostSweep.due(now, 10*time.Second) {
 		before := now.Add(-hostIdle).UnixNano()
 		s.hosts.Sweep(func(_ netip.Addr, v *smurfHost, _ int64) bool { return v.last < before })
 	}
