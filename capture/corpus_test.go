@@ -17,20 +17,17 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/icmpids/icmpids/capture"
+	"github.com/icmpids/icmpids/capture/corpus"
 	"github.com/icmpids/icmpids/detector"
 )
-
-// corpusDir is the shared corpus of real captures, relative to this
-// package's directory (the repository's sibling ../shared/corpus).
-var corpusDir = filepath.Join("..", "..", "shared", "corpus")
 
 // corpusCounts reads the packet count of every file from the summary table
 // of PROVENANCE.md ("| `dir/file` | pkts | ...").
 func corpusCounts(t *testing.T) map[string]int {
 	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir, "PROVENANCE.md"))
+	f, err := os.Open(filepath.Join(corpus.Dir(t), "PROVENANCE.md"))
 	if err != nil {
-		t.Skipf("corpus not available: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	row := regexp.MustCompile("^\\| `([^`]+)` \\| (\\d+) \\|")
@@ -101,6 +98,7 @@ func decodeCorpusFile(t *testing.T, path string) corpusSummary {
 // state them.
 func TestCorpus(t *testing.T) {
 	counts := corpusCounts(t)
+	corpusDir := corpus.Dir(t)
 	seen := 0
 	err := filepath.WalkDir(corpusDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -165,7 +163,7 @@ func TestCorpus(t *testing.T) {
 // TestCorpusPcapngMatchesPcapgo checks our pcapng reader against pcapgo's
 // on the corpus's pcapng files: same frames, same timestamps.
 func TestCorpusPcapngMatchesPcapgo(t *testing.T) {
-	paths, _ := filepath.Glob(filepath.Join(corpusDir, "*", "*.pcapng"))
+	paths, _ := filepath.Glob(filepath.Join(corpus.Dir(t), "*", "*.pcapng"))
 	if len(paths) == 0 {
 		t.Skip("no pcapng files in the corpus")
 	}

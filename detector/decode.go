@@ -286,7 +286,7 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 	return reason
 }
 
-// --- fragment tracking (issue 3) ---
+// --- fragment tracking ---
 
 // fragData sets p.FragSum, a CRC-32 of the fragment's captured data, and
 // for an IPv6 first fragment p.FragUpperOff.

@@ -126,7 +126,8 @@ type Engine struct {
 	cfg      Config
 	dec      *Decoder
 	rules    []Rule
-	whole    []int // indices of the rules that see unfragmented packets (not FragmentRules)
+	whole    []int        // indices of the rules that see unfragmented packets (not FragmentRules)
+	classify []Classifier // the rules that classify packets, in rule order
 	tracker  *tracker
 	frag     *frag.Tracker
 	sink     Sink
@@ -136,7 +137,6 @@ type Engine struct {
 	// the per-packet path compares; clockSet tells that now is set.
 	nowNs, nextTickNs int64
 	clockSet          bool
-	seq               uint64 // Packet.Seq of the last packet handed to the rules
 	pkt               Packet
 	stats             Stats
 }
@@ -181,7 +181,7 @@ func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 }
 
 // HandlePacket runs the rules on an already decoded packet (p.Time is its
-// packet time; the engine sets p.TimeNs and p.Seq). Rules see only
+// packet time; the engine sets p.TimeNs and p.Class). Rules see only
 // ICMP/ICMPv6 packets and IP fragments: other traffic leaves here at the
 // cost of a counter.
 func (e *Engine) HandlePacket(p *Packet) {
@@ -196,9 +196,8 @@ func (e *Engine) handle(p *Packet, tn int64) {
 		p.Time, tn = e.now, e.nowNs // rules see a monotonic clock
 	}
 	p.TimeNs = tn
-	e.seq++
-	p.Seq = e.seq
 	p.srcHashed = false // p may be a caller's Packet reused with a new Src
+	p.Class = Class{}
 	if p.IPv6 {
 		e.stats.IPv6++
 	} else {
@@ -206,7 +205,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	}
 	if p.Fragment {
 		e.stats.Fragments++
-		e.observeFragment(p) // fragment tracking (issue 3): fills p.Frag
+		e.observeFragment(p) // fills p.Frag
 	} else {
 		p.Frag = frag.Verdict{}
 	}
@@ -227,6 +226,9 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
+	for _, c := range e.classify {
+		c.Classify(p)
+	}
 	if p.Fragment {
 		for i, r := range e.rules {
 			r.Observe(p, Reporter{e, i})
@@ -240,10 +242,13 @@ func (e *Engine) handle(p *Packet, tn int64) {
 
 // setRules installs rules and notes which of them see unfragmented packets.
 func (e *Engine) setRules(rules []Rule) {
-	e.rules, e.whole = rules, nil
+	e.rules, e.whole, e.classify = rules, nil, nil
 	for i, r := range rules {
 		if _, fragOnly := r.(FragmentRule); !fragOnly {
 			e.whole = append(e.whole, i)
+		}
+		if c, ok := r.(Classifier); ok {
+			e.classify = append(e.classify, c)
 		}
 	}
 }
@@ -337,7 +342,7 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// --- fragment tracking (issue 3) ---
+// --- fragment tracking ---
 
 // observeFragment runs the fragment tracker on p and records its verdict
 // in p.Frag. It does not allocate in steady state.

@@ -4,22 +4,26 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/google/gopacket/layers"
+
 	"github.com/icmpids/icmpids/detector/frag"
 	"github.com/icmpids/icmpids/detector/sketch"
 )
 
-// IP protocol numbers the engine cares about.
+// IP protocol numbers the engine cares about: gopacket's values, as the
+// uint8 a Packet's Proto is.
 const (
-	ProtoICMPv4 = 1
-	ProtoICMPv6 = 58
+	ProtoICMPv4 = uint8(layers.IPProtocolICMPv4)
+	ProtoICMPv6 = uint8(layers.IPProtocolICMPv6)
 )
 
-// ICMP type numbers used by the rules (IPv4 and IPv6 forms).
+// ICMP type numbers of the echo messages (gopacket's constants), which
+// the Packet's own methods test.
 const (
-	ICMPv4EchoReply   = 0
-	ICMPv4EchoRequest = 8
-	ICMPv6EchoRequest = 128
-	ICMPv6EchoReply   = 129
+	ICMPv4EchoReply   = layers.ICMPv4TypeEchoReply
+	ICMPv4EchoRequest = layers.ICMPv4TypeEchoRequest
+	ICMPv6EchoRequest = layers.ICMPv6TypeEchoRequest
+	ICMPv6EchoReply   = layers.ICMPv6TypeEchoReply
 )
 
 // Packet is one decoded frame: a flat value the decoder fills in place and
@@ -33,10 +37,6 @@ type Packet struct {
 	// and the engine compare and bucket it instead of calling time.Time
 	// methods per packet. Events keep time.Time values.
 	TimeNs int64
-	// Seq numbers the packets an engine hands to its rules (1, 2, ...), so
-	// a rule asked about one packet twice (smurf, by icmp_flood's Claims
-	// and by its own Observe) can tell it is the same packet.
-	Seq uint64
 	// WireLen is the frame's length on the wire; CapLen what was captured.
 	WireLen, CapLen int
 
@@ -67,7 +67,7 @@ type Packet struct {
 	FragOffset    int
 	FragLen       int
 
-	// --- fragment tracking (issue 3) ---
+	// --- fragment tracking ---
 	// FragSum is a CRC-32 of the fragment's captured data (fragments
 	// only): the tracker tells an exact duplicate from conflicting data by
 	// it, without copying the data. FragUpperOff is, in an IPv6 first
@@ -93,14 +93,18 @@ type Packet struct {
 	// (echo request and reply only).
 	ICMPID, ICMPSeq uint16
 
+	// Class is the classification step's verdict (see Classifier), set
+	// before the rules observe the packet.
+	Class Class
+
 	// srcHash is SrcHash's value once srcHashed is set (the engine clears
 	// it for each packet).
 	srcHash   uint64
 	srcHashed bool
 }
 
-// SrcHash is sketch.HashAddr(p.Src), computed once per packet: the attack
-// tracker and the rules that hash the source (smurf) share it.
+// SrcHash is sketch.HashAddr(p.Src), computed at most once per packet
+// however many rules and the attack tracker ask for it.
 func (p *Packet) SrcHash() uint64 {
 	if !p.srcHashed {
 		p.srcHash, p.srcHashed = sketch.HashAddr(p.Src), true

@@ -23,6 +23,35 @@ type FragmentRule interface {
 	FragmentsOnly()
 }
 
+// Classifier is implemented by rules that recognise, before any rule counts
+// a packet, that it belongs to something they report or explain. The
+// engine runs the Classify of every enabled Classifier, in rule order, on
+// each packet the rules will see, before any rule's Observe; a classifier
+// writes its verdict into p.Class, which every rule may read. This is how
+// related rules split the work without knowing each other: a reflection
+// storm that smurf owns is not also an icmp_flood, and the echo replies a
+// host asked for are no flood of it. Classify runs exactly once per packet
+// and right before that packet's Observe calls, so a classifier may keep
+// what it worked out for its own Observe. It must not report and must not
+// allocate.
+type Classifier interface {
+	Classify(p *Packet)
+}
+
+// Class is the classification step's verdict on a packet (see Classifier).
+// The engine clears it for every packet.
+type Class struct {
+	// Owner is the name of the rule that reports this packet as evidence
+	// of its own attack ("" if none). Rate rules that would count it
+	// otherwise leave it out, so one attack is reported once, under the
+	// name that says most about it.
+	Owner string
+	// Solicited is set on an echo reply that answers an echo request its
+	// receiver sent (same host and echo identifier, within the
+	// classifier's time-out): a reply someone asked for.
+	Solicited bool
+}
+
 // Describer is implemented by rules that add their own context to the
 // attack events of a target (e.g. the broadcast addresses a Smurf used).
 // It is called only when an event is emitted, never per packet.
@@ -75,16 +104,12 @@ type Reporter struct {
 // Hit reports that p, a packet toward target, counts for the rule at level
 // m.Level. Rules call it only for levels LevelSustain and above. The engine
 // turns hits into one start, rate-limited updates and one end per attack.
-func (r Reporter) Hit(target netip.Addr, p *Packet, m Measure) {
-	r.e.tracker.hit(r.rule, target, p, &m)
-}
-
-// HitRef is Hit for a Measure the rule has just filled in: the engine
-// reads it in place during the call and keeps no reference. Passed by
-// value, a Measure is copied in 16-byte moves over the rule's 8-byte
-// stores, a store-forwarding stall per hit that a rule hitting on every
-// packet of a flood (icmp_flood) feels.
-func (r Reporter) HitRef(target netip.Addr, p *Packet, m *Measure) {
+// m is read in place during the call and not kept: a rule may pass a
+// Measure it reuses. (By pointer because a rule hitting on every packet of
+// a flood fills m field by field; passed by value it was copied in 16-byte
+// moves over those 8-byte stores, a store-forwarding stall per packet —
+// BenchmarkEngineFlood shows it.)
+func (r Reporter) Hit(target netip.Addr, p *Packet, m *Measure) {
 	r.e.tracker.hit(r.rule, target, p, m)
 }
 

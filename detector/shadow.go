@@ -33,9 +33,8 @@ func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireL
 		p.Time, tn = e.now, e.nowNs
 	}
 	p.TimeNs = tn
-	e.seq++
-	p.Seq = e.seq
 	p.srcHashed = false
+	p.Class = Class{}
 	p.Frag = frag.Verdict{}
 	for _, r := range e.rules {
 		if s, ok := r.(Shadower); ok {

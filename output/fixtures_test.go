@@ -214,12 +214,12 @@ var (
 	schemaErr  error
 )
 
-// eveSchema compiles Suricata's EVE schema from ../shared/schemas/ (relative
-// to the repository root). A missing schema fails the test: skipping would
-// let the contract go unchecked.
+// eveSchema compiles Suricata's EVE schema, the copy in testdata/ (see
+// testdata/README.md). A missing schema fails the test: skipping would let
+// the contract go unchecked.
 func eveSchema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "..", "shared", "schemas", "suricata-eve.schema.json")
+	path := filepath.Join("testdata", "suricata-eve.schema.json")
 	schemaOnce.Do(func() {
 		schema, schemaErr = jsonschema.NewCompiler().Compile(path)
 	})
@@ -274,5 +274,25 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the golden file:\ngot:  %s\nwant: %s", path, got, want)
+	}
+}
+
+// TestSchemaCopyIsCurrent: testdata's schema is the project's shared copy
+// (../shared/schemas beside the repository), when that is present.
+func TestSchemaCopyIsCurrent(t *testing.T) {
+	shared := filepath.Join(repoRoot(t), "..", "shared", "schemas", "suricata-eve.schema.json")
+	want, err := os.ReadFile(shared)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must have the shared schema: %v", err)
+		}
+		t.Skipf("no shared schema beside the repository: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join("testdata", "suricata-eve.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("testdata/suricata-eve.schema.json differs from %s: copy it again (and its commit into testdata/README.md)", shared)
 	}
 }

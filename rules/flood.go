@@ -21,6 +21,21 @@ var floodInfo = detector.RuleInfo{
 	Severity:    2,
 }
 
+// floodDefinition registers icmp_flood.
+func floodDefinition() Definition {
+	return define(floodInfo,
+		"icmp_flood: echo-request rate to one target, and the rate of any ICMP or ICMPv6 message to one target (replies, unreachables, MLD reports, ...).",
+		map[string]string{
+			"window":      "Sliding window, split in 10 buckets: a 10,000 pps flood is reported within about 0.1 s of packet time.",
+			"echo_pps":    "Start levels for echo requests to one target. 1,000/s is ten times a `ping -f` and far above any normal use; 20 Mbit/s catches large-packet floods at lower packet rates.",
+			"any_pps":     "Start levels for ICMP of any type to one target: higher, because busy hosts legitimately receive errors and replies.",
+			"stop_ratio":  "An attack lasts while its rate stays at or above this fraction of the start level (hysteresis: no flapping around the threshold).",
+			"max_targets": "Cap on tracked targets (about 250 bytes each); least recently seen targets are evicted and counted when full.",
+		},
+		DefaultFloodConfig,
+		func(c FloodConfig) (detector.Rule, error) { return NewFlood(c), nil })
+}
+
 // FloodConfig configures icmp_flood.
 type FloodConfig struct {
 	Enabled bool `mapstructure:"enabled"`
@@ -112,52 +127,32 @@ const (
 // capacity and counts evictions: a flood of spoofed targets each sending
 // at the admission level stays bounded.
 //
-// Packets another rule reports as its own attack are left out of both
-// counts, so one attack is not reported twice: NewFlood takes the rules
-// that claim packets (Claimer). With smurf passed in, echo requests to a
-// broadcast address or multicast group from a source at smurf's request
-// rate, and the echo replies of a reflection storm (unsolicited replies
-// from many reflectors at smurf's reply rate) are smurf's, not a flood of
-// the broadcast address or of the storm's victim. Echo requests to a
-// group from many spoofed sources, none at smurf's rate, and floods of
-// unsolicited echo replies from few sources remain icmp_flood's. Echo
-// replies that answer the receiver's own outstanding requests (smurf
-// matches them by host and echo id) are not counted at all: the answers
-// to a fast `ping -f` are not a flood of the pinger.
+// Packets another rule claims as its own attack's (p.Class.Owner, set by
+// the engine's classification step: smurf's broadcast requests and
+// reflection storms) are left out of both counts, so one attack is not
+// reported twice; so are echo replies their receiver asked for
+// (p.Class.Solicited): the answers to a fast `ping -f` are not a flood of
+// the pinger. Echo requests to a group from many spoofed sources, none at
+// smurf's rate, and floods of unsolicited echo replies from few sources
+// remain icmp_flood's.
 type Flood struct {
-	cfg      FloodConfig
-	width    int64   // bucket width in ns
-	secs     float64 // the window in seconds
-	targets  *table.Table[netip.Addr, floodTarget]
-	admit    admitter
-	claimers []Claimer
-	sweep    sweepClock
+	cfg     FloodConfig
+	width   int64   // bucket width in ns
+	secs    float64 // the window in seconds
+	targets *table.Table[netip.Addr, floodTarget]
+	admit   admitter
+	sweep   sweepClock
 }
 
-// Claimer is a rule that reports some ICMP packets as its own attack, so
-// icmp_flood leaves them out of its counts (smurf is one). Claims is called
-// for every ICMP packet icmp_flood sees, before icmp_flood counts it, and
-// must not allocate.
-type Claimer interface {
-	Claims(p *detector.Packet) bool
-}
-
-// NewFlood returns the icmp_flood rule. Packets any of claimers claims are
-// not counted (nil claimers are skipped).
-func NewFlood(cfg FloodConfig, claimers ...Claimer) *Flood {
-	f := &Flood{
+// NewFlood returns the icmp_flood rule.
+func NewFlood(cfg FloodConfig) *Flood {
+	return &Flood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
 		secs:    cfg.Window.Seconds(),
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, nil),
 		admit:   newAdmitter(cfg),
 	}
-	for _, c := range claimers {
-		if c != nil {
-			f.claimers = append(f.claimers, c)
-		}
-	}
-	return f
 }
 
 // Info implements detector.Rule.
@@ -175,13 +170,8 @@ func level(pps, bps, startPPS, startBPS, stop float64) detector.Level {
 
 // Observe implements detector.Rule.
 func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
-	if !p.HasICMP {
+	if !p.HasICMP || p.Class.Owner != "" || p.Class.Solicited {
 		return
-	}
-	for _, c := range f.claimers {
-		if c.Claims(p) {
-			return
-		}
 	}
 	now := p.TimeNs
 	idx := now / f.width // both counters' bucket
@@ -226,7 +216,7 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
 		m.WindowPackets, m.WindowBytes = t.any.Packets(), t.any.Bytes()
 	}
-	rep.HitRef(p.Dst, p, &m)
+	rep.Hit(p.Dst, p, &m)
 }
 
 // Tick implements detector.Rule: every few windows it drops targets that

@@ -374,7 +374,7 @@ func TestFloodIgnoresSolicitedReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := replay(t, frames, rules.NewFlood(rules.DefaultFloodConfig(), smurf), smurf)
+	evs := replay(t, frames, rules.NewFlood(rules.DefaultFloodConfig()), smurf)
 	var got []string
 	for _, ev := range evs {
 		got = append(got, ev.Rule.Name+" "+ev.Phase.String()+" "+ev.Target.String())

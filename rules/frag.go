@@ -71,6 +71,14 @@ func (l *alertLimit) stat(name string) detector.TableStat {
 	return detector.TableStat{Name: name, Len: l.targets.Len(), Cap: l.targets.Cap(), Evicted: l.targets.Evicted()}
 }
 
+// oneShotKeys documents the settings every one-shot fragment rule has.
+func oneShotKeys() map[string]string {
+	return map[string]string{
+		"alerts_per_minute": "At most this many alerts per target per minute of packet time; the ones held back are counted in the next alert (a flood of bad trains must not become a flood of alerts).",
+		"max_targets":       "Cap on targets with an alert budget (least recently seen evicted).",
+	}
+}
+
 // validateOneShot checks the settings every one-shot fragment rule has.
 func validateOneShot(rule string, alertsPerMinute, maxTargets int) error {
 	p := "rules." + rule + "."

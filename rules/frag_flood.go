@@ -20,6 +20,17 @@ var fragFloodInfo = detector.RuleInfo{
 	Severity:    2,
 }
 
+// fragFloodDefinition registers frag_flood.
+func fragFloodDefinition() Definition {
+	return define(fragFloodInfo,
+		"frag_flood: the rate of fragment trains opened to one target and not completed, over a sliding window.",
+		map[string]string{
+			"trains_pps": "Start level: 100 incomplete trains per second to one target. Real fragmented traffic completes its trains; a flood does not.",
+		},
+		DefaultFragFloodConfig,
+		func(c FragFloodConfig) (detector.Rule, error) { return NewFragFlood(c), nil })
+}
+
 // FragFloodConfig configures frag_flood.
 type FragFloodConfig struct {
 	Enabled bool `mapstructure:"enabled"`
@@ -134,7 +145,7 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	_, bps := t.opened.Rates(r.cfg.Window)
-	rep.Hit(p.Dst, p, detector.Measure{Level: lv, PPS: rate, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.TrainsPPS})
+	rep.Hit(p.Dst, p, &detector.Measure{Level: lv, PPS: rate, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.TrainsPPS})
 }
 
 // Tick implements detector.Rule: every few windows it drops targets idle

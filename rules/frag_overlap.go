@@ -16,6 +16,15 @@ var overlapInfo = detector.RuleInfo{
 	OneShot:     true,
 }
 
+// fragOverlapDefinition registers frag_overlap.
+func fragOverlapDefinition() Definition {
+	return define(overlapInfo,
+		"frag_overlap: a fragment whose range conflicts with what its train holds (teardrop, nestea, same range with different data). Exact duplicates are retransmissions, not conflicts.",
+		oneShotKeys(),
+		DefaultFragOverlapConfig,
+		func(c FragOverlapConfig) (detector.Rule, error) { return NewFragOverlap(c), nil })
+}
+
 // FragOverlapConfig configures frag_overlap.
 type FragOverlapConfig struct {
 	Enabled bool `mapstructure:"enabled"`

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/capture"
+	"github.com/icmpids/icmpids/capture/corpus"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
 )
@@ -296,8 +296,6 @@ func TestFragConfigValidate(t *testing.T) {
 	}
 }
 
-const corpusDir = "../../shared/corpus"
-
 func replayFile(t testing.TB, path string, rs ...detector.Rule) (*detector.Engine, []*detector.Event) {
 	t.Helper()
 	r, err := capture.OpenFile(path)
@@ -324,9 +322,7 @@ func replayFile(t testing.TB, path string, rs ...detector.Rule) (*detector.Engin
 // every fragment rule and icmp_flood at their defaults and checks each
 // file raises exactly the alerts PROVENANCE.md (and our decisions) say.
 func TestFragCorpus(t *testing.T) {
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Skip("shared corpus not present")
-	}
+	corpusDir := corpus.Dir(t)
 	tests := []struct {
 		file string
 		want []string // alertLine @ RFC3339Nano time

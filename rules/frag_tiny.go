@@ -16,6 +16,15 @@ var tinyInfo = detector.RuleInfo{
 	OneShot:     true,
 }
 
+// fragTinyDefinition registers frag_tiny.
+func fragTinyDefinition() Definition {
+	return define(tinyInfo,
+		"frag_tiny: a first fragment too short for its upper-layer header (8 bytes for ICMP, ICMPv6 and UDP; 20 for TCP: RFC 1858's tiny-fragment attack).",
+		oneShotKeys(),
+		DefaultFragTinyConfig,
+		func(c FragTinyConfig) (detector.Rule, error) { return NewFragTiny(c), nil })
+}
+
 // FragTinyConfig configures frag_tiny.
 type FragTinyConfig struct {
 	Enabled bool `mapstructure:"enabled"`

@@ -27,6 +27,24 @@ var oversizeInfo = detector.RuleInfo{
 	OneShot:     true,
 }
 
+// pingOfDeathDefinition registers ping_of_death.
+func pingOfDeathDefinition() Definition {
+	return define(podInfo,
+		"ping_of_death: an ICMP/ICMPv6 fragment train whose reassembly would exceed 65,535 bytes (IPv4: header + largest offset + length; IPv6: the payload length). One alert per train, at the fragment that crosses the line.",
+		oneShotKeys(),
+		DefaultPingOfDeathConfig,
+		func(c PingOfDeathConfig) (detector.Rule, error) { return NewPingOfDeath(c), nil })
+}
+
+// fragOversizeDefinition registers frag_oversize.
+func fragOversizeDefinition() Definition {
+	return define(oversizeInfo,
+		"frag_oversize: the same oversize check for any other protocol.",
+		oneShotKeys(),
+		DefaultFragOversizeConfig,
+		func(c FragOversizeConfig) (detector.Rule, error) { return NewFragOversize(c), nil })
+}
+
 // PingOfDeathConfig configures ping_of_death.
 type PingOfDeathConfig struct {
 	Enabled bool `mapstructure:"enabled"`

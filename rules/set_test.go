@@ -29,8 +29,11 @@ func TestSpecsFollowTheContract(t *testing.T) {
 
 func TestEnabledLeavesOutDisabledRules(t *testing.T) {
 	cfg := rules.DefaultConfig()
-	cfg.FragTiny.Enabled = false
-	cfg.Smurf.Enabled = false
+	for _, name := range []string{"frag_tiny", "smurf"} {
+		if err := cfg.SetEnabled(name, false); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rs, err := rules.Enabled(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +49,8 @@ func TestEnabledLeavesOutDisabledRules(t *testing.T) {
 
 func TestConfigValidateNamesTheKey(t *testing.T) {
 	cfg := rules.DefaultConfig()
-	cfg.Smurf.HomeNetworks = []string{"10.0.0.0/33"}
-	cfg.FragFlood.TrainsPPS = 0
+	cfg["smurf"].(*rules.SmurfConfig).HomeNetworks = []string{"10.0.0.0/33"}
+	cfg["frag_flood"].(*rules.FragFloodConfig).TrainsPPS = 0
 	err := cfg.Validate()
 	for _, key := range []string{"rules.smurf.home_networks[0]", "rules.frag_flood.trains_pps"} {
 		if err == nil || !strings.Contains(err.Error(), key) {

@@ -24,6 +24,23 @@ var smurfInfo = detector.RuleInfo{
 	Severity:    2,
 }
 
+// smurfDefinition registers smurf.
+func smurfDefinition() Definition {
+	return define(smurfInfo,
+		"smurf: echo requests to broadcast addresses or multicast groups from one (spoofed) source, and storms of unsolicited echo replies from many reflectors to one host. Both halves for one victim are one attack.",
+		map[string]string{
+			"window":              "Sliding window for both rates (10 buckets).",
+			"request_pps":         "Start level for echo requests from one source to broadcast/multicast destinations: 10/s. A single broadcast ping, or a sweep that touches x.y.z.255 once, stays below it.",
+			"reply_pps":           "Start level for unsolicited echo replies to one host, and the number of distinct reflectors they must come from: a host's own pings never count.",
+			"home_networks":       "Your IPv4 networks (CIDR): their directed broadcast address (all host bits set) is a known broadcast. Example: [10.0.0.0/24, 192.168.1.0/24].",
+			"broadcast_heuristic": "Outside home_networks, treat x.y.z.255 as a likely directed broadcast.",
+			"max_hosts":           "Caps on the per-host table and on outstanding echo requests (to tell solicited replies from unsolicited ones); evictions are counted.",
+			"request_timeout":     "How long an echo request solicits replies.",
+		},
+		DefaultSmurfConfig,
+		func(c SmurfConfig) (detector.Rule, error) { return NewSmurf(c) })
+}
+
 // SmurfConfig configures smurf.
 type SmurfConfig struct {
 	Enabled bool `mapstructure:"enabled"`
@@ -293,15 +310,14 @@ type Smurf struct {
 	pending   *pendingSet
 	hostSweep sweepClock
 	reqSweep  sweepClock
-	// memo is what Claims worked out for the packet memo.pkt numbered
-	// memo.seq (Packet.Seq), which Observe sees next: each echo packet is
-	// classified once.
+	// memo is what Classify worked out for the packet memo.pkt, which
+	// Observe sees next (the engine calls Classify right before a
+	// packet's Observe calls): each echo packet is classified once.
 	memo struct {
-		pkt        *detector.Packet
-		seq        uint64 // 0: nothing memoized
-		bcast      bool   // request: isBroadcast
-		unsolic    bool   // reply: unsolicited
-		key        uint64 // request: its outstanding-request key and bucket
+		pkt        *detector.Packet // nil: nothing memoized
+		bcast      bool             // request: isBroadcast
+		unsolic    bool             // reply: unsolicited
+		key        uint64           // request: its outstanding-request key and bucket
 		first      int
 		prefetched uint64 // a read of that bucket, to start its cache miss early
 	}
@@ -417,9 +433,12 @@ func (s *Smurf) rateAt(c window.Counter, now int64) float64 {
 	return pps
 }
 
-// memoized tells whether Claims has classified p (see Smurf.memo).
+// memoized tells whether Classify has just classified p (see Smurf.memo),
+// and forgets it: the memo serves one Observe.
 func (s *Smurf) memoized(p *detector.Packet) bool {
-	return p.Seq != 0 && p.Seq == s.memo.seq && p == s.memo.pkt
+	ok := s.memo.pkt == p
+	s.memo.pkt = nil
+	return ok
 }
 
 // Observe implements detector.Rule.
@@ -460,7 +479,7 @@ func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	}
 	h.sides |= sideRequest
 	h.peakReq = max(h.peakReq, pps)
-	rep.Hit(p.Src, p, detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: s.cfg.Window, Threshold: s.cfg.RequestPPS})
+	rep.Hit(p.Src, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: s.cfg.Window, Threshold: s.cfg.RequestPPS})
 }
 
 // Shadow implements detector.Shadower: an echo request seen by this engine
@@ -523,49 +542,49 @@ func (s *Smurf) observeReply(p *detector.Packet, rep detector.Reporter) {
 	h.sides |= sideReply
 	h.peakBits = max(h.peakBits, uint16(rb))
 	h.peakRep = max(h.peakRep, pps)
-	rep.Hit(p.Dst, p, detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: s.cfg.Window, Threshold: s.cfg.ReplyPPS})
+	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: s.cfg.Window, Threshold: s.cfg.ReplyPPS})
 }
 
-// Claims implements Claimer: it tells icmp_flood to leave p out because
-// smurf reports it (see Smurf), or because p is an echo reply its receiver
-// asked for (an outstanding request with the same echo id): a host that
-// pings fast gets its answers fast, and that is not a flood of it. A nil or
-// disabled Smurf claims nothing.
-func (s *Smurf) Claims(p *detector.Packet) bool {
-	if s == nil || !s.cfg.Enabled {
-		return false
-	}
+// Classify implements detector.Classifier. An echo request to a broadcast
+// address or group from a source at smurf's request rate, and an
+// unsolicited echo reply of a storm at smurf's reply rate, are smurf's
+// (p.Class.Owner): icmp_flood leaves them out. An echo reply its receiver
+// asked for (an outstanding request with the same echo id) is marked
+// Solicited: a host that pings fast gets its answers fast, and that is
+// not a flood of it.
+func (s *Smurf) Classify(p *detector.Packet) {
 	now := p.TimeNs
 	switch {
 	case p.IsEchoRequest():
 		// Observe registers the request as outstanding: locate its
-		// bucket now and read it, so that its cache miss overlaps
-		// icmp_flood's work on the packet instead of stalling Observe.
+		// bucket now and read it, so that its cache miss overlaps the
+		// other rules' work on the packet instead of stalling Observe.
 		bcast := s.isBroadcast(p)
-		s.memo.pkt, s.memo.seq, s.memo.bcast = p, p.Seq, bcast
+		s.memo.pkt, s.memo.bcast = p, bcast
 		s.memo.key, s.memo.first = s.pending.locateHash(p.Src, p.SrcHash(), p.ICMPID)
 		s.memo.prefetched = s.pending.ways[s.memo.first].key
 		if !bcast {
-			return false
+			return
 		}
-		h, ok := s.hosts.Lookup(p.Src)
-		return ok && s.rateAt(h.req, now) >= s.stopReq
+		if h, ok := s.hosts.Lookup(p.Src); ok && s.rateAt(h.req, now) >= s.stopReq {
+			p.Class.Owner = smurfInfo.Name
+		}
 	case p.IsEchoReply():
-		// Replies their receiver asked for are nobody's attack: the
-		// answers to a `ping -f` are not a flood of the pinger.
 		unsolic := s.unsolicited(p, now)
-		s.memo.pkt, s.memo.seq, s.memo.unsolic = p, p.Seq, unsolic
+		s.memo.pkt, s.memo.unsolic = p, unsolic
 		if !unsolic {
-			return true
+			p.Class.Solicited = true
+			return
 		}
 		h, ok := s.hosts.Lookup(p.Dst)
 		if !ok || h.sides&sideReply == 0 {
-			return false
+			return
 		}
 		pps := s.rateAt(h.rep, now)
-		return s.repLevel(pps, h.reflectorBitsAt(now/s.windowNs)) >= detector.LevelSustain
+		if s.repLevel(pps, h.reflectorBitsAt(now/s.windowNs)) >= detector.LevelSustain {
+			p.Class.Owner = smurfInfo.Name
+		}
 	}
-	return false
 }
 
 // Tick implements detector.Rule: it drops outstanding requests past their

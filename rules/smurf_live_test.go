@@ -228,7 +228,7 @@ func smurfLiveSensor() error {
 		sides, _ := ev.Extra["sides"].(string)
 		fmt.Printf("EVENT %s %s %s %s %d\n", ev.Rule.Name, ev.Phase, ev.Target, sides, refl)
 	})
-	e, err := detector.New(detector.DefaultConfig(), sink, rules.NewFlood(rules.DefaultFloodConfig(), s), s)
+	e, err := detector.New(detector.DefaultConfig(), sink, rules.NewFlood(rules.DefaultFloodConfig()), s)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/icmpids/icmpids/capture"
+	"github.com/icmpids/icmpids/capture/corpus"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/rules"
@@ -34,14 +34,14 @@ var (
 )
 
 // smurfRules returns smurf built from cfg and icmp_flood (defaults) with
-// smurf as its claimer, wired as the sensor wires them.
+// smurf classifying the packets icmp_flood leaves out, as the engine runs them.
 func smurfRules(t testing.TB, cfg rules.SmurfConfig) (*rules.Smurf, *rules.Flood) {
 	t.Helper()
 	s, err := rules.NewSmurf(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, rules.NewFlood(rules.DefaultFloodConfig(), s)
+	return s, rules.NewFlood(rules.DefaultFloodConfig())
 }
 
 // smurfEngine returns an engine running rs whose events land in *evs.
@@ -341,8 +341,12 @@ func smurfRulesList(t testing.TB, cfg rules.SmurfConfig) []detector.Rule {
 	return []detector.Rule{f, s}
 }
 
-// Without smurf as its claimer, icmp_flood reports a reflection storm as a
-// flood of the victim; with it, only smurf does.
+// ruleOnly hides every interface of a rule but detector.Rule (its
+// Classify among them).
+type ruleOnly struct{ detector.Rule }
+
+// Without smurf's classification, icmp_flood reports a reflection storm as
+// a flood of the victim; with it, only smurf does.
 func TestSmurfClaimsReplyStormFromFlood(t *testing.T) {
 	frames := smurfFrames(t)(synth.Smurf{Victim: smurfVictim4, Reflectors: synth.Hosts(smurfNet4, 100), Replies: true,
 		Start: smurfEpoch, Rate: 40, Count: 200}.Frames())
@@ -350,7 +354,7 @@ func TestSmurfClaimsReplyStormFromFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alone := summarizeSmurf(smurfReplay(t, frames, rules.NewFlood(rules.DefaultFloodConfig()), s))
+	alone := summarizeSmurf(smurfReplay(t, frames, rules.NewFlood(rules.DefaultFloodConfig()), ruleOnly{s}))
 	if alone.starts["icmp_flood"] != 1 || alone.starts["smurf"] != 1 {
 		t.Fatalf("unwired: flood %d, smurf %d; want 1 and 1 (the double report the claim removes)", alone.starts["icmp_flood"], alone.starts["smurf"])
 	}
@@ -367,10 +371,6 @@ func TestSmurfClaimsReplyStormFromFlood(t *testing.T) {
 		t.Fatalf("a disabled smurf must claim nothing: flood %d starts", off.starts["icmp_flood"])
 	}
 }
-
-// smurfCorpus is the shared corpus, read from ../shared/corpus relative to
-// the repository root.
-const smurfCorpus = "../../shared/corpus"
 
 func replayCorpusFile(t testing.TB, path string, rs ...detector.Rule) []*detector.Event {
 	t.Helper()
@@ -396,9 +396,7 @@ func replayCorpusFile(t testing.TB, path string, rs ...detector.Rule) []*detecto
 }
 
 func TestSmurfCorpus(t *testing.T) {
-	if _, err := os.Stat(smurfCorpus); err != nil {
-		t.Skipf("corpus not available: %v", err)
-	}
+	smurfCorpus := corpus.Dir(t)
 	cases := []struct {
 		file   string
 		smurf  []netip.Addr // smurf start targets
@@ -443,9 +441,7 @@ func TestSmurfCorpus(t *testing.T) {
 
 // Every other capture in the corpus is silent for smurf.
 func TestSmurfCorpusPrecision(t *testing.T) {
-	if _, err := os.Stat(smurfCorpus); err != nil {
-		t.Skipf("corpus not available: %v", err)
-	}
+	smurfCorpus := corpus.Dir(t)
 	err := filepath.WalkDir(smurfCorpus, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -32,19 +32,12 @@ func main() {
 }
 
 func run(cpuPath, memPath string, paths []string) error {
-	smurf, err := rules.NewSmurf(rules.DefaultSmurfConfig())
+	rs, err := rules.Enabled(rules.DefaultConfig()) // every rule, as replay runs them
 	if err != nil {
 		return err
 	}
 	events := 0
-	eng, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { events++ }),
-		rules.NewFlood(rules.DefaultFloodConfig(), smurf),
-		rules.NewPingOfDeath(rules.DefaultPingOfDeathConfig()),
-		rules.NewFragOversize(rules.DefaultFragOversizeConfig()),
-		rules.NewFragOverlap(rules.DefaultFragOverlapConfig()),
-		rules.NewFragTiny(rules.DefaultFragTinyConfig()),
-		rules.NewFragFlood(rules.DefaultFragFloodConfig()),
-		smurf)
+	eng, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { events++ }), rs...)
 	if err != nil {
 		return err
 	}

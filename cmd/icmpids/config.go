@@ -192,10 +192,7 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 		}
 	}
 	cfg := defaultConfig()
-	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	)))
+	err := v.UnmarshalExact(&cfg, viper.DecodeHook(configHook()))
 	if err != nil {
 		return Config{}, usageErrorf("config%s: %s", inFile(path), withValues(v, oneLine(err)))
 	}
@@ -203,6 +200,24 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 		return Config{}, usageErrorf("config%s: %s", inFile(path), oneLine(err))
 	}
 	return cfg, nil
+}
+
+// configHook converts configuration values: durations ("10s"), comma
+// lists, and the rules: block, which the rule registry decodes itself
+// (rules.DecodeConfig).
+func configHook() mapstructure.DecodeHookFunc {
+	values := mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)
+	rulesType := reflect.TypeOf(rules.Config(nil))
+	return mapstructure.ComposeDecodeHookFunc(values,
+		func(from, to reflect.Type, data any) (any, error) {
+			if to != rulesType || from == rulesType {
+				return data, nil
+			}
+			return rules.DecodeConfig(data, values)
+		})
 }
 
 func inFile(path string) string {
@@ -257,6 +272,12 @@ func flatten(cfg any) map[string]any {
 			fv := v.Field(i)
 			if fv.Kind() == reflect.Struct {
 				walk(key, fv)
+				continue
+			}
+			if rc, ok := fv.Interface().(rules.Config); ok {
+				for name, s := range rc {
+					walk(key+"."+name, reflect.Indirect(reflect.ValueOf(s)))
+				}
 				continue
 			}
 			out[key] = fv.Interface()

@@ -7,20 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/icmpids/icmpids/capture/corpus"
 )
 
 // corpusDir is the shared corpus of real public captures, beside the repo.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(dir, "PROVENANCE.md")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus not found at %s (CI must have ../shared/corpus): %v", dir, err)
-		}
-		t.Skipf("corpus not found at %s: %v", dir, err)
-	}
-	return dir
-}
+func corpusDir(t *testing.T) string { return corpus.Dir(t) }
 
 // corpusCase is what one corpus file must raise: want lists "rule target"
 // pairs that must each start exactly once (or "rule target xN": N times,

@@ -227,7 +227,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestLivePingOfDeath (issue 3): on a live veth in test namespaces, a legal
+// TestLivePingOfDeath: on a live veth in test namespaces, a legal
 // `ping -s 65000` raises nothing, and a Ping of Death crafted by the test
 // (an echo request of 65,600 bytes in 1,480-byte fragments, written onto
 // the sender's veth with libpcap) raises exactly one ping_of_death for the

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/icmpids/icmpids/capture/synth"
+	"github.com/icmpids/icmpids/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -295,8 +296,11 @@ func TestShippedConfigIsTheDefault(t *testing.T) {
 	}
 	// Compared as printed: an empty list in YAML decodes to an empty
 	// slice where the default is nil, which is the same setting.
-	if want := defaultConfig(); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-		t.Fatalf("configs/icmpids.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)
+	want := flatten(defaultConfig())
+	for key, g := range flatten(got) {
+		if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", want[key]) {
+			t.Errorf("configs/icmpids.yaml: %s is %+v, the default is %+v", key, g, want[key])
+		}
 	}
 	raw := newViper()
 	raw.SetConfigFile(path)
@@ -307,6 +311,30 @@ func TestShippedConfigIsTheDefault(t *testing.T) {
 		if !raw.InConfig(key) {
 			t.Errorf("configs/icmpids.yaml does not document %s", key)
 		}
+	}
+	// The rules: section is the rule registry's, word for word
+	// (go test ./cmd/icmpids -run TestShippedConfig -update rewrites it).
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := rules.WriteYAML(&b, rules.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	head, _, ok := strings.Cut(string(data), "\nrules:\n")
+	if !ok {
+		t.Fatal("configs/icmpids.yaml has no rules: section")
+	}
+	generated := head + "\n" + b.String()
+	if string(data) != generated {
+		if *update {
+			if err := os.WriteFile(path, []byte(generated), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("configs/icmpids.yaml's rules: section is not what the rule registry documents; run go test ./cmd/icmpids -run TestShippedConfig -update and review the diff")
 	}
 }
 

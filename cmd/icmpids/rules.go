@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -40,17 +38,11 @@ rules.<name>).`,
 				}
 				fmt.Fprintf(a.stdout, "%s — %s\n  sid %d, rev %d, severity %d, %s\n",
 					info.Name, info.Signature, info.SignatureID, info.Rev, info.Severity, state)
-				settings := flatten(s.Settings)
-				keys := make([]string, 0, len(settings))
-				for k := range settings {
-					if k != "enabled" {
-						keys = append(keys, k)
-					}
-				}
-				sort.Strings(keys)
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				for _, k := range keys {
-					fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, k, formatSetting(settings[k]))
+				for _, kv := range rules.Fields(s.Settings) {
+					if kv.Key != "enabled" {
+						fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, kv.Key, rules.FormatValue(kv.Value))
+					}
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -59,15 +51,4 @@ rules.<name>).`,
 			return nil
 		},
 	}
-}
-
-// formatSetting prints a setting the way the YAML file would spell it.
-func formatSetting(v any) string {
-	switch x := v.(type) {
-	case float64:
-		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", x), "0"), ".")
-	case []string:
-		return "[" + strings.Join(x, ", ") + "]"
-	}
-	return fmt.Sprint(v)
 }

@@ -145,14 +145,22 @@ type pipeline interface {
 
 // newShards builds engine.workers engines, each with its own rules, behind
 // one dispatcher. Taps' observers are shared by all engines (serialized).
-// Echo requests to broadcast addresses and groups, by smurf's definition,
-// go to their source's engine.
+// Echo requests to broadcast addresses and groups, by the definition of the
+// enabled rule that has one (shard.Grouper: smurf), go to their source's
+// engine.
 func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.Set, error) {
-	router, err := rules.NewSmurf(cfg.Rules.Smurf)
+	rs, err := rules.Enabled(cfg.Rules)
 	if err != nil {
-		return nil, fmt.Errorf("rules.smurf: %w", err)
+		return nil, err
 	}
-	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: router.Group}, sink,
+	var group func(p *detector.Packet) bool
+	for _, r := range rs {
+		if g, ok := r.(shard.Grouper); ok {
+			group = g.Group
+			break
+		}
+	}
+	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group}, sink,
 		func(_ int, sink detector.Sink) (*detector.Engine, error) {
 			rs, err := rules.Enabled(cfg.Rules)
 			if err != nil {

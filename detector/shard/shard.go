@@ -89,6 +89,13 @@ type Config struct {
 	Group func(p *detector.Packet) bool
 }
 
+// Grouper is implemented by a rule that defines which echo requests go to
+// broadcast addresses and groups (smurf): its Group becomes Config.Group.
+// Group must be safe for concurrent use.
+type Grouper interface {
+	Group(p *detector.Packet) bool
+}
+
 // maxFronts bounds the fronts a Set hands out (Front): the workers'
 // channels are sized for every batch there may be.
 const maxFronts = 1024
