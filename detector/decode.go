@@ -208,6 +208,9 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 	for _, typ := range d.decoded {
 		switch typ {
 		case layers.LayerTypeEthernet:
+			if len(d.eth.SrcMAC) == 6 {
+				p.SrcMAC, p.HasSrcMAC = [6]byte(d.eth.SrcMAC), true
+			}
 			dst := d.eth.DstMAC
 			if len(dst) == 6 && dst[0]&1 != 0 {
 				p.L2Multicast = true
@@ -232,9 +235,11 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 			p.HasICMP = true
 			p.ICMPType, p.ICMPCode = d.icmp4.TypeCode.Type(), d.icmp4.TypeCode.Code()
 			p.ICMPID, p.ICMPSeq = d.icmp4.Id, d.icmp4.Seq
+			p.ICMPData = whole(d.icmp4.Contents, d.icmp4.Payload)
 		case layers.LayerTypeICMPv6:
 			p.HasICMP = true
 			p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
+			p.ICMPData = whole(d.icmp6.Contents, d.icmp6.Payload)
 		case layers.LayerTypeICMPv6Echo:
 			p.ICMPID, p.ICMPSeq = d.icmp6echo.Identifier, d.icmp6echo.SeqNumber
 		}
@@ -278,6 +283,7 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 			p.ICMPType, p.ICMPCode = pl[0], pl[1]
 			p.ICMPID = binary.BigEndian.Uint16(pl[4:6])
 			p.ICMPSeq = binary.BigEndian.Uint16(pl[6:8])
+			p.ICMPData = pl
 		}
 	}
 	if p.Fragment {
@@ -361,7 +367,7 @@ func fallbackIPv4(b []byte, p *Packet) ([]byte, bool) {
 	p.Fragment = p.MoreFragments || p.FragOffset != 0
 	p.FragID = uint32(binary.BigEndian.Uint16(b[4:6]))
 	p.FragLen = length - hl
-	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq, p.ICMPData = false, 0, 0, 0, 0, nil
 	end := min(length, len(b))
 	return b[min(hl, end):end], true
 }
@@ -381,7 +387,7 @@ func (d *Decoder) fillIPv4(p *Packet) {
 	p.FragOffset = int(ip.FragOffset) * 8
 	p.FragLen = p.IPLen - p.HeaderLen
 	// A packet decoded after an outer one (IP-in-IP) replaces its ICMP view.
-	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq, p.ICMPData = false, 0, 0, 0, 0, nil
 }
 
 func (d *Decoder) fillIPv6(p *Packet) {
@@ -399,7 +405,16 @@ func (d *Decoder) fillIPv6(p *Packet) {
 	p.FragOffset = ip.fragOffset
 	p.FragLen = ip.fragLen
 	p.FragChainIncomplete = ip.chainIncomplete
-	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq = false, 0, 0, 0, 0
+	p.HasICMP, p.ICMPType, p.ICMPCode, p.ICMPID, p.ICMPSeq, p.ICMPData = false, 0, 0, 0, 0, nil
+}
+
+// whole is a layer's header and payload as one slice: gopacket cuts both
+// from the same bytes, the payload right after the header.
+func whole(contents, payload []byte) []byte {
+	if len(payload) > 0 && cap(contents) >= len(contents)+len(payload) {
+		return contents[:len(contents)+len(payload)]
+	}
+	return contents
 }
 
 func addr4(b []byte) netip.Addr {

@@ -128,6 +128,7 @@ type Engine struct {
 	rules    []Rule
 	whole    []int        // indices of the rules that see unfragmented packets (not FragmentRules)
 	classify []Classifier // the rules that classify packets, in rule order
+	hold     []int64      // each rule's hold time (ns)
 	tracker  *tracker
 	frag     *frag.Tracker
 	sink     Sink
@@ -242,8 +243,12 @@ func (e *Engine) handle(p *Packet, tn int64) {
 
 // setRules installs rules and notes which of them see unfragmented packets.
 func (e *Engine) setRules(rules []Rule) {
-	e.rules, e.whole, e.classify = rules, nil, nil
+	e.rules, e.whole, e.classify, e.hold = rules, nil, nil, make([]int64, len(rules))
 	for i, r := range rules {
+		e.hold[i] = int64(e.cfg.HoldTime)
+		if h := r.Info().HoldTime; h > 0 {
+			e.hold[i] = int64(h)
+		}
 		if _, fragOnly := r.(FragmentRule); !fragOnly {
 			e.whole = append(e.whole, i)
 		}

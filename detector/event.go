@@ -52,6 +52,11 @@ type RuleInfo struct {
 	Severity    int
 	// OneShot rules emit a start event only (no update or end).
 	OneShot bool
+	// HoldTime is how long the rule's attacks must go without a hit
+	// before they end; 0 means the engine's hold_time. Rules whose
+	// evidence is sparse by nature (a covert channel at under a packet a
+	// second, a slow sweep) set a longer one from their settings.
+	HoldTime time.Duration
 }
 
 // SourceCount is one top source (attacker, reflector) and its packets.

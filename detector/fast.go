@@ -31,11 +31,13 @@ const (
 // untouched when fast declines.
 func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 	var bcast, mcast bool
+	var src []byte
 	switch lt {
 	case LinkEthernet:
 		if len(data) < 14 {
 			return false
 		}
+		src = data[6:12]
 		if data[0]&1 != 0 {
 			mcast = true
 			bcast = data[0] == 0xff && data[1] == 0xff && data[2] == 0xff &&
@@ -82,6 +84,9 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		return false
 	}
 	p.L2Broadcast, p.L2Multicast = bcast, mcast
+	if src != nil {
+		p.SrcMAC, p.HasSrcMAC = [6]byte(src), true
+	}
 	return true
 }
 
@@ -124,6 +129,7 @@ func fastIPv4(b []byte, p *Packet) bool {
 		p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
 		p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
 		p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
+		p.ICMPData = icmp
 	}
 	return true
 }
@@ -166,6 +172,7 @@ func fastIPv6(b []byte, p *Packet) bool {
 	if hasICMP {
 		p.HasICMP = true
 		p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
+		p.ICMPData = icmp
 		if t := icmp[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
 			p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
 			p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])

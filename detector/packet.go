@@ -40,6 +40,12 @@ type Packet struct {
 	// WireLen is the frame's length on the wire; CapLen what was captured.
 	WireLen, CapLen int
 
+	// SrcMAC is the frame's Ethernet source address when HasSrcMAC is set
+	// (Ethernet frames only): the rules that learn which link-layer
+	// address an IP address speaks from (routers, neighbors) read it.
+	SrcMAC    [6]byte
+	HasSrcMAC bool
+
 	// L2Broadcast is set when the Ethernet destination is ff:ff:ff:ff:ff:ff;
 	// L2Multicast when it is any group address (broadcast included).
 	L2Broadcast, L2Multicast bool
@@ -92,6 +98,13 @@ type Packet struct {
 	// ICMPID and ICMPSeq are the echo identifier and sequence number
 	// (echo request and reply only).
 	ICMPID, ICMPSeq uint16
+	// ICMPData is the whole ICMP/ICMPv6 message as captured, from its type
+	// byte, bounded by the IP length (nil without an ICMP header). It
+	// points into the frame being handled: it is valid only while the
+	// engine handles the packet (Classify and Observe), and a rule that
+	// needs something of it later keeps a value it computed, never the
+	// slice. Package icmpmsg reads the fields of the messages in it.
+	ICMPData []byte
 
 	// Class is the classification step's verdict (see Classifier), set
 	// before the rules observe the packet.

@@ -212,10 +212,9 @@ func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string
 // expire ends active attacks and drops pending ones whose last hit is more
 // than the hold time before now (Unix ns).
 func (t *tracker) expire(now int64) {
-	hold := int64(t.e.cfg.HoldTime)
 	var due []attackKey
 	for k, a := range t.attacks {
-		if now-a.lastNs < hold {
+		if now-a.lastNs < t.e.hold[k.rule] {
 			continue
 		}
 		if a.active {
@@ -283,7 +282,7 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	})
 	for _, k := range keys {
 		a := t.attacks[k]
-		at := a.last.Add(t.e.cfg.HoldTime)
+		at := a.last.Add(time.Duration(t.e.hold[k.rule]))
 		if (reason == EndShutdown || reason == EndRuleOff) && t.e.now.Before(at) {
 			// The sensor stops (or drops the rule) now: the attack ends
 			// now, not when its hold time would have run out.

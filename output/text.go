@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,10 +263,42 @@ func appendTextValue(b []byte, k string, v any) []byte {
 		return x.UTC().AppendFormat(b, textTimeLayout)
 	case time.Duration:
 		return append(b, x.String()...)
+	case map[string]any:
+		return appendTextString(b, textMap(x))
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				parts[i] = textMap(m)
+			} else {
+				parts[i] = fmt.Sprint(e)
+			}
+		}
+		return appendTextString(b, strings.Join(parts, ","))
 	case fmt.Stringer:
 		return appendTextString(b, x.String())
 	}
 	return appendTextString(b, fmt.Sprint(v))
+}
+
+// textMap spells a context object briefly: {ip, packets} pairs as
+// ip(packets), anything else as key:value pairs in key order.
+func textMap(m map[string]any) string {
+	if ip, ok := m["ip"]; ok && len(m) == 2 {
+		if n, ok := m["packets"]; ok {
+			return fmt.Sprintf("%v(%v)", ip, n)
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%v", k, m[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 func appendTextFloat(b []byte, k string, v float64) []byte {

@@ -78,6 +78,9 @@ func Definitions() []Definition {
 		fragTinyDefinition(),
 		fragFloodDefinition(),
 		smurfDefinition(),
+		blackNurseDefinition(),
+		carpetDefinition(),
+		errorAbuseDefinition(),
 	}
 }
 

@@ -1,0 +1,286 @@
+// Package icmpmsg reads the fields of ICMP and ICMPv6 messages that the
+// rules look at — the packet an error quotes, a redirect's gateway, the
+// neighbor-discovery messages and their options — straight from the
+// message bytes (detector.Packet.ICMPData), without allocating and without
+// trusting a length field: every read is bounded by the bytes there are.
+package icmpmsg
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// ICMP and ICMPv6 message types the rules read (RFC 792, 4443, 4861).
+const (
+	V4DestUnreach   = 3
+	V4SourceQuench  = 4
+	V4Redirect      = 5
+	V4TimeExceeded  = 11
+	V4ParamProblem  = 12
+	V4FragNeededCod = 4 // code of type 3: fragmentation needed and DF set
+
+	V6DestUnreach   = 1
+	V6PacketTooBig  = 2
+	V6TimeExceeded  = 3
+	V6ParamProblem  = 4
+	V6RouterSolicit = 133
+	V6RouterAdvert  = 134
+	V6NeighSolicit  = 135
+	V6NeighAdvert   = 136
+	V6Redirect      = 137
+)
+
+// IsError tells whether an ICMP (v6 false) or ICMPv6 message type is an
+// error message that quotes the packet that caused it (the redirect,
+// which also quotes one, is not an error).
+func IsError(v6 bool, typ uint8) bool {
+	if v6 {
+		return typ >= V6DestUnreach && typ <= V6ParamProblem
+	}
+	switch typ {
+	case V4DestUnreach, V4SourceQuench, V4TimeExceeded, V4ParamProblem:
+		return true
+	}
+	return false
+}
+
+// Quote is what an ICMP error (or redirect) says of the packet it quotes.
+type Quote struct {
+	IPv6     bool
+	Src, Dst netip.Addr
+	// Proto is the upper-layer protocol (after the IPv6 extension headers
+	// that are quoted whole).
+	Proto uint8
+	// Length is the quoted packet's own length field: IPv4 total length,
+	// or IPv6 40 + payload length. HeaderLen is its IP header length.
+	Length, HeaderLen int
+	// Fragment is set when the quoted packet is a fragment; FragOffset is
+	// its offset in bytes.
+	Fragment   bool
+	FragOffset int
+	// Ports are the quoted TCP or UDP ports when HasPorts; ICMPType and
+	// ICMPCode the quoted ICMP header when HasICMP.
+	SrcPort, DstPort   uint16
+	HasPorts           bool
+	ICMPType, ICMPCode uint8
+	HasICMP            bool
+}
+
+// QuoteStatus says how far a quote could be read.
+type QuoteStatus uint8
+
+// Quote outcomes.
+const (
+	QuoteOK        QuoteStatus = iota // an IP header of the right version, read
+	QuoteMissing                      // the message is too short to carry any quote (cut by the capture or empty)
+	QuoteMalformed                    // the quoted bytes are not an IP header of the right version
+)
+
+// ParseQuote reads the packet quoted by an ICMP error or redirect: msg is
+// the whole message from its type byte; the quote begins at byte 8. v6
+// tells ICMPv6 (the quote must be IPv6) from ICMP (IPv4).
+func ParseQuote(v6 bool, msg []byte) (Quote, QuoteStatus) {
+	var q Quote
+	if len(msg) <= 8 {
+		return q, QuoteMissing
+	}
+	b := msg[8:]
+	if v6 {
+		return parseQuote6(b)
+	}
+	if b[0]>>4 != 4 {
+		return q, QuoteMalformed
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < 20 {
+		return q, QuoteMalformed
+	}
+	if len(b) < 20 {
+		return q, QuoteMissing
+	}
+	q.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	q.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	q.Proto = b[9]
+	q.Length = int(binary.BigEndian.Uint16(b[2:4]))
+	q.HeaderLen = hl
+	ff := binary.BigEndian.Uint16(b[6:8])
+	q.FragOffset = int(ff&0x1fff) * 8
+	q.Fragment = ff&0x2000 != 0 || q.FragOffset != 0
+	if len(b) >= hl && q.FragOffset == 0 {
+		upper(&q, b[hl:], q.Proto == 1)
+	}
+	return q, QuoteOK
+}
+
+func parseQuote6(b []byte) (Quote, QuoteStatus) {
+	q := Quote{IPv6: true}
+	if b[0]>>4 != 6 {
+		return q, QuoteMalformed
+	}
+	if len(b) < 40 {
+		return q, QuoteMissing
+	}
+	q.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	q.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	q.Length = 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	next, off := b[6], 40
+	// Walk the extension headers that are quoted whole (at most 8).
+	for i := 0; i < 8; i++ {
+		switch next {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(b) < off+2 {
+				q.Proto, q.HeaderLen = next, off
+				return q, QuoteOK
+			}
+			next, off = b[off], off+(int(b[off+1])+1)*8
+			continue
+		case 44: // fragment
+			if len(b) < off+8 {
+				q.Proto, q.HeaderLen = next, off
+				return q, QuoteOK
+			}
+			fo := binary.BigEndian.Uint16(b[off+2 : off+4])
+			q.Fragment, q.FragOffset = true, int(fo&^7)
+			next, off = b[off], off+8
+			continue
+		}
+		break
+	}
+	q.Proto, q.HeaderLen = next, off
+	if off <= len(b) && q.FragOffset == 0 {
+		upper(&q, b[off:], q.Proto == 58)
+	}
+	return q, QuoteOK
+}
+
+// upper reads the quoted transport ports or ICMP header from u.
+func upper(q *Quote, u []byte, icmp bool) {
+	switch {
+	case icmp && len(u) >= 2:
+		q.HasICMP, q.ICMPType, q.ICMPCode = true, u[0], u[1]
+	case (q.Proto == 6 || q.Proto == 17 || q.Proto == 132 || q.Proto == 33) && len(u) >= 4:
+		q.HasPorts = true
+		q.SrcPort = binary.BigEndian.Uint16(u[0:2])
+		q.DstPort = binary.BigEndian.Uint16(u[2:4])
+	}
+}
+
+// MTU is the MTU an ICMPv6 Packet Too Big (bytes 4–7) or an ICMP
+// fragmentation-needed (next-hop MTU, bytes 6–7, RFC 1191) claims; ok is
+// false when the message is too short.
+func MTU(v6 bool, msg []byte) (mtu uint32, ok bool) {
+	if len(msg) < 8 {
+		return 0, false
+	}
+	if v6 {
+		return binary.BigEndian.Uint32(msg[4:8]), true
+	}
+	return uint32(binary.BigEndian.Uint16(msg[6:8])), true
+}
+
+// RedirectV4Gateway is the new gateway an ICMP redirect names (bytes 4–7).
+func RedirectV4Gateway(msg []byte) (netip.Addr, bool) {
+	if len(msg) < 8 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte(msg[4:8])), true
+}
+
+// RedirectV6 is what an ICMPv6 redirect says: the better first hop
+// (Target) for Destination. Options follow at byte 40.
+func RedirectV6(msg []byte) (target, destination netip.Addr, ok bool) {
+	if len(msg) < 40 {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	return netip.AddrFrom16([16]byte(msg[8:24])), netip.AddrFrom16([16]byte(msg[24:40])), true
+}
+
+// RouterAdvert is the fixed part of an ICMPv6 Router Advertisement.
+type RouterAdvert struct {
+	CurHopLimit uint8
+	Managed     bool
+	Other       bool
+	// Preference is the default router preference (RFC 4191): 1 high,
+	// 0 medium, 3 low (2 is reserved and means medium).
+	Preference uint8
+	// Lifetime is the router lifetime in seconds: 0 means "not a default
+	// router" (kill_router6 sends it in the real router's name).
+	Lifetime uint16
+}
+
+// ParseRouterAdvert reads an RA's fixed fields; its options follow at 16.
+func ParseRouterAdvert(msg []byte) (RouterAdvert, bool) {
+	if len(msg) < 16 {
+		return RouterAdvert{}, false
+	}
+	return RouterAdvert{
+		CurHopLimit: msg[4],
+		Managed:     msg[5]&0x80 != 0,
+		Other:       msg[5]&0x40 != 0,
+		Preference:  (msg[5] >> 3) & 3,
+		Lifetime:    binary.BigEndian.Uint16(msg[6:8]),
+	}, true
+}
+
+// Offsets of the options in neighbor-discovery messages.
+const (
+	RouterAdvertOptions = 16
+	NeighborOptions     = 24 // NS and NA
+	RedirectOptions     = 40
+)
+
+// NeighborTarget is the target address of a Neighbor Solicitation or
+// Advertisement (bytes 8–23), and for an NA its flags.
+func NeighborTarget(msg []byte) (target netip.Addr, router, solicited, override, ok bool) {
+	if len(msg) < 24 {
+		return netip.Addr{}, false, false, false, false
+	}
+	f := msg[4]
+	return netip.AddrFrom16([16]byte(msg[8:24])), f&0x80 != 0, f&0x40 != 0, f&0x20 != 0, true
+}
+
+// Neighbor-discovery option types (RFC 4861, 4191).
+const (
+	OptSourceLinkAddr = 1
+	OptTargetLinkAddr = 2
+	OptPrefixInfo     = 3
+	OptMTU            = 5
+	OptRouteInfo      = 24
+)
+
+// Options walks the neighbor-discovery options of a message from off on:
+// for each well-formed option, fn gets its type and its bytes (type and
+// length included). A zero length or an option that runs past the message
+// ends the walk (RFC 4861 §4.6: such a message is invalid); it returns
+// false then.
+func Options(msg []byte, off int, fn func(typ uint8, opt []byte)) bool {
+	for off < len(msg) {
+		if off+2 > len(msg) {
+			return false
+		}
+		n := int(msg[off+1]) * 8
+		if n == 0 || off+n > len(msg) {
+			return false
+		}
+		fn(msg[off], msg[off:off+n])
+		off += n
+	}
+	return true
+}
+
+// LinkAddr reads a source or target link-layer address option holding an
+// Ethernet address.
+func LinkAddr(opt []byte) ([6]byte, bool) {
+	if len(opt) < 8 {
+		return [6]byte{}, false
+	}
+	return [6]byte(opt[2:8]), true
+}
+
+// Prefix reads a prefix-information option's prefix.
+func Prefix(opt []byte) (netip.Prefix, bool) {
+	if len(opt) < 32 || opt[2] > 128 {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte(opt[16:32])), int(opt[2])), true
+}
