@@ -306,12 +306,17 @@ func (r *Carpet) Describe(target netip.Addr, extra map[string]any) {
 		return
 	}
 	extra["hosts"] = uint64(math.Round(e.peak))
+	// A carpet spreads its packets evenly: the summary's counts are then
+	// upper bounds (space-saving), said so by top_targets_estimated.
 	var tops []any
-	for _, t := range e.top.Top(topTargets, 2) {
-		tops = append(tops, map[string]any{"ip": t.Key.String(), "packets": t.Min()})
+	for _, t := range e.top.Top(topTargets, 0) {
+		tops = append(tops, map[string]any{"ip": t.Key.String(), "packets": t.Count})
 	}
 	if len(tops) > 0 {
 		extra["top_targets"] = tops
+		if !e.top.Exact() {
+			extra["top_targets_estimated"] = true
+		}
 	}
 	switch e.trigger {
 	case triggerEcho:

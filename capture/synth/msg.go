@@ -68,6 +68,18 @@ func (m Msg) Frame() []byte {
 	return append(f, ip...)
 }
 
+// Target is the IP destination of an Ethernet frame built by Msg.Frame
+// (tests compare it with an alert's target).
+func (f Frame) Target() netip.Addr {
+	if len(f.Data) < 14+20 {
+		return netip.Addr{}
+	}
+	if binary.BigEndian.Uint16(f.Data[12:14]) == ethTypeIPv6 && len(f.Data) >= 14+40 {
+		return netip.AddrFrom16([16]byte(f.Data[14+24 : 14+40]))
+	}
+	return netip.AddrFrom4([4]byte(f.Data[14+16 : 14+20]))
+}
+
 // At returns the message as a Frame captured at t.
 func (m Msg) At(t time.Time) Frame { return Frame{Time: t, Data: m.Frame()} }
 
