@@ -165,8 +165,21 @@ func (e *Engine) Now() time.Time { return e.now }
 // caller once HandleFrame returns. It does not allocate unless an event is
 // emitted.
 func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
+	e.handleFrame(lt, data, ts, wireLen, false)
+}
+
+// HandleSplitFrame is HandleFrame for a frame whose source is owned by
+// another engine (detector/shard): the rules see p.SourceRemote set, and
+// leave their source-keyed work to that engine, which gets the frame
+// through HandleShadowFrame.
+func (e *Engine) HandleSplitFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
+	e.handleFrame(lt, data, ts, wireLen, true)
+}
+
+func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int, srcRemote bool) {
 	p := &e.pkt
 	reason := e.dec.Decode(lt, data, ts, wireLen, p)
+	p.SourceRemote = srcRemote
 	e.stats.Frames++
 	e.stats.Bytes += uint64(p.WireLen)
 	e.stats.Decode[reason]++
@@ -316,11 +329,15 @@ func (e *Engine) setNextTick(t time.Time) {
 	e.nextTickNs = e.nextTick.UnixNano()
 }
 
+// tick runs the periodic work: attacks that went quiet end first, while
+// the rules still hold the state their end events describe (a jump of the
+// clock would otherwise let a rule's sweep drop it first), then the rules
+// run their own periodic work.
 func (e *Engine) tick() {
+	e.tracker.expire(e.nowNs)
 	for i, r := range e.rules {
 		r.Tick(e.now, Reporter{e, i})
 	}
-	e.tracker.expire(e.nowNs)
 	e.frag.Expire(e.nowNs)
 }
 

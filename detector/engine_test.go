@@ -35,7 +35,9 @@ func mixFrames(tb testing.TB) [][]byte {
 	}
 	add(synth.EchoFrame(synth.Echo{Src: v4b, Dst: v4a, Reply: true}))
 	add(synth.EchoFrame(synth.Echo{Src: v6b, Dst: v6a, Reply: true}))
-	add(synth.EchoFrame(synth.Echo{Src: v4b, Dst: v4a, Type: 3, Code: 3}))
+	// A port unreachable quoting the datagram v4a sent (a genuine error).
+	out = append(out, synth.Msg{Src: v4b, Dst: v4a, Type: 3, Code: 3,
+		Rest: synth.Unreach(0, synth.Quote(v4a, v4b, 17, 5353, 53, 60))}.Frame())
 	out = append(out,
 		tcpFrame(tb, v4b, v4a),
 		udpFragment(tb, v4b, v4a),

@@ -106,6 +106,13 @@ type Packet struct {
 	// slice. Package icmpmsg reads the fields of the messages in it.
 	ICMPData []byte
 
+	// SourceRemote is set when several engines share the work
+	// (detector/shard) and the packet's source belongs to another engine:
+	// rules keyed by the source (a sweep's scanner, a tunnel's client)
+	// leave the packet to that engine's SourceObserver call. It is false
+	// with one engine.
+	SourceRemote bool
+
 	// Class is the classification step's verdict (see Classifier), set
 	// before the rules observe the packet.
 	Class Class

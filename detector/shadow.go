@@ -17,10 +17,22 @@ type Shadower interface {
 	Shadow(p *Packet)
 }
 
+// SourceObserver is implemented by rules keyed by a packet's source (a
+// sweep's scanner, a tunnel's client). With several engines, a packet
+// whose source belongs to another engine reaches that engine too, where
+// only ObserveSource runs (and may report); on the destination's engine
+// its Observe sees p.SourceRemote set and skips its source-keyed work.
+// With one engine ObserveSource is never called: Observe does it all.
+// The dispatcher sends such copies for echo requests and the other ICMP
+// query requests (timestamp, information, address mask).
+type SourceObserver interface {
+	ObserveSource(p *Packet, rep Reporter)
+}
+
 // HandleShadowFrame decodes a frame routed to this engine only for the
-// source-keyed state of its rules (see Shadower): it moves the clock and
-// calls Shadow, and counts nothing, so the frame is counted once, by the
-// engine that handles it in full.
+// source-keyed state of its rules (see Shadower and SourceObserver): it
+// moves the clock and calls Shadow and ObserveSource, and counts nothing,
+// so the frame is counted once, by the engine that handles it in full.
 func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
 	p := &e.pkt
 	e.dec.Decode(lt, data, ts, wireLen, p)
@@ -36,9 +48,12 @@ func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireL
 	p.srcHashed = false
 	p.Class = Class{}
 	p.Frag = frag.Verdict{}
-	for _, r := range e.rules {
+	for i, r := range e.rules {
 		if s, ok := r.(Shadower); ok {
 			s.Shadow(p)
+		}
+		if s, ok := r.(SourceObserver); ok {
+			s.ObserveSource(p, Reporter{e, i})
 		}
 	}
 }

@@ -102,3 +102,15 @@ func rateLevel(pps, start, stopRatio float64) detector.Level {
 	}
 	return detector.LevelQuiet
 }
+
+// parseAddrOrPrefix parses an address (as a single-address prefix) or a
+// CIDR prefix.
+func parseAddrOrPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
+}
+
+func itoa(i int) string { return fmt.Sprint(i) }

@@ -91,3 +91,6 @@ func nth(base netip.Addr, i int) netip.Addr {
 func equal(a, b []string) bool {
 	return strings.Join(a, "|") == strings.Join(b, "|")
 }
+
+// secs is n seconds.
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }

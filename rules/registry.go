@@ -79,6 +79,9 @@ func Definitions() []Definition {
 		fragFloodDefinition(),
 		smurfDefinition(),
 		blackNurseDefinition(),
+		redirectDefinition(),
+		sweepDefinition(),
+		tunnelDefinition(),
 		carpetDefinition(),
 		errorAbuseDefinition(),
 	}

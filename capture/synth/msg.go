@@ -80,6 +80,17 @@ func (f Frame) Target() netip.Addr {
 	return netip.AddrFrom4([4]byte(f.Data[14+16 : 14+20]))
 }
 
+// Src is the IP source of an Ethernet frame built by Msg.Frame.
+func (f Frame) Src() netip.Addr {
+	if len(f.Data) < 14+20 {
+		return netip.Addr{}
+	}
+	if binary.BigEndian.Uint16(f.Data[12:14]) == ethTypeIPv6 && len(f.Data) >= 14+40 {
+		return netip.AddrFrom16([16]byte(f.Data[14+8 : 14+24]))
+	}
+	return netip.AddrFrom4([4]byte(f.Data[14+12 : 14+16]))
+}
+
 // At returns the message as a Frame captured at t.
 func (m Msg) At(t time.Time) Frame { return Frame{Time: t, Data: m.Frame()} }
 

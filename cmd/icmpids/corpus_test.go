@@ -72,20 +72,30 @@ var corpusCases = []corpusCase{
 	{file: "icmpv6/ping6_fragmented_sanders.pcapng"},
 	// A Packet Too Big (MTU 1280) about a 52-byte packet: it fit.
 	{file: "icmpv6/packet_too_big_zeek.pcap", want: []string{"icmp_error_abuse fe80::beef"}},
-	{file: "icmpv6/redirect_zeek.pcap"},
+	{file: "icmpv6/redirect_zeek.pcap", accept: []string{"icmp_redirect fe80::beef"}},
 	{file: "icmpv6/mixed_icmp6_communityid_zeek.pcap"},
 	// MTU 1200 < 1280 (RFC 8021's atomic-fragment attack).
 	{file: "icmpv6/ptb_mtu1200_atomic_frag_thc.pcap", want: []string{"icmp_error_abuse fe80::6600:6aff:fe5b:8f4a"}},
 	{file: "icmpv6/kill_router6_ra_lifetime0_thc.pcap"},
-	{file: "tunnel/ssh_over_icmp_ndpi.pcap"},
+	// icmptunnel: IP packets in echo data (id 65279, seq 0), replies
+	// carrying other data than their requests.
+	{file: "tunnel/ssh_over_icmp_ndpi.pcap", want: []string{"icmp_tunnel 192.168.154.131"}},
 	{file: "tunnel/covert_chat_in_echo_ppa.pcap"},
 	{file: "tunnel/ipv6_covert_dstopts_echo_thc.pcap"},
-	{file: "misc/icmp_redirect_x6_mmt.pcap"},
+	// Six redirects naming gateway 0.0.0.0 (bad_gateway). Target: the
+	// host the redirects are sent to, which the contract calls the host
+	// being redirected. The summary row says 5.6.7.8, the redirected
+	// destination (from the quoted header 1.2.3.4 → 5.6.7.8), reading the
+	// frames as sent from 217.70.184.38; they are sent from
+	// 192.168.227.137 to 217.70.184.38 (tcpdump: "192.168.227.137 >
+	// 217.70.184.38: ICMP redirect 5.6.7.8 to host 0.0.0.0"). The alert
+	// carries 5.6.7.8 as redirected_destination.
+	{file: "misc/icmp_redirect_x6_mmt.pcap", want: []string{"icmp_redirect 217.70.184.38"}},
 	// Anonymized: the errors' destination was rewritten to 10.10.10.10,
 	// their quotes still name 136.243.174.154 (quote_mismatch).
 	{file: "misc/udp_snmp_reflection_with_icmp_errors_stopddos.pcap", accept: []string{"icmp_error_abuse 10.10.10.10"}},
 	{file: "misc/udp_dns_rrsig_amp_fragmented_stopddos.pcap"},
-	{file: "misc/ping_sweep_10.0.0.0_24_incl_bcast_sgr.pcap"},
+	{file: "misc/ping_sweep_10.0.0.0_24_incl_bcast_sgr.pcap", want: []string{"icmp_sweep 10.0.0.128"}},
 	{file: "misc/broadcast_ping_255.255.255.255_vlan_suricata.pcap"},
 	{file: "misc/icmp_truncated_snaplen_zeek.pcap"},
 	{file: "misc/icmp_malformed_ndpi.pcap"},

@@ -1,7 +1,7 @@
 // Package shard runs several detection engines on several cores. Each
-// engine owns a disjoint shard of targets — the hash of the victim's
-// address (sketch.HashAddr) picks it — so no lock and no shared map sits on
-// the hot path. A dispatcher (the goroutine that calls HandleFrame)
+// engine owns a disjoint shard of targets — the hash of the victim's /24
+// (IPv4) or /64 (IPv6) picks it — so no lock and no shared map sits on the
+// hot path. A dispatcher (the goroutine that calls HandleFrame)
 // decodes each frame just enough to route it, copies its bytes into the
 // chosen worker's preallocated batch, and hands full batches to the worker
 // over a bounded channel; a worker decodes and detects as a single engine
@@ -10,9 +10,10 @@
 // Routing, and what it means for the rules (each engine has its own rules
 // and attack tracker):
 //
-//   - By destination: everything by default. icmp_flood and the fragment
-//     rules are keyed by destination, and a fragment train (src, dst, id)
-//     stays on one engine.
+//   - By destination prefix: everything by default. icmp_flood and the
+//     fragment rules are keyed by destination host, icmp_carpet_flood by
+//     destination prefix, and a fragment train (src, dst, id) stays on
+//     one engine.
 //   - By source: echo requests to a broadcast address or multicast group
 //     (Config.Group decides which, e.g. smurf's own test). Smurf's request
 //     side counts them per spoofed source, its target. The price: an
@@ -20,11 +21,16 @@
 //     sources is counted per shard, each engine seeing its share of the
 //     sources, so with N workers it needs up to N times the rate to be
 //     reported (a flood of a group from one source is unaffected).
-//   - Both: a unicast echo request also goes, as a shadow, to its source's
-//     engine, where it only registers the request as outstanding
-//     (detector.Shadower): the replies come back to the source, and that
-//     engine must know they were asked for, or smurf and icmp_flood would
-//     take a host's own ping answers for a reflection storm.
+//   - Both: a unicast echo request (and a timestamp, information or
+//     address-mask request) whose source belongs to another engine also
+//     goes, as a shadow, to that engine. There smurf registers the request
+//     as outstanding (detector.Shadower): the replies come back to the
+//     source, and that engine must know they were asked for, or smurf and
+//     icmp_flood would take a host's own ping answers for a reflection
+//     storm. And the rules keyed by source count it
+//     (detector.SourceObserver: icmp_sweep's scanner, icmp_tunnel's
+//     client), while on the destination's engine they see
+//     Packet.SourceRemote and leave it.
 //   - Frames without an IP header go to the first worker (they are only
 //     counted).
 //
@@ -54,6 +60,7 @@ package shard
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -138,6 +145,7 @@ type Front struct {
 // record kinds in a batch.
 const (
 	kindFrame uint8 = iota
+	kindSplit       // a frame whose source another worker owns
 	kindShadow
 	kindAdvance
 )
@@ -275,6 +283,8 @@ func (w *worker) run() {
 			switch r.kind {
 			case kindFrame:
 				w.eng.HandleFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+			case kindSplit:
+				w.eng.HandleSplitFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindShadow:
 				w.eng.HandleShadowFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindAdvance:
@@ -296,6 +306,35 @@ func (w *worker) run() {
 		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync = b.buf[:0], b.recs[:0], nil, "", nil, nil
 		w.free <- b
 	}
+}
+
+// query tells whether p is an ICMP query request other than echo
+// (timestamp, information, address mask), which source-keyed rules (a
+// sweep's scanner) also count.
+func query(p *detector.Packet) bool {
+	if p.IPv6 || !p.HasICMP || p.Fragment {
+		return false
+	}
+	switch p.ICMPType {
+	case 13, 15, 17:
+		return true
+	}
+	return false
+}
+
+// prefixHash hashes an address's /24 (IPv4) or /64 (IPv6): the routing
+// key, so that every host of a prefix is on one engine (icmp_carpet_flood
+// counts a prefix), and a host is on the same engine whether it is a
+// packet's source or its destination (smurf's two sides of one victim).
+func prefixHash(a netip.Addr) uint64 {
+	if a.Is4() {
+		b := a.As4()
+		b[3] = 0
+		return sketch.HashAddr(netip.AddrFrom4(b))
+	}
+	b := a.As16()
+	clear(b[8:])
+	return sketch.HashAddr(netip.AddrFrom16(b))
 }
 
 // group is the default Config.Group.
@@ -332,18 +371,20 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		if groupFn == nil {
 			groupFn = group
 		}
-		src := s.shardOf(sketch.HashAddr(p.Src))
+		src := s.shardOf(prefixHash(p.Src))
 		switch {
 		case echo && groupFn(p):
 			f.add(src, kindFrame, lt, data, t, wireLen)
-		case echo:
-			dst := s.shardOf(sketch.HashAddr(p.Dst))
-			f.add(dst, kindFrame, lt, data, t, wireLen)
-			if src != dst {
+		case echo || query(p):
+			dst := s.shardOf(prefixHash(p.Dst))
+			if src == dst {
+				f.add(dst, kindFrame, lt, data, t, wireLen)
+			} else {
+				f.add(dst, kindSplit, lt, data, t, wireLen)
 				f.add(src, kindShadow, lt, data, t, wireLen)
 			}
 		default:
-			f.add(s.shardOf(sketch.HashAddr(p.Dst)), kindFrame, lt, data, t, wireLen)
+			f.add(s.shardOf(prefixHash(p.Dst)), kindFrame, lt, data, t, wireLen)
 		}
 	}
 	if t >= f.nextTick {

@@ -1,0 +1,309 @@
+package rules
+
+import (
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/table"
+	"github.com/icmpids/icmpids/detector/window"
+)
+
+var redirectInfo = detector.RuleInfo{
+	Name:        "icmp_redirect",
+	SignatureID: 9000009,
+	Rev:         1,
+	Signature:   "ICMP redirect a host must reject, or redirect storm",
+	Category:    "Attempted Information Leak",
+	Severity:    2,
+}
+
+// redirectDefinition registers icmp_redirect.
+func redirectDefinition() Definition {
+	return define(redirectInfo,
+		"icmp_redirect: ICMP (type 5) and ICMPv6 (type 137) redirects a correct host must reject (RFC 1122 3.2.2.2, RFC 4861 8.1) or that a real router would not send: off-link sender, bad new gateway, a sender that is not the router it claims to be, an ICMPv6 hop limit other than 255, or a storm. A lone valid redirect from the real router is no attack.",
+		map[string]string{
+			"trusted_routers": "The routers allowed to send redirects (IP addresses). When set, a redirect from any other address is spoofed_router.",
+			"home_networks":   "Your links (CIDR). When set, an IPv4 redirect whose sender or new gateway is not on the receiver's link is offlink_source or bad_gateway. Empty: only what needs no knowledge of your links is checked.",
+			"rate":            "Redirects per second to one receiver that make a storm.",
+			"max_routers":     "Cap on the learned router link-layer bindings (from routers' own packets, RAs and NAs; never from redirects); least recently seen are evicted and counted.",
+			"max_hosts":       "Cap on receivers tracked for the storm rate.",
+		},
+		DefaultRedirectConfig,
+		func(c RedirectConfig) (detector.Rule, error) { return NewRedirect(c), nil })
+}
+
+// RedirectConfig configures icmp_redirect.
+type RedirectConfig struct {
+	Enabled        bool          `mapstructure:"enabled"`
+	TrustedRouters []string      `mapstructure:"trusted_routers"`
+	HomeNetworks   []string      `mapstructure:"home_networks"`
+	Rate           float64       `mapstructure:"rate"`
+	Window         time.Duration `mapstructure:"window"`
+	StopRatio      float64       `mapstructure:"stop_ratio"`
+	MaxRouters     int           `mapstructure:"max_routers"`
+	MaxHosts       int           `mapstructure:"max_hosts"`
+}
+
+// DefaultRedirectConfig returns icmp_redirect's defaults: no trusted
+// routers or home networks configured, a storm at 10 redirects a second to
+// one receiver over 1 s.
+func DefaultRedirectConfig() RedirectConfig {
+	return RedirectConfig{Enabled: true, Rate: 10, Window: time.Second, StopRatio: 0.5, MaxRouters: 4096, MaxHosts: 16384}
+}
+
+// Validate checks the settings; errors name the configuration key.
+func (c RedirectConfig) Validate() error {
+	k := newCheck(redirectInfo.Name)
+	k.addrs("trusted_routers", c.TrustedRouters)
+	k.prefixes("home_networks", c.HomeNetworks)
+	k.positive("rate", c.Rate)
+	k.duration("window", c.Window, 10*time.Millisecond, time.Minute)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.count("max_routers", c.MaxRouters, 1, 1<<22)
+	k.count("max_hosts", c.MaxHosts, 1, 1<<24)
+	return k.err()
+}
+
+const (
+	redirOfflink = iota
+	redirBadGateway
+	redirSpoofed
+	redirHopLimit
+	redirRate
+	numRedirReasons
+)
+
+var redirReasonNames = [numRedirReasons]string{"offlink_source", "bad_gateway", "spoofed_router", "hop_limit", "rate"}
+
+// binding is a learned IP → link-layer address binding.
+type binding struct {
+	mac  [6]byte
+	last int64
+}
+
+// redirHost is a receiver of redirects.
+type redirHost struct {
+	rate    window.Counter
+	reasons [numRedirReasons]uint64
+	router  netip.Addr // the last redirect's sender, gateway and destination
+	gateway netip.Addr
+	dest    netip.Addr
+	last    int64
+}
+
+// Redirect is the icmp_redirect rule. It learns which link-layer address
+// each router speaks from — the Ethernet source of a router's own ICMP
+// packets and the link-layer options of its RAs and NAs, never a redirect
+// — in a capped table, and judges every redirect by the reasons of the
+// contract. A redirect with a reason, or redirects to one receiver at the
+// storm rate, start or feed an attack on that receiver.
+type Redirect struct {
+	cfg     RedirectConfig
+	trusted map[netip.Addr]bool
+	home    []netip.Prefix
+	routers *table.Table[netip.Addr, binding]
+	hosts   *table.Table[netip.Addr, redirHost]
+	width   int64
+	sweep   sweepClock
+}
+
+// NewRedirect returns the icmp_redirect rule.
+func NewRedirect(cfg RedirectConfig) *Redirect {
+	return &Redirect{
+		cfg:     cfg,
+		trusted: parseAddrs(cfg.TrustedRouters),
+		home:    parsePrefixes(cfg.HomeNetworks),
+		routers: table.New[netip.Addr, binding](cfg.MaxRouters, nil),
+		hosts:   table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
+		width:   int64(cfg.Window) / window.Buckets,
+	}
+}
+
+// Info implements detector.Rule.
+func (r *Redirect) Info() detector.RuleInfo { return redirectInfo }
+
+func isRedirect(p *detector.Packet) bool {
+	if p.IPv6 {
+		return p.ICMPType == icmpmsg.V6Redirect
+	}
+	return p.ICMPType == icmpmsg.V4Redirect
+}
+
+// learn records the link-layer address p's source speaks from when p is
+// a message a router sends itself from its link (an RA, an NA, an error
+// or an echo reply) and arrived unrouted: its TTL or hop limit is still a
+// usual initial value (64, 128, 255), so the source is on the sensor's
+// link and the frame's source address is its own. An RA's source
+// link-layer option counts as the Ethernet source. A binding stands
+// until not seen for routerBindingTTL; the first one wins meanwhile, so a
+// spoofer's own packets do not rebind a router that is alive.
+func (r *Redirect) learn(p *detector.Packet) {
+	if !p.HasSrcMAC || !unrouted(p.TTL) || !routerMessage(p) {
+		return
+	}
+	mac := p.SrcMAC
+	if p.IPv6 && p.ICMPType == icmpmsg.V6RouterAdvert {
+		icmpmsg.Options(p.ICMPData, icmpmsg.RouterAdvertOptions, func(typ uint8, opt []byte) {
+			if typ == icmpmsg.OptSourceLinkAddr {
+				if m, ok := icmpmsg.LinkAddr(opt); ok {
+					mac = m
+				}
+			}
+		})
+	}
+	b, created := r.routers.Get(p.Src, p.TimeNs)
+	if created || p.TimeNs-b.last > int64(routerBindingTTL) {
+		b.mac = mac
+	}
+	if b.mac == mac {
+		b.last = p.TimeNs
+	}
+}
+
+// unrouted tells whether ttl is a usual initial TTL or hop limit.
+func unrouted(ttl uint8) bool { return ttl == 64 || ttl == 128 || ttl == 255 }
+
+// routerMessage tells whether p is of a kind a router sends of its own:
+// an error, an echo reply, an RA or an NA.
+func routerMessage(p *detector.Packet) bool {
+	if icmpmsg.IsError(p.IPv6, p.ICMPType) || p.IsEchoReply() {
+		return true
+	}
+	return p.IPv6 && (p.ICMPType == icmpmsg.V6RouterAdvert || p.ICMPType == icmpmsg.V6NeighAdvert)
+}
+
+// routerBindingTTL is how long a router's learned link-layer address
+// stands without being seen again.
+const routerBindingTTL = 10 * time.Minute
+
+// Observe implements detector.Rule.
+func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
+	if !p.HasICMP || p.Fragment {
+		return
+	}
+	if !isRedirect(p) {
+		r.learn(p)
+		return
+	}
+	var reasons uint32
+	var gateway, dest netip.Addr
+	if p.IPv6 {
+		target, d, ok := icmpmsg.RedirectV6(p.ICMPData)
+		if !ok {
+			return
+		}
+		gateway, dest = target, d
+		if p.TTL != 255 {
+			reasons |= 1 << redirHopLimit
+		}
+		if !p.Src.IsLinkLocalUnicast() {
+			reasons |= 1 << redirOfflink
+		}
+		if target.IsMulticast() || target.IsUnspecified() || !target.IsLinkLocalUnicast() && target != d {
+			reasons |= 1 << redirBadGateway
+		}
+	} else {
+		gw, ok := icmpmsg.RedirectV4Gateway(p.ICMPData)
+		if !ok {
+			return
+		}
+		gateway = gw
+		if q, st := icmpmsg.ParseQuote(false, p.ICMPData); st == icmpmsg.QuoteOK {
+			dest = q.Dst
+		}
+		if gw.IsUnspecified() || gw.IsMulticast() || gw.IsLoopback() || gw == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			reasons |= 1 << redirBadGateway
+		}
+		if link, ok := r.linkOf(p.Dst); ok {
+			if !link.Contains(p.Src) {
+				reasons |= 1 << redirOfflink
+			}
+			if !gw.IsUnspecified() && !link.Contains(gw) {
+				reasons |= 1 << redirBadGateway
+			}
+		}
+	}
+	if len(r.trusted) > 0 && !r.trusted[p.Src] {
+		reasons |= 1 << redirSpoofed
+	}
+	if b, ok := r.routers.Lookup(p.Src); ok && p.HasSrcMAC && b.mac != p.SrcMAC && p.TimeNs-b.last <= int64(routerBindingTTL) {
+		reasons |= 1 << redirSpoofed
+	}
+	h, _ := r.hosts.Get(p.Dst, p.TimeNs)
+	h.last = p.TimeNs
+	h.rate.Add(p.TimeNs, r.width, p.WireLen)
+	pps, bps := h.rate.Rates(r.cfg.Window)
+	lvl := rateLevel(pps, r.cfg.Rate, r.cfg.StopRatio)
+	if lvl == detector.LevelFire && !r.trusted[p.Src] {
+		reasons |= 1 << redirRate
+	}
+	if reasons == 0 && lvl == detector.LevelQuiet {
+		return
+	}
+	if reasons != 0 {
+		lvl = detector.LevelFire
+		for b := reasons; b != 0; b &= b - 1 {
+			h.reasons[bits.TrailingZeros32(b)]++
+		}
+		h.router, h.gateway, h.dest = p.Src, gateway, dest
+	}
+	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.Rate,
+		WindowPackets: h.rate.Packets(), WindowBytes: h.rate.Bytes()})
+}
+
+// linkOf returns the home network holding a, if home_networks is set.
+func (r *Redirect) linkOf(a netip.Addr) (netip.Prefix, bool) {
+	for _, h := range r.home {
+		if h.Contains(a) {
+			return h, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// Tick implements detector.Rule: idle receivers and stale bindings go.
+func (r *Redirect) Tick(now time.Time, _ detector.Reporter) {
+	if !r.sweep.due(now, 10*time.Second) {
+		return
+	}
+	before := now.Add(-2 * time.Minute).UnixNano()
+	r.hosts.Sweep(func(_ netip.Addr, h *redirHost, _ int64) bool { return h.last < before })
+	stale := now.Add(-routerBindingTTL).UnixNano()
+	r.routers.Sweep(func(_ netip.Addr, b *binding, _ int64) bool { return b.last < stale })
+}
+
+// Describe implements detector.Describer: the reasons, the claimed router,
+// the new gateway and the redirected destination.
+func (r *Redirect) Describe(target netip.Addr, extra map[string]any) {
+	h, ok := r.hosts.Lookup(target)
+	if !ok {
+		return
+	}
+	reasons := map[string]any{}
+	for i, n := range h.reasons {
+		if n > 0 {
+			reasons[redirReasonNames[i]] = n
+		}
+	}
+	if len(reasons) > 0 {
+		extra["reasons"] = reasons
+	}
+	if h.router.IsValid() {
+		extra["router"] = h.router
+		extra["gateway"] = h.gateway
+	}
+	if h.dest.IsValid() {
+		extra["redirected_destination"] = h.dest
+	}
+}
+
+// Tables implements detector.TableReporter.
+func (r *Redirect) Tables() []detector.TableStat {
+	return []detector.TableStat{
+		{Name: "icmp_redirect.routers", Len: r.routers.Len(), Cap: r.routers.Cap(), Evicted: r.routers.Evicted()},
+		{Name: "icmp_redirect.hosts", Len: r.hosts.Len(), Cap: r.hosts.Cap(), Evicted: r.hosts.Evicted()},
+	}
+}
