@@ -83,6 +83,10 @@ func Definitions() []Definition {
 		sweepDefinition(),
 		tunnelDefinition(),
 		carpetDefinition(),
+		raFloodDefinition(),
+		rogueRADefinition(),
+		ndFloodDefinition(),
+		ndSpoofDefinition(),
 		errorAbuseDefinition(),
 	}
 }

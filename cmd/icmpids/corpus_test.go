@@ -76,7 +76,9 @@ var corpusCases = []corpusCase{
 	{file: "icmpv6/mixed_icmp6_communityid_zeek.pcap"},
 	// MTU 1200 < 1280 (RFC 8021's atomic-fragment attack).
 	{file: "icmpv6/ptb_mtu1200_atomic_frag_thc.pcap", want: []string{"icmp_error_abuse fe80::6600:6aff:fe5b:8f4a"}},
-	{file: "icmpv6/kill_router6_ra_lifetime0_thc.pcap"},
+	// RAs with router lifetime 0 in the name of fe80::6600:6aff:fe5b:8eb3
+	// (an EUI-64 address of 64:00:6a:5b:8e:b3) from 00:50:b6:19:e6:50.
+	{file: "icmpv6/kill_router6_ra_lifetime0_thc.pcap", want: []string{"rogue_ra ff02::1"}},
 	// icmptunnel: IP packets in echo data (id 65279, seq 0), replies
 	// carrying other data than their requests.
 	{file: "tunnel/ssh_over_icmp_ndpi.pcap", want: []string{"icmp_tunnel 192.168.154.131"}},

@@ -1,0 +1,70 @@
+package rules
+
+import (
+	"net/netip"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
+)
+
+// This file holds what the IPv6 neighbor-discovery rules (ra_flood,
+// rogue_ra, nd_flood, nd_spoof) share: reading an ND message's link-layer
+// address and telling a router's EUI-64 address.
+
+// ndLinkAddr returns the link-layer address an ND message speaks for: the
+// source (RA, NS, redirect) or target (NA) link-layer option when present,
+// else the frame's Ethernet source. ok is false when neither is known.
+func ndLinkAddr(p *detector.Packet) (mac [6]byte, fromOption, ok bool) {
+	off, want := 0, uint8(icmpmsg.OptSourceLinkAddr)
+	switch p.ICMPType {
+	case icmpmsg.V6RouterAdvert:
+		off = icmpmsg.RouterAdvertOptions
+	case icmpmsg.V6NeighSolicit:
+		off = icmpmsg.NeighborOptions
+	case icmpmsg.V6NeighAdvert:
+		off, want = icmpmsg.NeighborOptions, icmpmsg.OptTargetLinkAddr
+	}
+	if off > 0 {
+		icmpmsg.Options(p.ICMPData, off, func(typ uint8, opt []byte) {
+			if typ == want && !fromOption {
+				mac, fromOption = icmpmsg.LinkAddr(opt)
+			}
+		})
+	}
+	if fromOption {
+		return mac, true, true
+	}
+	return p.SrcMAC, false, p.HasSrcMAC
+}
+
+// eui64MAC returns the MAC address a modified EUI-64 interface identifier
+// (RFC 4291 appendix A: ff:fe in its middle) was made from.
+func eui64MAC(a netip.Addr) ([6]byte, bool) {
+	if !a.Is6() || a.Is4In6() {
+		return [6]byte{}, false
+	}
+	b := a.As16()
+	if b[11] != 0xff || b[12] != 0xfe {
+		return [6]byte{}, false
+	}
+	return [6]byte{b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]}, true
+}
+
+// isND tells whether p is an ICMPv6 neighbor-discovery message of type typ
+// with its whole fixed part.
+func isND(p *detector.Packet, typ uint8, fixed int) bool {
+	return p.IPv6 && p.HasICMP && !p.Fragment && p.ICMPType == typ && len(p.ICMPData) >= fixed
+}
+
+// macString spells a MAC address the usual way.
+func macString(m [6]byte) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 0, 17)
+	for i, x := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hex[x>>4], hex[x&15])
+	}
+	return string(b)
+}

@@ -1,0 +1,242 @@
+package rules
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
+	"github.com/icmpids/icmpids/detector/table"
+	"github.com/icmpids/icmpids/detector/window"
+)
+
+var ndFloodInfo = detector.RuleInfo{
+	Name:        "nd_flood",
+	SignatureID: 9000015,
+	Rev:         1,
+	Signature:   "ICMPv6 neighbor discovery flood (neighbor-cache exhaustion)",
+	Category:    "Attempted Denial of Service",
+	Severity:    2,
+}
+
+// ndFloodDefinition registers nd_flood.
+func ndFloodDefinition() Definition {
+	return define(ndFloodInfo,
+		"nd_flood: Neighbor Solicitations for many distinct target addresses (neighbor-cache exhaustion, RFC 6583) or a flood of Neighbor Advertisements. Target: the host the messages are sent to; for solicitations and advertisements sent to a group, the router (or host) resolving that many addresses (the source) when one source does, else the link (ff02::1).",
+		map[string]string{
+			"window":      "Sliding window (10 buckets).",
+			"ns_pps":      "Start level for solicitations: per second to one host, or from one resolving source, and ...",
+			"min_targets": "... for at least this many distinct target addresses within window (estimated). A busy router resolves a few neighbors a second, and the same ones again and again.",
+			"na_pps":      "Start level for advertisements per second to one host, or to the link from all sources together.",
+			"link_pps":    "Start level for solicitations to groups from all sources together (flood_solicitate6 forges a new source each time).",
+			"max_keys":    "Cap on hosts and sources tracked; least recently seen are evicted and counted.",
+		},
+		DefaultNDFloodConfig,
+		func(c NDFloodConfig) (detector.Rule, error) { return NewNDFlood(c), nil })
+}
+
+// NDFloodConfig configures nd_flood.
+type NDFloodConfig struct {
+	Enabled    bool          `mapstructure:"enabled"`
+	Window     time.Duration `mapstructure:"window"`
+	NSPPS      float64       `mapstructure:"ns_pps"`
+	MinTargets int           `mapstructure:"min_targets"`
+	NAPPS      float64       `mapstructure:"na_pps"`
+	LinkPPS    float64       `mapstructure:"link_pps"`
+	StopRatio  float64       `mapstructure:"stop_ratio"`
+	MaxKeys    int           `mapstructure:"max_keys"`
+}
+
+// DefaultNDFloodConfig returns nd_flood's defaults: 100 solicitations a
+// second over 64 targets, 200 advertisements a second, 500 solicitations
+// a second to groups from everyone, over 2 s.
+func DefaultNDFloodConfig() NDFloodConfig {
+	return NDFloodConfig{Enabled: true, Window: 2 * time.Second, NSPPS: 100, MinTargets: 64, NAPPS: 200, LinkPPS: 500, StopRatio: 0.5, MaxKeys: 16384}
+}
+
+// Validate checks the settings; errors name the configuration key.
+func (c NDFloodConfig) Validate() error {
+	k := newCheck(ndFloodInfo.Name)
+	k.duration("window", c.Window, 100*time.Millisecond, time.Minute)
+	k.positive("ns_pps", c.NSPPS)
+	k.count("min_targets", c.MinTargets, 2, 1000)
+	k.positive("na_pps", c.NAPPS)
+	k.positive("link_pps", c.LinkPPS)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.count("max_keys", c.MaxKeys, 1, 1<<22)
+	return k.err()
+}
+
+// ndKey keys nd_flood's counters: a host or source, and the message kind.
+type ndKey struct {
+	addr netip.Addr
+	na   bool
+}
+
+// ndCounter counts messages and their distinct targets for one key.
+type ndCounter struct {
+	rate    window.Counter
+	targets [2][8]uint64 // distinct targets per window-long epoch (512-bit bitmaps)
+	epoch   int64
+	last    int64
+}
+
+func (c *ndCounter) addTarget(t netip.Addr, now, windowNs int64) {
+	if ep := now / windowNs; ep != c.epoch {
+		if ep != c.epoch+1 {
+			c.targets[(ep+1)&1] = [8]uint64{}
+		}
+		c.targets[ep&1] = [8]uint64{}
+		c.epoch = ep
+	}
+	x := sketch.HashAddr(t) % 512
+	c.targets[c.epoch&1][x/64] |= 1 << (x % 64)
+}
+
+func (c *ndCounter) distinct() float64 {
+	set := 0
+	for i := range c.targets[0] {
+		set += bits.OnesCount64(c.targets[0][i] | c.targets[1][i])
+	}
+	if set >= 512 {
+		return 512 * math.Log(512)
+	}
+	return -512 * math.Log(float64(512-set)/512)
+}
+
+// allNodes is ff02::1, the link's target for group floods.
+var allNodes = netip.MustParseAddr("ff02::1")
+
+// NDFlood is the nd_flood rule. It counts solicitations per destination
+// host (unicast) or per resolving source (to a group), with their
+// distinct targets, and advertisements per destination; messages to
+// groups from all sources together are counted for the link. Keys are
+// capped and evictions counted. Messages at nd_flood's rates are
+// nd_flood's (p.Class.Owner): icmp_flood leaves them out.
+type NDFlood struct {
+	cfg      NDFloodConfig
+	width    int64
+	windowNs int64
+	keys     *table.Table[ndKey, ndCounter]
+	sweep    sweepClock
+}
+
+// NewNDFlood returns the nd_flood rule.
+func NewNDFlood(cfg NDFloodConfig) *NDFlood {
+	return &NDFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, windowNs: int64(cfg.Window),
+		keys: table.New[ndKey, ndCounter](cfg.MaxKeys, nil)}
+}
+
+// Info implements detector.Rule.
+func (r *NDFlood) Info() detector.RuleInfo { return ndFloodInfo }
+
+// Classify implements detector.Classifier: an NS or NA counted toward a
+// key at its stop level or above is nd_flood's.
+func (r *NDFlood) Classify(p *detector.Packet) {
+	ns := isND(p, icmpmsg.V6NeighSolicit, 24)
+	if !ns && !isND(p, icmpmsg.V6NeighAdvert, 24) {
+		return
+	}
+	for _, k := range r.keysOf(p, ns) {
+		if !k.addr.IsValid() {
+			continue
+		}
+		if c, ok := r.keys.Lookup(k); ok {
+			rc := c.rate
+			rc.Advance(p.TimeNs, r.width)
+			if pps, _ := rc.Rates(r.cfg.Window); pps >= r.level(k, ns)*r.cfg.StopRatio {
+				p.Class.Owner = ndFloodInfo.Name
+				return
+			}
+		}
+	}
+}
+
+// keysOf returns the keys p counts toward: the destination host, or for a
+// group destination the source and the link.
+func (r *NDFlood) keysOf(p *detector.Packet, ns bool) [2]ndKey {
+	if !p.Dst.IsMulticast() {
+		return [2]ndKey{{p.Dst, !ns}}
+	}
+	var k [2]ndKey
+	if ns && !p.Src.IsUnspecified() {
+		k[0] = ndKey{p.Src, false}
+	}
+	k[1] = ndKey{allNodes, !ns}
+	return k
+}
+
+// level is the start level for key k.
+func (r *NDFlood) level(k ndKey, ns bool) float64 {
+	switch {
+	case !ns:
+		return r.cfg.NAPPS
+	case k.addr == allNodes:
+		return r.cfg.LinkPPS
+	}
+	return r.cfg.NSPPS
+}
+
+// Observe implements detector.Rule.
+func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
+	ns := isND(p, icmpmsg.V6NeighSolicit, 24)
+	if !ns && !isND(p, icmpmsg.V6NeighAdvert, 24) {
+		return
+	}
+	target, _, _, _, _ := icmpmsg.NeighborTarget(p.ICMPData)
+	now := p.TimeNs
+	for _, k := range r.keysOf(p, ns) {
+		if !k.addr.IsValid() {
+			continue
+		}
+		c, _ := r.keys.Get(k, now)
+		c.last = now
+		c.rate.Add(now, r.width, p.WireLen)
+		c.addTarget(target, now, r.windowNs)
+		pps, bps := c.rate.Rates(r.cfg.Window)
+		start := r.level(k, ns)
+		lvl := rateLevel(pps, start, r.cfg.StopRatio)
+		// Solicitations to one host or from one source must also spread
+		// over many targets: resolving a few neighbors fast is no attack.
+		if ns && k.addr != allNodes && c.distinct() < float64(r.cfg.MinTargets) {
+			lvl = min(lvl, detector.LevelSustain)
+			if lvl == detector.LevelSustain && c.distinct() < float64(r.cfg.MinTargets)*r.cfg.StopRatio {
+				lvl = detector.LevelQuiet
+			}
+		}
+		if lvl == detector.LevelQuiet {
+			continue
+		}
+		rep.Hit(k.addr, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: start,
+			WindowPackets: c.rate.Packets(), WindowBytes: c.rate.Bytes()})
+		return
+	}
+}
+
+// Tick implements detector.Rule.
+func (r *NDFlood) Tick(now time.Time, _ detector.Reporter) {
+	if r.sweep.due(now, 10*time.Second) {
+		before := now.Add(-time.Minute).UnixNano()
+		r.keys.Sweep(func(_ ndKey, c *ndCounter, _ int64) bool { return c.last < before })
+	}
+}
+
+// Describe implements detector.Describer: the distinct target addresses
+// solicited or advertised (estimate).
+func (r *NDFlood) Describe(target netip.Addr, extra map[string]any) {
+	best := 0.0
+	for _, na := range []bool{false, true} {
+		if c, ok := r.keys.Lookup(ndKey{target, na}); ok {
+			best = max(best, c.distinct())
+		}
+	}
+	extra["nd_targets"] = uint64(math.Round(best))
+}
+
+// Tables implements detector.TableReporter.
+func (r *NDFlood) Tables() []detector.TableStat {
+	return []detector.TableStat{{Name: "nd_flood.keys", Len: r.keys.Len(), Cap: r.keys.Cap(), Evicted: r.keys.Evicted()}}
+}

@@ -1,0 +1,161 @@
+package rules
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
+	"github.com/icmpids/icmpids/detector/table"
+	"github.com/icmpids/icmpids/detector/window"
+)
+
+var raFloodInfo = detector.RuleInfo{
+	Name:        "ra_flood",
+	SignatureID: 9000013,
+	Rev:         1,
+	Signature:   "ICMPv6 Router Advertisement flood",
+	Category:    "Attempted Denial of Service",
+	Severity:    2,
+}
+
+// raFloodDefinition registers ra_flood.
+func raFloodDefinition() Definition {
+	return define(raFloodInfo,
+		"ra_flood: a flood of ICMPv6 Router Advertisements to one destination (ff02::1 for the link, or a host), usually from many forged routers and prefixes (THC-IPv6 flood_router26): every host processes each one. A real router sends one every few minutes, plus answers to solicitations.",
+		map[string]string{
+			"window":      "Sliding window (10 buckets).",
+			"pps":         "Start level: RAs per second to one destination.",
+			"max_targets": "Cap on destinations tracked (ff02::1 and unicast hosts); least recently seen are evicted and counted.",
+		},
+		DefaultRAFloodConfig,
+		func(c RAFloodConfig) (detector.Rule, error) { return NewRAFlood(c), nil })
+}
+
+// RAFloodConfig configures ra_flood.
+type RAFloodConfig struct {
+	Enabled    bool          `mapstructure:"enabled"`
+	Window     time.Duration `mapstructure:"window"`
+	PPS        float64       `mapstructure:"pps"`
+	StopRatio  float64       `mapstructure:"stop_ratio"`
+	MaxTargets int           `mapstructure:"max_targets"`
+}
+
+// DefaultRAFloodConfig returns ra_flood's defaults: 20 RAs a second over
+// 3 s.
+func DefaultRAFloodConfig() RAFloodConfig {
+	return RAFloodConfig{Enabled: true, Window: 3 * time.Second, PPS: 20, StopRatio: 0.5, MaxTargets: 1024}
+}
+
+// Validate checks the settings; errors name the configuration key.
+func (c RAFloodConfig) Validate() error {
+	k := newCheck(raFloodInfo.Name)
+	k.duration("window", c.Window, 100*time.Millisecond, time.Minute)
+	k.positive("pps", c.PPS)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.count("max_targets", c.MaxTargets, 1, 1<<20)
+	return k.err()
+}
+
+// raTarget is ra_flood's state for one destination.
+type raTarget struct {
+	rate     window.Counter
+	prefixes [8]uint64 // linear-counting bitmap of the prefixes announced (512 bits)
+	last     int64
+}
+
+// RAFlood is the ra_flood rule: the rate of RAs to each destination over a
+// sliding window. The distinct routers are the attack's sources (the
+// tracker's estimate); the distinct prefixes announced are counted in a
+// fixed bitmap per destination. RAs at its rate are ra_flood's
+// (p.Class.Owner), so icmp_flood does not report the same flood again.
+type RAFlood struct {
+	cfg     RAFloodConfig
+	width   int64
+	targets *table.Table[netip.Addr, raTarget]
+	sweep   sweepClock
+}
+
+// NewRAFlood returns the ra_flood rule.
+func NewRAFlood(cfg RAFloodConfig) *RAFlood {
+	return &RAFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, targets: table.New[netip.Addr, raTarget](cfg.MaxTargets, nil)}
+}
+
+// Info implements detector.Rule.
+func (r *RAFlood) Info() detector.RuleInfo { return raFloodInfo }
+
+// Classify implements detector.Classifier: an RA to a destination at the
+// stop level or above is ra_flood's.
+func (r *RAFlood) Classify(p *detector.Packet) {
+	if !isND(p, icmpmsg.V6RouterAdvert, 16) {
+		return
+	}
+	if t, ok := r.targets.Lookup(p.Dst); ok {
+		c := t.rate
+		c.Advance(p.TimeNs, r.width)
+		if pps, _ := c.Rates(r.cfg.Window); pps >= r.cfg.PPS*r.cfg.StopRatio {
+			p.Class.Owner = raFloodInfo.Name
+		}
+	}
+}
+
+// Observe implements detector.Rule.
+func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
+	if !isND(p, icmpmsg.V6RouterAdvert, 16) {
+		return
+	}
+	t, _ := r.targets.Get(p.Dst, p.TimeNs)
+	t.last = p.TimeNs
+	t.rate.Add(p.TimeNs, r.width, p.WireLen)
+	icmpmsg.Options(p.ICMPData, icmpmsg.RouterAdvertOptions, func(typ uint8, opt []byte) {
+		if typ != icmpmsg.OptPrefixInfo {
+			return
+		}
+		if pfx, ok := icmpmsg.Prefix(opt); ok {
+			x := sketch.HashAddr(pfx.Addr()) ^ uint64(pfx.Bits())
+			x %= 512
+			t.prefixes[x/64] |= 1 << (x % 64)
+		}
+	})
+	pps, bps := t.rate.Rates(r.cfg.Window)
+	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
+	if lvl == detector.LevelQuiet {
+		return
+	}
+	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.PPS,
+		WindowPackets: t.rate.Packets(), WindowBytes: t.rate.Bytes()})
+}
+
+// Tick implements detector.Rule.
+func (r *RAFlood) Tick(now time.Time, _ detector.Reporter) {
+	if r.sweep.due(now, 10*time.Second) {
+		before := now.Add(-time.Minute).UnixNano()
+		r.targets.Sweep(func(_ netip.Addr, t *raTarget, _ int64) bool { return t.last < before })
+	}
+}
+
+// Describe implements detector.Describer: the distinct prefixes announced
+// (estimate); the distinct routers are the event's sources.
+func (r *RAFlood) Describe(target netip.Addr, extra map[string]any) {
+	t, ok := r.targets.Lookup(target)
+	if !ok {
+		return
+	}
+	set := 0
+	for _, w := range t.prefixes {
+		set += bits.OnesCount64(w)
+	}
+	if set < 512 {
+		extra["prefixes"] = uint64(math.Round(-512 * math.Log(float64(512-set)/512)))
+	} else {
+		extra["prefixes"] = uint64(512 * math.Log(512))
+	}
+}
+
+// Tables implements detector.TableReporter.
+func (r *RAFlood) Tables() []detector.TableStat {
+	return []detector.TableStat{{Name: "ra_flood.targets", Len: r.targets.Len(), Cap: r.targets.Cap(), Evicted: r.targets.Evicted()}}
+}
