@@ -126,9 +126,8 @@ type Engine struct {
 	cfg      Config
 	dec      *Decoder
 	rules    []Rule
-	whole    []int        // indices of the rules that see unfragmented packets (not FragmentRules)
-	classify []Classifier // the rules that classify packets, in rule order
-	hold     []int64      // each rule's hold time (ns)
+	dispatch *dispatch // which rules see which packets (Interest)
+	hold     []int64   // each rule's hold time (ns)
 	tracker  *tracker
 	frag     *frag.Tracker
 	sink     Sink
@@ -210,7 +209,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 		p.Time, tn = e.now, e.nowNs // rules see a monotonic clock
 	}
 	p.TimeNs = tn
-	p.srcHashed = false // p may be a caller's Packet reused with a new Src
+	p.srcHashed, p.dstHashed = false, false // p may be a caller's Packet reused with a new Src
 	p.Class = Class{}
 	if p.IPv6 {
 		e.stats.IPv6++
@@ -240,33 +239,23 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
-	for _, c := range e.classify {
+	rules, classifiers := e.dispatch.of(p)
+	for _, c := range classifiers {
 		c.Classify(p)
 	}
-	if p.Fragment {
-		for i, r := range e.rules {
-			r.Observe(p, Reporter{e, i})
-		}
-		return
-	}
-	for _, i := range e.whole {
+	for _, i := range rules {
 		e.rules[i].Observe(p, Reporter{e, i})
 	}
 }
 
-// setRules installs rules and notes which of them see unfragmented packets.
+// setRules installs rules and works out which packets each one sees.
 func (e *Engine) setRules(rules []Rule) {
-	e.rules, e.whole, e.classify, e.hold = rules, nil, nil, make([]int64, len(rules))
+	e.rules, e.hold = rules, make([]int64, len(rules))
+	e.dispatch = newDispatch(rules)
 	for i, r := range rules {
 		e.hold[i] = int64(e.cfg.HoldTime)
 		if h := r.Info().HoldTime; h > 0 {
 			e.hold[i] = int64(h)
-		}
-		if _, fragOnly := r.(FragmentRule); !fragOnly {
-			e.whole = append(e.whole, i)
-		}
-		if c, ok := r.(Classifier); ok {
-			e.classify = append(e.classify, c)
 		}
 	}
 }

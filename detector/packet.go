@@ -117,10 +117,20 @@ type Packet struct {
 	// before the rules observe the packet.
 	Class Class
 
-	// srcHash is SrcHash's value once srcHashed is set (the engine clears
-	// it for each packet).
-	srcHash   uint64
-	srcHashed bool
+	// srcHash and dstHash are SrcHash's and DstHash's values once
+	// srcHashed and dstHashed are set (the engine clears them for each
+	// packet).
+	srcHash, dstHash     uint64
+	srcHashed, dstHashed bool
+}
+
+// DstHash is sketch.HashAddr(p.Dst), computed at most once per packet
+// however many rules ask for it.
+func (p *Packet) DstHash() uint64 {
+	if !p.dstHashed {
+		p.dstHash, p.dstHashed = sketch.HashAddr(p.Dst), true
+	}
+	return p.dstHash
 }
 
 // SrcHash is sketch.HashAddr(p.Src), computed at most once per packet

@@ -15,14 +15,6 @@ type Rule interface {
 	Tick(now time.Time, rep Reporter)
 }
 
-// FragmentRule is implemented by rules that look only at IP fragments (at
-// p.Frag, the fragment tracker's verdict, which is zero for any other
-// packet): the engine calls their Observe for fragments only, and spares
-// the ICMP traffic that is not fragmented a call that would return at once.
-type FragmentRule interface {
-	FragmentsOnly()
-}
-
 // Classifier is implemented by rules that recognise, before any rule counts
 // a packet, that it belongs to something they report or explain. The
 // engine runs the Classify of every enabled Classifier, in rule order, on

@@ -45,7 +45,7 @@ func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireL
 		p.Time, tn = e.now, e.nowNs
 	}
 	p.TimeNs = tn
-	p.srcHashed = false
+	p.srcHashed, p.dstHashed = false, false
 	p.Class = Class{}
 	p.Frag = frag.Verdict{}
 	for i, r := range e.rules {

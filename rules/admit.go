@@ -2,9 +2,7 @@ package rules
 
 import (
 	"math"
-	"net/netip"
 
-	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/window"
 )
 
@@ -85,8 +83,9 @@ func addSat(c uint16, w uint32) uint16 { return uint16(min(uint32(c)+w, math.Max
 // it does, the cell's earlier counts are moved into seed (index 0 every
 // ICMP message, 1 echo requests; the packet itself not included) and the
 // cell is cleared, so targets sharing it do not inherit them.
-func (a *admitter) observe(dst netip.Addr, idx int64, n int, echo bool, seed *admitSeed) bool {
-	c := &a.cells[sketch.HashAddr(dst)>>(64-admitBits)]
+// h is the key's sketch.HashAddr.
+func (a *admitter) observe(h uint64, idx int64, n int, echo bool, seed *admitSeed) bool {
+	c := &a.cells[h>>(64-admitBits)]
 	ep := idx / window.Buckets
 	switch uint16(ep) - c.epoch {
 	case 0, math.MaxUint16: // this window, or a packet slightly out of order

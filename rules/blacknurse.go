@@ -95,6 +95,11 @@ func portUnreachable(p *detector.Packet) bool {
 	return p.ICMPType == icmpmsg.V4DestUnreach && p.ICMPCode == 3
 }
 
+// Interest implements detector.Interested: destination unreachables.
+func (r *BlackNurse) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.Types(icmpmsg.V4DestUnreach), ICMPv6: detector.Types(icmpmsg.V6DestUnreach)}
+}
+
 // Observe implements detector.Rule.
 func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !portUnreachable(p) || p.Class.Owner != "" {

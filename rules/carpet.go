@@ -98,14 +98,20 @@ const (
 
 type hostBitmap [carpetBits / 64]uint64
 
+// set counts the bits set in h.
+func (h *hostBitmap) set() int {
+	n := 0
+	for _, w := range h {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
 func (h *hostBitmap) add(x uint64) { h[x%carpetBits/64] |= 1 << (x % 64) }
 
 // estimate is the linear-counting estimate of distinct hosts in h.
 func (h *hostBitmap) estimate() float64 {
-	set := 0
-	for _, w := range h {
-		set += bits.OnesCount64(w)
-	}
+	set := h.set()
 	if set >= carpetBits {
 		return carpetBits * math.Log(carpetBits) // saturated: at least this many
 	}
@@ -146,6 +152,10 @@ type Carpet struct {
 	prefixes *table.Table[netip.Addr, carpetPrefix]
 	admit    admitter
 	sweep    sweepClock
+	// minBits is the number of set bits of a host bitmap whose estimate
+	// reaches MinHosts: the per-packet test compares a popcount with it
+	// instead of taking a logarithm.
+	minBits int
 }
 
 // NewCarpet returns the icmp_carpet_flood rule.
@@ -159,6 +169,7 @@ func NewCarpet(cfg CarpetConfig) *Carpet {
 		prefixes: table.New[netip.Addr, carpetPrefix](cfg.MaxPrefixes, nil),
 		admit: newAdmitter(FloodConfig{Window: cfg.Window, EchoPPS: cfg.EchoPPS, AnyPPS: cfg.AnyPPS,
 			EchoBPS: math.Inf(1), AnyBPS: math.Inf(1), StopRatio: cfg.StopRatio}),
+		minBits: int(math.Ceil(carpetBits * (1 - math.Exp(-float64(cfg.MinHosts)/carpetBits)))),
 	}
 }
 
@@ -188,10 +199,16 @@ func (r *Carpet) prefixOf(dst netip.Addr) (netip.Addr, int, bool) {
 	}
 	n := r.cfg.IPv6Prefix
 	a := dst.As16()
-	for i := n; i < 128; i++ {
-		a[i/8] &^= 1 << (7 - i%8)
+	if n%8 != 0 {
+		a[n/8] &= ^byte(0) << (8 - n%8)
 	}
+	clear(a[(n+7)/8:])
 	return netip.AddrFrom16(a), n, true
+}
+
+// Interest implements detector.Interested: every ICMP message.
+func (r *Carpet) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.AllTypes, ICMPv6: detector.AllTypes}
 }
 
 // Observe implements detector.Rule.
@@ -209,7 +226,7 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	e, ok := r.prefixes.Touch(net, now)
 	if !ok {
 		var seed admitSeed
-		if r.admit.level != 0 && !r.admit.observe(net, idx, p.WireLen, echo, &seed) {
+		if r.admit.level != 0 && !r.admit.observe(sketch.HashAddr(net), idx, p.WireLen, echo, &seed) {
 			return
 		}
 		e, _ = r.prefixes.Get(net, now)
@@ -225,7 +242,7 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	} else {
 		e.echo.AdvanceBucket(idx)
 	}
-	h := sketch.HashAddr(p.Dst)
+	h := p.DstHash()
 	if ep := now / r.windowNs; ep != e.epoch {
 		if ep != e.epoch+1 {
 			e.hosts[(ep+1)&1] = hostBitmap{}
@@ -234,7 +251,11 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		e.epoch = ep
 	}
 	e.hosts[e.epoch&1].add(h)
-	e.top.AddHash(p.Dst, h, 1)
+	// The top hosts are sampled, one packet in carpetSample (a flood of
+	// one host needs no exact count to show it carries everything).
+	if e.total%carpetSample == 0 {
+		e.top.AddHash(p.Dst, h, carpetSample)
+	}
 	e.total++
 
 	anyPPS, anyBPS := e.any.RatesOver(r.secs)
@@ -244,11 +265,13 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	if anyLevel == detector.LevelQuiet && echoLevel == detector.LevelQuiet {
 		return
 	}
-	hosts := e.hostsSeen()
-	if !r.spread(e, hosts) {
+	u := e.union()
+	if u.set() < r.minBits || !r.spread(e) {
 		return
 	}
-	e.peak = max(e.peak, hosts)
+	if hosts := u.estimate(); hosts > e.peak {
+		e.peak = hosts
+	}
 	m := detector.Measure{Window: r.cfg.Window}
 	if echoLevel >= anyLevel {
 		e.trigger = triggerEcho
@@ -262,22 +285,17 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Hit(net, p, &m)
 }
 
-// hostsSeen estimates the distinct hosts of e over the last one to two
-// windows.
-func (e *carpetPrefix) hostsSeen() float64 {
+// union is the bitmap of the hosts of e over the last one to two windows.
+func (e *carpetPrefix) union() hostBitmap {
 	var u hostBitmap
 	for i := range u {
 		u[i] = e.hosts[0][i] | e.hosts[1][i]
 	}
-	return u.estimate()
+	return u
 }
 
-// spread tells whether e's traffic reaches enough hosts with none
-// carrying most of it.
-func (r *Carpet) spread(e *carpetPrefix, hosts float64) bool {
-	if hosts < float64(r.cfg.MinHosts) {
-		return false
-	}
+// spread tells whether no single host carries most of e's traffic.
+func (r *Carpet) spread(e *carpetPrefix) bool {
 	top := e.top.Top(1, 0)
 	return len(top) == 0 || float64(top[0].Count) <= r.cfg.MaxHostShare*float64(e.total)
 }
@@ -329,6 +347,9 @@ func (r *Carpet) Describe(target netip.Addr, extra map[string]any) {
 	extra["echo_pps"] = echoPPS
 	extra["any_icmp_pps"] = anyPPS
 }
+
+// carpetSample is the sampling rate of a prefix's top hosts.
+const carpetSample = 4
 
 // topTargets is how many top targets an alert lists.
 const topTargets = 5

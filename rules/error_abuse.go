@@ -170,6 +170,14 @@ func hardError(p *detector.Packet) bool {
 	return p.ICMPType == icmpmsg.V4DestUnreach && (p.ICMPCode == 2 || p.ICMPCode == 3)
 }
 
+// Interest implements detector.Interested: the error messages.
+func (r *ErrorAbuse) Interest() detector.Interest {
+	return detector.Interest{
+		ICMPv4: detector.Types(icmpmsg.V4DestUnreach, icmpmsg.V4SourceQuench, icmpmsg.V4TimeExceeded, icmpmsg.V4ParamProblem),
+		ICMPv6: detector.Types(icmpmsg.V6DestUnreach, icmpmsg.V6PacketTooBig, icmpmsg.V6TimeExceeded, icmpmsg.V6ParamProblem),
+	}
+}
+
 // judge returns the reasons p is evidence for (a bit per reason), the MTU
 // it claims (0 if none) and what it quotes.
 func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {

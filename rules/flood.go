@@ -168,6 +168,11 @@ func level(pps, bps, startPPS, startBPS, stop float64) detector.Level {
 	return detector.LevelQuiet
 }
 
+// Interest implements detector.Interested: every ICMP message.
+func (f *Flood) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.AllTypes, ICMPv6: detector.AllTypes}
+}
+
 // Observe implements detector.Rule.
 func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !p.HasICMP || p.Class.Owner != "" || p.Class.Solicited {
@@ -181,7 +186,7 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 			t, _ = f.targets.Get(p.Dst, now)
 		} else {
 			var seed admitSeed
-			if !f.admit.observe(p.Dst, idx, p.WireLen, p.IsEchoRequest(), &seed) {
+			if !f.admit.observe(p.DstHash(), idx, p.WireLen, p.IsEchoRequest(), &seed) {
 				return
 			}
 			t, _ = f.targets.Get(p.Dst, now)

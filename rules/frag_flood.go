@@ -114,8 +114,8 @@ func NewFragFlood(cfg FragFloodConfig) *FragFlood {
 // Info implements detector.Rule.
 func (r *FragFlood) Info() detector.RuleInfo { return fragFloodInfo }
 
-// FragmentsOnly implements detector.FragmentRule.
-func (r *FragFlood) FragmentsOnly() {}
+// Interest implements detector.Interested: fragments only.
+func (r *FragFlood) Interest() detector.Interest { return detector.Interest{Fragments: true} }
 
 // Observe implements detector.Rule.
 func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {

@@ -90,8 +90,8 @@ func (r *FragOverlap) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Alert(p.Dst, p, extra)
 }
 
-// FragmentsOnly implements detector.FragmentRule.
-func (r *FragOverlap) FragmentsOnly() {}
+// Interest implements detector.Interested: fragments only.
+func (r *FragOverlap) Interest() detector.Interest { return detector.Interest{Fragments: true} }
 
 // Tick implements detector.Rule.
 func (r *FragOverlap) Tick(now time.Time, _ detector.Reporter) { r.limit.sweep(now) }

@@ -86,8 +86,8 @@ func (r *FragTiny) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Alert(p.Dst, p, extra)
 }
 
-// FragmentsOnly implements detector.FragmentRule.
-func (r *FragTiny) FragmentsOnly() {}
+// Interest implements detector.Interested: fragments only.
+func (r *FragTiny) Interest() detector.Interest { return detector.Interest{Fragments: true} }
 
 // Tick implements detector.Rule.
 func (r *FragTiny) Tick(now time.Time, _ detector.Reporter) { r.limit.sweep(now) }

@@ -155,6 +155,11 @@ func (r *NDFlood) Classify(p *detector.Packet) {
 	}
 }
 
+// Interest implements detector.Interested: solicitations, advertisements.
+func (r *NDFlood) Interest() detector.Interest {
+	return detector.Interest{ICMPv6: detector.Types(icmpmsg.V6NeighSolicit, icmpmsg.V6NeighAdvert)}
+}
+
 // keysOf returns the keys p counts toward: the destination host, or for a
 // group destination the source and the link.
 func (r *NDFlood) keysOf(p *detector.Packet, ns bool) [2]ndKey {

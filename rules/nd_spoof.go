@@ -157,6 +157,12 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Hit(addr, p, &detector.Measure{Level: detector.LevelFire})
 }
 
+// Interest implements detector.Interested: RAs, solicitations and
+// advertisements.
+func (r *NDSpoof) Interest() detector.Interest {
+	return detector.Interest{ICMPv6: detector.Types(icmpmsg.V6RouterAdvert, icmpmsg.V6NeighSolicit, icmpmsg.V6NeighAdvert)}
+}
+
 // takeover counts one more address taken over by mac and returns how many
 // it has taken over in the current window.
 func (r *NDSpoof) takeover(mac [6]byte, now int64) uint32 {

@@ -113,8 +113,8 @@ func (r *oversize) Observe(p *detector.Packet, rep detector.Reporter) {
 // Info implements detector.Rule.
 func (r *oversize) Info() detector.RuleInfo { return r.info }
 
-// FragmentsOnly implements detector.FragmentRule.
-func (r *oversize) FragmentsOnly() {}
+// Interest implements detector.Interested: fragments only.
+func (r *oversize) Interest() detector.Interest { return detector.Interest{Fragments: true} }
 
 // Tick implements detector.Rule.
 func (r *oversize) Tick(now time.Time, _ detector.Reporter) { r.limit.sweep(now) }

@@ -102,6 +102,11 @@ func (r *RAFlood) Classify(p *detector.Packet) {
 	}
 }
 
+// Interest implements detector.Interested: Router Advertisements.
+func (r *RAFlood) Interest() detector.Interest {
+	return detector.Interest{ICMPv6: detector.Types(icmpmsg.V6RouterAdvert)}
+}
+
 // Observe implements detector.Rule.
 func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !isND(p, icmpmsg.V6RouterAdvert, 16) {

@@ -132,6 +132,16 @@ func isRedirect(p *detector.Packet) bool {
 	return p.ICMPType == icmpmsg.V4Redirect
 }
 
+// Interest implements detector.Interested: redirects, and what teaches a
+// router's link-layer address (errors, echo replies, RAs, NAs).
+func (r *Redirect) Interest() detector.Interest {
+	return detector.Interest{
+		ICMPv4: detector.Types(0, icmpmsg.V4DestUnreach, icmpmsg.V4SourceQuench, icmpmsg.V4Redirect, icmpmsg.V4TimeExceeded, icmpmsg.V4ParamProblem),
+		ICMPv6: detector.Types(icmpmsg.V6DestUnreach, icmpmsg.V6PacketTooBig, icmpmsg.V6TimeExceeded, icmpmsg.V6ParamProblem,
+			129, icmpmsg.V6RouterAdvert, icmpmsg.V6NeighAdvert, icmpmsg.V6Redirect),
+	}
+}
+
 // learn records the link-layer address p's source speaks from when p is
 // a message a router sends itself from its link (an RA, an NA, an error
 // or an echo reply) and arrived unrouted: its TTL or hop limit is still a

@@ -208,6 +208,11 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
 }
 
+// Interest implements detector.Interested: Router Advertisements.
+func (r *RogueRA) Interest() detector.Interest {
+	return detector.Interest{ICMPv6: detector.Types(icmpmsg.V6RouterAdvert)}
+}
+
 // Tick implements detector.Rule: targets idle for 2 minutes go; routers
 // stay while seen within a day.
 func (r *RogueRA) Tick(now time.Time, _ detector.Reporter) {

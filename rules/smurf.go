@@ -404,6 +404,11 @@ func (s *Smurf) isBroadcast(p *detector.Packet) bool {
 	return true
 }
 
+// Interest implements detector.Interested: echo requests and replies.
+func (s *Smurf) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.Types(0, 8), ICMPv6: detector.Types(128, 129)}
+}
+
 func (s *Smurf) reqLevel(pps float64) detector.Level {
 	switch {
 	case pps >= s.cfg.RequestPPS:

@@ -30,7 +30,7 @@ func sweepDefinition() Definition {
 			"min_hosts":      "Start level: this many destinations a source had not probed before, within window.",
 			"hold_time":      "An attack lasts until the source has gone this long without probing new hosts at the stop level; at most one alert per source per hold period.",
 			"ignore_sources": "Sources never reported (monitoring servers, your own scanners): IP addresses or CIDR prefixes.",
-			"max_sources":    "Cap on tracked sources (about 600 bytes each). A source gets state only once it holds a cell of an admission filter with 8 probes more than the other sources hashed there within window (a spoofed flood's sources never do); least recently seen are evicted and counted.",
+			"max_sources":    "Cap on tracked sources (about 600 bytes each). A source gets state only once it holds a cell of an admission filter with probes to 8 distinct hosts within window (a flood's sources never do); least recently seen are evicted and counted.",
 		},
 		DefaultSweepConfig,
 		func(c SweepConfig) (detector.Rule, error) { return NewSweep(c), nil })
@@ -75,20 +75,25 @@ const sweepKnownBits = 2048
 
 type knownSet [sweepKnownBits / 64]uint64
 
-// sweepAdmitCells is the size of the admission filter: sources get state
-// after sweepAdmitProbes probes within a window.
+// The admission filter: 16 Ki cells (256 KiB, cache-resident), and the
+// distinct destinations (of 64 bitmap bits) that give a source state.
 const (
-	sweepAdmitBits   = 16
-	sweepAdmitProbes = 8
+	sweepAdmitBits  = 14
+	sweepAdmitDests = 8
 )
 
-// sweepCell is one admission cell: the source holding it (a fingerprint
-// of its hash) and a majority-vote count, so that sources that send one
-// probe each (a spoofed flood) cancel out instead of adding up.
+// sweepCell is one admission cell (16 bytes): the source holding it (a
+// fingerprint of its hash), a majority-vote count, so that sources that
+// send one probe each (a spoofed flood) cancel out instead of adding up,
+// and a 64-bit bitmap of the destinations its holder probed this window.
+// A source gets state once it holds its cell with probes to
+// sweepAdmitDests distinct destinations: a flood of one host, from one
+// source or many, never does.
 type sweepCell struct {
-	epoch int64
 	fp    uint32
-	n     uint32
+	epoch uint16
+	n     uint16
+	dests uint64
 }
 
 // sweepSource is what icmp_sweep keeps of one probing source.
@@ -114,8 +119,8 @@ type sweepSource struct {
 // reports a source that reaches MinHosts. Destinations are remembered in
 // a two-generation bitmap per source (hashed; a few percent of new hosts
 // may pass for known), so memory per source is fixed. Sources get state
-// only once an admission filter has seen 8 of their probes in a window;
-// the table is capped and counts evictions.
+// only once an admission filter has seen them probe 8 distinct hosts in a
+// window (see sweepCell); the table is capped and counts evictions.
 type Sweep struct {
 	cfg      SweepConfig
 	width    int64
@@ -148,6 +153,11 @@ func (r *Sweep) Info() detector.RuleInfo {
 	i := sweepInfo
 	i.HoldTime = r.cfg.HoldTime
 	return i
+}
+
+// Interest implements detector.Interested: ICMP queries and their replies.
+func (r *Sweep) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.Types(0, 8, 13, 14, 15, 16, 17, 18), ICMPv6: detector.Types(128, 129)}
 }
 
 // probeType returns the probe kind bit of a request, or 0.
@@ -224,18 +234,24 @@ func (r *Sweep) probe(p *detector.Packet, kind uint32, rep detector.Reporter) {
 		return
 	}
 	now := p.TimeNs
+	// The admission filter first: a source that holds no cell has no
+	// state worth a table lookup (a spoofed flood costs a cell access).
+	dh := p.DstHash()
+	seen, ok := r.admitted(p.SrcHash(), dh, now)
+	if !ok {
+		return
+	}
 	s, ok := r.sources.Touch(p.Src, now)
 	if !ok {
-		if !r.admitted(p.Src, now) || r.ignored(p.Src) {
+		if r.ignored(p.Src) {
 			return
 		}
 		s, _ = r.sources.Get(p.Src, now)
-		*s = sweepSource{}
+		*s = sweepSource{probed: uint64(seen - 1)} // the hosts probed before admission, this one aside
 	}
 	s.last = now
 	s.types |= kind
-	h := sketch.HashAddr(p.Dst)
-	x := h % sweepKnownBits
+	x := dh % sweepKnownBits
 	w, bit := x/64, uint64(1)<<(x%64)
 	cur := &s.known[s.cur]
 	known := (cur[w]|s.known[s.cur^1][w])&bit != 0
@@ -266,23 +282,27 @@ func (r *Sweep) probe(p *detector.Packet, kind uint32, rep detector.Reporter) {
 		Threshold: float64(r.cfg.MinHosts) / r.cfg.Window.Seconds(), WindowPackets: s.newDests.Packets(), WindowBytes: s.newDests.Bytes()})
 }
 
-// admitted counts a probe from src in the admission filter and tells
-// whether src has sent enough probes in the current window to get state.
-func (r *Sweep) admitted(src netip.Addr, now int64) bool {
-	h := sketch.HashAddr(src)
+// admitted counts a probe from a source (h: its sketch.HashAddr) to a
+// destination (dh: its hash) in the admission filter and tells whether
+// the source holds its cell with probes to enough distinct destinations
+// in the current window to have state.
+func (r *Sweep) admitted(h, dh uint64, now int64) (int, bool) {
 	c := &r.admit[h>>(64-sweepAdmitBits)]
 	fp := uint32(h)
-	switch ep := now / r.windowNs; {
+	switch ep := uint16(now / r.windowNs); {
 	case c.epoch != ep:
-		c.epoch, c.fp, c.n = ep, fp, 1
+		*c = sweepCell{fp: fp, epoch: ep, n: 1}
 	case c.fp == fp:
-		c.n++
+		c.n = min(c.n+1, 1<<15)
 	case c.n > 1:
 		c.n--
+		return 0, false
 	default:
-		c.fp, c.n = fp, 1
+		*c = sweepCell{fp: fp, epoch: ep, n: 1}
 	}
-	return c.fp == fp && c.n >= sweepAdmitProbes
+	c.dests |= 1 << (dh % 64)
+	n := bits.OnesCount64(c.dests)
+	return n, n >= sweepAdmitDests
 }
 
 func (r *Sweep) ignored(a netip.Addr) bool {

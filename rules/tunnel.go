@@ -129,6 +129,11 @@ func (r *Tunnel) Info() detector.RuleInfo {
 	return i
 }
 
+// Interest implements detector.Interested: echo requests and replies.
+func (r *Tunnel) Interest() detector.Interest {
+	return detector.Interest{ICMPv4: detector.Types(0, 8), ICMPv6: detector.Types(128, 129)}
+}
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // windowsPing is the data Windows' ping sends, repeated.
@@ -211,13 +216,24 @@ func (r *Tunnel) request(p *detector.Packet, rep detector.Reporter) {
 	d := p.ICMPData[8:]
 	now := p.TimeNs
 	key := tunnelPair{p.Src, p.Dst}
-	s, ok := r.pairs.Touch(key, now)
-	if !ok {
-		if pingPattern(d) {
+	pattern := pingPattern(d)
+	var s *tunnelState
+	if pattern {
+		// A ping's request costs no lookup unless pairs are tracked at
+		// all (a flood of pings never touches the table).
+		if r.pairs.Len() == 0 {
 			return
 		}
-		s, _ = r.pairs.Get(key, now)
-		*s = tunnelState{}
+		var ok bool
+		if s, ok = r.pairs.Touch(key, now); !ok {
+			return
+		}
+	} else {
+		var ok bool
+		if s, ok = r.pairs.Touch(key, now); !ok {
+			s, _ = r.pairs.Get(key, now)
+			*s = tunnelState{}
+		}
 	}
 	sum := crc32.Checksum(d, castagnoli)
 	s.last = now
@@ -226,7 +242,7 @@ func (r *Tunnel) request(p *detector.Packet, rep detector.Reporter) {
 	s.noteID(p.ICMPID)
 	s.pending[s.next%8] = pendingEcho{id: p.ICMPID, seq: p.ICMPSeq, sum: sum, used: true}
 	s.next++
-	if sum != s.lastSum && !pingPattern(d) {
+	if sum != s.lastSum && !pattern {
 		s.payloads++
 		s.volume += uint64(len(d))
 		s.sizes |= 1 << min(len(d)/16, 63)
@@ -236,6 +252,9 @@ func (r *Tunnel) request(p *detector.Packet, rep detector.Reporter) {
 }
 
 func (r *Tunnel) reply(p *detector.Packet, rep detector.Reporter) {
+	if r.pairs.Len() == 0 {
+		return
+	}
 	s, ok := r.pairs.Lookup(tunnelPair{p.Dst, p.Src})
 	if !ok {
 		return
