@@ -51,9 +51,11 @@ func eui64MAC(a netip.Addr) ([6]byte, bool) {
 }
 
 // isND tells whether p is an ICMPv6 neighbor-discovery message of type typ
-// with its whole fixed part.
+// with its whole fixed part. An atomic fragment (offset 0, no more
+// fragments: THC's RA-Guard bypass, -f) is a whole message too.
 func isND(p *detector.Packet, typ uint8, fixed int) bool {
-	return p.IPv6 && p.HasICMP && !p.Fragment && p.ICMPType == typ && len(p.ICMPData) >= fixed
+	whole := !p.Fragment || p.FragOffset == 0 && !p.MoreFragments
+	return p.IPv6 && p.HasICMP && whole && p.ICMPType == typ && len(p.ICMPData) >= fixed
 }
 
 // macString spells a MAC address the usual way.

@@ -105,7 +105,7 @@ func (r *NDSpoof) Info() detector.RuleInfo { return ndSpoofInfo }
 
 // Observe implements detector.Rule.
 func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
-	if !p.IPv6 || !p.HasICMP || p.Fragment {
+	if !p.IPv6 || !p.HasICMP {
 		return
 	}
 	var addr netip.Addr

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// toolbed is two test namespaces on a veth pair with IPv4 and IPv6: the
+// attacker runs real attack tools, the victim runs the sensor.
+type toolbed struct {
+	testbed
+	sender6, victim6 string // global IPv6 addresses
+	victimLL         string // the victim's link-local (EUI-64) address
+	sweepNet         string // an IPv4 /24 routed through the victim
+}
+
+func newToolbed(t *testing.T) toolbed {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("live tool test needs root (network namespaces, raw capture)")
+	}
+	id := os.Getpid()%200 + 20
+	tb := testbed{
+		sender: netns(fmt.Sprintf("icmpids-ts%d", id)), victim: netns(fmt.Sprintf("icmpids-tv%d", id)),
+		senderIf: fmt.Sprintf("ids-ts%d", id), victimIf: fmt.Sprintf("ids-tv%d", id),
+		senderAddr: fmt.Sprintf("10.234.%d.1", id), victimAddr: fmt.Sprintf("10.234.%d.2", id),
+	}
+	for _, ns := range []netns{tb.sender, tb.victim} {
+		sh(t, "ip", "netns", "add", string(ns))
+		ns := ns
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", string(ns)).Run() })
+		// No duplicate address detection: addresses usable at once.
+		for _, k := range []string{"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.disable_ipv6=0"} {
+			sh(t, "ip", "netns", "exec", string(ns), "sysctl", "-qw", k)
+		}
+	}
+	sh(t, "ip", "link", "add", tb.senderIf, "netns", string(tb.sender), "type", "veth", "peer", "name", tb.victimIf, "netns", string(tb.victim))
+	tt := toolbed{testbed: tb,
+		sender6: fmt.Sprintf("2001:db8:%x::1", id), victim6: fmt.Sprintf("2001:db8:%x::2", id),
+		sweepNet: fmt.Sprintf("10.235.%d.0/24", id)}
+	for _, side := range []struct {
+		ns         netns
+		ifc, a4, a6 string
+	}{{tb.sender, tb.senderIf, tb.senderAddr, tt.sender6}, {tb.victim, tb.victimIf, tb.victimAddr, tt.victim6}} {
+		sh(t, "ip", "-n", string(side.ns), "addr", "add", side.a4+"/24", "dev", side.ifc)
+		sh(t, "ip", "-n", string(side.ns), "addr", "add", side.a6+"/64", "dev", side.ifc, "nodad")
+		sh(t, "ip", "-n", string(side.ns), "link", "set", side.ifc, "up")
+		sh(t, "ip", "-n", string(side.ns), "link", "set", "lo", "up")
+	}
+	// The sweep's /24 is routed through the victim, so the sensor on the
+	// victim's interface sees every probe (no ARP for absent hosts).
+	sh(t, "ip", "-n", string(tb.sender), "route", "add", tt.sweepNet, "via", tb.victimAddr)
+	out, err := exec.Command("ip", "netns", "exec", string(tb.victim), "cat", "/sys/class/net/"+tb.victimIf+"/address").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := net.ParseMAC(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt.victimLL = eui64LinkLocal(mac).String()
+	time.Sleep(300 * time.Millisecond) // link-local addresses come up
+	return tt
+}
+
+// eui64LinkLocal is the modified EUI-64 link-local address of mac.
+func eui64LinkLocal(mac net.HardwareAddr) netip.Addr {
+	return netip.AddrFrom16([16]byte{0xfe, 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]})
+}
+
+// TestLiveAttackTools runs real attack tools from Debian (hping3, nmap,
+// THC-IPv6) in a test namespace against a live sensor in another, and
+// checks each raises its rule on its target, and that ordinary tools
+// (ping) raise nothing. Every traffic command is bounded by a count and a
+// timeout, and only the namespaces' own addresses are used.
+func TestLiveAttackTools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live test skipped in -short mode")
+	}
+	tb := newToolbed(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweepBase := strings.TrimSuffix(tb.sweepNet, "0/24")
+	tests := []struct {
+		name   string
+		tool   string   // needed on PATH
+		config string   // extra YAML under rules:
+		before []string // commands in the victim namespace first (background), if any
+		run    []string // the command in the sender namespace
+		want   string   // "rule target" that must start; "" = nothing may
+	}{
+		{"hping3 BlackNurse (3/3 at 25k pps)", "hping3", "", nil,
+			[]string{"timeout", "8", "hping3", "--icmp", "-C", "3", "-K", "3", "-i", "u40", "-c", "30000", "-q", tb.victimAddr},
+			"blacknurse " + tb.victimAddr},
+		{"hping3 redirect to gateway 0.0.0.0", "hping3", "", nil,
+			[]string{"timeout", "5", "hping3", "--icmp", "-C", "5", "-K", "1", "--icmp-gw", "0.0.0.0", "-c", "3", "-i", "u200000", tb.victimAddr},
+			"icmp_redirect " + tb.victimAddr},
+		{"hping3 source quench (default embedded header)", "hping3", "", nil,
+			[]string{"timeout", "5", "hping3", "--icmp", "-C", "4", "-c", "2", "-i", "u200000", tb.victimAddr},
+			"icmp_error_abuse " + tb.victimAddr},
+		{"hping3 time exceeded x3 (a quote the victim never sent)", "hping3", "", nil,
+			[]string{"timeout", "5", "hping3", "--icmp", "-C", "11", "-c", "3", "-i", "u200000", tb.victimAddr},
+			"icmp_error_abuse " + tb.victimAddr},
+		// (hping3 3.0 cannot send type 12: "Unsupported icmp type!".)
+		{"nmap -sn -PE sweep of a /24", "nmap", "", nil,
+			[]string{"timeout", "30", "nmap", "-sn", "-PE", "--send-ip", "-n", "--max-retries", "0", "--max-rtt-timeout", "50ms", "-T5", tb.sweepNet},
+			"icmp_sweep " + tb.senderAddr},
+		{"nmap -sn -PP (timestamp) sweep", "nmap", "", nil,
+			[]string{"timeout", "30", "nmap", "-sn", "-PP", "--send-ip", "-n", "--max-retries", "0", "--max-rtt-timeout", "50ms", "-T5", sweepBase + "0/26"},
+			"icmp_sweep " + tb.senderAddr},
+		{"THC flood_router26", "atk6-flood_router26", "", nil,
+			[]string{"timeout", "3", "atk6-flood_router26", tb.senderIf},
+			"ra_flood ff02::1"},
+		{"THC flood_router26 -f (RA-Guard bypass: atomic fragments)", "atk6-flood_router26", "", nil,
+			[]string{"timeout", "3", "atk6-flood_router26", "-f", tb.senderIf},
+			"ra_flood ff02::1"},
+		{"THC fake_router26 (routers configured)", "atk6-fake_router26", "  rogue_ra:\n    routers: [fe80::1]\n", nil,
+			[]string{"timeout", "3", "atk6-fake_router26", "-A", "2001:db8:bad::/64", tb.senderIf},
+			"rogue_ra ff02::1"},
+		{"THC kill_router6 in the victim's name", "atk6-kill_router6", "", nil,
+			[]string{"timeout", "3", "atk6-kill_router6", tb.senderIf, tb.victimLL},
+			"rogue_ra ff02::1"},
+		{"THC flood_solicitate6", "atk6-flood_solicitate6", "", nil,
+			[]string{"timeout", "3", "atk6-flood_solicitate6", tb.senderIf},
+			"nd_flood ff02::1"},
+		{"THC flood_advertise6", "atk6-flood_advertise6", "", nil,
+			[]string{"timeout", "3", "atk6-flood_advertise6", tb.senderIf},
+			"nd_flood ff02::1"},
+		{"THC parasite6 against the victim's solicitations", "atk6-parasite6", "",
+			[]string{"sh", "-c", fmt.Sprintf("sleep 1; for i in 1 2 3 4 5; do ip neigh flush dev %s; ping -6 -c 1 -W 1 %s >/dev/null; sleep 0.3; done", tb.victimIf, tb.sender6)},
+			[]string{"timeout", "6", "atk6-parasite6", tb.senderIf, "02:00:00:00:66:66"},
+			"nd_spoof " + tb.sender6},
+		{"THC toobig6 with MTU 1200", "atk6-toobig6", "", nil,
+			[]string{"timeout", "5", "atk6-toobig6", tb.senderIf, tb.victim6, tb.sender6, "1200"},
+			"icmp_error_abuse " + tb.victim6},
+		// ptunnel-ng carries a TCP stream (200 kB of random bytes) in echo
+		// payloads: the proxy in the victim's namespace forwards it to a
+		// listener there.
+		{"ptunnel-ng TCP over ICMP", "ptunnel-ng", "",
+			[]string{"sh", "-c", "timeout 14 nc -l 127.0.0.1 2222 >/dev/null & timeout 14 ptunnel-ng -r127.0.0.1 -R2222 -v -1 >/dev/null 2>&1; wait"},
+			[]string{"sh", "-c", fmt.Sprintf("sleep 1; timeout 12 ptunnel-ng -p%s -l4000 -r127.0.0.1 -R2222 -v -1 >/dev/null 2>&1 & sleep 1; head -c 200000 /dev/urandom | timeout 8 nc -q 1 127.0.0.1 4000; kill %%1; wait", tb.victimAddr)},
+			"icmp_tunnel " + tb.senderAddr},
+		{"ping", "ping", "", nil, []string{"timeout", "5", "ping", "-c", "5", "-i", "0.2", tb.victimAddr}, ""},
+		{"ping -s 1400 and ping -p ff", "ping", "", nil, []string{"sh", "-c",
+			fmt.Sprintf("timeout 5 ping -c 3 -i 0.2 -s 1400 %s; timeout 5 ping -c 3 -i 0.2 -p ff %s; timeout 5 ping -6 -c 3 -i 0.2 %s", tb.victimAddr, tb.victimAddr, tb.victim6)}, ""},
+		{"hping3 -1 -d 120", "hping3", "", nil, []string{"timeout", "5", "hping3", "-1", "-d", "120", "-c", "20", "-i", "u20000", tb.victimAddr}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := exec.LookPath(tc.tool); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("CI must have %s (.ci/run installs it): %v", tc.tool, err)
+				}
+				t.Skipf("%s not installed: %v", tc.tool, err)
+			}
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "icmpids.yaml")
+			yaml := "engine:\n  hold_time: 2s\nrules:\n  rogue_ra:\n    learning: 1s\n"
+			if tc.config != "" {
+				yaml = "engine:\n  hold_time: 2s\nrules:\n" + tc.config
+			}
+			if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe,
+				"run", "-i", tb.victimIf, "--config", cfg, "--format", "eve", "--stats-interval", "0")
+			sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
+			var stdout, stderr syncBuffer
+			sensor.Stdout, sensor.Stderr = &stdout, &stderr
+			if err := sensor.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer sensor.Process.Kill()
+			waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+			var bg *exec.Cmd
+			if tc.before != nil {
+				bg = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", string(tb.victim)}, tc.before...)...)
+				if err := bg.Start(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			attack := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", string(tb.sender)}, tc.run...)...)
+			out, err := attack.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); err != nil && !(ok && (ee.ExitCode() == 124 || ee.ExitCode() == 1 || ee.ExitCode() == 0)) {
+				t.Fatalf("%s: %v\n%s", strings.Join(tc.run, " "), err, out)
+			}
+			if bg != nil {
+				bg.Process.Kill()
+				bg.Wait()
+			}
+			if tc.want != "" {
+				waitFor(t, 10*time.Second, func() bool {
+					return containsStart(t, stdout.String(), tc.want)
+				}, tc.want, &stderr)
+			} else {
+				time.Sleep(500 * time.Millisecond)
+			}
+			sensor.Process.Signal(syscall.SIGTERM)
+			sensor.Wait()
+			starts := map[string]bool{}
+			for _, s := range summary(parseEVE(t, stdout.String())) {
+				if rule, rest, ok := strings.Cut(s, " start "); ok {
+					starts[rule+" "+rest] = true
+				}
+			}
+			if tc.want == "" && len(starts) > 0 {
+				t.Errorf("a benign tool raised %v", starts)
+			}
+			if tc.want != "" && !starts[tc.want] {
+				t.Errorf("starts %v, want %s\ntool output:\n%s", starts, tc.want, out)
+			}
+		})
+	}
+}
+
+// containsStart tells whether EVE output out holds a start of "rule target".
+func containsStart(t *testing.T, out, want string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, `"phase":"start"`) {
+			rule, target, _ := strings.Cut(want, " ")
+			if strings.Contains(l, `"rule":"`+rule+`"`) && strings.Contains(l, `"target":"`+target+`"`) {
+				return true
+			}
+		}
+	}
+	return false
+}
