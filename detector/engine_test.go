@@ -120,6 +120,37 @@ func smurfFrames(tb testing.TB) [][]byte {
 	return out
 }
 
+// ndAndErrorFrames is traffic for the newer rules, below their levels: a
+// router's RA, a solicitation and its answer, a genuine Packet Too Big, a
+// lone valid-looking redirect, a port unreachable quoting TCP, echo data
+// no ping sends (a tunnel pair gets state) and its echoed reply, and
+// timestamp requests to a few hosts.
+func ndAndErrorFrames(tb testing.TB) [][]byte {
+	tb.Helper()
+	r6, h6, g6 := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("2001:db8:1::5"), netip.MustParseAddr("2001:db8:1::9")
+	h4, r4 := netip.MustParseAddr("10.0.4.5"), netip.MustParseAddr("10.0.4.1")
+	mac := synth.MAC(1)
+	pfx := netip.MustParsePrefix("2001:db8:1::/64")
+	data := make([]byte, 64)
+	for i := range data {
+		data[i] = byte(i*37 + 11)
+	}
+	echo := func(src, dst netip.Addr, typ uint8) []byte {
+		return synth.Msg{Src: src, Dst: dst, Type: typ, Rest: append([]byte{0, 9, 0, 1}, data...)}.Frame()
+	}
+	return [][]byte{
+		synth.Msg{Src: r6, Dst: netip.MustParseAddr("ff02::1"), SrcMAC: mac, Type: 134, Rest: synth.RA(1800, 0, synth.PrefixOpt(pfx), synth.LinkAddrOpt(1, mac))}.Frame(),
+		synth.Msg{Src: h6, Dst: netip.MustParseAddr("ff02::1:ff00:9"), Type: 135, Rest: synth.NS(g6, synth.LinkAddrOpt(1, synth.MAC(5)))}.Frame(),
+		synth.Msg{Src: g6, Dst: h6, SrcMAC: synth.MAC(9), Type: 136, Rest: synth.NA(g6, false, true, true, synth.LinkAddrOpt(2, synth.MAC(9)))}.Frame(),
+		synth.Msg{Src: r6, Dst: h6, Type: 2, Rest: synth.Unreach(1400, synth.Quote(h6, g6, 6, 40000, 443, 1500))}.Frame(),
+		synth.Msg{Src: r4, Dst: h4, Type: 5, Code: 1, Rest: append([]byte{10, 0, 4, 2}, synth.Quote(h4, netip.MustParseAddr("192.0.2.8"), 6, 1, 2, 60)...)}.Frame(),
+		synth.Msg{Src: r4, Dst: h4, Type: 3, Code: 3, Rest: synth.Unreach(0, synth.Quote(h4, r4, 6, 40001, 80, 60))}.Frame(),
+		echo(h4, r4, 8), echo(r4, h4, 0),
+		synth.Msg{Src: h4, Dst: netip.MustParseAddr("10.0.4.20"), Type: 13, Rest: make([]byte, 16)}.Frame(),
+		synth.Msg{Src: h4, Dst: netip.MustParseAddr("10.0.4.21"), Type: 13, Rest: make([]byte, 16)}.Frame(),
+	}
+}
+
 // fragTrains returns the frames of a complete fragmented ping (IPv4, 3,000
 // bytes in three fragments) and of a complete IPv6 one, and where each
 // frame's fragment id lies, so a test can give every train a new id.
@@ -156,6 +187,7 @@ func setID(b []byte, off int, id uint16) { b[off], b[off+1] = byte(id>>8), byte(
 // and multicast echo requests, replies from reflectors).
 func TestEngineDoesNotAllocate(t *testing.T) {
 	frames := append(mixFrames(t), smurfFrames(t)...)
+	frames = append(frames, ndAndErrorFrames(t)...)
 	trains, idAt := fragTrains(t)
 	frames = append(frames, trains...)
 	udpFrag := frames[len(mixFrames(t))-3] // mixFrames' UDP middle fragment
@@ -188,6 +220,15 @@ func TestEngineDoesNotAllocate(t *testing.T) {
 	if st.Decode[detector.ReasonTruncated] == 0 || st.ICMP == 0 || st.ICMPv6 == 0 || st.Fragments == 0 ||
 		st.Frag.Completed == 0 || st.Frag.Trains < 1000 {
 		t.Fatalf("mix did not exercise every path: %+v", st)
+	}
+	for _, name := range []string{"icmp_tunnel.pairs", "nd_spoof.bindings", "icmp_redirect.hosts", "icmp_redirect.routers", "ra_flood.targets", "nd_flood.keys"} {
+		found := false
+		for _, tb := range st.Tables {
+			found = found || tb.Name == name && tb.Len > 0
+		}
+		if !found {
+			t.Errorf("the mix left table %s empty: its rule's path went untested", name)
+		}
 	}
 }
 
