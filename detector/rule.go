@@ -42,6 +42,11 @@ type Class struct {
 	// receiver sent (same host and echo identifier, within the
 	// classifier's time-out): a reply someone asked for.
 	Solicited bool
+	// Sweeping is set on a query (echo, timestamp, ...) whose source is
+	// probing many distinct hosts right now (a host sweep): its probes of
+	// x.y.z.255 are a scanner's, not a reflection attack in a victim's
+	// name.
+	Sweeping bool
 }
 
 // Describer is implemented by rules that add their own context to the

@@ -466,8 +466,8 @@ func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 		bcast = s.isBroadcast(p)
 		s.pending.touch(p.Src, p.ICMPID, now, bcast)
 	}
-	if !bcast {
-		return
+	if !bcast || p.Class.Sweeping {
+		return // a scanner's probe of x.y.z.255 is no reflection in its name
 	}
 	h, _ := s.hosts.Get(p.Src, now)
 	h.last = now

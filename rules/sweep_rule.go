@@ -227,6 +227,29 @@ func (r *Sweep) ObserveSource(p *detector.Packet, rep detector.Reporter) {
 	}
 }
 
+// Classify implements detector.Classifier: a probe from a source that is
+// sweeping now (new hosts at the stop level or above) is marked
+// p.Class.Sweeping, so smurf does not take its probes of broadcast
+// addresses for a reflection attack in the scanner's name.
+func (r *Sweep) Classify(p *detector.Packet) {
+	if p.SourceRemote || probeType(p) == 0 {
+		return
+	}
+	c := &r.admit[p.SrcHash()>>(64-sweepAdmitBits)]
+	if c.fp != uint32(p.SrcHash()) || bits.OnesCount64(c.dests) < sweepAdmitDests {
+		return
+	}
+	s, ok := r.sources.Lookup(p.Src)
+	if !ok {
+		return
+	}
+	n := s.newDests
+	n.Advance(p.TimeNs, r.width)
+	if float64(n.Packets()) >= float64(r.cfg.MinHosts)*r.cfg.StopRatio {
+		p.Class.Sweeping = true
+	}
+}
+
 // probe counts a probe of kind from p.Src and reports the source when its
 // new destinations reach the level.
 func (r *Sweep) probe(p *detector.Packet, kind uint32, rep detector.Reporter) {

@@ -30,15 +30,26 @@ func TestSweep(t *testing.T) {
 		{"IPv6 echo sweep", probes(s6, net6, 128, 500, 200, 500), []string{"icmp_sweep 2001:db8::128"}},
 		{"slow sweep, 5/s", probes(scanner, net4, 8, 254, 5, 254), []string{"icmp_sweep 10.0.0.128"}},
 		{"a /16 sweep at 3,000/s", probes(scanner, addr("10.1.0.0"), 8, 65000, 3000, 30000), []string{"icmp_sweep 10.0.0.128"}},
+		{"a 1M-destination sweep at 20,000/s", func() []synth.Frame {
+			m := synth.Msg{Src: scanner, Type: 8, Rest: make([]byte, 12)}
+			return seq(m, ruleEpoch, 20000, 200000, func(i int, m *synth.Msg) {
+				m.Dst = netip.AddrFrom4([4]byte{10, byte(16 + i>>16), byte(i >> 8), byte(i)})
+			})
+		}(), []string{"icmp_sweep 10.0.0.128"}},
 		{"ping 1/s to a handful of hosts", probes(scanner, net4, 8, 5, 1, 300), nil},
 		{"20 hosts probed", probes(scanner, net4, 8, 20, 10, 200), nil},
 		{"a flood of one host", probes(scanner, net4, 8, 1, 5000, 10000), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := only(startsOf(replay(t, tc.frames, defaultRules(t)...)), "icmp_sweep")
-			if !equal(got, tc.want) {
+			starts := startsOf(replay(t, tc.frames, defaultRules(t)...))
+			if got := only(starts, "icmp_sweep"); !equal(got, tc.want) {
 				t.Errorf("sweep starts %v, want %v", got, tc.want)
+			}
+			// A sweep's probes of x.y.z.255 are no Smurf in the scanner's
+			// name (smurf's benign twin).
+			if got := only(starts, "smurf"); len(got) != 0 {
+				t.Errorf("a sweep raised %v", got)
 			}
 		})
 	}

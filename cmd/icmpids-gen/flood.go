@@ -123,3 +123,58 @@ func fragFloodStream(w *writer, victim netip.Addr, seed uint64, rate float64, co
 	}
 	return nil
 }
+
+// carpetStream writes count echo requests at rate over the hosts of
+// prefix (round robin over its addresses, network address included), from
+// one source or, when spoofed, each from a new pseudo-random source: a
+// carpet-bombing flood. IPv4 frames are patched from one template.
+func carpetStream(w *writer, prefix netip.Prefix, spoofed bool, seed uint64, rate float64, count, payload int) error {
+	step := time.Duration(float64(time.Second) / rate)
+	rng := seed | 1
+	src := netip.MustParseAddr("198.51.100.7")
+	if !prefix.Addr().Is4() {
+		src = netip.MustParseAddr("2001:db8:bad::7")
+	}
+	hosts := uint64(1) << min(prefix.Addr().BitLen()-prefix.Bits(), 62)
+	base := prefix.Masked().Addr().As16()
+	var tmpl, frame []byte
+	for i := 0; i < count; i++ {
+		if spoofed {
+			rng = xorshift(rng)
+			src = synth.RandomAddr(rng, prefix.Addr().Is4())
+		}
+		dst := base
+		off := uint64(i) % hosts
+		for k := 15; k >= 0 && off > 0; k-- {
+			sum := uint64(dst[k]) + off&0xff
+			dst[k] = byte(sum)
+			off = off>>8 + sum>>8
+		}
+		ts := epoch.Add(time.Duration(i) * step)
+		if !prefix.Addr().Is4() {
+			data, err := synth.EchoFrame(synth.Echo{Src: src, Dst: netip.AddrFrom16(dst), ID: 0x4242, Seq: uint16(i), PayloadLen: payload})
+			if err != nil {
+				return err
+			}
+			if err := w.write(ts, data); err != nil {
+				return err
+			}
+			continue
+		}
+		if tmpl == nil {
+			var err error
+			tmpl, err = synth.EchoFrame(synth.Echo{Src: src, Dst: prefix.Addr(), ID: 0x4242, PayloadLen: payload})
+			if err != nil {
+				return err
+			}
+			frame = make([]byte, len(tmpl))
+		}
+		copy(frame, tmpl)
+		copy(frame[14+16:14+20], dst[12:16])
+		patchEcho4(frame, src, uint16(i))
+		if err := w.write(ts, frame); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@
 //	icmpids-gen -scenario spoofed-flood -count 10000000 -rate 1000000 -o flood.pcap
 //	icmpids-gen -scenario mix -count 2000000 -rate 200000 -o mix.pcap
 //	icmpids-gen -scenario frag-flood -count 1000000 -rate 200000 -o frags.pcap
+//	icmpids-gen -scenario spoofed-carpet -prefix 10.20.0.0/16 -count 5000000 -rate 500000 -o carpet.pcap
 //
 // Scenarios:
 //
@@ -16,6 +17,9 @@
 //	mix            benign gateway traffic: see the mix flags (-icmp, -ipv6, -vlan, -frag)
 //	frag-flood     first fragments of never-completed trains to -target,
 //	               every one a new train (spoofed source, new IP id)
+//	carpet         an echo flood spread over every address of -prefix
+//	               (carpet bombing), from one source
+//	spoofed-carpet the same, every packet from a new spoofed source
 package main
 
 import (
@@ -63,7 +67,8 @@ func (w *writer) write(t time.Time, data []byte) error {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("icmpids-gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenario := fs.String("scenario", "demo", "demo | flood | spoofed-flood | mix | frag-flood")
+	scenario := fs.String("scenario", "demo", "demo | flood | spoofed-flood | mix | frag-flood | carpet | spoofed-carpet")
+	prefixFlag := fs.String("prefix", "10.20.0.0/24", "the prefix a carpet spreads over (carpet scenarios)")
 	out := fs.String("o", "-", "output pcap file (- for stdout)")
 	count := fs.Int("count", 10000, "packets to write (all scenarios but demo)")
 	rate := fs.Float64("rate", 5000, "packets/s of packet time")
@@ -119,8 +124,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		gen = func(w *writer) error { return mixStream(w, mix, *seed, *rate, *count) }
 	case "frag-flood":
 		gen = func(w *writer) error { return fragFloodStream(w, victim, *seed, *rate, *count) }
+	case "carpet", "spoofed-carpet":
+		prefix, err := netip.ParsePrefix(*prefixFlag)
+		if err != nil {
+			return fmt.Errorf("-prefix: %v", err)
+		}
+		spoofed := *scenario == "spoofed-carpet"
+		gen = func(w *writer) error { return carpetStream(w, prefix, spoofed, *seed, *rate, *count, *payload) }
 	default:
-		return fmt.Errorf("-scenario: unknown scenario %q (demo, flood, spoofed-flood, mix, frag-flood)", *scenario)
+		return fmt.Errorf("-scenario: unknown scenario %q (demo, flood, spoofed-flood, mix, frag-flood, carpet, spoofed-carpet)", *scenario)
 	}
 	dst := stdout
 	if *out != "-" {

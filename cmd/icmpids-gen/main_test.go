@@ -52,7 +52,7 @@ func TestStreamedFloodMatchesSynth(t *testing.T) {
 }
 
 func TestScenariosWriteCount(t *testing.T) {
-	for _, sc := range []string{"mix", "frag-flood", "flood", "spoofed-flood"} {
+	for _, sc := range []string{"mix", "frag-flood", "flood", "spoofed-flood", "carpet", "spoofed-carpet"} {
 		b := gen(t, "-scenario", sc, "-count", "3000", "-rate", "100000")
 		n, size := countPackets(t, b)
 		if n != 3000 {
