@@ -51,6 +51,9 @@ const (
 	ReasonMalformedLink                 // link-layer header invalid
 	ReasonMalformedIP                   // IPv4/IPv6 header invalid (version, IHL, length)
 	ReasonMalformedICMP                 // ICMP header invalid
+	ReasonTunnelDepth                   // more encapsulation layers or VLAN tags than decode.max_depth / max_vlans
+	ReasonTunnelMalformed               // an encapsulation header invalid (VXLAN without its I flag, MPLS without a bottom of stack, ...)
+	ReasonTunnelUnsupported             // an encapsulation the decoder does not follow (GRE version 1, GENEVE of another protocol)
 	NumReasons                          // number of reasons, for counter arrays
 )
 
@@ -62,6 +65,9 @@ var reasonNames = [NumReasons]string{
 	ReasonMalformedLink:   "malformed_link",
 	ReasonMalformedIP:     "malformed_ip",
 	ReasonMalformedICMP:   "malformed_icmp",
+	ReasonTunnelDepth:       "tunnel_depth",
+	ReasonTunnelMalformed:   "tunnel_malformed",
+	ReasonTunnelUnsupported: "tunnel_unsupported",
 }
 
 // String returns the reason's stable snake_case name (used in stats output).
@@ -89,11 +95,19 @@ type Decoder struct {
 
 	fromEthernet, fromSLL, fromLoop, fromIPv4, fromIPv6, fromDot1Q *gopacket.DecodingLayerParser
 	decoded                                                        []gopacket.LayerType
+
+	enc encap      // the encapsulation decoders (DecodeConfig)
+	unw unwrapped  // unwrap's result, reused
 }
 
-// NewDecoder returns a Decoder ready for use.
-func NewDecoder() *Decoder {
-	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16)}
+// NewDecoder returns a Decoder with every encapsulation decoder on
+// (DefaultDecodeConfig).
+func NewDecoder() *Decoder { return NewDecoderConfig(DefaultDecodeConfig()) }
+
+// NewDecoderConfig returns a Decoder that follows the encapsulations cfg
+// enables; cfg must be valid.
+func NewDecoderConfig(cfg DecodeConfig) *Decoder {
+	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16), enc: newEncap(cfg)}
 	// gopacket's layers behind guards that turn short and malformed
 	// headers into sentinel errors before gopacket allocates one.
 	all := []gopacket.DecodingLayer{
@@ -147,7 +161,66 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	if d.fast(lt, data, p) { // plain TCP, UDP, ICMP: see fast.go
 		return ReasonOK
 	}
-	return d.decodeLayers(lt, data, p)
+	// Encapsulations (tunnels, mirror formats, label stacks, deep VLAN
+	// stacks): the innermost IP packet is the packet.
+	u := &d.unw
+	d.enc.unwrap(lt, data, u)
+	if !u.peeled && u.nvlan <= 2 && u.reason != ReasonTunnelDepth {
+		return d.decodeLayers(lt, data, p)
+	}
+	p.Tunnel = u.tunnel
+	p.VLANs, p.NVLAN = u.vlans, u.nvlan
+	if u.ip == nil {
+		if u.reason == ReasonOK {
+			return ReasonNotIP
+		}
+		return u.reason
+	}
+	reason := ReasonOK
+	if !d.fast(LinkRaw, u.ip, p) {
+		reason = d.decodeLayers(LinkRaw, u.ip, p)
+	}
+	p.Tunnel, p.VLANs, p.NVLAN = u.tunnel, u.vlans, u.nvlan
+	d.innerLink(u, p)
+	return reason
+}
+
+// vlanIDs records the VLAN tags of an Ethernet frame in p (gopacket's
+// parser reuses one Dot1Q layer for every tag, keeping only the last).
+func vlanIDs(f []byte, p *Packet) {
+	if len(f) < 14 {
+		return
+	}
+	et, b := binary.BigEndian.Uint16(f[12:14]), f[14:]
+	for (et == etherDot1Q || et == etherQinQ) && len(b) >= 4 {
+		if p.NVLAN < maxVLANsKept {
+			p.VLANs[p.NVLAN] = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
+		}
+		if p.NVLAN < 255 {
+			p.NVLAN++
+		}
+		et, b = binary.BigEndian.Uint16(b[2:4]), b[4:]
+	}
+}
+
+// innerLink sets p's link-layer fields from the innermost link layer
+// unwrap saw (the mirrored frame's own Ethernet header, not the
+// carrier's).
+func (d *Decoder) innerLink(u *unwrapped, p *Packet) {
+	p.L2Broadcast, p.L2Multicast, p.HasSrcMAC = false, false, false
+	switch {
+	case u.l2 != nil:
+		dst := u.l2[0:6]
+		if dst[0]&1 != 0 {
+			p.L2Multicast = true
+			p.L2Broadcast = dst[0] == 0xff && dst[1] == 0xff && dst[2] == 0xff && dst[3] == 0xff && dst[4] == 0xff && dst[5] == 0xff
+		}
+		p.SrcMAC, p.HasSrcMAC = [6]byte(u.l2[6:12]), true
+	case u.sllType == 1:
+		p.L2Broadcast, p.L2Multicast = true, true
+	case u.sllType == 2:
+		p.L2Multicast = true
+	}
 }
 
 // decodeLayers is Decode's gopacket path, for what the fast path declines.
@@ -201,6 +274,9 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 		return ReasonUnsupportedLink
 	}
 
+	if lt == LinkEthernet {
+		vlanIDs(data, p)
+	}
 	err := parser.DecodeLayers(data, &d.decoded)
 	reason := ReasonOK
 	var sawIP bool

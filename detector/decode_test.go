@@ -273,8 +273,9 @@ func fmtPacket(p Packet) string {
 // fmtPacketAll is fmtPacket with every other field the decoder fills: the
 // ICMP message bytes, the source MAC, the fragment checksums.
 func fmtPacketAll(p Packet) string {
-	return fmt.Sprintf("%s icmpdata=%x mac=%v/%x sum=%#x upoff=%d chain=%v time=%v wire=%d cap=%d",
-		fmtPacket(p), p.ICMPData, p.HasSrcMAC, p.SrcMAC, p.FragSum, p.FragUpperOff, p.FragChainIncomplete, p.Time, p.WireLen, p.CapLen)
+	return fmt.Sprintf("%s icmpdata=%x mac=%v/%x sum=%#x upoff=%d chain=%v time=%v wire=%d cap=%d vlans=%v/%d tunnel=%+v",
+		fmtPacket(p), p.ICMPData, p.HasSrcMAC, p.SrcMAC, p.FragSum, p.FragUpperOff, p.FragChainIncomplete, p.Time, p.WireLen, p.CapLen,
+		p.VLANs, p.NVLAN, p.Tunnel)
 }
 
 // TestDecodeSnapLen cuts every well-formed case at every length: the decoder

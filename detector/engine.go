@@ -38,6 +38,9 @@ type Config struct {
 	MaxAttacks int `mapstructure:"max_attacks"`
 	// Frag configures fragment-train tracking (engine.frag.*).
 	Frag frag.Config `mapstructure:"frag"`
+	// Decode configures the encapsulation decoders; the configuration
+	// file sets it as the top-level decode: block.
+	Decode DecodeConfig `mapstructure:"-"`
 	// Workers is how many engines share the work, each owning a shard of
 	// targets (detector/shard); 0 means one per CPU. The command wires
 	// them; an Engine itself is always one.
@@ -52,6 +55,7 @@ func DefaultConfig() Config {
 		UpdateInterval: 10 * time.Second,
 		MaxAttacks:     4096,
 		Frag:           frag.DefaultConfig(),
+		Decode:         DefaultDecodeConfig(),
 		Workers:        1,
 	}
 }
@@ -75,6 +79,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("engine.workers: %d is out of range [0, 1024] (0: one per CPU)", c.Workers))
 	}
 	if err := c.Frag.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Decode.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -149,7 +156,7 @@ func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
 	if sink == nil {
 		return nil, errors.New("detector: nil sink")
 	}
-	e := &Engine{cfg: cfg, dec: NewDecoder(), sink: sink}
+	e := &Engine{cfg: cfg, dec: NewDecoderConfig(cfg.Decode), sink: sink}
 	e.setRules(rules)
 	e.tracker = newTracker(e)
 	e.frag = frag.New(cfg.Frag)

@@ -88,6 +88,10 @@ type Event struct {
 	HasICMP  bool
 	ICMPType uint8
 	ICMPCode uint8
+	// VLANs are the triggering packet's VLAN ids (outermost first), Tunnel
+	// its outermost IP layer when it arrived encapsulated (Depth > 0).
+	VLANs  []uint16
+	Tunnel Tunnel
 	// Source is the top attacker as seen on the wire.
 	Source netip.Addr
 	// Started and LastSeen bound the attack in packet time.
@@ -123,10 +127,14 @@ func ProtoName(proto uint8) string {
 		return "ICMP"
 	case ProtoICMPv6:
 		return "IPv6-ICMP"
+	case 4:
+		return "IPIP"
 	case 6:
 		return "TCP"
 	case 17:
 		return "UDP"
+	case 41:
+		return "IPv6"
 	case 47:
 		return "GRE"
 	case 50:

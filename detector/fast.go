@@ -32,6 +32,8 @@ const (
 func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 	var bcast, mcast bool
 	var src []byte
+	var vlans [2]uint16
+	tags := 0
 	switch lt {
 	case LinkEthernet:
 		if len(data) < 14 {
@@ -45,20 +47,21 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		}
 		et := binary.BigEndian.Uint16(data[12:14])
 		data = data[14:]
-		for tags := 0; et == etherDot1Q || et == etherQinQ; tags++ {
+		for ; et == etherDot1Q || et == etherQinQ; tags++ {
 			if tags == 2 || len(data) < 4 {
 				return false
 			}
+			vlans[tags] = binary.BigEndian.Uint16(data[0:2]) & 0x0fff
 			et = binary.BigEndian.Uint16(data[2:4])
 			data = data[4:]
 		}
 		switch et {
 		case etherIPv4:
-			if !fastIPv4(data, p) {
+			if !fastIPv4(data, p, &d.enc) {
 				return false
 			}
 		case etherIPv6:
-			if !fastIPv6(data, p) {
+			if !fastIPv6(data, p, &d.enc) {
 				return false
 			}
 		default:
@@ -70,11 +73,11 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		}
 		switch v := data[0] >> 4; {
 		case v == 4 && lt != LinkIPv6:
-			if !fastIPv4(data, p) {
+			if !fastIPv4(data, p, &d.enc) {
 				return false
 			}
 		case v == 6 && lt != LinkIPv4:
-			if !fastIPv6(data, p) {
+			if !fastIPv6(data, p, &d.enc) {
 				return false
 			}
 		default:
@@ -86,13 +89,17 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 	p.L2Broadcast, p.L2Multicast = bcast, mcast
 	if src != nil {
 		p.SrcMAC, p.HasSrcMAC = [6]byte(src), true
+		if tags > 0 {
+			p.VLANs[0], p.VLANs[1], p.NVLAN = vlans[0], vlans[1], uint8(tags)
+		}
 	}
 	return true
 }
 
 // fastIPv4 fills p from an IPv4 packet without options that is no
-// fragment and carries TCP, UDP or a whole ICMP header, or declines.
-func fastIPv4(b []byte, p *Packet) bool {
+// fragment and carries TCP, UDP (not to a tunnel port of e) or a whole
+// ICMP header, or declines.
+func fastIPv4(b []byte, p *Packet, e *encap) bool {
 	if len(b) < 20 || b[0] != 0x45 {
 		return false
 	}
@@ -105,7 +112,11 @@ func fastIPv4(b []byte, p *Packet) bool {
 	var hasICMP bool
 	var icmp []byte
 	switch proto {
-	case protoTCP, protoUDP:
+	case protoTCP:
+	case protoUDP:
+		if e.anyUDP && len(b) >= 28 && e.udpTunnel(binary.BigEndian.Uint16(b[20:22]), binary.BigEndian.Uint16(b[22:24])) {
+			return false
+		}
 	case ProtoICMPv4:
 		icmp = b[20:min(length, len(b))]
 		if len(icmp) < 8 {
@@ -135,9 +146,9 @@ func fastIPv4(b []byte, p *Packet) bool {
 }
 
 // fastIPv6 fills p from an IPv6 packet without extension headers that
-// carries TCP, UDP or a whole ICMPv6 header (8 bytes for an echo), or
-// declines.
-func fastIPv6(b []byte, p *Packet) bool {
+// carries TCP, UDP (not to a tunnel port of e) or a whole ICMPv6 header (8
+// bytes for an echo), or declines.
+func fastIPv6(b []byte, p *Packet, e *encap) bool {
 	if len(b) < 40 || b[0]>>4 != 6 {
 		return false
 	}
@@ -149,7 +160,11 @@ func fastIPv6(b []byte, p *Packet) bool {
 	var hasICMP bool
 	var icmp []byte
 	switch next {
-	case protoTCP, protoUDP:
+	case protoTCP:
+	case protoUDP:
+		if e.anyUDP && len(b) >= 48 && e.udpTunnel(binary.BigEndian.Uint16(b[40:42]), binary.BigEndian.Uint16(b[42:44])) {
+			return false
+		}
 	case ProtoICMPv6:
 		icmp = b[40:min(40+plen, len(b))]
 		if len(icmp) < 4 {

@@ -19,6 +19,9 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range decodeCases(f) {
 		f.Add(c.frame, uint32(0))
 	}
+	for _, fr := range encapFrames(f) {
+		f.Add(fr, uint32(3))
+	}
 	f.Add([]byte{}, uint32(1))
 	f.Add([]byte{0x45, 0, 0, 20, 0, 0, 0x3f, 0xff, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}, uint32(2)) // last fragment at 65,528
 	f.Fuzz(func(t *testing.T, data []byte, tsOffset uint32) {

@@ -46,6 +46,14 @@ type Packet struct {
 	SrcMAC    [6]byte
 	HasSrcMAC bool
 
+	// VLANs are the frame's 802.1Q/802.1ad VLAN ids, outermost first (the
+	// first maxVLANsKept of NVLAN).
+	VLANs [maxVLANsKept]uint16
+	NVLAN uint8
+	// Tunnel describes the outermost IP layer when the packet arrived
+	// encapsulated (Tunnel.Depth > 0): the rules see the inner packet.
+	Tunnel Tunnel
+
 	// L2Broadcast is set when the Ethernet destination is ff:ff:ff:ff:ff:ff;
 	// L2Multicast when it is any group address (broadcast included).
 	L2Broadcast, L2Multicast bool

@@ -45,6 +45,9 @@ type packetSummary struct {
 	hasICMP  bool
 	icmpType uint8
 	icmpCode uint8
+	nvlan    uint8
+	vlans    [maxVLANsKept]uint16
+	tunnel   Tunnel
 }
 
 // set records p. Field by field on purpose: a whole-struct copy through
@@ -53,6 +56,9 @@ type packetSummary struct {
 func (s *packetSummary) set(p *Packet) {
 	s.src, s.dst = p.Src, p.Dst
 	s.proto, s.hasICMP, s.icmpType, s.icmpCode = p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode
+	if p.NVLAN|p.Tunnel.Depth != 0 || s.nvlan|s.tunnel.Depth != 0 {
+		s.nvlan, s.vlans, s.tunnel = p.NVLAN, p.VLANs, p.Tunnel
+	}
 }
 
 // tracker owns the attack lifecycle for every (rule, target).
@@ -204,6 +210,10 @@ func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string
 		Bytes:    uint64(p.WireLen),
 		Sources:  1,
 		Extra:    extra,
+		Tunnel:   p.Tunnel,
+	}
+	if p.NVLAN > 0 {
+		ev.VLANs = append([]uint16(nil), p.VLANs[:min(int(p.NVLAN), maxVLANsKept)]...)
 	}
 	t.e.stats.AttacksStarted++
 	t.e.sink.Emit(ev)
@@ -332,6 +342,10 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 		Window:    a.measure.Window,
 		Threshold: a.measure.Threshold,
 		EndReason: reason,
+		Tunnel:    a.lastPacket.tunnel,
+	}
+	if n := a.lastPacket.nvlan; n > 0 {
+		ev.VLANs = append([]uint16(nil), a.lastPacket.vlans[:min(int(n), maxVLANsKept)]...)
 	}
 	if phase == PhaseEnd {
 		ev.PPS, ev.BPS = 0, 0 // the attack is over; its peak says how big it was

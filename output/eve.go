@@ -3,6 +3,7 @@ package output
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -111,6 +112,26 @@ func (j *jsonBuf) alert(ev *detector.Event) {
 	if ev.HasICMP {
 		j.uint("icmp_type", uint64(ev.ICMPType))
 		j.uint("icmp_code", uint64(ev.ICMPCode))
+	}
+	if len(ev.VLANs) > 0 {
+		j.key("vlan")
+		j.b = append(j.b, '[')
+		for i, v := range ev.VLANs {
+			if i > 0 {
+				j.b = append(j.b, ',')
+			}
+			j.b = strconv.AppendUint(j.b, uint64(v), 10)
+		}
+		j.b = append(j.b, ']')
+	}
+	if t := ev.Tunnel; t.Depth > 0 {
+		// Suricata's tunnel object: the outermost IP layer.
+		j.openObj("tunnel")
+		j.addr("src_ip", t.Src)
+		j.addr("dest_ip", t.Dst)
+		j.str("proto", detector.ProtoName(t.Proto))
+		j.uint("depth", uint64(t.Depth))
+		j.closeObj()
 	}
 
 	j.openObj("alert")

@@ -118,6 +118,27 @@ func appendTextEvent(b []byte, ev *detector.Event) []byte {
 			b = append(b, " proto="...)
 			b = append(b, detector.ProtoName(ev.Proto)...)
 		}
+		if t := ev.Tunnel; t.Depth > 0 {
+			b = append(b, " tunnel="...)
+			b = append(b, detector.ProtoName(t.Proto)...)
+			b = append(b, ':')
+			b = t.Src.AppendTo(b)
+			b = append(b, '>')
+			b = t.Dst.AppendTo(b)
+			if t.Depth > 1 {
+				b = append(b, '/')
+				b = strconv.AppendUint(b, uint64(t.Depth), 10)
+			}
+		}
+		if len(ev.VLANs) > 0 {
+			b = append(b, " vlan="...)
+			for i, v := range ev.VLANs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendUint(b, uint64(v), 10)
+			}
+		}
 		b = appendSources(b, ev)
 		if rated {
 			b = append(b, " pps="...)

@@ -30,6 +30,9 @@ type Config struct {
 	Output   OutputConfig    `mapstructure:"output"`
 	Capture  CaptureConfig   `mapstructure:"capture"`
 	Engine   detector.Config `mapstructure:"engine"`
+	// Decode configures the encapsulation decoders (copied into
+	// Engine.Decode once loaded).
+	Decode detector.DecodeConfig `mapstructure:"decode"`
 	Rules    rules.Config    `mapstructure:"rules"`
 	// Syslog holds the syslog output's settings (the collector's URL is
 	// output.syslog); Metrics the Prometheus endpoint's.
@@ -93,6 +96,7 @@ func defaultConfig() Config {
 			Fanout:        1,
 		},
 		Engine: detector.DefaultConfig(),
+		Decode: detector.DefaultDecodeConfig(),
 		Syslog: output.DefaultSyslogConfig(),
 		Rules:  rules.DefaultConfig(),
 	}
@@ -196,6 +200,7 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 	if err != nil {
 		return Config{}, usageErrorf("config%s: %s", inFile(path), withValues(v, oneLine(err)))
 	}
+	cfg.Engine.Decode = cfg.Decode
 	if err := cfg.Validate(); err != nil {
 		return Config{}, usageErrorf("config%s: %s", inFile(path), oneLine(err))
 	}

@@ -353,7 +353,7 @@ func (s *sensor) fronts(n int, cfg Config) ([]*shard.Front, error) {
 			return nil, fmt.Errorf("capture.fanout: cannot feed pipeline %T from several readers", s.engine)
 		}
 		var err error
-		if set, err = shard.Single(shard.Config{Tick: cfg.Engine.Tick}, eng); err != nil {
+		if set, err = shard.Single(shard.Config{Tick: cfg.Engine.Tick, Decode: &cfg.Decode}, eng); err != nil {
 			return nil, err
 		}
 		s.engine = set

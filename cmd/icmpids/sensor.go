@@ -160,7 +160,7 @@ func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.S
 			break
 		}
 	}
-	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group}, sink,
+	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group, Decode: &cfg.Decode}, sink,
 		func(_ int, sink detector.Sink) (*detector.Engine, error) {
 			rs, err := rules.Enabled(cfg.Rules)
 			if err != nil {

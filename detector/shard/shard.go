@@ -94,6 +94,10 @@ type Config struct {
 	// fronts it is called from each front's goroutine: it must be safe for
 	// concurrent use (smurf's Group only reads its configuration).
 	Group func(p *detector.Packet) bool
+	// Decode configures the fronts' decoders, which route by the
+	// innermost packet's addresses; the zero value means
+	// detector.DefaultDecodeConfig.
+	Decode *detector.DecodeConfig
 }
 
 // Grouper is implemented by a rule that defines which echo requests go to
@@ -247,7 +251,11 @@ func (s *Set) newBatch() *batch {
 }
 
 func (s *Set) newFront() *Front {
-	f := &Front{s: s, dec: detector.NewDecoder(), cur: make([]*batch, len(s.workers))}
+	dec := detector.NewDecoder()
+	if s.cfg.Decode != nil {
+		dec = detector.NewDecoderConfig(*s.cfg.Decode)
+	}
+	f := &Front{s: s, dec: dec, cur: make([]*batch, len(s.workers))}
 	for i := range f.cur {
 		f.cur[i] = s.newBatch()
 	}
