@@ -44,27 +44,27 @@ type Reason uint8
 
 // Decode outcomes.
 const (
-	ReasonOK              Reason = iota // decoded
-	ReasonNotIP                         // a frame without IP (ARP, LLDP, ...): skipped, not an error
-	ReasonUnsupportedLink               // link type the decoder does not handle
-	ReasonTruncated                     // captured bytes end inside a header
-	ReasonMalformedLink                 // link-layer header invalid
-	ReasonMalformedIP                   // IPv4/IPv6 header invalid (version, IHL, length)
-	ReasonMalformedICMP                 // ICMP header invalid
-	ReasonTunnelDepth                   // more encapsulation layers or VLAN tags than decode.max_depth / max_vlans
-	ReasonTunnelMalformed               // an encapsulation header invalid (VXLAN without its I flag, MPLS without a bottom of stack, ...)
-	ReasonTunnelUnsupported             // an encapsulation the decoder does not follow (GRE version 1, GENEVE of another protocol)
-	NumReasons                          // number of reasons, for counter arrays
+	ReasonOK                Reason = iota // decoded
+	ReasonNotIP                           // a frame without IP (ARP, LLDP, ...): skipped, not an error
+	ReasonUnsupportedLink                 // link type the decoder does not handle
+	ReasonTruncated                       // captured bytes end inside a header
+	ReasonMalformedLink                   // link-layer header invalid
+	ReasonMalformedIP                     // IPv4/IPv6 header invalid (version, IHL, length)
+	ReasonMalformedICMP                   // ICMP header invalid
+	ReasonTunnelDepth                     // more encapsulation layers or VLAN tags than decode.max_depth / max_vlans
+	ReasonTunnelMalformed                 // an encapsulation header invalid (VXLAN without its I flag, MPLS without a bottom of stack, ...)
+	ReasonTunnelUnsupported               // an encapsulation the decoder does not follow (GRE version 1, GENEVE of another protocol)
+	NumReasons                            // number of reasons, for counter arrays
 )
 
 var reasonNames = [NumReasons]string{
-	ReasonOK:              "ok",
-	ReasonNotIP:           "not_ip",
-	ReasonUnsupportedLink: "unsupported_link",
-	ReasonTruncated:       "truncated",
-	ReasonMalformedLink:   "malformed_link",
-	ReasonMalformedIP:     "malformed_ip",
-	ReasonMalformedICMP:   "malformed_icmp",
+	ReasonOK:                "ok",
+	ReasonNotIP:             "not_ip",
+	ReasonUnsupportedLink:   "unsupported_link",
+	ReasonTruncated:         "truncated",
+	ReasonMalformedLink:     "malformed_link",
+	ReasonMalformedIP:       "malformed_ip",
+	ReasonMalformedICMP:     "malformed_icmp",
 	ReasonTunnelDepth:       "tunnel_depth",
 	ReasonTunnelMalformed:   "tunnel_malformed",
 	ReasonTunnelUnsupported: "tunnel_unsupported",
@@ -96,8 +96,8 @@ type Decoder struct {
 	fromEthernet, fromSLL, fromLoop, fromIPv4, fromIPv6, fromDot1Q *gopacket.DecodingLayerParser
 	decoded                                                        []gopacket.LayerType
 
-	enc encap      // the encapsulation decoders (DecodeConfig)
-	unw unwrapped  // unwrap's result, reused
+	enc encap     // the encapsulation decoders (DecodeConfig)
+	unw unwrapped // unwrap's result, reused
 }
 
 // NewDecoder returns a Decoder with every encapsulation decoder on

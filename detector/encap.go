@@ -88,10 +88,10 @@ const maxVLANsKept = 4
 // encap is the decoder's encapsulation state: the configuration in the
 // form the per-frame path reads.
 type encap struct {
-	cfg                            DecodeConfig
-	vxlan, geneve, teredo          [maxTunnelPorts]uint16
-	nVXLAN, nGENEVE, nTeredo       int
-	anyUDP                         bool // some UDP encapsulation is on
+	cfg                      DecodeConfig
+	vxlan, geneve, teredo    [maxTunnelPorts]uint16
+	nVXLAN, nGENEVE, nTeredo int
+	anyUDP                   bool // some UDP encapsulation is on
 }
 
 func newEncap(cfg DecodeConfig) encap {

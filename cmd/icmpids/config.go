@@ -33,7 +33,7 @@ type Config struct {
 	// Decode configures the encapsulation decoders (copied into
 	// Engine.Decode once loaded).
 	Decode detector.DecodeConfig `mapstructure:"decode"`
-	Rules    rules.Config    `mapstructure:"rules"`
+	Rules  rules.Config          `mapstructure:"rules"`
 	// Syslog holds the syslog output's settings (the collector's URL is
 	// output.syslog); Metrics the Prometheus endpoint's.
 	Syslog  output.SyslogConfig `mapstructure:"syslog"`

@@ -48,7 +48,7 @@ func newToolbed(t *testing.T) toolbed {
 		sender6: fmt.Sprintf("2001:db8:%x::1", id), victim6: fmt.Sprintf("2001:db8:%x::2", id),
 		sweepNet: fmt.Sprintf("10.235.%d.0/24", id)}
 	for _, side := range []struct {
-		ns         netns
+		ns          netns
 		ifc, a4, a6 string
 	}{{tb.sender, tb.senderIf, tb.senderAddr, tt.sender6}, {tb.victim, tb.victimIf, tb.victimAddr, tt.victim6}} {
 		sh(t, "ip", "-n", string(side.ns), "addr", "add", side.a4+"/24", "dev", side.ifc)
