@@ -65,19 +65,43 @@ const defaultReadTimeout = 250 * time.Millisecond
 // header and "ip6 protochain" cannot be combined with "vlan".
 const baseBPF = "icmp or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] != 6 and ip6[6] != 17)"
 
-// DefaultBPF is the capture filter used when LiveConfig.BPF is empty: IPv4
-// ICMP, every IPv4 fragment, every IPv6 packet but plain TCP and UDP (so all
-// ICMPv6 and all IPv6 fragments, even behind other extension headers), on
-// untagged frames and on frames with one or two VLAN tags (802.1Q, 802.1ad).
+// DefaultBPF is the capture filter used when LiveConfig.BPF is empty:
+// DefaultBPFFor the IANA ports of VXLAN (4789), GENEVE (6081) and Teredo
+// (3544).
+func DefaultBPF() string { return DefaultBPFFor([]int{4789}, []int{6081}, []int{3544}) }
+
+// bpfVLANDepth is how deep in a VLAN tag stack the default filter looks:
+// the decoder's default decode.max_vlans. Each level repeats the
+// expression behind one more "vlan" (libpcap shifts the offsets).
+const bpfVLANDepth = 8
+
+// DefaultBPFFor is the default capture filter for the given UDP
+// encapsulation ports: IPv4 ICMP, every IPv4 fragment, every IPv6 packet
+// but plain TCP and UDP (so all ICMPv6 and all IPv6 fragments, even behind
+// other extension headers), and what the decoder looks into: IP-in-IP,
+// 6in4 and GRE (ERSPAN included), UDP to the VXLAN and GENEVE ports and
+// from or to the Teredo ports, PPPoE sessions and MPLS — on untagged
+// frames and under up to 8 VLAN tags (802.1Q, 802.1ad).
 //
 // Limits: over-inclusive for IPv6 (TCP/UDP behind an extension header, and
-// other protocols such as ESP or SCTP, pass; the decoder ignores them);
-// more than two VLAN tags, MPLS, PPPoE and tunnels are not looked into. On
-// links without VLAN support in libpcap (e.g. "any", Linux cooked capture)
-// OpenLive drops the VLAN part; Linux hands those frames over untagged
-// anyway.
-func DefaultBPF() string {
-	return baseBPF + " or (vlan and (" + baseBPF + " or (vlan and (" + baseBPF + "))))"
+// other protocols such as ESP or SCTP, pass; the decoder ignores them),
+// and for tunnels (every packet of a tunnel passes, the decoder keeps its
+// ICMP). On links without VLAN support in libpcap (e.g. "any", Linux
+// cooked capture) OpenLive drops the VLAN part; Linux hands those frames
+// over untagged anyway.
+func DefaultBPFFor(vxlanPorts, genevePorts, teredoPorts []int) string {
+	x := baseBPF + " or ip proto 4 or ip proto 41 or ip proto 47 or ether proto 0x8864 or ether proto 0x8847 or ether proto 0x8848"
+	for _, p := range append(append([]int{}, vxlanPorts...), genevePorts...) {
+		x += fmt.Sprintf(" or udp dst port %d", p)
+	}
+	for _, p := range teredoPorts {
+		x += fmt.Sprintf(" or udp port %d", p)
+	}
+	expr := x
+	for i := 1; i < bpfVLANDepth; i++ {
+		expr = x + " or (vlan and (" + expr + "))"
+	}
+	return x + " or (vlan and (" + expr + "))"
 }
 
 // Stats are the capture counters of a live handle, as libpcap reports them.

@@ -76,6 +76,8 @@ func TestDefaultBPF(t *testing.T) {
 		{"802.1Q", synth.Link{Type: synth.LinkEthernet, VLANs: []uint16{42}}},
 		{"QinQ 88a8+8100", synth.Link{Type: synth.LinkEthernet, VLANs: []uint16{42, 43}, QinQ: true}},
 		{"double 8100", synth.Link{Type: synth.LinkEthernet, VLANs: []uint16{42, 43}}},
+		{"three tags", synth.Link{Type: synth.LinkEthernet, VLANs: []uint16{42, 43, 44}}},
+		{"eight tags, 88a8 outermost", synth.Link{Type: synth.LinkEthernet, VLANs: []uint16{1, 2, 3, 4, 5, 6, 7, 8}, QinQ: true}},
 	}
 	for _, l := range links {
 		for _, c := range ips {
@@ -86,6 +88,26 @@ func TestDefaultBPF(t *testing.T) {
 			ci := gopacket.CaptureInfo{CaptureLength: len(frame), Length: len(frame)}
 			if got := bpf.Matches(ci, frame); got != c.keep {
 				t.Errorf("%s %s: kept=%v, want %v", l.name, c.name, got, c.keep)
+			}
+		}
+	}
+	// Every encapsulation the decoder looks into passes, whatever it
+	// carries (the decoder keeps the ICMP).
+	for _, kind := range synth.Wraps {
+		for _, c := range ips[:2] {
+			frame, err := synth.Encap(synth.Link{Type: synth.LinkEthernet}, c.ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind == synth.WrapTeredo {
+				frame, _ = synth.Encap(synth.Link{Type: synth.LinkEthernet}, ips[6].ip) // IPv6 echo
+			}
+			w, err := synth.Wrap(kind, frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bpf.Matches(gopacket.CaptureInfo{CaptureLength: len(w), Length: len(w)}, w) {
+				t.Errorf("%s carrying %s: dropped", kind, c.name)
 			}
 		}
 	}

@@ -106,7 +106,7 @@ func (a *app) runLive(ctx context.Context) error {
 	log := newLogger(cfg.LogLevel, a.stderr)
 	bpf := cfg.Capture.BPF
 	if bpf == "" {
-		bpf = capture.DefaultBPF()
+		bpf = capture.DefaultBPFFor(cfg.Decode.VXLANPorts, cfg.Decode.GENEVEPorts, cfg.Decode.TeredoPorts)
 	}
 	src, readers, err := openLiveSource(cfg.Capture, bpf)
 	if err != nil {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/icmpids/icmpids/capture/synth"
+)
+
+// TestLiveDeepVLANsAndTunnels: a flood behind 3 and 8 VLAN tags, and inside
+// GRE, VXLAN and MPLS, is seen by the live sensor with its default filter,
+// through libpcap and AF_PACKET: the filter passes what the decoder reads.
+// The frames are written onto the sender's end of a veth pair in test
+// namespaces (bounded: 5,000 frames each).
+func TestLiveDeepVLANsAndTunnels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live test skipped in -short mode")
+	}
+	tb := newTestbed(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := netip.MustParseAddr("10.77.0.5")
+	bare, err := synth.Flood{Target: victim, Source: netip.MustParseAddr("198.51.100.7"), Start: time.Now(), Rate: 20000, Count: 5000}.Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"pcap", "afpacket"} {
+		for _, kind := range []string{"vlan3", "qinq8", synth.WrapGRE, synth.WrapVXLAN, synth.WrapMPLS} {
+			t.Run(method+"/"+kind, func(t *testing.T) {
+				var frames []synth.Frame
+				switch kind {
+				case "vlan3", "qinq8":
+					n := map[string]int{"vlan3": 3, "qinq8": 8}[kind]
+					for _, f := range bare {
+						ids := make([]uint16, n)
+						for i := range ids {
+							ids[i] = uint16(10 + i)
+						}
+						d, err := synth.Encap(synth.Link{Type: synth.LinkEthernet, VLANs: ids, QinQ: kind == "qinq8"}, f.Data[14:])
+						if err != nil {
+							t.Fatal(err)
+						}
+						frames = append(frames, synth.Frame{Time: f.Time, Data: d})
+					}
+				default:
+					if frames, err = synth.WrapFrames(kind, bare); err != nil {
+						t.Fatal(err)
+					}
+				}
+				pcapPath := filepath.Join(t.TempDir(), "flood.pcap")
+				if err := synth.WritePcapFile(pcapPath, frames); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe, "run", "-i", tb.victimIf,
+					"--capture-method", method, "--format", "eve", "--stats-interval", "0")
+				sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=1s")
+				var stdout, stderr syncBuffer
+				sensor.Stdout, sensor.Stderr = &stdout, &stderr
+				if err := sensor.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer sensor.Process.Kill()
+				waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+				inject := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.sender), exe)
+				inject.Env = append(os.Environ(), "ICMPIDS_TEST_INJECT="+tb.senderIf+"="+pcapPath)
+				if out, err := inject.CombinedOutput(); err != nil {
+					t.Fatalf("inject: %v\n%s", err, out)
+				}
+				waitFor(t, 10*time.Second, func() bool {
+					return containsStart(t, stdout.String(), "icmp_flood "+victim.String())
+				}, "icmp_flood on the inner victim", &stderr)
+				sensor.Process.Signal(syscall.SIGTERM)
+				sensor.Wait()
+				out := stdout.String()
+				switch kind {
+				case "vlan3", "qinq8":
+					if !strings.Contains(out, `"vlan":[`) {
+						t.Errorf("no vlan in the alert: %s", out)
+					}
+				default:
+					if !strings.Contains(out, `"tunnel":{`) && kind != synth.WrapMPLS {
+						t.Errorf("no tunnel in the alert: %s", out)
+					}
+				}
+			})
+		}
+	}
+}
