@@ -122,7 +122,7 @@ func (j *jsonBuf) alert(ev *detector.Event) {
 			}
 			j.b = strconv.AppendUint(j.b, uint64(v), 10)
 		}
-		j.b = append(j.b, ']')
+		j.b = append(j.b, ']', ',')
 	}
 	if t := ev.Tunnel; t.Depth > 0 {
 		// Suricata's tunnel object: the outermost IP layer.

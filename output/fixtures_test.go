@@ -162,6 +162,18 @@ func testEvents() []eventCase {
 			Packets: 1, Bytes: 1294, Sources: 1,
 			Extra: map[string]any{"reassembled_size": 70000, "proto": "UDP"},
 		}},
+		{"ping_of_death_in_gre_vlan", &detector.Event{
+			Time: t0.Add(7 * time.Second), Phase: detector.PhaseStart,
+			Rule: detector.RuleInfo{Name: "ping_of_death", SignatureID: 9000002, Rev: 1,
+				Signature: "ICMP Ping of Death", Category: "Attempted Denial of Service", Severity: 1, OneShot: true},
+			Target: addr("10.0.0.9"), Src: addr("198.51.100.66"), Dst: addr("10.0.0.9"),
+			Proto: detector.ProtoICMPv4, Source: addr("198.51.100.66"),
+			Started: t0.Add(7 * time.Second), LastSeen: t0.Add(7 * time.Second),
+			Packets: 1, Bytes: 1552, Sources: 1,
+			VLANs:  []uint16{100, 200},
+			Tunnel: detector.Tunnel{Src: addr("192.0.2.100"), Dst: addr("192.0.2.200"), Proto: 47, Depth: 1},
+			Extra:  map[string]any{"reassembled_size": 66000},
+		}},
 		{"extra_values", &detector.Event{
 			Time: t0.Add(11 * time.Second), Phase: detector.PhaseStart,
 			Rule: detector.RuleInfo{Name: "smurf", SignatureID: 9000007, Rev: 1,
