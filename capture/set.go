@@ -3,6 +3,7 @@ package capture
 import (
 	"cmp"
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +93,15 @@ type Set struct {
 	last    *setFile // the file whose frame Next returned last
 	frames  uint64
 	skipped []error
+	// ctx ends waits for a FIFO's writer and reads from streams;
+	// waiting is told once per FIFO that has no writer yet.
+	ctx     context.Context
+	waiting func(path string)
 }
+
+// ErrInterrupted is returned when the context given to OpenSetContext
+// ends while a FIFO waits for its writer or a stream for data.
+var ErrInterrupted = errors.New("interrupted")
 
 type setFile struct {
 	FileInfo
@@ -123,7 +132,15 @@ type setFile struct {
 // unreadable, stays in the set as damaged and Next reports it first. A
 // directory without any capture file is an error.
 func OpenSet(paths []string) (*Set, error) {
-	s := &Set{}
+	return OpenSetContext(context.Background(), paths, nil)
+}
+
+// OpenSetContext is OpenSet whose waits end with ctx: opening a FIFO that
+// has no writer yet (waiting, if not nil, is told its path once, after a
+// moment) and reading from a FIFO, a pipe or standard input. When ctx
+// ends, the wait returns an error wrapping ErrInterrupted at once.
+func OpenSetContext(ctx context.Context, paths []string, waiting func(path string)) (*Set, error) {
+	s := &Set{ctx: ctx, waiting: waiting}
 	seen := map[string]*setFile{}
 	inDir := map[string][]*setFile{} // per directory argument: the files found
 	var stdin bool
@@ -319,6 +336,65 @@ func (s *Set) probe(f *setFile) error {
 	return nil
 }
 
+// fifoWait is how long opening a FIFO may block before the set says it
+// waits for a writer.
+const fifoWait = 300 * time.Millisecond
+
+// openPath opens path for reading. A FIFO without a writer blocks open(2)
+// beyond any signal's reach: it is opened in a goroutine the set can
+// abandon when its context ends, and a stream's reads end with the
+// context too (its file is closed, which Go's poller wakes readers for).
+func (s *Set) openPath(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		f, err := os.Open(path)
+		if err == nil && st != nil && st.Mode()&(os.ModeNamedPipe|os.ModeCharDevice|os.ModeSocket) != 0 {
+			s.closeOnDone(f)
+		}
+		return f, err
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	timer := time.NewTimer(fifoWait)
+	defer timer.Stop()
+	for told := false; ; {
+		select {
+		case o := <-ch:
+			if o.err == nil {
+				s.closeOnDone(o.f)
+			}
+			return o.f, o.err
+		case <-timer.C:
+			if !told && s.waiting != nil {
+				s.waiting(path)
+			}
+			told = true
+		case <-s.ctx.Done():
+			go func() { // a writer may still come: close what it opens
+				if o := <-ch; o.f != nil {
+					o.f.Close()
+				}
+			}()
+			return nil, fmt.Errorf("%s: %w while waiting for a writer", path, ErrInterrupted)
+		}
+	}
+}
+
+// closeOnDone closes f when the set's context ends, so a read blocked on
+// a stream returns.
+func (s *Set) closeOnDone(f *os.File) {
+	if s.ctx.Done() != nil {
+		context.AfterFunc(s.ctx, func() { f.Close() })
+	}
+}
+
 // open opens f's reader, counting the bytes read from disk.
 func (s *Set) open(f *setFile) error {
 	if f.stdin {
@@ -329,7 +405,7 @@ func (s *Set) open(f *setFile) error {
 		f.r = r
 		return nil
 	}
-	file, err := os.Open(f.Path)
+	file, err := s.openPath(f.Path)
 	if err != nil {
 		return err
 	}

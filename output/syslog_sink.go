@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -38,6 +39,10 @@ type SyslogOptions struct {
 	Version string
 	// Log receives the sink's messages; nil discards them.
 	Log *logrus.Entry
+	// Stop, when done, ends every wait of a blocking Emit at once (the
+	// alert is dropped and counted): a signal must not wait for a
+	// collector. Nil never stops.
+	Stop context.Context
 }
 
 // SinkStats are an output's delivery figures.
@@ -93,13 +98,26 @@ type Syslog struct {
 	tlsMu   sync.Mutex
 	tlsConf *tls.Config
 
-	mu       sync.Mutex
-	ring     []*detector.Event
-	head, n  int
-	closing  bool
-	stalled  bool
-	lastDrop uint64 // dropped count last reported
-	lastRep  time.Time
+	mu      sync.Mutex
+	ring    []*detector.Event
+	head, n int
+	closing bool
+	stalled bool
+	// waitSince is when a blocking Emit began to wait for room in a
+	// full queue; it is cleared only when the queue drains to half, so
+	// a collector that takes one alert per reconnect still runs out
+	// BlockTimeout.
+	waitSince time.Time
+	stop      <-chan struct{}
+	// troubleSince is when delivery last began to fail (a dial failed or
+	// a write timed out; Unix ns, 0: no trouble). It is cleared only by
+	// a connection that delivers for a whole write_timeout without
+	// failing, or by an empty queue: a collector that takes a few alerts
+	// on each new connection and then stalls stays in trouble, and a
+	// blocking Emit waits at most block_timeout from its start.
+	troubleSince atomic.Int64
+	lastDrop  uint64 // dropped count last reported
+	lastRep   time.Time
 
 	wake   chan struct{} // events queued, or closing (cap 1)
 	room   chan struct{} // room made in the queue (cap 1)
@@ -108,6 +126,7 @@ type Syslog struct {
 	abort  context.CancelFunc // Close gave up: stop dialing, sleeping, writing
 	done   chan struct{}      // the sender returned
 	cur    atomic.Pointer[syslogConn]
+	first  atomic.Pointer[syslogConn] // Check's connection, which the sender takes over
 	redial atomic.Bool
 
 	sent, dropped, undelivered, failed, reconnects atomic.Uint64
@@ -153,6 +172,9 @@ func NewSyslog(rawURL string, cfg SyslogConfig, opts SyslogOptions) (*Syslog, er
 		ctx:    ctx,
 		abort:  cancel,
 		done:   make(chan struct{}),
+	}
+	if opts.Stop != nil {
+		s.stop = opts.Stop.Done()
 	}
 	if target.Scheme == "tls" {
 		if s.tlsConf, err = loadSyslogTLS(cfg.TLS, target.Host); err != nil {
@@ -200,6 +222,11 @@ func loadSyslogTLS(c SyslogTLSConfig, host string) (*tls.Config, error) {
 // it drops and counts, as it does at once while that stall lasts.
 func (s *Syslog) Emit(ev *detector.Event) {
 	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	s.mu.Lock()
 	for {
 		if s.closing {
@@ -212,9 +239,6 @@ func (s *Syslog) Emit(ev *detector.Event) {
 			s.n++
 			s.mu.Unlock()
 			notify(s.wake)
-			if timer != nil {
-				timer.Stop()
-			}
 			return
 		}
 		if !s.block || s.stalled {
@@ -222,13 +246,26 @@ func (s *Syslog) Emit(ev *detector.Event) {
 			s.dropped.Add(1)
 			return
 		}
+		if s.waitSince.IsZero() {
+			s.waitSince = time.Now()
+		}
+		since := s.waitSince
+		if t := s.troubleSince.Load(); t != 0 && time.Unix(0, t).Before(since) {
+			since = time.Unix(0, t)
+		}
+		left := time.Until(since.Add(s.cfg.BlockTimeout))
 		s.mu.Unlock()
 		if timer == nil {
-			timer = time.NewTimer(s.cfg.BlockTimeout)
+			timer = time.NewTimer(max(left, 0))
+		} else {
+			timer.Reset(max(left, 0))
 		}
 		select {
 		case <-s.room:
 		case <-s.closed:
+		case <-s.stop:
+			s.dropped.Add(1)
+			return
 		case <-timer.C:
 			s.mu.Lock()
 			s.stalled = true
@@ -287,7 +324,11 @@ func (s *Syslog) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.close()
+	// The sender uses this connection: a collector that takes a single
+	// connection (nc -l) gets every alert on it.
+	if old := s.first.Swap(c); old != nil {
+		old.close()
+	}
 	return nil
 }
 
@@ -302,9 +343,20 @@ func (s *Syslog) Close(ctx context.Context) error {
 		s.mu.Unlock()
 		close(s.closed)
 		notify(s.wake)
+		s.mu.Lock()
+		stalled := s.stalled
+		s.mu.Unlock()
+		giveUp := ctx.Done()
+		if stalled {
+			// The collector took nothing for block_timeout: waiting out
+			// the close deadline too would only delay the exit.
+			c, cancel := context.WithCancelCause(context.Background())
+			cancel(errors.New("the collector is stalled"))
+			ctx, giveUp = c, c.Done()
+		}
 		select {
 		case <-s.done:
-		case <-ctx.Done():
+		case <-giveUp:
 			s.abort()
 			if c := s.cur.Load(); c != nil {
 				c.close() // ends a write in progress
@@ -360,7 +412,12 @@ func (s *Syslog) pop(k int) {
 	}
 	s.head = (s.head + k) % len(s.ring)
 	s.n -= k
-	s.stalled = false
+	if s.n <= len(s.ring)/2 && s.troubleSince.Load() == 0 {
+		// Real progress: the collector takes alerts again. (Not while
+		// in trouble: a new connection's kernel buffers take a queue's
+		// worth of alerts from a collector that reads nothing.)
+		s.stalled, s.waitSince = false, time.Time{}
+	}
 	s.mu.Unlock()
 	notify(s.room)
 }
@@ -380,17 +437,39 @@ func (s *Syslog) run() {
 		dialed   bool
 		lastErr  string
 		attempts int
+		// recent are the sizes of the last alerts written on c, newest
+		// last: when c is given up, the bytes the collector never
+		// acknowledged are matched to the alerts they held.
+		recent []int
 	)
-	drop := func() {
+	// drop closes c; abandon: c failed (or the sink gave up), so what it
+	// holds unacknowledged is lost, not delivered.
+	drop := func(abandon bool) {
 		if c != nil {
+			if n := c.unsent(); abandon && n > 0 {
+				k, b := 0, 0
+				for i := len(recent) - 1; i >= 0 && b < n; i-- {
+					b += recent[i]
+					k++
+				}
+				if k > 0 {
+					s.sent.Add(^uint64(k - 1))
+					s.dropped.Add(uint64(k))
+					s.log.WithFields(logrus.Fields{"alerts": k, "bytes": n}).Warn("syslog: the collector never took the last alerts written: counted as dropped")
+				}
+			}
+			recent = recent[:0]
 			c.close()
 			s.cur.Store(nil)
 			c = nil
 			s.connected.Store(false)
 		}
 	}
-	defer drop()
+	defer func() { drop(s.ctx.Err() != nil) }()
+	var healthySince time.Time // when the current connection began to deliver
 	down := func(err error) {
+		s.troubleSince.CompareAndSwap(0, time.Now().UnixNano())
+		healthySince = time.Time{}
 		if downAt.IsZero() {
 			downAt = time.Now()
 			s.log.WithError(err).Warn("syslog: collector unreachable: alerts wait in the queue, reconnecting with backoff")
@@ -408,11 +487,15 @@ func (s *Syslog) run() {
 		if len(batch) == 0 {
 			return
 		}
-		if c != nil && (s.redial.Swap(false) || c.dead()) {
-			drop()
+		if c != nil {
+			if c.dead() {
+				drop(true)
+			} else if s.redial.Swap(false) {
+				drop(false)
+			}
 		}
 		if c == nil {
-			nc, err := s.dial(s.ctx)
+			nc, err := s.firstOrDial()
 			if err != nil {
 				if s.ctx.Err() != nil {
 					return
@@ -449,13 +532,18 @@ func (s *Syslog) run() {
 			ok = append(ok, err == nil)
 		}
 		n, err := c.write(buf, ends, s.cfg.WriteTimeout)
-		k := 0
+		k, prev := 0, 0
 		for k < len(ends) && ends[k] <= n {
 			if ok[k] {
 				s.sent.Add(1)
+				if len(recent) == cap(recent) && len(recent) >= maxRecent {
+					recent = append(recent[:0], recent[len(recent)/2:]...)
+				}
+				recent = append(recent, ends[k]-prev)
 			} else {
 				s.failed.Add(1)
 			}
+			prev = ends[k]
 			k++
 		}
 		s.pop(k)
@@ -464,7 +552,7 @@ func (s *Syslog) run() {
 		}
 		clear(batch)
 		if err != nil {
-			drop()
+			drop(true)
 			if s.ctx.Err() != nil {
 				return
 			}
@@ -472,7 +560,31 @@ func (s *Syslog) run() {
 			continue
 		}
 		backoff = s.cfg.ReconnectMin
+		if healthySince.IsZero() {
+			healthySince = time.Now()
+		} else if s.troubleSince.Load() != 0 && time.Since(healthySince) >= s.cfg.WriteTimeout {
+			s.troubleSince.Store(0) // a whole write_timeout without failing
+			s.mu.Lock()
+			s.stalled, s.waitSince = false, time.Time{}
+			s.mu.Unlock()
+		}
 	}
+}
+
+// maxRecent bounds the alert sizes kept per connection: more than a
+// bounded send buffer can hold.
+const maxRecent = 4096
+
+// firstOrDial takes over Check's connection if it is still alive, or
+// dials.
+func (s *Syslog) firstOrDial() (*syslogConn, error) {
+	if c := s.first.Swap(nil); c != nil {
+		if !c.dead() {
+			return c, nil
+		}
+		c.close()
+	}
+	return s.dial(s.ctx)
 }
 
 // sleep waits d plus up to 20% jitter, or until the sink is aborted.
@@ -542,6 +654,7 @@ func (s *Syslog) dial(ctx context.Context) (*syslogConn, error) {
 		if err != nil {
 			return nil, err
 		}
+		boundSendBuffer(c)
 		return newStreamConn(c, c), nil
 	}
 	conf, err := loadSyslogTLS(s.cfg.TLS, s.target.Host)
@@ -557,6 +670,7 @@ func (s *Syslog) dial(ctx context.Context) (*syslogConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	boundSendBuffer(raw)
 	tc := tls.Client(raw, conf)
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -565,6 +679,13 @@ func (s *Syslog) dial(ctx context.Context) (*syslogConn, error) {
 		return nil, fmt.Errorf("TLS handshake with %s: %w", s.target.Addr, err)
 	}
 	return newStreamConn(tc, raw), nil
+}
+
+// boundSendBuffer sets a TCP connection's send buffer to sendBuffer.
+func boundSendBuffer(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sendBuffer)
+	}
 }
 
 // syslogConn is one connection to the collector.
@@ -614,13 +735,40 @@ func (c *syslogConn) write(buf []byte, ends []int, timeout time.Duration) (int, 
 	start := 0
 	for _, end := range ends {
 		if end > start {
-			if _, err := c.c.Write(buf[start:end]); err != nil {
+			if _, err := c.c.Write(buf[start:end]); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+				// ECONNREFUSED is an earlier datagram's ICMP port
+				// unreachable: UDP has no connection to lose, and this
+				// one left (the collector will drop it, as UDP does).
 				return start, err
 			}
 		}
 		start = end
 	}
 	return start, nil
+}
+
+// sendBuffer bounds a stream connection's kernel send buffer: a collector
+// that stops reading holds at most this much, and the alerts in it are
+// known (SIOCOUTQ) and counted as dropped when the connection is given up.
+const sendBuffer = 64 << 10
+
+// unsent returns the bytes written to a stream connection that the peer
+// has not acknowledged, or 0 when unknown.
+func (c *syslogConn) unsent() int {
+	if !c.stream {
+		return 0
+	}
+	sc, ok := c.raw.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := -1
+	rc.Control(func(fd uintptr) { n = unsentFD(fd) })
+	return max(n, 0)
 }
 
 func (c *syslogConn) close() {

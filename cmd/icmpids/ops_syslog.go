@@ -29,12 +29,13 @@ func (s *sensor) addSyslog(cfg Config, live bool) (detector.Sink, error) {
 		Block:   !live,
 		Version: version,
 		Log:     s.log.WithField("component", "syslog"),
+		Stop:    s.stop,
 	})
 	if err != nil {
 		return nil, configError{err}
 	}
 	if !live {
-		ctx, cancel := context.WithTimeout(context.Background(), syslogCheckTimeout)
+		ctx, cancel := context.WithTimeout(s.stop, syslogCheckTimeout)
 		defer cancel()
 		if err := sl.Check(ctx); err != nil {
 			closeNow(sl)

@@ -165,7 +165,12 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 		log.SetLevel(logrus.WarnLevel)
 	}
 	// Open every input first: a bad name is a usage error, before any output.
-	set, err := capture.OpenSet(paths)
+	set, err := capture.OpenSetContext(ctx, paths, func(path string) {
+		log.WithField("file", path).Info("waiting for a writer on the FIFO (SIGINT or SIGTERM ends the wait)")
+	})
+	if errors.Is(err, capture.ErrInterrupted) {
+		return err
+	}
 	if err != nil {
 		return configError{err}
 	}
@@ -203,7 +208,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 	if timeline != nil {
 		tap.observer = timeline
 	}
-	s, err := newSensor(cfg, a.stdout, log, false, tap)
+	s, err := newSensor(ctx, cfg, a.stdout, log, false, tap)
 	if err != nil {
 		return err
 	}
@@ -225,6 +230,10 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 		fr, err := set.NextRef()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				break
+			}
+			if ctx.Err() != nil { // a stream closed by the signal
+				interrupted = true
 				break
 			}
 			log.Error(err.Error())

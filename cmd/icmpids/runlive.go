@@ -142,7 +142,7 @@ func (a *app) runLive(ctx context.Context) error {
 		})
 		taps = append(taps, sensorTap{sink: m.Events(), observer: m.Observer()})
 	}
-	s, err := newSensor(cfg, a.stdout, log, true, taps...)
+	s, err := newSensor(ctx, cfg, a.stdout, log, true, taps...)
 	if err != nil {
 		return err
 	}

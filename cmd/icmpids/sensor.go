@@ -20,6 +20,7 @@ import (
 
 // sensor is one wired detection pipeline: rules → engine → sinks.
 type sensor struct {
+	stop    context.Context // the command's signal context
 	engine  pipeline
 	log     *logrus.Logger
 	closers []func(context.Context) error
@@ -56,8 +57,10 @@ func isTerminal(w io.Writer) bool {
 // a replay writes synchronously and loses nothing. taps (see sensorTap)
 // watch the pipeline: each tap's sink gets every event before the outputs,
 // its observer every packet the rules see.
-func newSensor(cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps ...sensorTap) (*sensor, error) {
-	s := &sensor{log: log, started: time.Now()}
+// stop is the command's signal context: once done, no output waits any
+// more (a blocking replay sink drops instead).
+func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps ...sensorTap) (*sensor, error) {
+	s := &sensor{log: log, started: time.Now(), stop: stop}
 	var sinks []detector.Sink
 	format := cfg.Output.Format
 	if format == "auto" {
