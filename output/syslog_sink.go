@@ -116,8 +116,8 @@ type Syslog struct {
 	// on each new connection and then stalls stays in trouble, and a
 	// blocking Emit waits at most block_timeout from its start.
 	troubleSince atomic.Int64
-	lastDrop  uint64 // dropped count last reported
-	lastRep   time.Time
+	lastDrop     uint64 // dropped count last reported
+	lastRep      time.Time
 
 	wake   chan struct{} // events queued, or closing (cap 1)
 	room   chan struct{} // room made in the queue (cap 1)
