@@ -44,30 +44,36 @@ type Reason uint8
 
 // Decode outcomes.
 const (
-	ReasonOK                Reason = iota // decoded
-	ReasonNotIP                           // a frame without IP (ARP, LLDP, ...): skipped, not an error
-	ReasonUnsupportedLink                 // link type the decoder does not handle
-	ReasonTruncated                       // captured bytes end inside a header
-	ReasonMalformedLink                   // link-layer header invalid
-	ReasonMalformedIP                     // IPv4/IPv6 header invalid (version, IHL, length)
-	ReasonMalformedICMP                   // ICMP header invalid
-	ReasonTunnelDepth                     // more encapsulation layers or VLAN tags than decode.max_depth / max_vlans
-	ReasonTunnelMalformed                 // an encapsulation header invalid (VXLAN without its I flag, MPLS without a bottom of stack, ...)
-	ReasonTunnelUnsupported               // an encapsulation the decoder does not follow (GRE version 1, GENEVE of another protocol)
-	NumReasons                            // number of reasons, for counter arrays
+	ReasonOK                  Reason = iota // decoded
+	ReasonNotIP                             // a frame without IP (ARP, LLDP, ...): skipped, not an error
+	ReasonUnsupportedLink                   // link type the decoder does not handle
+	ReasonTruncated                         // captured bytes end inside a header
+	ReasonMalformedLink                     // link-layer header invalid
+	ReasonMalformedIP                       // IPv4/IPv6 header invalid (version, IHL, length)
+	ReasonMalformedICMP                     // ICMP header invalid
+	ReasonIPLengthZero                      // IPv4 total length 0 (TSO on the capturing host, or forged): decoded by the captured bytes
+	ReasonIPLengthBeyondFrame               // IPv4 total length larger than the frame on the wire
+	ReasonICMPMissing                       // IPv4 protocol 1 with no ICMP header at all
+	ReasonTunnelDepth                       // more encapsulation layers or VLAN tags than decode.max_depth / max_vlans
+	ReasonTunnelMalformed                   // an encapsulation header invalid (VXLAN without its I flag, MPLS without a bottom of stack, ...)
+	ReasonTunnelUnsupported                 // an encapsulation the decoder does not follow (GRE version 1, GENEVE of another protocol)
+	NumReasons                              // number of reasons, for counter arrays
 )
 
 var reasonNames = [NumReasons]string{
-	ReasonOK:                "ok",
-	ReasonNotIP:             "not_ip",
-	ReasonUnsupportedLink:   "unsupported_link",
-	ReasonTruncated:         "truncated",
-	ReasonMalformedLink:     "malformed_link",
-	ReasonMalformedIP:       "malformed_ip",
-	ReasonMalformedICMP:     "malformed_icmp",
-	ReasonTunnelDepth:       "tunnel_depth",
-	ReasonTunnelMalformed:   "tunnel_malformed",
-	ReasonTunnelUnsupported: "tunnel_unsupported",
+	ReasonOK:                  "ok",
+	ReasonNotIP:               "not_ip",
+	ReasonUnsupportedLink:     "unsupported_link",
+	ReasonTruncated:           "truncated",
+	ReasonMalformedLink:       "malformed_link",
+	ReasonMalformedIP:         "malformed_ip",
+	ReasonMalformedICMP:       "malformed_icmp",
+	ReasonIPLengthZero:        "ip_length_zero",
+	ReasonIPLengthBeyondFrame: "ip_length_beyond_frame",
+	ReasonICMPMissing:         "icmp_missing",
+	ReasonTunnelDepth:         "tunnel_depth",
+	ReasonTunnelMalformed:     "tunnel_malformed",
+	ReasonTunnelUnsupported:   "tunnel_unsupported",
 }
 
 // String returns the reason's stable snake_case name (used in stats output).
@@ -98,6 +104,8 @@ type Decoder struct {
 
 	enc encap     // the encapsulation decoders (DecodeConfig)
 	unw unwrapped // unwrap's result, reused
+	// lenCheck is decodeLayers' verdict on the IPv4 total length.
+	lenCheck Reason
 }
 
 // NewDecoder returns a Decoder with every encapsulation decoder on
@@ -225,6 +233,38 @@ func (d *Decoder) innerLink(u *unwrapped, p *Packet) {
 
 // decodeLayers is Decode's gopacket path, for what the fast path declines.
 func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
+	d.lenCheck = ReasonOK
+	r := d.decodeLayersInner(lt, data, p)
+	if r != ReasonOK || !p.Src.IsValid() || p.IPv6 {
+		return r
+	}
+	if d.lenCheck != ReasonOK {
+		return d.lenCheck
+	}
+	// Protocol 1 with no ICMP header at all (not cut by the capture, not
+	// a later fragment).
+	if p.Proto == ProtoICMPv4 && !p.HasICMP && !p.Fragment && p.CapLen >= p.WireLen {
+		return ReasonICMPMissing
+	}
+	return r
+}
+
+// ipv4Length checks an IPv4 total length against the bytes the packet had
+// on the wire. Such packets still reach the rules (their addresses are
+// sound, and a flood of them costs the victim all the same); the reason
+// counts them.
+func ipv4Length(total uint16, onWire int) Reason {
+	switch {
+	case total == 0:
+		return ReasonIPLengthZero
+	case int(total) > onWire:
+		return ReasonIPLengthBeyondFrame
+	}
+	return ReasonOK
+}
+
+// decodeLayersInner is decodeLayers without the IPv4 length checks.
+func (d *Decoder) decodeLayersInner(lt LinkType, data []byte, p *Packet) Reason {
 	var parser *gopacket.DecodingLayerParser
 	switch lt {
 	case LinkEthernet:
@@ -304,6 +344,11 @@ func (d *Decoder) decodeLayers(lt LinkType, data []byte, p *Packet) Reason {
 			sawIP = true
 			d.fillIPv4(p)
 			ip4Payload = d.ip4.Payload
+			if c := d.ip4.Contents; len(c) >= 4 && cap(data) >= cap(c) {
+				// The IP header's place in the frame gives the bytes the
+				// packet had on the wire.
+				d.lenCheck = ipv4Length(binary.BigEndian.Uint16(c[2:4]), p.WireLen-(p.CapLen-len(data))-(cap(data)-cap(c)))
+			}
 		case layers.LayerTypeIPv6:
 			sawIP = true
 			d.fillIPv6(p)

@@ -109,3 +109,42 @@ func BenchmarkDecodeEncap(b *testing.B) {
 		})
 	}
 }
+
+// TestMalformedIPv4Counted: IPv4 headers that lie about their length, and
+// protocol 1 without an ICMP header, are counted by reason; the packet
+// still reaches the rules (its addresses are sound).
+func TestMalformedIPv4Counted(t *testing.T) {
+	src, dst := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("10.0.0.5")
+	echo, err := synth.EchoFrame(synth.Echo{Src: src, Dst: dst, ID: 1, Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withLen := func(n uint16) []byte {
+		f := append([]byte{}, echo...)
+		f[14+2], f[14+3] = byte(n>>8), byte(n)
+		return f
+	}
+	bare := synth.Msg{Src: src, Dst: dst, Type: 8}.Frame()
+	noICMP := append(append([]byte{}, bare[:14]...), synth.IPv4(synth.IPv4Header{Src: src, Dst: dst, Proto: 1}, nil)...)
+	tests := []struct {
+		name    string
+		frame   []byte
+		wireLen int
+		reason  Reason
+		hasICMP bool
+	}{
+		{"total length 0", withLen(0), len(echo), ReasonIPLengthZero, true},
+		{"total length beyond the frame", withLen(1500), len(echo), ReasonIPLengthBeyondFrame, true},
+		{"protocol 1, no ICMP header", noICMP, len(noICMP), ReasonICMPMissing, false},
+		{"cut by the snap length (not a lie)", echo[:40], len(echo), ReasonTruncated, false},
+		{"whole", echo, len(echo), ReasonOK, true},
+	}
+	d := NewDecoder()
+	for _, tc := range tests {
+		var p Packet
+		r := d.Decode(LinkEthernet, tc.frame, decodeEpoch, tc.wireLen, &p)
+		if r != tc.reason || p.HasICMP != tc.hasICMP || !p.Src.IsValid() {
+			t.Errorf("%s: reason %v, ICMP %v, src %v; want %v, %v", tc.name, r, p.HasICMP, p.Src, tc.reason, tc.hasICMP)
+		}
+	}
+}

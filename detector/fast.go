@@ -108,6 +108,9 @@ func fastIPv4(b []byte, p *Packet, e *encap) bool {
 	if length < 20 || ff&0x3fff != 0 { // TSO (0) and short lengths; MF or an offset
 		return false
 	}
+	if length > len(b)+p.WireLen-p.CapLen { // longer than the frame on the wire: the slow path counts it
+		return false
+	}
 	proto := b[9]
 	var hasICMP bool
 	var icmp []byte
