@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -195,6 +196,9 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 			return Config{}, usageErrorf("config %s: %v", path, oneLine(err))
 		}
 	}
+	if err := checkEnv(os.Environ()); err != nil {
+		return Config{}, usageErrorf("%v", err)
+	}
 	cfg := defaultConfig()
 	err := v.UnmarshalExact(&cfg, viper.DecodeHook(configHook()))
 	if err != nil {
@@ -223,6 +227,29 @@ func configHook() mapstructure.DecodeHookFunc {
 			}
 			return rules.DecodeConfig(data, values)
 		})
+}
+
+// checkEnv rejects ICMPIDS_* environment variables that name no key: a
+// misspelt one must not be silently ignored, as an unknown YAML key is
+// not. (ICMPIDS_TEST_* belong to the test binary.)
+func checkEnv(environ []string) error {
+	known := map[string]bool{}
+	for key := range flatten(defaultConfig()) {
+		known[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))] = true
+	}
+	var bad []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix+"_") || strings.HasPrefix(name, envPrefix+"_TEST_") || known[name] {
+			continue
+		}
+		bad = append(bad, name)
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("environment: %s: no such configuration key (ICMPIDS_ + the key in upper case with . → _, e.g. ICMPIDS_RULES_ICMP_FLOOD_ECHO_PPS)", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func inFile(path string) string {

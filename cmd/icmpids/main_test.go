@@ -379,3 +379,50 @@ func TestReplayStdin(t *testing.T) {
 		t.Fatalf("events from stdin: %v", got)
 	}
 }
+
+// TestCheck: `icmpids check` validates what run would load and exits 0 or
+// 2 naming what is wrong; every rule off is a warning.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var off strings.Builder
+	off.WriteString("rules:\n")
+	for _, n := range rules.Names() {
+		off.WriteString("  " + n + ":\n    enabled: false\n")
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"defaults", []string{"check"}, nil, 0, "OK (17 of 17 rules enabled)", ""},
+		{"the shipped configuration", []string{"check", "--config", filepath.Join("..", "..", "configs", "icmpids.yaml")}, nil, 0, "OK", ""},
+		{"bad filter", []string{"check", "--config", write("bpf.yaml", "capture:\n  bpf: 'icmp and and'\n")}, nil, 2, "", "capture.bpf"},
+		{"missing interface", []string{"check", "-i", "nosuchif9"}, nil, 2, "", "nosuchif9"},
+		{"unknown key", []string{"check", "--config", write("key.yaml", "rules:\n  icmp_flood:\n    echo_ppz: 3\n")}, nil, 2, "", "echo_ppz"},
+		{"misspelt environment variable", []string{"check"}, map[string]string{"ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS": "5"}, 2, "", "ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS"},
+		{"EVE file in a missing directory", []string{"check", "--eve", "/nonexistent-dir/eve.json"}, nil, 2, "", "output.eve"},
+		{"TLS file missing", []string{"check", "--config", write("tls.yaml", "output:\n  syslog: tls://127.0.0.1:6514\nsyslog:\n  tls:\n    ca_file: /nonexistent/ca.pem\n")}, nil, 2, "", "ca.pem"},
+		{"every rule off", []string{"check", "--config", write("off.yaml", off.String())}, nil, 0, "OK (0 of 17", "warning: every rule is switched off"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, out, stderr := icmpids(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, lastLines(out, 3), stderr)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -23,32 +24,37 @@ rules.<name>).`,
 			if err != nil {
 				return err
 			}
-			specs, err := rules.Specs(cfg.Rules)
-			if err != nil {
-				return configError{err}
-			}
-			for i, s := range specs {
-				info := s.Rule.Info()
-				state := "enabled"
-				if !s.Enabled {
-					state = "disabled"
-				}
-				if i > 0 {
-					fmt.Fprintln(a.stdout)
-				}
-				fmt.Fprintf(a.stdout, "%s — %s\n  sid %d, rev %d, severity %d, %s\n",
-					info.Name, info.Signature, info.SignatureID, info.Rev, info.Severity, state)
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				for _, kv := range rules.Fields(s.Settings) {
-					if kv.Key != "enabled" {
-						fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, kv.Key, rules.FormatValue(kv.Value))
-					}
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-			}
-			return nil
+			return printRules(a.stdout, cfg)
 		},
 	}
+}
+
+// printRules prints every rule with its state and effective settings.
+func printRules(w io.Writer, cfg Config) error {
+	specs, err := rules.Specs(cfg.Rules)
+	if err != nil {
+		return configError{err}
+	}
+	for i, s := range specs {
+		info := s.Rule.Info()
+		state := "enabled"
+		if !s.Enabled {
+			state = "disabled"
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s — %s\n  sid %d, rev %d, severity %d, %s\n",
+			info.Name, info.Signature, info.SignatureID, info.Rev, info.Severity, state)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, kv := range rules.Fields(s.Settings) {
+			if kv.Key != "enabled" {
+				fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, kv.Key, rules.FormatValue(kv.Value))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
