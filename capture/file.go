@@ -69,6 +69,7 @@ type FileReader struct {
 	ng     *ngReader
 	src    *errMark // the (decompressed) byte stream
 	link   uint16   // pcap: the header's link type, full 16 bits
+	snap   uint32   // pcap: the header's snap length
 	frames uint64
 }
 
@@ -139,6 +140,7 @@ func newFileReader(name string, rc io.ReadCloser) (_ *FileReader, err error) {
 			r.nsec = 1
 		}
 		r.link = uint16(r.order.Uint32(hdr[20:24])) // upper bits: FCS flags
+		r.snap = r.order.Uint32(hdr[16:20])
 		// br is a *bufio.Reader larger than pcapgo's: pcapgo reads through it
 		// without a second buffer.
 		if r.pcap, err = pcapgo.NewReader(br); err != nil {
@@ -234,7 +236,7 @@ func (r *FileReader) nextPcap() (Frame, error) {
 	wireLen := int(r.u32(hdr[12:16]))
 	r.br.Discard(16)
 	if capLen > maxSnapLen {
-		return Frame{}, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, maxSnapLen)
+		return Frame{}, fmt.Errorf("captured length %d exceeds the largest record this reader accepts, %d bytes (libpcap's maximum; the file's header gives a snap length of %d)", capLen, maxSnapLen, r.snap)
 	}
 	if capLen > wireLen {
 		return Frame{}, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen)

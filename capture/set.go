@@ -159,9 +159,11 @@ func OpenSetContext(ctx context.Context, paths []string, waiting func(path strin
 		}
 		found := []string{p}
 		if st.IsDir() {
-			if found, err = walkDir(p); err != nil {
+			var skipped []error
+			if found, skipped, err = walkDir(p); err != nil {
 				return nil, err
 			}
+			s.skipped = append(s.skipped, skipped...)
 		}
 		for _, path := range found {
 			key := path
@@ -226,8 +228,9 @@ func OpenSetContext(ctx context.Context, paths []string, waiting func(path strin
 // walkDir lists the regular files under dir (symbolic links to files
 // included, hidden files and directories excluded), each directory's
 // entries in natural order.
-func walkDir(dir string) ([]string, error) {
+func walkDir(dir string) ([]string, []error, error) {
 	var out []string
+	var skipped []error
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -244,17 +247,23 @@ func walkDir(dir string) ([]string, error) {
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			st, err := os.Stat(path)
-			if err != nil || !st.Mode().IsRegular() {
+			switch {
+			case err != nil: // dangling, or a loop
+				skipped = append(skipped, fmt.Errorf("%s: a symbolic link to nothing readable: %v", path, errors.Unwrap(err)))
+				return nil
+			case !st.Mode().IsRegular():
+				skipped = append(skipped, fmt.Errorf("%s: a symbolic link to a %s, not a regular file", path, kindOf(st.Mode())))
 				return nil
 			}
 		} else if !d.Type().IsRegular() {
+			skipped = append(skipped, fmt.Errorf("%s: a %s, not a regular file (name it on its own to read it)", path, kindOf(d.Type())))
 			return nil
 		}
 		out = append(out, path)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.SortStableFunc(out, func(a, b string) int {
 		da, db := filepath.Dir(a), filepath.Dir(b)
@@ -263,7 +272,22 @@ func walkDir(dir string) ([]string, error) {
 		}
 		return naturalCompare(filepath.Base(a), filepath.Base(b))
 	})
-	return out, nil
+	return out, skipped, nil
+}
+
+// kindOf names a file mode's type for a message.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
 }
 
 // naturalCompare orders strings with runs of digits compared by value:

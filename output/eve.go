@@ -257,6 +257,10 @@ type CaptureStats struct {
 	Packets uint64 // packets received by the filter
 	Drops   uint64 // packets dropped for lack of buffer space
 	IfDrops uint64 // packets dropped by the interface or its driver
+	// LinkDowns counts the times the capture interface went down (or
+	// vanished) while the sensor ran; LinkUp is its state now.
+	LinkDowns uint64
+	LinkUp    bool
 }
 
 // stats writes the stats event in Suricata's shape. The EVE schema closes

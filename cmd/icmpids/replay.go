@@ -193,7 +193,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 		*out.f = f
 	}
 	for _, err := range set.Skipped() {
-		log.Warnf("skipped (not a capture): %v", err)
+		log.Warnf("skipped: %v", err)
 	}
 
 	collector := report.NewCollector()

@@ -228,7 +228,7 @@ func TestReplayIncidentDirectory(t *testing.T) {
 	if n := strings.Count(stderr, "level=error msg=\"incident/gw2/gw2.pcapng1: capture file is truncated"); n != 1 {
 		t.Errorf("the damaged file is reported %d times on stderr, want once:\n%s", n, stderr)
 	}
-	if !strings.Contains(stderr, `level=warning msg="skipped (not a capture): incident/NOTES.txt`) {
+	if !strings.Contains(stderr, `level=warning msg="skipped: incident/NOTES.txt`) {
 		t.Errorf("no warning for the skipped file:\n%s", stderr)
 	}
 	starts := startEvents(t, out)

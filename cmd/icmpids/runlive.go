@@ -160,7 +160,7 @@ func (a *app) runLive(ctx context.Context) error {
 	if s.syslog != nil {
 		log.WithField("collector", s.syslog.Target()).Info("sending alerts to syslog")
 	}
-	lp := &liveLoop{a: a, cfg: cfg, log: log, src: src, s: s, m: m, started: time.Now(), readers: readers}
+	lp := &liveLoop{a: a, cfg: cfg, log: log, src: src, s: s, m: m, started: time.Now(), readers: readers, link: newLinkWatch(cfg.Capture.Interface, log)}
 	if len(readers) > 1 {
 		if lp.fronts, err = s.fronts(len(readers), cfg); err != nil {
 			s.close(detector.EndShutdown)
@@ -204,7 +204,8 @@ type liveLoop struct {
 	readers []frameReader
 	fronts  []*shard.Front
 
-	nextPublish, nextStats, nextEVEStats time.Time
+	nextPublish, nextStats, nextEVEStats, nextLink time.Time
+	link                                           *linkWatch
 }
 
 func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
@@ -213,11 +214,12 @@ func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
 	if len(lp.fronts) > 0 {
 		return lp.runReaders(ctx, hup)
 	}
-	n := 0
+	n, failures := 0, 0
 	for ctx.Err() == nil {
 		fr, err := lp.src.Next()
 		switch {
 		case err == nil:
+			failures = 0
 			lp.s.engine.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
 			if n++; n%housekeepEvery != 0 {
 				continue
@@ -227,7 +229,12 @@ func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
 			// quiet attacks end on time.
 			lp.s.engine.Advance(time.Now())
 		default:
-			return fmt.Errorf("capture on %s: %w", lp.cfg.Capture.Interface, err)
+			// A link flap or a NIC reset: ride it out.
+			if err := lp.link.retry(ctx, err, failures); err != nil {
+				return fmt.Errorf("capture on %s: %w", lp.cfg.Capture.Interface, err)
+			}
+			failures++
+			lp.s.engine.Advance(time.Now())
 		}
 		lp.housekeep(time.Now(), hup)
 	}
@@ -249,7 +256,7 @@ func (lp *liveLoop) runReaders(ctx context.Context, hup <-chan os.Signal) error 
 		wg.Add(1)
 		go func(r frameReader, f *shard.Front) {
 			defer wg.Done()
-			errc <- readFront(rctx, r, f)
+			errc <- readFront(rctx, r, f, lp.link)
 		}(r, lp.fronts[i])
 	}
 	tick := time.NewTicker(lp.cfg.Capture.ReadTimeout)
@@ -275,18 +282,24 @@ loop:
 }
 
 // readFront feeds f from r until ctx ends (nil) or a read fails.
-func readFront(ctx context.Context, r frameReader, f *shard.Front) error {
+func readFront(ctx context.Context, r frameReader, f *shard.Front, link *linkWatch) error {
+	failures := 0
 	for ctx.Err() == nil {
 		fr, err := r.Next()
 		switch {
 		case err == nil:
+			failures = 0
 			f.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
 		case errors.Is(err, capture.ErrTimeout):
 			f.Advance(time.Now()) // idle socket: tick the engines, hand over what waits
 		case errors.Is(err, io.EOF):
 			return nil
 		default:
-			return err
+			if err := link.retry(ctx, err, failures); err != nil {
+				return err
+			}
+			failures++
+			f.Advance(time.Now())
 		}
 	}
 	return nil
@@ -388,6 +401,10 @@ func (lp *liveLoop) housekeep(now time.Time, hup <-chan os.Signal) {
 		lp.reload(now)
 	default:
 	}
+	if !now.Before(lp.nextLink) {
+		lp.nextLink = now.Add(time.Second)
+		lp.link.check(now)
+	}
 	if lp.m != nil && !now.Before(lp.nextPublish) {
 		lp.publish(now)
 		lp.nextPublish = now.Add(publishEvery)
@@ -409,7 +426,8 @@ func (lp *liveLoop) captureStats() *output.CaptureStats {
 	if err != nil {
 		return nil
 	}
-	return &output.CaptureStats{Packets: st.Received, Drops: st.KernelDropped, IfDrops: st.IfDropped}
+	up, downs := lp.link.state()
+	return &output.CaptureStats{Packets: st.Received, Drops: st.KernelDropped, IfDrops: st.IfDropped, LinkDowns: downs, LinkUp: up}
 }
 
 // publish hands metrics a copy of the engine's figures.

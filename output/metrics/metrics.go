@@ -159,6 +159,8 @@ var (
 	descCapPackets   = prometheus.NewDesc("icmpids_capture_packets_total", "Packets the capture filter passed, as the kernel counts them.", nil, nil)
 	descCapDrops     = prometheus.NewDesc("icmpids_capture_kernel_drops_total", "Packets the kernel dropped for lack of capture buffer space.", nil, nil)
 	descCapIfDrops   = prometheus.NewDesc("icmpids_capture_interface_drops_total", "Packets the interface or its driver dropped.", nil, nil)
+	descLinkDowns    = prometheus.NewDesc("icmpids_capture_link_down_total", "Times the capture interface went down or vanished while the sensor ran.", nil, nil)
+	descLinkUp       = prometheus.NewDesc("icmpids_capture_link_up", "1 while the capture interface is up.", nil, nil)
 	descStarted      = prometheus.NewDesc("icmpids_attacks_started_total", "Attacks started (one-shot alerts included).", nil, nil)
 	descEnded        = prometheus.NewDesc("icmpids_attacks_ended_total", "Attacks ended.", nil, nil)
 	descActive       = prometheus.NewDesc("icmpids_attacks_active", "Attacks open now.", nil, nil)
@@ -179,7 +181,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *sensorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFrames, descFrameBytes, descPackets, descICMPPackets,
-		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops,
+		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp,
 		descStarted, descEnded, descActive, descAttDropped, descPendEvicted, descTableLen,
 		descTableCap, descTableEvicted, descSnapshotAge, descQueueLen, descQueueCap, descSent,
 		descDropped, descConnected, descReconnects} {
@@ -221,6 +223,12 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descCapPackets, cs.Packets)
 			counter(descCapDrops, cs.Drops)
 			counter(descCapIfDrops, cs.IfDrops)
+			counter(descLinkDowns, cs.LinkDowns)
+			up := 0.0
+			if cs.LinkUp {
+				up = 1
+			}
+			gauge(descLinkUp, up)
 		}
 		counter(descStarted, e.AttacksStarted)
 		counter(descEnded, e.AttacksEnded)
