@@ -531,6 +531,15 @@ func (s *Set) next() (*Frame, error) {
 	return nil, io.EOF
 }
 
+// CurrentPath is the path of the file the last frame came from ("" before
+// the first).
+func (s *Set) CurrentPath() string {
+	if s.last == nil {
+		return ""
+	}
+	return s.last.Path
+}
+
 // NextRef is Next returning a pointer to the frame instead of a copy (the
 // hot path of a replay): the Frame and its Data are valid until the next
 // call.

@@ -92,6 +92,9 @@ type Event struct {
 	// its outermost IP layer when it arrived encapsulated (Depth > 0).
 	VLANs  []uint16
 	Tunnel Tunnel
+	// FirstSource is the attack's source as it started (its top source,
+	// or the first packet's), the same on every phase of the attack.
+	FirstSource netip.Addr
 	// Source is the top attacker as seen on the wire.
 	Source netip.Addr
 	// Started and LastSeen bound the attack in packet time.

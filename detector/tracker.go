@@ -33,9 +33,12 @@ type attack struct {
 	peakBPS    float64
 	measure    Measure
 	lastPacket packetSummary
-	sources    sketch.HLL
-	top        sketch.TopK[netip.Addr]
-	types      sketch.TopK[uint16]
+	// firstSource is the attack's source in its first event (src_ip on
+	// every phase).
+	firstSource netip.Addr
+	sources     sketch.HLL
+	top         sketch.TopK[netip.Addr]
+	types       sketch.TopK[uint16]
 }
 
 // packetSummary is what an event needs of its triggering packet.
@@ -193,24 +196,25 @@ func (t *tracker) makeRoom() bool {
 
 func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string]any) {
 	ev := &Event{
-		Time:     p.Time,
-		Rule:     t.e.rules[rule].Info(),
-		Phase:    PhaseStart,
-		Target:   target,
-		Src:      p.Src,
-		Dst:      p.Dst,
-		Proto:    p.Proto,
-		HasICMP:  p.HasICMP,
-		ICMPType: p.ICMPType,
-		ICMPCode: p.ICMPCode,
-		Source:   p.Src,
-		Started:  p.Time,
-		LastSeen: p.Time,
-		Packets:  1,
-		Bytes:    uint64(p.WireLen),
-		Sources:  1,
-		Extra:    extra,
-		Tunnel:   p.Tunnel,
+		Time:        p.Time,
+		Rule:        t.e.rules[rule].Info(),
+		Phase:       PhaseStart,
+		Target:      target,
+		Src:         p.Src,
+		Dst:         p.Dst,
+		Proto:       p.Proto,
+		HasICMP:     p.HasICMP,
+		ICMPType:    p.ICMPType,
+		ICMPCode:    p.ICMPCode,
+		Source:      p.Src,
+		FirstSource: p.Src,
+		Started:     p.Time,
+		LastSeen:    p.Time,
+		Packets:     1,
+		Bytes:       uint64(p.WireLen),
+		Sources:     1,
+		Extra:       extra,
+		Tunnel:      p.Tunnel,
 	}
 	if p.NVLAN > 0 {
 		ev.VLANs = append([]uint16(nil), p.VLANs[:min(int(p.NVLAN), maxVLANsKept)]...)
@@ -360,6 +364,10 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 	if len(ev.TopSources) > 0 {
 		ev.Source = ev.TopSources[0].Addr
 	}
+	if !a.firstSource.IsValid() {
+		a.firstSource = ev.Source
+	}
+	ev.FirstSource = a.firstSource
 	if a.top.Exact() {
 		ev.Sources = uint64(a.top.Len())
 	} else {

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 
@@ -23,7 +24,10 @@ import (
 //	cn1..cn3           packets, bytes, distinct sources (with cnNLabel)
 //	cfp1               packets per second, rate rules only (with cfp1Label)
 //	reason             why an end event ended the attack
-func AppendCEF(dst []byte, ev *detector.Event, version string) []byte {
+func AppendCEF(dst []byte, ev *detector.Event, version string, meta *Meta) []byte {
+	if meta == nil {
+		meta = &Meta{}
+	}
 	dst = append(dst, "CEF:0|icmpids|icmpids|"...)
 	dst = cefHeader(dst, version)
 	dst = append(dst, '|')
@@ -41,6 +45,11 @@ func AppendCEF(dst []byte, ev *detector.Event, version string) []byte {
 	e.str("proto", detector.ProtoName(ev.Proto))
 	e.str("act", "allowed")
 	e.str("cat", ev.Rule.Category)
+	if meta.Host != "" {
+		e.str("dvchost", meta.Host)
+	}
+	e.str("externalId", string(appendHex16(nil, AttackID(meta.Host, ev))))
+	e.str("msg", fmt.Sprintf("%s %s on %s: %d packets from %d sources", ev.Rule.Name, ev.Phase, ev.Target, ev.Packets, ev.Sources))
 	e.labeled("cs1", "rule", ev.Rule.Name)
 	e.labeled("cs2", "phase", ev.Phase.String())
 	if ev.Target.IsValid() {
@@ -146,9 +155,14 @@ func (e *cefExt) addr(k4, k6 string, a netip.Addr) {
 	case a.Unmap().Is4():
 		e.str(k4, a.Unmap().String())
 	default:
-		label := "src_ip"
+		// IPv6: in src/dst, which CEF 25 and the generic parsers (Elastic's
+		// CEF processor, QRadar) take for either family, and in ArcSight's
+		// IPv6 custom fields c6a2/c6a3, which older ArcSight connectors
+		// need.
+		e.str(k4, a.String())
+		label := "Source IPv6 Address"
 		if k4 == "dst" {
-			label = "dest_ip"
+			label = "Destination IPv6 Address"
 		}
 		e.labeled(k6, label, a.String())
 	}

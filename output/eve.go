@@ -22,6 +22,7 @@ type EVE struct {
 	mu     sync.Mutex
 	w      io.Writer
 	j      jsonBuf
+	meta   Meta
 	errs   uint64
 	err    error
 	events uint64
@@ -32,13 +33,27 @@ func NewEVE(w io.Writer) *EVE {
 	return &EVE{w: w}
 }
 
+// Meta says which sensor and which input an event comes from: EVE's host,
+// in_iface (live) and capture_file (replay). The zero value writes none.
+type Meta struct {
+	Host, InIface, CaptureFile string
+}
+
+// SetMeta sets what later events say of their sensor and input (a replay
+// sets CaptureFile as it moves from file to file).
+func (e *EVE) SetMeta(m Meta) {
+	e.mu.Lock()
+	e.meta = m
+	e.mu.Unlock()
+}
+
 // Emit implements detector.Sink: it writes ev as one EVE alert line. A
 // write error is kept (see Err) and counted; the event is lost.
 func (e *EVE) Emit(ev *detector.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.j.b = e.j.b[:0]
-	e.j.alert(ev)
+	e.j.alert(ev, &e.meta)
 	e.write()
 }
 
@@ -81,11 +96,49 @@ func (e *EVE) Counts() (written, failed uint64) {
 // AppendEVE appends ev as an EVE alert JSON object (no newline) to dst and
 // returns the extended slice; for sinks that frame events themselves
 // (syslog).
-func AppendEVE(dst []byte, ev *detector.Event) []byte {
+func AppendEVE(dst []byte, ev *detector.Event, meta *Meta) []byte {
 	j := jsonBuf{b: dst}
-	j.alert(ev)
+	j.alert(ev, meta)
 	return j.b
 }
+
+// AttackID is an attack's identifier: the same on its start, updates and
+// end, and distinct between attacks and sensors (a 64-bit FNV-1a hash of
+// the sensor's name, the rule, the target and the attack's first packet
+// time). FlowID, its low 53 bits (an integer every JSON reader keeps
+// exact), is Suricata's flow_id, which SIEMs group an alert's events by.
+func AttackID(host string, ev *detector.Event) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	add := func(b byte) { h = (h ^ uint64(b)) * prime }
+	for i := 0; i < len(host); i++ {
+		add(host[i])
+	}
+	add(0)
+	for i := 0; i < len(ev.Rule.Name); i++ {
+		add(ev.Rule.Name[i])
+	}
+	a := ev.Target.As16()
+	for _, b := range a {
+		add(b)
+	}
+	t := uint64(ev.Started.UnixNano())
+	for i := 0; i < 8; i++ {
+		add(byte(t >> (56 - 8*i)))
+	}
+	return h
+}
+
+// appendHex16 appends v as 16 hex digits.
+func appendHex16(b []byte, v uint64) []byte {
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hexDigits[v>>uint(i)&15])
+	}
+	return b
+}
+
+// FlowID is the flow_id of an attack id.
+func FlowID(id uint64) int64 { return int64(id & (1<<53 - 1)) }
 
 // AppendEVEStats appends s as an EVE stats JSON object (no newline) to dst
 // and returns the extended slice.
@@ -98,11 +151,23 @@ func AppendEVEStats(dst []byte, s *StatsEvent) []byte {
 // alert writes the alert event object. Our figures go in
 // alert.context.attack: the EVE schema closes every other object of an
 // alert (alert.source and alert.target take only ip and port).
-func (j *jsonBuf) alert(ev *detector.Event) {
+func (j *jsonBuf) alert(ev *detector.Event, meta *Meta) {
+	if meta == nil {
+		meta = &Meta{}
+	}
+	id := AttackID(meta.Host, ev)
 	j.b = append(j.b, '{')
 	j.time("timestamp", ev.Time)
+	j.int("flow_id", FlowID(id))
+	if meta.InIface != "" {
+		j.str("in_iface", meta.InIface)
+	}
 	j.str("event_type", "alert")
-	if ev.Src.IsValid() {
+	// src_ip is the attack's source as it started, the same on every
+	// phase: SIEMs group by signature, src_ip and dest_ip.
+	if src := ev.FirstSource; src.IsValid() {
+		j.addr("src_ip", src)
+	} else if ev.Src.IsValid() {
 		j.addr("src_ip", ev.Src)
 	}
 	if ev.Dst.IsValid() {
@@ -112,6 +177,18 @@ func (j *jsonBuf) alert(ev *detector.Event) {
 	if ev.HasICMP {
 		j.uint("icmp_type", uint64(ev.ICMPType))
 		j.uint("icmp_code", uint64(ev.ICMPCode))
+		if ev.Src.IsValid() && ev.Dst.IsValid() {
+			j.key("community_id")
+			j.b = append(j.b, '"')
+			j.b = appendCommunityID(j.b, ev.Src, ev.Dst, ev.Proto, uint16(ev.ICMPType), uint16(ev.ICMPCode))
+			j.b = append(j.b, '"', ',')
+		}
+	}
+	if meta.Host != "" {
+		j.str("host", meta.Host)
+	}
+	if meta.CaptureFile != "" {
+		j.str("capture_file", meta.CaptureFile)
 	}
 	if len(ev.VLANs) > 0 {
 		j.key("vlan")
@@ -134,6 +211,17 @@ func (j *jsonBuf) alert(ev *detector.Event) {
 		j.closeObj()
 	}
 
+	// Suricata's flow object: Filebeat's suricata module fills
+	// source.packets, network.bytes and event.start/end/duration from it.
+	j.openObj("flow")
+	j.uint("pkts_toserver", ev.Packets)
+	j.uint("bytes_toserver", ev.Bytes)
+	j.time("start", ev.Started)
+	if ev.Phase == detector.PhaseEnd {
+		j.time("end", ev.Time)
+	}
+	j.closeObj()
+
 	j.openObj("alert")
 	j.str("action", "allowed")
 	j.int("gid", 1)
@@ -154,6 +242,10 @@ func (j *jsonBuf) alert(ev *detector.Event) {
 	}
 	j.openObj("context")
 	j.openObj("attack")
+	j.key("id")
+	j.b = append(j.b, '"')
+	j.b = appendHex16(j.b, id)
+	j.b = append(j.b, '"', ',')
 	j.attack(ev)
 	j.closeObj() // attack
 	j.closeObj() // context

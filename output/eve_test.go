@@ -264,7 +264,7 @@ func TestEVEWriteError(t *testing.T) {
 func TestAppendEVE(t *testing.T) {
 	ev := testEvents()[3].ev
 	prefix := []byte("<14>1 - - - ")
-	got := AppendEVE(prefix, ev)
+	got := AppendEVE(prefix, ev, nil)
 	if !bytes.HasPrefix(got, prefix) {
 		t.Fatal("AppendEVE lost the prefix")
 	}
@@ -335,12 +335,12 @@ func TestNumberFormats(t *testing.T) {
 		{appendRate, 1234.56, "1234.6"},
 		{appendRate, math.NaN(), "null"},
 		{appendRate, math.Inf(1), "null"},
-		{appendFloat3, 3, "3"},
+		{appendFloat3, 3, "3.0"}, // a float stays a float (Elasticsearch maps the first value it sees)
 		{appendFloat3, 0.1, "0.1"},
 		{appendFloat3, 12.3456, "12.346"},
-		{appendFloat3, -0.0001, "0"},
-		{appendFloat3, 0, "0"},
-		{appendFloat3, 100, "100"},
+		{appendFloat3, -0.0001, "0.0"},
+		{appendFloat3, 0, "0.0"},
+		{appendFloat3, 100, "100.0"},
 		{appendFloat3, math.Inf(-1), "null"},
 	} {
 		if got := string(c.f(nil, c.v)); got != c.want {

@@ -27,6 +27,10 @@ type EVEFile struct {
 	eve  *EVE
 }
 
+// SetMeta sets what later events say of their sensor and input (see
+// EVE.SetMeta).
+func (ef *EVEFile) SetMeta(m Meta) { ef.eve.SetMeta(m) }
+
 // OpenEVEFile opens (creating it with mode 0640 if needed) the file at path
 // for appending EVE lines.
 func OpenEVEFile(path string) (*EVEFile, error) {

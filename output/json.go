@@ -121,7 +121,8 @@ func appendRate(b []byte, v float64) []byte {
 }
 
 // appendFloat3 formats v rounded to three decimals, without trailing zeros
-// ("0.5", "12.345", "3"); NaN and infinities become null.
+// but always as a float ("0.5", "12.345", "3.0": an index that first sees
+// an integer would map the field as one); NaN and infinities become null.
 func appendFloat3(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(b, "null"...)
@@ -132,10 +133,10 @@ func appendFloat3(b []byte, v float64) []byte {
 		b = b[:len(b)-1]
 	}
 	if b[len(b)-1] == '.' {
-		b = b[:len(b)-1]
+		b = append(b, '0')
 	}
-	if string(b[start:]) == "-0" {
-		b = append(b[:start], '0')
+	if string(b[start:]) == "-0.0" {
+		b = append(b[:start], '0', '.', '0')
 	}
 	return b
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
@@ -223,7 +224,8 @@ type syslogFormatter struct {
 	appName  string
 	hostname string
 	procID   string
-	version  string // product version, for CEF
+	version  string               // product version, for CEF
+	meta     atomic.Pointer[Meta] // the sensor's name and input, for EVE bodies and CEF
 	body     []byte
 }
 
@@ -272,9 +274,9 @@ func (f *syslogFormatter) ruleSeverity(r *detector.RuleInfo) int {
 func (f *syslogFormatter) message(dst []byte, ev *detector.Event) ([]byte, error) {
 	f.body = f.body[:0]
 	if f.cef {
-		f.body = AppendCEF(f.body, ev, f.version)
+		f.body = AppendCEF(f.body, ev, f.version, f.meta.Load())
 	} else {
-		f.body = AppendEVE(f.body, ev)
+		f.body = AppendEVE(f.body, ev, f.meta.Load())
 	}
 	if cap(f.body) > maxKeptBuffer {
 		defer func() { f.body = nil }()

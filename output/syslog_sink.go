@@ -186,6 +186,10 @@ func NewSyslog(rawURL string, cfg SyslogConfig, opts SyslogOptions) (*Syslog, er
 	return s, nil
 }
 
+// SetMeta sets what later messages say of their sensor and input (see
+// EVE.SetMeta).
+func (s *Syslog) SetMeta(m Meta) { s.fmt.meta.Store(&m) }
+
 // Target returns the collector's URL.
 func (s *Syslog) Target() string { return s.target.String() }
 

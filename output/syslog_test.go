@@ -252,7 +252,7 @@ func TestSyslogRsyslog(t *testing.T) {
 					}
 				}
 				if tc.body == "cef" {
-					want := fmt.Sprintf("CEF:0|icmpids|icmpids|test|9000001|ICMP echo flood|5|rt=%d src=198.51.100.7 dst=192.0.2.5 proto=ICMP act=allowed cat=Attempted Denial of Service cs1=icmp_flood cs1Label=rule cs2=start cs2Label=phase cs3=192.0.2.5 cs3Label=target cs4=198.51.100.7 cs4Label=source cn1=%d cn1Label=packets", syslogEvent(i+1).Time.UnixMilli(), i+1)
+					want := fmt.Sprintf("CEF:0|icmpids|icmpids|test|9000001|ICMP echo flood|5|rt=%d src=198.51.100.7 dst=192.0.2.5 proto=ICMP act=allowed cat=Attempted Denial of Service externalId=%s msg=icmp_flood start on 192.0.2.5: %d packets from 1 sources cs1=icmp_flood cs1Label=rule cs2=start cs2Label=phase cs3=192.0.2.5 cs3Label=target cs4=198.51.100.7 cs4Label=source cn1=%d cn1Label=packets", syslogEvent(i+1).Time.UnixMilli(), appendHex16(nil, AttackID("", syslogEvent(i+1))), i+1, i+1)
 					if !strings.HasPrefix(l.Msg, want) {
 						t.Errorf("CEF body\n got %s\nwant %s...", l.Msg, want)
 					}

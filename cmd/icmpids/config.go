@@ -27,10 +27,13 @@ const envPrefix = "ICMPIDS"
 // Config is the whole icmpids configuration, as configs/icmpids.yaml
 // documents it.
 type Config struct {
-	LogLevel string          `mapstructure:"log_level"`
-	Output   OutputConfig    `mapstructure:"output"`
-	Capture  CaptureConfig   `mapstructure:"capture"`
-	Engine   detector.Config `mapstructure:"engine"`
+	// SensorName names this sensor in every event (EVE host, CEF dvchost,
+	// part of the attack ids); "" means the host name.
+	SensorName string          `mapstructure:"sensor_name"`
+	LogLevel   string          `mapstructure:"log_level"`
+	Output     OutputConfig    `mapstructure:"output"`
+	Capture    CaptureConfig   `mapstructure:"capture"`
+	Engine     detector.Config `mapstructure:"engine"`
 	// Decode configures the encapsulation decoders (copied into
 	// Engine.Decode once loaded).
 	Decode detector.DecodeConfig `mapstructure:"decode"`

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// Events name their sensor (EVE host, attack ids): the same name on
+	// every machine keeps the golden files exact.
+	os.Setenv("ICMPIDS_SENSOR_NAME", "test-sensor")
 	os.Exit(m.Run())
 }
 

@@ -288,6 +288,7 @@ func TestConfigPrecedence(t *testing.T) {
 // TestShippedConfigIsTheDefault: configs/icmpids.yaml documents exactly the
 // built-in defaults, every key present.
 func TestShippedConfigIsTheDefault(t *testing.T) {
+	t.Setenv("ICMPIDS_SENSOR_NAME", "") // TestMain's fixed name: unset here
 	path := filepath.Join("..", "..", "configs", "icmpids.yaml")
 	v := newViper()
 	got, err := loadConfig(v, path)

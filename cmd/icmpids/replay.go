@@ -240,6 +240,11 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 			failed = append(failed, err)
 			continue
 		}
+		if path := set.CurrentPath(); path != s.meta.CaptureFile {
+			m := s.meta
+			m.CaptureFile = path
+			s.setMeta(m)
+		}
 		ok, err := in.pass(fr)
 		if err != nil && !in.linkErrs[fr.LinkType] {
 			in.linkErrs[fr.LinkType] = true

@@ -20,7 +20,11 @@ import (
 
 // sensor is one wired detection pipeline: rules → engine → sinks.
 type sensor struct {
-	stop    context.Context // the command's signal context
+	stop context.Context // the command's signal context
+	// meta is what events say of the sensor and its input; metas set it
+	// on the outputs that write it.
+	meta    output.Meta
+	metas   []func(output.Meta)
 	engine  pipeline
 	log     *logrus.Logger
 	closers []func(context.Context) error
@@ -73,7 +77,9 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 	case "text":
 		sinks = append(sinks, output.NewText(stdout))
 	case "eve":
-		sinks = append(sinks, output.NewEVE(stdout))
+		e := output.NewEVE(stdout)
+		sinks = append(sinks, e)
+		s.metas = append(s.metas, e.SetMeta)
 	}
 	if cfg.Output.EVE != "" {
 		f, err := output.OpenEVEFile(cfg.Output.EVE)
@@ -81,6 +87,7 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 			return nil, configError{fmt.Errorf("output.eve: %w", err)}
 		}
 		sinks = append(sinks, f)
+		s.metas = append(s.metas, f.SetMeta)
 		s.eveFile = f
 		s.closers = append(s.closers, func(context.Context) error { return f.Close() })
 	}
@@ -101,7 +108,13 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 			return nil, err
 		}
 		sinks = append(sinks, sl)
+		s.metas = append(s.metas, s.syslog.SetMeta)
 	}
+	s.meta = output.Meta{Host: sensorName(cfg)}
+	if live {
+		s.meta.InIface = cfg.Capture.Interface
+	}
+	s.setMeta(s.meta)
 	rs, err := rules.Enabled(cfg.Rules)
 	if err != nil {
 		return nil, configError{err}
@@ -258,4 +271,25 @@ func (s *sensor) logSummary(what string) {
 		}
 	}
 	s.log.WithFields(f).Info(what)
+}
+
+// setMeta tells every output which sensor and input later events come
+// from.
+func (s *sensor) setMeta(m output.Meta) {
+	s.meta = m
+	for _, set := range s.metas {
+		set(m)
+	}
+}
+
+// sensorName is sensor_name, or this machine's host name.
+func sensorName(cfg Config) string {
+	if cfg.SensorName != "" {
+		return cfg.SensorName
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
 }
