@@ -37,6 +37,12 @@ type SyslogConfig struct {
 	// Body is what the message carries: "eve" (the EVE JSON alert, as the
 	// EVE file has it) or "cef" (ArcSight Common Event Format).
 	Body string `mapstructure:"body"`
+	// Framing is how messages are delimited on TCP and TLS (RFC 6587):
+	// "octet-counting" (a length prefix), "non-transparent" (a newline
+	// after each message, what Wazuh and syslog-ng's network() source
+	// expect for RFC 3164), or "auto": octet counting for RFC 5424,
+	// newlines for RFC 3164. UDP carries one message a datagram.
+	Framing string `mapstructure:"framing"`
 	// Facility is the syslog facility name (kern, user, ..., local0-7).
 	Facility string `mapstructure:"facility"`
 	// AppName is the RFC 5424 APP-NAME and the RFC 3164 TAG.
@@ -85,6 +91,7 @@ func DefaultSyslogConfig() SyslogConfig {
 	return SyslogConfig{
 		Format:       "rfc5424",
 		Body:         "eve",
+		Framing:      "auto",
 		Facility:     "local5",
 		AppName:      "icmpids",
 		Hostname:     "",
@@ -121,6 +128,11 @@ func (c SyslogConfig) Validate() error {
 	case "eve", "cef":
 	default:
 		errs = append(errs, fmt.Errorf("syslog.body: %q is not one of eve, cef", c.Body))
+	}
+	switch c.Framing {
+	case "auto", "octet-counting", "non-transparent":
+	default:
+		errs = append(errs, fmt.Errorf("syslog.framing: %q is not one of auto, octet-counting, non-transparent", c.Framing))
 	}
 	if _, ok := syslogFacilities[c.Facility]; !ok {
 		errs = append(errs, fmt.Errorf("syslog.facility: %q is not a facility (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0-local7)", c.Facility))
@@ -344,4 +356,15 @@ func shortHost(h string) string {
 		return h[:i]
 	}
 	return h
+}
+
+// octetCounting tells whether stream messages get a length prefix.
+func (c SyslogConfig) octetCounting() bool {
+	switch c.Framing {
+	case "octet-counting":
+		return true
+	case "non-transparent":
+		return false
+	}
+	return c.Format != "rfc3164"
 }

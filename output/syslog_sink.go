@@ -618,11 +618,26 @@ func (s *Syslog) reportDrops(force bool) {
 		Warn("syslog: queue full: alerts dropped")
 }
 
-// frame appends ev's message to buf with the transport's framing: octet
-// counting (RFC 6587 §3.4.1, RFC 5425 §4.3) on streams, none on UDP.
+// frame appends ev's message to buf with the transport's framing: none on
+// UDP; on streams octet counting (RFC 6587 §3.4.1, RFC 5425 §4.3) or a
+// trailing newline (non-transparent framing, RFC 6587 §3.4.2), as
+// syslog.framing says.
 func (s *Syslog) frame(buf []byte, ev *detector.Event) ([]byte, error) {
 	if s.target.Scheme == "udp" {
 		return s.fmt.message(buf, ev)
+	}
+	if !s.cfg.octetCounting() {
+		start := len(buf)
+		buf, err := s.fmt.message(buf, ev)
+		if err != nil {
+			return buf[:start], err
+		}
+		for i := start; i < len(buf); i++ { // a message never holds the delimiter
+			if buf[i] == '\n' {
+				buf[i] = ' '
+			}
+		}
+		return append(buf, '\n'), nil
 	}
 	// Reserve room for the length, write the message, then move it into
 	// place once its length is known.

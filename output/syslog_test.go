@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,18 +205,21 @@ func TestSyslogFraming(t *testing.T) {
 func TestSyslogRsyslog(t *testing.T) {
 	r := syslogtest.Start(t)
 	for _, tc := range []struct {
-		input, format, body string
+		input, format, body, framing string
 	}{
-		{"udp", "rfc5424", "eve"},
-		{"tcp", "rfc5424", "eve"},
-		{"tls", "rfc5424", "eve"},
-		{"tcp", "rfc3164", "eve"},
-		{"tls", "rfc5424", "cef"},
+		{"udp", "rfc5424", "eve", "auto"},
+		{"tcp", "rfc5424", "eve", "auto"},
+		{"tls", "rfc5424", "eve", "auto"},
+		{"tcp", "rfc3164", "eve", "auto"}, // newline framing: what Wazuh and syslog-ng expect
+		{"tcp", "rfc3164", "eve", "octet-counting"},
+		{"tcp", "rfc5424", "eve", "non-transparent"},
+		{"tls", "rfc3164", "cef", "auto"},
+		{"tls", "rfc5424", "cef", "auto"},
 	} {
-		t.Run(tc.input+"/"+tc.format+"/"+tc.body, func(t *testing.T) {
+		t.Run(tc.input+"/"+tc.format+"/"+tc.body+"/"+tc.framing, func(t *testing.T) {
 			before := len(r.Lines())
 			cfg := testSyslogConfig()
-			cfg.Format, cfg.Body = tc.format, tc.body
+			cfg.Format, cfg.Body, cfg.Framing = tc.format, tc.body, tc.framing
 			cfg.TLS.CAFile = r.CAFile
 			cfg.Severity = map[string]string{"icmp_flood": "err"}
 			s, err := NewSyslog(r.URL(tc.input), cfg, SyslogOptions{Version: "test"})
@@ -466,4 +470,59 @@ func syslogTestLog() (*logrus.Entry, *lockedBuffer) {
 	l.Out = w
 	l.SetLevel(logrus.DebugLevel)
 	return logrus.NewEntry(l), w
+}
+
+// TestSyslogFraming: on TCP, RFC 3164 goes newline-delimited by default
+// (Wazuh and syslog-ng's network() split on newlines), RFC 5424 octet
+// counted; syslog.framing overrides either.
+func TestSyslogTCPFramingByFormat(t *testing.T) {
+	for _, tc := range []struct {
+		format, framing string
+		counted         bool
+	}{
+		{"rfc3164", "auto", false},
+		{"rfc5424", "auto", true},
+		{"rfc3164", "octet-counting", true},
+		{"rfc5424", "non-transparent", false},
+	} {
+		t.Run(tc.format+"/"+tc.framing, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				got <- b
+			}()
+			cfg := testSyslogConfig()
+			cfg.Format, cfg.Framing = tc.format, tc.framing
+			s, err := NewSyslog("tcp://"+l.Addr().String(), cfg, SyslogOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 3; i++ {
+				s.Emit(syslogEvent(i))
+			}
+			closeSyslog(t, s)
+			b := <-got
+			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			if tc.counted {
+				if !regexp.MustCompile(`^\d+ <`).Match(b) || len(lines) != 1 {
+					t.Errorf("want octet counting, got %q", b)
+				}
+				return
+			}
+			if len(lines) != 3 || !strings.HasSuffix(string(b), "\n") || !strings.HasPrefix(lines[1], "<") {
+				t.Errorf("want 3 newline-terminated messages, got %q", b)
+			}
+		})
+	}
 }

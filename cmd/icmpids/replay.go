@@ -14,6 +14,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/output/report"
 )
 
@@ -218,7 +219,11 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 
 	var failed []error
 	interrupted := false
-	var first, last time.Time
+	var first, last, nextStats time.Time
+	var statsEvery time.Duration
+	if s.eveFile != nil {
+		statsEvery = cfg.Output.EVEStatsInterval
+	}
 	for n := 0; ; n++ {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {
@@ -256,9 +261,19 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 		}
 		if first.IsZero() {
 			first = fr.Timestamp
+			nextStats = first.Add(statsEvery)
 		}
 		last = fr.Timestamp
 		s.engine.HandleFrame(detector.LinkType(fr.LinkType), fr.Data, fr.Timestamp, fr.Length)
+		if statsEvery > 0 && !fr.Timestamp.Before(nextStats) {
+			// EVE stats in packet time, as the live sensor would have
+			// written them at that moment.
+			for !fr.Timestamp.Before(nextStats) {
+				nextStats = nextStats.Add(statsEvery)
+			}
+			s.eveFile.EmitStats(&output.StatsEvent{Time: fr.Timestamp, Uptime: fr.Timestamp.Sub(first),
+				Engine: s.engine.Stats(), AlertsDropped: s.alertsDropped()})
+		}
 	}
 	reason := detector.EndInputEnd
 	if interrupted {

@@ -25,6 +25,7 @@ import (
 	"github.com/icmpids/icmpids/detector/shard"
 	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/output/metrics"
+	"github.com/icmpids/icmpids/rules"
 )
 
 // housekeepEvery is how many frames pass between two looks at the wall
@@ -134,7 +135,7 @@ func (a *app) runLive(ctx context.Context) error {
 		server *metrics.Server
 	)
 	if cfg.Metrics.Addr != "" {
-		m = metrics.New(func() []output.SinkStats {
+		m = metrics.New(version, rules.Names(), func() []output.SinkStats {
 			if s := wired.Load(); s != nil {
 				return s.sinkStats()
 			}

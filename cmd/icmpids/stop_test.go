@@ -211,3 +211,28 @@ func TestReplayOneConnectionCollector(t *testing.T) {
 		t.Errorf("the one-connection collector got %d alerts, want 100\n%s", got, lastLines(stderr, 5))
 	}
 }
+
+// A replay writes EVE stats events in packet time, every
+// output.eve_stats_interval of the capture's own time.
+func TestReplayEVEStatsInPacketTime(t *testing.T) {
+	eve := filepath.Join(t.TempDir(), "eve.json")
+	t.Setenv("ICMPIDS_OUTPUT_EVE_STATS_INTERVAL", "10s")
+	code, _, stderr := icmpids(t, "replay", "--format", "none", "--eve", eve, filepath.Join("testdata", "demo.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(eve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamps []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, `"event_type":"stats"`) {
+			stamps = append(stamps, l[len(`{"timestamp":"`):len(`{"timestamp":"`)+19])
+		}
+	}
+	want := []string{"2026-11-27T10:00:10", "2026-11-27T10:00:20", "2026-11-27T10:00:30", "2026-11-27T10:00:40", "2026-11-27T10:00:50"}
+	if strings.Join(stamps, " ") != strings.Join(want, " ") {
+		t.Errorf("stats events at %v, want %v", stamps, want)
+	}
+}

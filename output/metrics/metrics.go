@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -55,16 +56,31 @@ type Metrics struct {
 // New returns a registry with the sensor's collectors and Go's runtime and
 // process collectors. sinks (may be nil) returns the outputs' figures at
 // scrape time; it must be safe to call from any goroutine.
-func New(sinks func() []output.SinkStats) *Metrics {
+//
+// version is the sensor's version (icmpids_build_info); ruleNames are the
+// rules, whose attack-event counters start at 0 for every phase, so that
+// rate() and alerting rules see a series before the first attack.
+func New(version string, ruleNames []string, sinks func() []output.SinkStats) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), sinks: sinks}
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "icmpids_attack_events_total",
 		Help: "Attack events emitted, by rule and phase (start, update, end).",
 	}, []string{"rule", "phase"})
+	for _, r := range ruleNames {
+		for _, ph := range []string{"start", "update", "end"} {
+			m.events.WithLabelValues(r, ph)
+		}
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "icmpids_build_info",
+		Help: "Always 1; the labels say which icmpids and Go built the sensor.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.events,
+		build,
 		(*sensorCollector)(m),
 	)
 	return m
@@ -151,7 +167,8 @@ type sensorCollector Metrics
 var (
 	descFrames       = prometheus.NewDesc("icmpids_frames_total", "Frames handed to the engine.", nil, nil)
 	descFrameBytes   = prometheus.NewDesc("icmpids_frame_bytes_total", "Wire bytes of the frames handed to the engine.", nil, nil)
-	descPackets      = prometheus.NewDesc("icmpids_packets_total", "IP packets seen, by family (ipv4, ipv6) and what they carry (icmp, icmpv6, fragment, all).", []string{"family", "kind"}, nil)
+	descPackets      = prometheus.NewDesc("icmpids_packets_total", "ICMP/ICMPv6 packets and IP fragments seen, by family (ipv4, ipv6, any) and kind (icmp, icmpv6, fragment); the kinds overlap (a fragmented ping is both).", []string{"family", "kind"}, nil)
+	descIPPackets    = prometheus.NewDesc("icmpids_ip_packets_total", "IP packets seen, by family (ipv4, ipv6).", []string{"family"}, nil)
 	descICMPPackets  = prometheus.NewDesc("icmpids_icmp_packets_total", "ICMP and ICMPv6 packets (with an ICMP header) by protocol and type.", []string{"proto", "type"}, nil)
 	descICMPBytes    = prometheus.NewDesc("icmpids_icmp_bytes_total", "Wire bytes of ICMP and ICMPv6 packets by protocol and type.", []string{"proto", "type"}, nil)
 	descNotIP        = prometheus.NewDesc("icmpids_frames_not_ip_total", "Frames without IP (ARP, LLDP, ...): skipped, not errors.", nil, nil)
@@ -181,7 +198,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *sensorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFrames, descFrameBytes, descPackets, descICMPPackets,
-		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp,
+		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp, descIPPackets,
 		descStarted, descEnded, descActive, descAttDropped, descPendEvicted, descTableLen,
 		descTableCap, descTableEvicted, descSnapshotAge, descQueueLen, descQueueCap, descSent,
 		descDropped, descConnected, descReconnects} {
@@ -201,8 +218,8 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 		e := &s.Engine
 		counter(descFrames, e.Frames)
 		counter(descFrameBytes, e.Bytes)
-		counter(descPackets, e.IPv4, "ipv4", "all")
-		counter(descPackets, e.IPv6, "ipv6", "all")
+		counter(descIPPackets, e.IPv4, "ipv4")
+		counter(descIPPackets, e.IPv6, "ipv6")
 		counter(descPackets, e.ICMP, "ipv4", "icmp")
 		counter(descPackets, e.ICMPv6, "ipv6", "icmpv6")
 		counter(descPackets, e.Fragments, "any", "fragment")

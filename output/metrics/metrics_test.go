@@ -75,7 +75,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			{Name: "syslog", Queued: 3, Capacity: 10000, Sent: 2, Dropped: 7, Network: true, Connected: true, Reconnects: 1},
 		}
 	}
-	m := New(sinks)
+	m := New("test", rules.Names(), sinks)
 	runEngine(t, m)
 	srv, err := m.Serve("127.0.0.1:0")
 	if err != nil {
@@ -135,7 +135,7 @@ func promtool(t *testing.T, exposition string) {
 // TestMetricsBeforeFirstSnapshot: a scrape before the engine published
 // anything is still valid.
 func TestMetricsBeforeFirstSnapshot(t *testing.T) {
-	m := New(nil)
+	m := New("test", rules.Names(), nil)
 	srv, err := m.Serve("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,5 +144,30 @@ func TestMetricsBeforeFirstSnapshot(t *testing.T) {
 	promtool(t, scrape(t, "http://"+srv.Addr()+"/metrics"))
 	if _, err := m.Serve(srv.Addr()); err == nil {
 		t.Error("Serve on an address in use: no error")
+	}
+}
+
+// TestMetricsSeries: build info, every rule's event counters from 0, and
+// no "all" series mixed with its own breakdown (sum() must be right).
+func TestMetricsSeries(t *testing.T) {
+	m := New("9.9.9", rules.Names(), nil)
+	srv, err := m.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	body := scrape(t, "http://"+srv.Addr()+"/metrics")
+	if !strings.Contains(body, `icmpids_build_info{goversion="`) || !strings.Contains(body, `version="9.9.9"} 1`) {
+		t.Errorf("no build info:\n%s", body)
+	}
+	for _, r := range rules.Names() {
+		for _, ph := range []string{"start", "update", "end"} {
+			if want := `icmpids_attack_events_total{phase="` + ph + `",rule="` + r + `"} 0`; !strings.Contains(body, want) {
+				t.Errorf("missing %s", want)
+			}
+		}
+	}
+	if strings.Contains(body, `kind="all"`) {
+		t.Error(`a kind="all" series is mixed with its breakdown`)
 	}
 }
