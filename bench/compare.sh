@@ -1,40 +1,47 @@
 #!/usr/bin/env bash
-# bench/compare.sh — replay throughput of icmpids against the floor.
+# bench/compare.sh — replay speed of icmpids against its references, in one
+# run and one table.
 #
-# Builds bench/floor (pcapgo + one DecodingLayerParser, no detection: the
-# floor of issue 6), icmpids and icmpids-gen; generates two captures with the
-# generator — a realistic mix (600 B average, 30 % ICMP, VLAN, IPv6, fragment
-# trains) and an echo flood in which every packet has a new spoofed source —
-# then runs the floor and `icmpids replay --format none --eve FILE` (every
-# rule on, EVE to a file) interleaved RUNS times on each, timing whole
-# processes, and prints the medians (packets/s) and the ratios
-# icmpids / floor. Goals: >= 0.8 on the mix, >= 0.5 on the flood.
+# Builds icmpids, icmpids-gen and bench/floor (pcapgo + one gopacket
+# DecodingLayerParser, no detection); generates two captures with the
+# generator in tmpfs (/dev/shm when there is one) — a realistic mix (600 B
+# average, 30 % ICMP, VLAN, IPv6, fragment trains) and an echo flood in
+# which every packet has a new spoofed source — then times, interleaved RUNS
+# times, whole processes on each capture:
+#   tcpdump   tcpdump -r FILE -w /dev/null icmp   (C, libpcap, a compiled BPF
+#             filter, no detection: the reference)
+#   floor     bench/floor
+#   w1, w2    icmpids replay --format none --workers 1 / 2  (every rule on)
+# and prints the medians (packets/s) and the wall-time ratios icmpids /
+# tcpdump (goals: <= 0.9 on the mix, <= 1.2 on the flood) and w1 / w2 (the
+# speed-up of the second worker).
 #
 # Settings (environment):
-#   MIX_COUNT=2000000   packets in the mix        MIX_RATE=200000  its pps
-#   FLOOD_COUNT=10000000 packets in the flood     FLOOD_RATE=1000000
+#   MIX_COUNT=1000000   packets in the mix        MIX_RATE=200000  its pps
+#   FLOOD_COUNT=2000000 packets in the flood      FLOOD_RATE=1000000
 #   RUNS=5              interleaved runs per capture
-#   WORKERS=1           icmpids --workers (engine.workers)
-#   WORKDIR=            where binaries and captures go (default: a temp dir,
-#                       removed at the end; set it to keep the captures)
+#   WORKDIR=            where binaries and captures go (default: a temp dir
+#                       in tmpfs, removed at the end)
 #   SEED=1
 # Usage: bench/compare.sh            (from anywhere inside the repository)
 set -euo pipefail
 
-MIX_COUNT=${MIX_COUNT:-2000000}
+MIX_COUNT=${MIX_COUNT:-1000000}
 MIX_RATE=${MIX_RATE:-200000}
-FLOOD_COUNT=${FLOOD_COUNT:-10000000}
+FLOOD_COUNT=${FLOOD_COUNT:-2000000}
 FLOOD_RATE=${FLOOD_RATE:-1000000}
 RUNS=${RUNS:-5}
-WORKERS=${WORKERS:-1}
 SEED=${SEED:-1}
+command -v tcpdump >/dev/null || { echo "compare.sh needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -n "${WORKDIR:-}" ]]; then
 	work=$WORKDIR
 	mkdir -p "$work"
 else
-	work=$(mktemp -d /tmp/icmpids-compare.XXXXXX)
+	tmp=/tmp
+	[[ -d /dev/shm && -w /dev/shm ]] && tmp=/dev/shm
+	work=$(mktemp -d "$tmp/icmpids-compare.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
 fi
 
@@ -72,25 +79,28 @@ wall() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A times
+tools=(tcpdump floor w1 w2)
 for ((r = 1; r <= RUNS; r++)); do
 	for cap in mix flood; do
 		f="$work/$cap.pcap"
+		times[$cap.tcpdump]+="$(wall tcpdump -r "$f" -w /dev/null icmp) "
 		times[$cap.floor]+="$(wall "$work/floor" "$f") "
-		rm -f "$work/eve.json"
-		times[$cap.icmpids]+="$(wall "$work/icmpids" replay --format none --workers "$WORKERS" --eve "$work/eve.json" "$f") "
+		times[$cap.w1]+="$(wall "$work/icmpids" replay --format none --workers 1 "$f") "
+		times[$cap.w2]+="$(wall "$work/icmpids" replay --format none --workers 2 "$f") "
 	done
 	echo "# run $r/$RUNS done" >&2
 done
 
-printf '%-6s %10s %14s %14s %14s %7s %6s\n' capture packets floor_pps icmpids_pps icmpids_s ratio goal
+printf '%-6s %9s %12s %12s %12s %12s %9s %9s %6s %7s\n' capture packets tcpdump_pps floor_pps w1_pps w2_pps w1/tcpd w2/tcpd goal w1/w2
 for cap in mix flood; do
-	n=$MIX_COUNT goal=0.8
-	[[ $cap == flood ]] && n=$FLOOD_COUNT goal=0.5
-	fl=$(tr ' ' '\n' <<<"${times[$cap.floor]}" | grep . | median)
-	ic=$(tr ' ' '\n' <<<"${times[$cap.icmpids]}" | grep . | median)
-	awk -v c="$cap" -v n="$n" -v fl="$fl" -v ic="$ic" -v g="$goal" 'BEGIN {
-		fp = n / (fl / 1e6); ip = n / (ic / 1e6)
-		printf "%-6s %10d %14.0f %14.0f %14.3f %7.2f %6s\n", c, n, fp, ip, ic / 1e6, ip / fp, g
+	n=$MIX_COUNT goal=0.9
+	[[ $cap == flood ]] && n=$FLOOD_COUNT goal=1.2
+	declare -A med
+	for t in "${tools[@]}"; do
+		med[$t]=$(tr ' ' '\n' <<<"${times[$cap.$t]}" | grep . | median)
+	done
+	awk -v c="$cap" -v n="$n" -v td="${med[tcpdump]}" -v fl="${med[floor]}" -v w1="${med[w1]}" -v w2="${med[w2]}" -v g="$goal" 'BEGIN {
+		printf "%-6s %9d %12.0f %12.0f %12.0f %12.0f %9.2f %9.2f %6s %7.2f\n", c, n, n/(td/1e6), n/(fl/1e6), n/(w1/1e6), n/(w2/1e6), w1/td, w2/td, g, w1/w2
 	}'
 done
-echo "# medians of $RUNS interleaved runs, whole-process wall time; icmpids: all rules, --format none --eve FILE, --workers $WORKERS" >&2
+echo "# medians of $RUNS interleaved runs, whole-process wall time, captures in $work; ratios are wall time (lower is faster); icmpids: all rules, --format none" >&2

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"hash/crc32"
 	"net/netip"
 	"time"
@@ -149,10 +150,17 @@ func pingPattern(d []byte) bool {
 		return true
 	}
 	counting := true
-	for i := 16; i < len(d); i++ {
-		if d[i] != byte(i) {
+	i := 16
+	// Eight bytes at a time while no byte of the word wraps past 255.
+	for ; i+8 <= len(d) && i&0xff <= 248; i += 8 {
+		if binary.LittleEndian.Uint64(d[i:]) != 0x0706050403020100+uint64(i&0xff)*0x0101010101010101 {
 			counting = false
 			break
+		}
+	}
+	for ; counting && i < len(d); i++ {
+		if d[i] != byte(i) {
+			counting = false
 		}
 	}
 	if counting && len(d) > 16 {

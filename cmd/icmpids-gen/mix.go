@@ -105,6 +105,26 @@ func (g *mixGen) outside(v6 bool) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// peer returns one of the few outside hosts inside host in pings (its
+// usual peers: a handful per host, the same every time).
+func (g *mixGen) peer(in netip.Addr, v6 bool) netip.Addr {
+	h := in.As16()
+	k := uint64(h[14])<<8 | uint64(h[15])
+	k = k*0x9e3779b97f4a7c15 + uint64(g.r.IntN(4))*0xbf58476d1ce4e5b9
+	k ^= k >> 31
+	if v6 {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[0:8], 0x2001_0db8_f000_0000|k&0xffff_ffff)
+		binary.BigEndian.PutUint64(b[8:16], k*0x94d049bb133111eb)
+		return netip.AddrFrom16(b)
+	}
+	b := [4]byte{byte(1 + k%222), byte(k >> 8), byte(k >> 16), byte(1 + (k>>24)%254)}
+	if b[0] == 10 || b[0] == 127 {
+		b[0]++
+	}
+	return netip.AddrFrom4(b)
+}
+
 // pair returns (inside, outside) in a random direction.
 func (g *mixGen) pair(v6 bool) (src, dst netip.Addr) {
 	in, out := g.inside(v6), g.outside(v6)
@@ -163,7 +183,13 @@ func (g *mixGen) icmp(v6 bool) error {
 	x := g.r.Float64()
 	switch {
 	case x < 0.70 || (!v6 && x >= 0.88): // an echo exchange: request, then its reply
-		src, dst := g.pair(v6)
+		// An inside host pings a few usual peers (a monitored server, a
+		// gateway, a DNS server); an outside host pings an inside one.
+		in := g.inside(v6)
+		src, dst := in, g.peer(in, v6)
+		if g.r.IntN(2) == 0 {
+			src, dst = g.outside(v6), in
+		}
 		size := 56
 		if g.r.IntN(10) == 0 {
 			size = 1000 + g.r.IntN(400)
@@ -183,14 +209,17 @@ func (g *mixGen) icmp(v6 bool) error {
 		if x >= 0.82 {
 			typ, code = 11, 0 // time exceeded in transit
 		}
-		quote := make([]byte, 28)
+		// The error quotes the datagram its receiver (dst) sent: UDP to a
+		// closed port, or a traceroute probe whose TTL ran out.
+		qlen := 28
 		if v6 {
 			typ, code = 1, 4
 			if x >= 0.82 {
 				typ, code = 3, 0
 			}
-			quote = make([]byte, 48)
+			qlen = 48
 		}
+		quote := synth.Quote(dst, src, 17, uint16(32768+g.r.IntN(28000)), 33434+uint16(g.r.IntN(30)), qlen)
 		b := append([]byte{typ, code, 0, 0, 0, 0, 0, 0}, quote...)
 		if !v6 {
 			binary.BigEndian.PutUint16(b[2:4], checksum(b))
