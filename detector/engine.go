@@ -186,11 +186,22 @@ func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	p := &e.pkt
 	reason := e.dec.Decode(lt, data, ts, wireLen, p)
 	p.SourceRemote = srcRemote
+	e.handleDecoded(p, reason)
+}
+
+// HandleDecoded is HandleFrame for a frame another Decoder has already
+// decoded into p, with reason (detector/shard's dispatcher decodes each
+// frame to route it, and runs an engine itself): the engine counts and
+// handles it as if it had decoded it. p.ICMPData must stay valid during
+// the call; p is the engine's until it returns.
+func (e *Engine) HandleDecoded(p *Packet, reason Reason) { e.handleDecoded(p, reason) }
+
+func (e *Engine) handleDecoded(p *Packet, reason Reason) {
 	e.stats.Frames++
 	e.stats.Bytes += uint64(p.WireLen)
 	e.stats.Decode[reason]++
-	tn := ts.UnixNano()
-	e.advance(ts, tn)
+	tn := p.Time.UnixNano()
+	e.advance(p.Time, tn)
 	if !p.Src.IsValid() {
 		return // no IP header: nothing for the rules
 	}
@@ -198,6 +209,30 @@ func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	// lies above it is cut short (snaplen) or malformed: its addresses and
 	// fragment fields are sound, and fragment attacks live there.
 	e.handle(p, tn)
+}
+
+// CountFrame adds to s a frame that no rule looks at (no IP header, or
+// IP carrying neither ICMP nor a fragment), as an engine counts one:
+// frames, bytes, decode outcome, IP family. Dispatchers that drop such
+// frames before any engine keep their figures this way.
+func (s *Stats) CountFrame(p *Packet, reason Reason) {
+	s.Frames++
+	s.Bytes += uint64(p.WireLen)
+	s.Decode[reason]++
+	if !p.Src.IsValid() {
+		return
+	}
+	if p.IPv6 {
+		s.IPv6++
+	} else {
+		s.IPv4++
+	}
+}
+
+// RulesSee tells whether the engine would hand p to any rule: an ICMP or
+// ICMPv6 packet, or an IP fragment.
+func RulesSee(p *Packet) bool {
+	return p.Src.IsValid() && (p.Fragment || p.Proto == ProtoICMPv4 || p.Proto == ProtoICMPv6)
 }
 
 // HandlePacket runs the rules on an already decoded packet (p.Time is its

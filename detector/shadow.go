@@ -36,8 +36,14 @@ type SourceObserver interface {
 func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
 	p := &e.pkt
 	e.dec.Decode(lt, data, ts, wireLen, p)
-	tn := ts.UnixNano()
-	e.advance(ts, tn)
+	e.HandleShadowDecoded(p)
+}
+
+// HandleShadowDecoded is HandleShadowFrame for a frame already decoded
+// into p (see HandleDecoded).
+func (e *Engine) HandleShadowDecoded(p *Packet) {
+	tn := p.Time.UnixNano()
+	e.advance(p.Time, tn)
 	if !p.Src.IsValid() {
 		return
 	}

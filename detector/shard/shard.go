@@ -125,6 +125,12 @@ type Set struct {
 	fronts  []*Front // handed out by Front
 	closed  bool
 	sink    lockedSink
+	// inline: the dispatcher runs worker 0's engine itself, on its own
+	// goroutine, instead of copying its frames into batches for worker
+	// 0's goroutine. With one producer on N cores this keeps N goroutines
+	// busy rather than N+1, and spares a copy of a share of the frames.
+	// Front turns it off: several producers cannot share an engine.
+	inline bool
 }
 
 type worker struct {
@@ -140,7 +146,8 @@ type worker struct {
 // fronts may be used concurrently. It does not allocate per frame.
 type Front struct {
 	s        *Set
-	cur      []*batch // the batch being filled, per worker
+	counted  detector.Stats // frames the main front counted and dropped (inline)
+	cur      []*batch       // the batch being filled, per worker
 	dec      *detector.Decoder
 	pkt      detector.Packet
 	nextTick int64
@@ -235,6 +242,7 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		go w.run()
 	}
 	s.main = s.newFront()
+	s.inline = cfg.Workers > 1
 	return s, nil
 }
 
@@ -273,6 +281,11 @@ func (s *Set) Front() (*Front, error) {
 	}
 	if len(s.fronts) >= maxFronts {
 		return nil, fmt.Errorf("shard: more than %d fronts", maxFronts)
+	}
+	if s.inline {
+		// Several producers: worker 0 goes back to its own goroutine.
+		s.main.Flush()
+		s.inline = false
 	}
 	f := s.newFront()
 	s.fronts = append(s.fronts, f)
@@ -369,9 +382,14 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 	s := f.s
 	p := &f.pkt
 	t := ts.UnixNano()
+	inline := s.inline && f == s.main
 	if len(s.workers) == 1 {
 		f.add(0, kindFrame, lt, data, t, wireLen)
-	} else if f.dec.Decode(lt, data, ts, wireLen, p); !p.Src.IsValid() {
+	} else if reason := f.dec.Decode(lt, data, ts, wireLen, p); inline && !detector.RulesSee(p) {
+		// No rule looks at it (TCP, UDP, not IP): counted here, copied
+		// nowhere. The engines' clocks move with the ticks below.
+		f.counted.CountFrame(p, reason)
+	} else if !p.Src.IsValid() {
 		f.add(0, kindFrame, lt, data, t, wireLen)
 	} else {
 		echo := !p.Fragment && p.IsEchoRequest()
@@ -380,19 +398,33 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 			groupFn = group
 		}
 		src := s.shardOf(prefixHash(p.Src))
+		var dst int
 		switch {
 		case echo && groupFn(p):
-			f.add(src, kindFrame, lt, data, t, wireLen)
+			dst = src
 		case echo || query(p):
-			dst := s.shardOf(prefixHash(p.Dst))
-			if src == dst {
-				f.add(dst, kindFrame, lt, data, t, wireLen)
-			} else {
-				f.add(dst, kindSplit, lt, data, t, wireLen)
-				f.add(src, kindShadow, lt, data, t, wireLen)
+			dst = s.shardOf(prefixHash(p.Dst))
+			if src != dst {
+				if inline && src == 0 {
+					s.workers[0].eng.HandleShadowDecoded(p)
+				} else {
+					f.add(src, kindShadow, lt, data, t, wireLen)
+				}
 			}
 		default:
-			f.add(s.shardOf(prefixHash(p.Dst)), kindFrame, lt, data, t, wireLen)
+			dst, src = s.shardOf(prefixHash(p.Dst)), -1
+		}
+		kind := kindFrame
+		if (echo || query(p)) && src >= 0 && src != dst {
+			kind = kindSplit
+		}
+		if inline && dst == 0 {
+			// Worker 0's engine runs here: hand it the packet decoded
+			// for routing instead of decoding it again.
+			p.SourceRemote = kind == kindSplit
+			s.workers[0].eng.HandleDecoded(p, reason)
+		} else {
+			f.add(dst, kind, lt, data, t, wireLen)
 		}
 	}
 	if t >= f.nextTick {
@@ -408,6 +440,21 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 // add appends a record to worker i's current batch, handing the batch over
 // when it is full or its first record has waited MaxDelay.
 func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int64, wireLen int) {
+	if i == 0 && f.s.inline && f == f.s.main {
+		e := f.s.workers[0].eng
+		ts := time.Unix(0, t)
+		switch kind {
+		case kindFrame:
+			e.HandleFrame(lt, data, ts, wireLen)
+		case kindSplit:
+			e.HandleSplitFrame(lt, data, ts, wireLen)
+		case kindShadow:
+			e.HandleShadowFrame(lt, data, ts, wireLen)
+		case kindAdvance:
+			e.Advance(ts)
+		}
+		return
+	}
 	b := f.cur[i]
 	if len(b.recs) == cap(b.recs) || len(b.buf)+len(data) > cap(b.buf) {
 		f.flush(i)
@@ -541,6 +588,7 @@ func (s *Set) Stats() detector.Stats {
 	}
 	var sum detector.Stats
 	tables := map[string]int{}
+	all = append(all, s.main.counted)
 	for i := range all {
 		st := &all[i]
 		sum.Frames += st.Frames
