@@ -14,30 +14,49 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/shard"
 	"github.com/icmpids/icmpids/rules"
 )
 
 func main() {
 	cpu := flag.String("cpu", "cpu.out", "CPU profile output")
 	mem := flag.String("mem", "", "heap profile output (at the end of the replay)")
+	workers := flag.Int("workers", 1, "detection engines (detector/shard, as --workers)")
 	flag.Parse()
-	if err := run(*cpu, *mem, flag.Args()); err != nil {
+	if err := run(*cpu, *mem, *workers, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cpuPath, memPath string, paths []string) error {
-	rs, err := rules.Enabled(rules.DefaultConfig()) // every rule, as replay runs them
-	if err != nil {
-		return err
+// pipeline is a single engine or a shard set.
+type pipeline interface {
+	HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int)
+	Close(reason string)
+}
+
+func run(cpuPath, memPath string, workers int, paths []string) error {
+	var events atomic.Int64
+	sink := detector.SinkFunc(func(*detector.Event) { events.Add(1) })
+	build := func(_ int, sink detector.Sink) (*detector.Engine, error) {
+		rs, err := rules.Enabled(rules.DefaultConfig()) // every rule, as replay runs them
+		if err != nil {
+			return nil, err
+		}
+		return detector.New(detector.DefaultConfig(), sink, rs...)
 	}
-	events := 0
-	eng, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { events++ }), rs...)
+	var eng pipeline
+	var err error
+	if workers == 1 {
+		eng, err = build(0, sink)
+	} else {
+		eng, err = shard.New(shard.Config{Workers: workers}, sink, build)
+	}
 	if err != nil {
 		return err
 	}
@@ -72,7 +91,7 @@ func run(cpuPath, memPath string, paths []string) error {
 	eng.Close(detector.EndInputEnd)
 	el := time.Since(start)
 	pprof.StopCPUProfile()
-	fmt.Printf("frames=%d events=%d elapsed=%v pps=%.0f\n", n, events, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	fmt.Printf("frames=%d events=%d elapsed=%v pps=%.0f\n", n, events.Load(), el.Round(time.Millisecond), float64(n)/el.Seconds())
 	if memPath != "" {
 		runtime.GC()
 		m, err := os.Create(memPath)
