@@ -296,8 +296,7 @@ func (e *carpetPrefix) union() hostBitmap {
 
 // spread tells whether no single host carries most of e's traffic.
 func (r *Carpet) spread(e *carpetPrefix) bool {
-	top := e.top.Top(1, 0)
-	return len(top) == 0 || float64(top[0].Count) <= r.cfg.MaxHostShare*float64(e.total)
+	return float64(e.top.MaxCount()) <= r.cfg.MaxHostShare*float64(e.total)
 }
 
 // carpetIdle is how long a prefix's state outlives its last packet, so

@@ -151,3 +151,30 @@ func TestCarpetConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A carpet under way costs no allocation per packet.
+func TestCarpetDoesNotAllocate(t *testing.T) {
+	frames := carpet(netip.MustParsePrefix("192.0.2.0/24"), 254, 40000, 60000, addr("198.51.100.7"), true)
+	var n int
+	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { n++ }), rules.NewCarpet(rules.DefaultCarpetConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames[:40000] {
+		e.HandleFrame(detector.LinkEthernet, f.Data, f.Time, len(f.Data))
+	}
+	if n != 1 {
+		t.Fatalf("%d events, want the carpet's start", n)
+	}
+	i := 40000
+	allocs := testing.AllocsPerRun(100, func() {
+		for k := 0; k < 100; k++ {
+			f := frames[i%len(frames)]
+			e.HandleFrame(detector.LinkEthernet, f.Data, f.Time.Add(time.Duration(i/len(frames))*2*time.Second), len(f.Data))
+			i++
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per 100 packets of a carpet", allocs)
+	}
+}

@@ -166,6 +166,16 @@ func (t *TopK[K]) Exact() bool { return !t.replaced }
 // Len is the number of keys held.
 func (t *TopK[K]) Len() int { return t.n }
 
+// MaxCount is the largest count held (an upper bound of the top key's
+// true count), without allocating.
+func (t *TopK[K]) MaxCount() uint64 {
+	var m uint64
+	for _, c := range t.counts[:t.n] {
+		m = max(m, c)
+	}
+	return m
+}
+
 // Top returns up to n entries whose guaranteed count (Min) is at least
 // minCount, largest guaranteed count first (ties: the earlier slot first,
 // so results are deterministic).
