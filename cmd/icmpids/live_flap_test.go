@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestLiveLinkFlap: the capture interface goes down for a second in the
+// TestLiveLinkFlap: the capture interface goes down for three seconds in the
 // middle of a flood and comes back; with libpcap and with AF_PACKET the
 // sensor keeps running, logs the link going down and up once each, and the
 // flood stays one attack.
@@ -46,7 +46,8 @@ func TestLiveLinkFlap(t *testing.T) {
 			}
 			flood("2")
 			sh(t, "ip", "-n", string(victim), "link", "set", vIf, "down")
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(3 * time.Second) // the link is checked every second
+
 			select {
 			case err := <-exited:
 				t.Fatalf("the sensor exited while the link was down: %v\n%s", err, stderr.String())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -107,6 +108,7 @@ func TestReplayDeadCollectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
 		for {
@@ -114,10 +116,14 @@ func TestReplayDeadCollectors(t *testing.T) {
 			if err != nil {
 				return
 			}
+			mu.Lock()
 			conns = append(conns, c)
+			mu.Unlock()
 		}
 	}()
 	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
