@@ -129,6 +129,10 @@ type carpetPrefix struct {
 	total   uint64
 	trigger uint8
 	peak    float64 // the most distinct hosts seen while over the stop level
+	// sole is the one host every packet went to while multi is false: a
+	// flood of one host costs the carpet rule nothing more.
+	sole  netip.Addr
+	multi bool
 }
 
 // Carpet is the icmp_carpet_flood rule. It aggregates ICMP traffic by
@@ -230,11 +234,20 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 			return
 		}
 		e, _ = r.prefixes.Get(net, now)
-		*e = carpetPrefix{epoch: now / r.windowNs}
+		*e = carpetPrefix{epoch: now / r.windowNs, sole: p.Dst}
 		if r.admit.level != 0 {
 			seed.fill(&e.any, 0, idx, p.WireLen)
 			seed.fill(&e.echo, 1, idx, p.WireLen)
 		}
+	}
+	if !e.multi {
+		// Every packet so far went to one host: that is icmp_flood's
+		// case, and a carpet needs 16 hosts. Nothing to count until a
+		// second host shows up.
+		if p.Dst == e.sole {
+			return
+		}
+		e.multi = true
 	}
 	e.any.AddBucket(idx, p.WireLen)
 	if echo {
