@@ -526,3 +526,47 @@ func TestSyslogTCPFramingByFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestSyslogNG sends to a real syslog-ng, the other collector SIEM
+// pipelines sit behind: RFC 3164 to its network() source and RFC 5424 to
+// its syslog() source, each over TCP and UDP, with the default framing.
+// syslog-ng must read the host, the program and (5424) the MSGID from our
+// header, and the whole EVE body as the message, in order.
+func TestSyslogNG(t *testing.T) {
+	ng := syslogtest.StartSyslogNG(t)
+	for _, tc := range []struct{ format, transport string }{
+		{"3164", "tcp"}, {"3164", "udp"}, {"5424", "tcp"}, {"5424", "udp"},
+	} {
+		t.Run(tc.format+"/"+tc.transport, func(t *testing.T) {
+			before := len(ng.Lines())
+			cfg := testSyslogConfig()
+			cfg.Format = "rfc" + tc.format
+			s, err := NewSyslog(ng.URL(tc.format, tc.transport), cfg, SyslogOptions{Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 20
+			for i := 1; i <= n; i++ {
+				s.Emit(syslogEvent(i))
+			}
+			closeSyslog(t, s)
+			lines := ng.WaitLines(before+n, 5*time.Second)[before:]
+			if len(lines) != n {
+				t.Fatalf("syslog-ng wrote %d messages, want %d: %+v", len(lines), n, lines)
+			}
+			wantHost, wantMsgID := "sensor1.example.org", "icmp_flood"
+			if tc.format == "3164" {
+				wantHost, wantMsgID = "sensor1", ""
+			}
+			for i, l := range lines {
+				if l.Host != wantHost || l.Program != "icmpids" || l.MsgID != wantMsgID {
+					t.Fatalf("line %d parsed as host %q program %q msgid %q, want %q icmpids %q",
+						i, l.Host, l.Program, l.MsgID, wantHost, wantMsgID)
+				}
+				if seq := bodySeq(t, l.Msg); seq != i+1 {
+					t.Errorf("line %d carries event %d: out of order", i, seq)
+				}
+			}
+		})
+	}
+}
