@@ -210,7 +210,9 @@ func TestSyslogRsyslog(t *testing.T) {
 		{"udp", "rfc5424", "eve", "auto"},
 		{"tcp", "rfc5424", "eve", "auto"},
 		{"tls", "rfc5424", "eve", "auto"},
+		{"udp", "rfc3164", "eve", "auto"},
 		{"tcp", "rfc3164", "eve", "auto"}, // newline framing: what Wazuh and syslog-ng expect
+		{"tls", "rfc3164", "eve", "auto"},
 		{"tcp", "rfc3164", "eve", "octet-counting"},
 		{"tcp", "rfc5424", "eve", "non-transparent"},
 		{"tls", "rfc3164", "cef", "auto"},
@@ -529,18 +531,20 @@ func TestSyslogTCPFramingByFormat(t *testing.T) {
 
 // TestSyslogNG sends to a real syslog-ng, the other collector SIEM
 // pipelines sit behind: RFC 3164 to its network() source and RFC 5424 to
-// its syslog() source, each over TCP and UDP, with the default framing.
+// its syslog() source, each over TCP, UDP and TLS, with the default framing.
 // syslog-ng must read the host, the program and (5424) the MSGID from our
 // header, and the whole EVE body as the message, in order.
 func TestSyslogNG(t *testing.T) {
 	ng := syslogtest.StartSyslogNG(t)
 	for _, tc := range []struct{ format, transport string }{
-		{"3164", "tcp"}, {"3164", "udp"}, {"5424", "tcp"}, {"5424", "udp"},
+		{"3164", "tcp"}, {"3164", "udp"}, {"3164", "tls"},
+		{"5424", "tcp"}, {"5424", "udp"}, {"5424", "tls"},
 	} {
 		t.Run(tc.format+"/"+tc.transport, func(t *testing.T) {
 			before := len(ng.Lines())
 			cfg := testSyslogConfig()
 			cfg.Format = "rfc" + tc.format
+			cfg.TLS.CAFile = ng.CAFile
 			s, err := NewSyslog(ng.URL(tc.format, tc.transport), cfg, SyslogOptions{Version: "test"})
 			if err != nil {
 				t.Fatal(err)
@@ -559,9 +563,9 @@ func TestSyslogNG(t *testing.T) {
 				wantHost, wantMsgID = "sensor1", ""
 			}
 			for i, l := range lines {
-				if l.Host != wantHost || l.Program != "icmpids" || l.MsgID != wantMsgID {
-					t.Fatalf("line %d parsed as host %q program %q msgid %q, want %q icmpids %q",
-						i, l.Host, l.Program, l.MsgID, wantHost, wantMsgID)
+				if l.Source != "s"+tc.format+tc.transport || l.Host != wantHost || l.Program != "icmpids" || l.MsgID != wantMsgID {
+					t.Fatalf("line %d parsed as source %q host %q program %q msgid %q, want s%s%s %q icmpids %q",
+						i, l.Source, l.Host, l.Program, l.MsgID, tc.format, tc.transport, wantHost, wantMsgID)
 				}
 				if seq := bodySeq(t, l.Msg); seq != i+1 {
 					t.Errorf("line %d carries event %d: out of order", i, seq)

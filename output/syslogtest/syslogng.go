@@ -12,7 +12,7 @@ import (
 )
 
 // SyslogNG is a syslog-ng the test runs on loopback, with an RFC 3164
-// network() source and an RFC 5424 syslog() source, each on TCP and UDP,
+// network() source and an RFC 5424 syslog() source, each on TCP, UDP and TLS,
 // writing every message it parsed to a file: source, host, program, MSGID
 // and message, tab-separated.
 //
@@ -22,8 +22,11 @@ import (
 type SyslogNG struct {
 	t        testing.TB
 	dir, out string
-	ports    map[string]int // "3164/tcp", "3164/udp", "5424/tcp", "5424/udp"
+	ports    map[string]int // "3164/tcp", "3164/udp", "3164/tls", "5424/tcp", …
 	cmd      *exec.Cmd
+	// CAFile is the PEM file of the CA that signed the TLS sources'
+	// certificate (names: localhost, 127.0.0.1).
+	CAFile string
 }
 
 // NGLine is one message syslog-ng parsed.
@@ -43,18 +46,33 @@ func StartSyslogNG(t testing.TB) *SyslogNG {
 	}
 	dir := t.TempDir()
 	s := &SyslogNG{t: t, dir: dir, out: filepath.Join(dir, "out.tsv"), ports: map[string]int{}}
-	for _, k := range []string{"3164/tcp", "3164/udp", "5424/tcp", "5424/udp"} {
-		s.ports[k] = freePort(t, k[5:])
+	s.CAFile = writeCerts(t, dir)
+	var sources, logs strings.Builder
+	for _, format := range []string{"3164", "5424"} {
+		driver := map[string]string{"3164": "network", "5424": "syslog"}[format]
+		for _, transport := range []string{"tcp", "udp", "tls"} {
+			k := format + "/" + transport
+			network := transport
+			if network == "tls" {
+				network = "tcp"
+			}
+			s.ports[k] = freePort(t, network)
+			tls := ""
+			if transport == "tls" {
+				tls = fmt.Sprintf(` tls(key-file(%q) cert-file(%q) peer-verify(optional-untrusted))`,
+					filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "server.pem"))
+			}
+			name := "s" + format + transport
+			fmt.Fprintf(&sources, "source %s { %s(ip(\"127.0.0.1\") port(%d) transport(%q)%s log-msg-size(65536)); };\n",
+				name, driver, s.ports[k], transport, tls)
+			fmt.Fprintf(&logs, " source(%s);", name)
+		}
 	}
 	conf := fmt.Sprintf(`@version: 3.38
 options { keep-hostname(yes); chain-hostnames(no); stats-freq(0); log-msg-size(65536); };
-source s3164t { network(ip("127.0.0.1") port(%d) transport("tcp") log-msg-size(65536)); };
-source s3164u { network(ip("127.0.0.1") port(%d) transport("udp") log-msg-size(65536)); };
-source s5424t { syslog(ip("127.0.0.1") port(%d) transport("tcp") log-msg-size(65536)); };
-source s5424u { syslog(ip("127.0.0.1") port(%d) transport("udp") log-msg-size(65536)); };
-destination d { file(%q template("${SOURCE}\t${HOST}\t${PROGRAM}\t${MSGID}\t${MESSAGE}\n")); };
-log { source(s3164t); source(s3164u); source(s5424t); source(s5424u); destination(d); };
-`, s.ports["3164/tcp"], s.ports["3164/udp"], s.ports["5424/tcp"], s.ports["5424/udp"], s.out)
+%sdestination d { file(%q template("${SOURCE}\t${HOST}\t${PROGRAM}\t${MSGID}\t${MESSAGE}\n")); };
+log {%s destination(d); };
+`, sources.String(), s.out, logs.String())
 	cfg := filepath.Join(dir, "syslog-ng.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,7 +132,7 @@ func findSyslogNG() (bin string, env []string, modules string, err error) {
 }
 
 // URL returns the collector URL of a source: format "3164" or "5424",
-// transport "tcp" or "udp".
+// transport "tcp", "udp" or "tls".
 func (s *SyslogNG) URL(format, transport string) string {
 	return fmt.Sprintf("%s://127.0.0.1:%d", transport, s.ports[format+"/"+transport])
 }
