@@ -144,6 +144,11 @@ func TestLiveAttackTools(t *testing.T) {
 		{"THC toobig6 with MTU 1200", "atk6-toobig6", "", nil,
 			[]string{"timeout", "5", "atk6-toobig6", tb.senderIf, tb.victim6, tb.sender6, "1200"},
 			"icmp_error_abuse " + tb.victim6},
+		// The same tool with an MTU above IPv6's minimum quotes a packet
+		// larger than the MTU: a Packet Too Big a router could have sent.
+		{"THC toobig6 with MTU 1400", "atk6-toobig6", "", nil,
+			[]string{"timeout", "5", "atk6-toobig6", tb.senderIf, tb.victim6, tb.sender6, "1400"},
+			""},
 		// ptunnel-ng carries a TCP stream (200 kB of random bytes) in echo
 		// payloads: the proxy in the victim's namespace forwards it to a
 		// listener there.
