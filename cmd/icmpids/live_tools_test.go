@@ -98,7 +98,7 @@ func TestLiveAttackTools(t *testing.T) {
 		config string   // extra YAML under rules:
 		before []string // commands in the victim namespace first (background), if any
 		run    []string // the command in the sender namespace
-		want   string   // "rule target" that must start; "" = nothing may
+		want   string   // "rule target [reason]" that must start; "" = nothing may
 	}{
 		{"hping3 BlackNurse (3/3 at 25k pps)", "hping3", "", nil,
 			[]string{"timeout", "8", "hping3", "--icmp", "-C", "3", "-K", "3", "-i", "u40", "-c", "30000", "-q", tb.victimAddr},
@@ -149,6 +149,18 @@ func TestLiveAttackTools(t *testing.T) {
 		{"THC toobig6 with MTU 1400", "atk6-toobig6", "", nil,
 			[]string{"timeout", "5", "atk6-toobig6", tb.senderIf, tb.victim6, tb.sender6, "1400"},
 			""},
+		// A frag-needed with next-hop MTU 68 forged (scapy) against a real
+		// TCP connection of the victim: the quote is the victim's own
+		// segment (its port read off the server's socket), so only the MTU
+		// gives it away.
+		{"scapy frag-needed MTU 68 quoting a real connection", "/usr/bin/python3", "",
+			[]string{"sh", "-c", fmt.Sprintf("sleep 1; sleep 6 | timeout 8 nc %s 5003", tb.senderAddr)},
+			[]string{"sh", "-c", fmt.Sprintf(`timeout 10 nc -l %[1]s 5003 >/dev/null & sleep 3
+port=$(ss -Htn state established '( sport = :5003 )' | awk '{print $4}' | sed 's/.*://' | head -1)
+[ -n "$port" ] || { echo "no connection to quote"; exit 3; }
+/usr/bin/python3 -c "from scapy.all import *; send(IP(src='%[1]s',dst='%[2]s')/ICMP(type=3,code=4,nexthopmtu=68)/IP(src='%[2]s',dst='%[1]s',flags='DF',len=1500)/TCP(sport=$port,dport=5003,flags='A'),verbose=0)"
+kill %%1; wait`, tb.senderAddr, tb.victimAddr)},
+			"icmp_error_abuse " + tb.victimAddr + " mtu_below_minimum"},
 		// ptunnel-ng carries a TCP stream (200 kB of random bytes) in echo
 		// payloads: the proxy in the victim's namespace forwards it to a
 		// listener there.
@@ -163,7 +175,7 @@ func TestLiveAttackTools(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := exec.LookPath(tc.tool); err != nil {
+			if err := haveTool(tc.tool); err != nil {
 				if os.Getenv("CI") != "" {
 					t.Fatalf("CI must have %s (.ci/run installs it): %v", tc.tool, err)
 				}
@@ -224,22 +236,37 @@ func TestLiveAttackTools(t *testing.T) {
 			if tc.want == "" && len(starts) > 0 {
 				t.Errorf("a benign tool raised %v", starts)
 			}
-			if tc.want != "" && !starts[tc.want] {
+			if want := strings.Fields(tc.want); len(want) > 1 && !starts[want[0]+" "+want[1]] {
 				t.Errorf("starts %v, want %s\ntool output:\n%s", starts, tc.want, out)
 			}
 		})
 	}
 }
 
-// containsStart tells whether EVE output out holds a start of "rule target".
+// containsStart tells whether EVE output out holds a start of "rule
+// target", or of "rule target reason" with that reason in its context.
 func containsStart(t *testing.T, out, want string) bool {
+	f := strings.Fields(want)
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, `"phase":"start"`) {
-			rule, target, _ := strings.Cut(want, " ")
-			if strings.Contains(l, `"rule":"`+rule+`"`) && strings.Contains(l, `"target":"`+target+`"`) {
-				return true
-			}
+		if strings.Contains(l, `"phase":"start"`) &&
+			strings.Contains(l, `"rule":"`+f[0]+`"`) && strings.Contains(l, `"target":"`+f[1]+`"`) &&
+			(len(f) < 3 || strings.Contains(l, `"`+f[2]+`":`)) {
+			return true
 		}
 	}
 	return false
+}
+
+// haveTool tells whether a test tool is installed; the scapy tests need
+// Debian's python3 with python3-scapy.
+func haveTool(tool string) error {
+	if _, err := exec.LookPath(tool); err != nil {
+		return err
+	}
+	if tool == "/usr/bin/python3" {
+		if out, err := exec.Command(tool, "-c", "import scapy").CombinedOutput(); err != nil {
+			return fmt.Errorf("python3-scapy: %v: %s", err, out)
+		}
+	}
+	return nil
 }
