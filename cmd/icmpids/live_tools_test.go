@@ -112,7 +112,12 @@ func TestLiveAttackTools(t *testing.T) {
 		{"hping3 time exceeded x3 (a quote the victim never sent)", "hping3", "", nil,
 			[]string{"timeout", "5", "hping3", "--icmp", "-C", "11", "-c", "3", "-i", "u200000", tb.victimAddr},
 			"icmp_error_abuse " + tb.victimAddr},
-		// (hping3 3.0 cannot send type 12: "Unsupported icmp type!".)
+		// hping3 3.0 cannot send type 12 ("Unsupported icmp type!"): scapy
+		// forges parameter problems the way hping3 forges the others, with
+		// a quote of a packet the victim never sent.
+		{"scapy parameter problem x3 (a quote the victim never sent)", "/usr/bin/python3", "", nil,
+			[]string{"/usr/bin/python3", "-c", fmt.Sprintf("from scapy.all import *; send(IP(src='%[1]s',dst='%[2]s')/ICMP(type=12,code=0,ptr=20)/IP(src='192.0.2.99',dst='%[1]s')/UDP(sport=1234,dport=53),count=3,inter=0.2,verbose=0)", tb.senderAddr, tb.victimAddr)},
+			"icmp_error_abuse " + tb.victimAddr + " quote_mismatch"},
 		{"nmap -sn -PE sweep of a /24", "nmap", "", nil,
 			[]string{"timeout", "30", "nmap", "-sn", "-PE", "--send-ip", "-n", "--max-retries", "0", "--max-rtt-timeout", "50ms", "-T5", tb.sweepNet},
 			"icmp_sweep " + tb.senderAddr},
