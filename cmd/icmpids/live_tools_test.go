@@ -92,6 +92,20 @@ func TestLiveAttackTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	sweepBase := strings.TrimSuffix(tb.sweepNet, "0/24")
+	// radvd is the legitimate router of the benign twin: periodic RAs
+	// every 3-4 s with a prefix, as a real IPv6 LAN has.
+	radvdDir := t.TempDir()
+	radvdConf := filepath.Join(radvdDir, "radvd.conf")
+	prefix6 := strings.TrimSuffix(tb.sender6, "1") + "/64"
+	if err := os.WriteFile(radvdConf, []byte(fmt.Sprintf(`interface %s {
+	AdvSendAdvert on;
+	MinRtrAdvInterval 3;
+	MaxRtrAdvInterval 4;
+	prefix %s { AdvOnLink on; AdvAutonomous on; };
+};
+`, tb.senderIf, prefix6)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		tool   string   // needed on PATH
@@ -173,6 +187,10 @@ kill %%1; wait`, tb.senderAddr, tb.victimAddr)},
 			[]string{"sh", "-c", "timeout 14 nc -l 127.0.0.1 2222 >/dev/null & timeout 14 ptunnel-ng -r127.0.0.1 -R2222 -v -1 >/dev/null 2>&1; wait"},
 			[]string{"sh", "-c", fmt.Sprintf("sleep 1; timeout 12 ptunnel-ng -p%s -l4000 -r127.0.0.1 -R2222 -v -1 >/dev/null 2>&1 & sleep 1; head -c 200000 /dev/urandom | timeout 8 nc -q 1 127.0.0.1 4000; kill %%1; wait", tb.victimAddr)},
 			"icmp_tunnel " + tb.senderAddr},
+		{"radvd, a legitimate router (periodic RAs)", "radvd", "", nil,
+			[]string{"sh", "-c", fmt.Sprintf("sysctl -qw net.ipv6.conf.all.forwarding=1; timeout 9 radvd -n -m stderr -C %s -p %s; sysctl -qw net.ipv6.conf.all.forwarding=0",
+				radvdConf, filepath.Join(radvdDir, "radvd.pid"))},
+			""},
 		{"ping", "ping", "", nil, []string{"timeout", "5", "ping", "-c", "5", "-i", "0.2", tb.victimAddr}, ""},
 		{"ping -s 1400 and ping -p ff", "ping", "", nil, []string{"sh", "-c",
 			fmt.Sprintf("timeout 5 ping -c 3 -i 0.2 -s 1400 %s; timeout 5 ping -c 3 -i 0.2 -p ff %s; timeout 5 ping -6 -c 3 -i 0.2 %s", tb.victimAddr, tb.victimAddr, tb.victim6)}, ""},
