@@ -13,14 +13,15 @@ import (
 
 // TestLivePathMTUDiscovery is icmp_error_abuse's benign twin, live: real
 // path-MTU discovery. The sender namespace becomes a router to a third
-// namespace, a server, over a link whose MTU is 1400 on the router's side;
-// the victim, a client, sends 300 kB over TCP to the server on IPv4 and
-// IPv6 with its 1500-byte MTU and DF. The router's kernel answers with
-// fragmentation-needed and Packet Too Big (MTU 1400), the client's kernel
-// lowers its path MTU, the transfers complete. The sensor on the client's
+// namespace, a server, over a link whose MTU on the router's side is 1492,
+// then 1400, then 1280; the victim, a client, sends 300 kB over TCP to the
+// server on IPv4 and IPv6 with its 1500-byte MTU and DF each time. The
+// router's kernel answers with fragmentation-needed and Packet Too Big
+// (the link's MTU), the client's kernel lowers its path MTU, the transfers
+// complete. The sensor on the client's
 // interface sees those errors and must raise nothing. The test checks that
-// PMTUD did happen (the client's route cache holds MTU 1400 for both
-// families), so it cannot pass by the errors never being sent.
+// PMTUD did happen (the client's route cache holds the link's MTU for
+// both families), so it cannot pass by the errors never being sent.
 func TestLivePathMTUDiscovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("live test skipped in -short mode")
@@ -48,7 +49,7 @@ func TestLivePathMTUDiscovery(t *testing.T) {
 	sh(t, "ip", "netns", "exec", string(server), "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0")
 	sh(t, "ip", "-n", string(tb.sender), "addr", "add", router4+"/24", "dev", routerIf)
 	sh(t, "ip", "-n", string(tb.sender), "addr", "add", router6+"/64", "dev", routerIf, "nodad")
-	sh(t, "ip", "-n", string(tb.sender), "link", "set", routerIf, "mtu", "1400", "up")
+	sh(t, "ip", "-n", string(tb.sender), "link", "set", routerIf, "up")
 	sh(t, "ip", "-n", string(server), "addr", "add", server4+"/24", "dev", serverIf)
 	sh(t, "ip", "-n", string(server), "addr", "add", server6+"/64", "dev", serverIf, "nodad")
 	sh(t, "ip", "-n", string(server), "link", "set", serverIf, "up")
@@ -76,24 +77,31 @@ func TestLivePathMTUDiscovery(t *testing.T) {
 	defer sensor.Process.Kill()
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
 
-	for _, c := range []struct{ family, addr, port string }{{"-4", server4, "5001"}, {"-6", server6, "5002"}} {
-		listen := exec.CommandContext(ctx, "ip", "netns", "exec", string(server), "timeout", "15", "nc", c.family, "-l", c.addr, c.port)
-		if err := listen.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(300 * time.Millisecond)
-		send := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), "sh", "-c",
-			fmt.Sprintf("head -c 300000 /dev/urandom | timeout 10 nc %s -q 1 %s %s", c.family, c.addr, c.port))
-		if out, err := send.CombinedOutput(); err != nil {
-			t.Fatalf("TCP transfer %s to %s: %v\n%s", c.family, c.addr, err, out)
-		}
-		listen.Wait()
-		route, err := exec.Command("ip", "-n", string(tb.victim), c.family, "route", "get", c.addr).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip route get %s: %v\n%s", c.addr, err, route)
-		}
-		if !strings.Contains(string(route), "mtu 1400") {
-			t.Fatalf("no path-MTU discovery happened on %s (the router sent no error the sensor could judge): %s", c.family, route)
+	// Path MTUs only shrink in the client's cache: each link MTU below the
+	// last makes the router send new errors.
+	port := 5000
+	for _, mtu := range []string{"1492", "1400", "1280"} {
+		sh(t, "ip", "-n", string(tb.sender), "link", "set", routerIf, "mtu", mtu)
+		for _, c := range []struct{ family, addr string }{{"-4", server4}, {"-6", server6}} {
+			port++
+			listen := exec.CommandContext(ctx, "ip", "netns", "exec", string(server), "timeout", "15", "nc", c.family, "-l", c.addr, fmt.Sprint(port))
+			if err := listen.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			send := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), "sh", "-c",
+				fmt.Sprintf("head -c 300000 /dev/urandom | timeout 10 nc %s -q 1 %s %d", c.family, c.addr, port))
+			if out, err := send.CombinedOutput(); err != nil {
+				t.Fatalf("TCP transfer %s to %s: %v\n%s", c.family, c.addr, err, out)
+			}
+			listen.Wait()
+			route, err := exec.Command("ip", "-n", string(tb.victim), c.family, "route", "get", c.addr).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ip route get %s: %v\n%s", c.addr, err, route)
+			}
+			if !strings.Contains(string(route), "mtu "+mtu) {
+				t.Fatalf("no path-MTU discovery to %s happened at link MTU %s (the router sent no error the sensor could judge): %s", c.addr, mtu, route)
+			}
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
