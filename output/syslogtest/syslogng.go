@@ -18,7 +18,7 @@ import (
 //
 // Debian's syslog-ng-core conflicts with rsyslog as a package, so CI
 // unpacks it (apt-get download; dpkg -x) into a directory named by
-// ICMPIDS_SYSLOGNG_ROOT; a syslog-ng on PATH is used otherwise.
+// ICMPIDS_TEST_SYSLOGNG_ROOT; a syslog-ng on PATH is used otherwise.
 type SyslogNG struct {
 	t        testing.TB
 	dir, out string
@@ -40,9 +40,9 @@ func StartSyslogNG(t testing.TB) *SyslogNG {
 	bin, env, modules, err := findSyslogNG()
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("syslog-ng is needed (.ci/run unpacks syslog-ng-core into $ICMPIDS_SYSLOGNG_ROOT): %v", err)
+			t.Fatalf("syslog-ng is needed (.ci/run unpacks syslog-ng-core into $ICMPIDS_TEST_SYSLOGNG_ROOT): %v", err)
 		}
-		t.Skipf("syslog-ng not available (set ICMPIDS_SYSLOGNG_ROOT to an unpacked syslog-ng-core, or install it): %v", err)
+		t.Skipf("syslog-ng not available (set ICMPIDS_TEST_SYSLOGNG_ROOT to an unpacked syslog-ng-core, or install it): %v", err)
 	}
 	dir := t.TempDir()
 	s := &SyslogNG{t: t, dir: dir, out: filepath.Join(dir, "out.tsv"), ports: map[string]int{}}
@@ -115,7 +115,7 @@ log {%s destination(d); };
 
 // findSyslogNG returns the binary, its environment and module path.
 func findSyslogNG() (bin string, env []string, modules string, err error) {
-	if root := os.Getenv("ICMPIDS_SYSLOGNG_ROOT"); root != "" {
+	if root := os.Getenv("ICMPIDS_TEST_SYSLOGNG_ROOT"); root != "" {
 		bin = filepath.Join(root, "usr", "sbin", "syslog-ng")
 		if _, err := os.Stat(bin); err != nil {
 			return "", nil, "", err
