@@ -4,17 +4,20 @@
 # for each capture method asked for.
 #
 # Creates two network namespaces joined by a veth pair (nothing outside
-# them is touched), replays a spoofed-source echo flood from one end with
-# tcpreplay at increasing rates, captures on the other end with icmpids, and
-# reads icmpids' exit statistics (received, kernel_dropped). Each step sends
-# a bounded number of packets (rate x SECONDS, at most MAX_PACKETS); the
-# script stops at the first rate with drops, and cleans up on exit. Needs
-# root, iproute2 and tcpreplay (Debian package).
+# them is touched), sends a spoofed-source echo flood from one end at
+# increasing rates — with trafgen (Debian's netsniff-ng: a PACKET_MMAP TX
+# ring, every packet a new random source) or tcpreplay (a generated
+# capture) — captures on the other end with icmpids, and reads icmpids'
+# exit statistics (received, kernel_dropped). Each step sends a bounded
+# number of packets (rate x SECONDS, at most MAX_PACKETS) under a timeout;
+# the script stops at the first rate with drops, and cleans up on exit.
+# Needs root, iproute2 and trafgen or tcpreplay.
 #
 # Settings (environment):
+#   SENDER=trafgen      or tcpreplay (default: trafgen when installed)
 #   RATES="50000 100000 200000 400000 max"   pps steps; "max" runs SENDERS
-#                       tcpreplay --topspeed senders at once (the most a
-#                       veth takes here)
+#                       senders at full speed at once (trafgen: SENDERS TX
+#                       ring processes; tcpreplay: --topspeed)
 #   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000  WORKERS=1
 #   METHOD="pcap afpacket"  capture methods to measure, one after the other
 #                       (--capture-method)
@@ -32,7 +35,15 @@ METHOD=${METHOD:-"pcap afpacket"}
 FANOUT=${FANOUT:-1}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
 
-for c in ip tcpreplay; do command -v $c >/dev/null || { echo "live.sh needs $c" >&2; exit 2; }; done
+if [[ -z ${SENDER:-} ]]; then
+	SENDER=tcpreplay
+	command -v trafgen >/dev/null && SENDER=trafgen
+fi
+case $SENDER in
+trafgen | tcpreplay) ;;
+*) echo "live.sh: SENDER must be trafgen or tcpreplay, not $SENDER" >&2; exit 2 ;;
+esac
+for c in ip $SENDER; do command -v $c >/dev/null || { echo "live.sh needs $c (SENDER=$SENDER)" >&2; exit 2; }; done
 [[ $(id -u) == 0 ]] || { echo "live.sh needs root (network namespaces)" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,22 +66,40 @@ ip -n "$nsA" link set veth0 up
 ip -n "$nsB" link set veth1 up
 ip -n "$nsA" link set lo up
 ip -n "$nsB" link set lo up
+# trafgen's flood: to the sensor's MAC, a random source per packet.
+mac=$(ip netns exec "$nsB" cat /sys/class/net/veth1/address)
+echo "{ eth(da=$mac), ipv4(sa=drnd(), da=10.250.0.2, ttl=64), icmp4(echorequest, id=drnd(), seq=dinc()), fill(0x41, 56) }" >"$work/flood.trafgen"
+
+# send_trafgen COUNT [RATE]: sends COUNT packets (at RATE pps, or at full
+# speed with SENDERS processes); prints "sent sent_pps".
+send_trafgen() {
+	local count=$1 rate=${2:-} t0 t1 out
+	t0=$(date +%s.%N)
+	if [[ -n $rate ]]; then
+		out=$(timeout $((SECONDS_PER_STEP * 4 + 20)) ip netns exec "$nsA" trafgen -o veth0 -P 1 -n "$count" -b "${rate}pps" -c "$work/flood.trafgen" 2>&1 || true)
+	else
+		out=$(timeout 60 ip netns exec "$nsA" trafgen -o veth0 -P "$SENDERS" -n "$count" -c "$work/flood.trafgen" 2>&1 || true)
+	fi
+	t1=$(date +%s.%N)
+	tr -d '\r' <<<"$out" | awk -v t0="$t0" -v t1="$t1" '/packets outgoing/ {s += $1} END {printf "%d %.0f\n", s, s / (t1 - t0)}'
+}
 
 # measure METHOD: one pass over RATES; prints a table and the best rate.
 measure() {
 local method=$1 flags="--capture-method $1"
 [[ $1 == afpacket ]] && flags+=" --fanout $FANOUT"
-echo "== $method (workers $WORKERS, afpacket fanout $FANOUT)"
+echo "== $method (workers $WORKERS, afpacket fanout $FANOUT, sender $SENDER)"
 printf '%10s %10s %12s %10s %14s %6s\n' target_pps sent sent_pps received kernel_dropped alerts
 best=0
 for rate in $RATES; do
 	if [[ $rate == max ]]; then
 		count=$((MAX_PACKETS / SENDERS))
-		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate 1000000 -seed 7 -o "$work/flood.pcap"
 	else
 		count=$((rate * SECONDS_PER_STEP))
 		((count > MAX_PACKETS)) && count=$MAX_PACKETS
-		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate "$rate" -seed "$rate" -o "$work/flood.pcap"
+	fi
+	if [[ $SENDER == tcpreplay ]]; then
+		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate "${rate/max/1000000}" -seed 7 -o "$work/flood.pcap"
 	fi
 	rm -f "$work/eve.json"
 	ip netns exec "$nsB" "$work/icmpids" run -i veth1 --workers "$WORKERS" --format none --eve "$work/eve.json" \
@@ -81,7 +110,13 @@ for rate in $RATES; do
 		sleep 0.1
 	done
 	sleep 0.3
-	if [[ $rate == max ]]; then
+	if [[ $SENDER == trafgen ]]; then
+		if [[ $rate == max ]]; then
+			read -r sent spps < <(send_trafgen "$MAX_PACKETS")
+		else
+			read -r sent spps < <(send_trafgen "$count" "$rate")
+		fi
+	elif [[ $rate == max ]]; then
 		for i in $(seq "$SENDERS"); do
 			timeout 60 ip netns exec "$nsA" tcpreplay -q -t -i veth0 "$work/flood.pcap" >"$work/sender.$i" 2>&1 &
 		done
@@ -97,8 +132,10 @@ for rate in $RATES; do
 	stats=$(grep 'capture statistics at exit' "$work/sensor.log" | tail -1)
 	recv=$(grep -o 'received=[0-9]*' <<<"$stats" | cut -d= -f2)
 	drop=$(grep -o 'kernel_dropped=[0-9]*' <<<"$stats" | cut -d= -f2)
-	sent=$(grep -o 'Actual: [0-9]* packets' <<<"$out" | awk '{s += $2} END {print s}')
-	spps=$(grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' <<<"$out" | awk '{s += $(NF-1)} END {printf "%.0f", s}')
+	if [[ $SENDER == tcpreplay ]]; then
+		sent=$(grep -o 'Actual: [0-9]* packets' <<<"$out" | awk '{s += $2} END {print s}')
+		spps=$(grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' <<<"$out" | awk '{s += $(NF-1)} END {printf "%.0f", s}')
+	fi
 	alerts=$(grep -c '"event_type":"alert"' "$work/eve.json" 2>/dev/null || true)
 	printf '%10s %10s %12s %10s %14s %6s\n' "$rate" "${sent:-?}" "${spps:-?}" "${recv:-?}" "${drop:-?}" "${alerts:-0}"
 	if [[ -z ${drop:-} || ${drop} != 0 || ${recv:-0} -lt ${sent:-0} ]]; then
@@ -106,7 +143,7 @@ for rate in $RATES; do
 	fi
 	best=$spps
 done
-echo "$method: highest drop-free rate: $best pps (what tcpreplay achieved at the last step without kernel drops)"
+echo "$method: highest drop-free rate: $best pps (what $SENDER achieved at the last step without kernel drops)"
 results+=("$method: $best pps")
 }
 
