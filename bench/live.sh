@@ -20,7 +20,11 @@
 #                       ring processes; tcpreplay: --topspeed)
 #   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000  WORKERS=1
 #   METHOD="pcap afpacket"  capture methods to measure, one after the other
-#                       (--capture-method)
+#                       (--capture-method); "fastnetmon" adds Debian's
+#                       FastNetMon (AF_PACKET mirror mode, its own default
+#                       thresholds) in the same rig as the reference: its
+#                       received count is its Prometheus counter of IPv4
+#                       packets, its alerts the attacks it reported
 #   FANOUT=1            AF_PACKET sockets read in parallel (--fanout; afpacket
 #                       only, 0 = one per CPU)
 #   EXTRA_FLAGS=""      more icmpids run flags (e.g. --buffer-size 67108864)
@@ -85,9 +89,42 @@ send_trafgen() {
 }
 
 # measure METHOD: one pass over RATES; prints a table and the best rate.
+# start_fastnetmon: FastNetMon on veth1, its files in $work/fnm, its
+# Prometheus endpoint on the namespace's loopback.
+start_fastnetmon() {
+	mkdir -p "$work/fnm"
+	echo 10.250.0.0/24 >"$work/fnm/networks"
+	: >"$work/fnm/whitelist"
+	: >"$work/fnm/notify.log"
+	printf '#!/bin/sh\necho "$@" >>%s\n' "$work/fnm/notify.log" >"$work/fnm/notify.sh"
+	chmod +x "$work/fnm/notify.sh"
+	sed -e 's|^interfaces = .*|interfaces = veth1|; s|^mirror_afpacket = .*|mirror_afpacket = on|' \
+		-e "s|^networks_list_path = .*|networks_list_path = $work/fnm/networks|; s|^white_list_path = .*|white_list_path = $work/fnm/whitelist|" \
+		-e "s|^cli_stats_file_path = .*|cli_stats_file_path = $work/fnm/stats|; s|^cli_stats_ipv6_file_path = .*|cli_stats_ipv6_file_path = $work/fnm/stats6|" \
+		-e "s|^notify_script_path = .*|notify_script_path = $work/fnm/notify.sh|; s|^enable_api = .*|enable_api = off|; s|^disable_usage_report = .*|disable_usage_report = on|" \
+		/etc/fastnetmon.conf >"$work/fnm/fastnetmon.conf"
+	ip netns exec "$nsB" timeout 300 fastnetmon --configuration_file "$work/fnm/fastnetmon.conf" \
+		--log_file "$work/fnm/fastnetmon.log" --disable_pid_logic >/dev/null 2>&1 &
+	sensor_pid=$!
+	for _ in $(seq 50); do # wait until it captures
+		grep -q "AF_PACKET will listen on veth1" "$work/fnm/fastnetmon.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 1
+}
+
+# fastnetmon_received: the IPv4 packets FastNetMon has processed.
+fastnetmon_received() {
+	ip netns exec "$nsB" curl -s --max-time 5 http://127.0.0.1:9209/metrics |
+		awk '$1 == "fastnetmon_total_ipv4_packets" {print $2}'
+}
+
 measure() {
 local method=$1 flags="--capture-method $1"
 [[ $1 == afpacket ]] && flags+=" --fanout $FANOUT"
+if [[ $method == fastnetmon ]]; then
+	for c in fastnetmon curl; do command -v $c >/dev/null || { echo "live.sh: METHOD fastnetmon needs $c" >&2; return; }; done
+fi
 echo "== $method (workers $WORKERS, afpacket fanout $FANOUT, sender $SENDER)"
 printf '%10s %10s %12s %10s %14s %6s\n' target_pps sent sent_pps received kernel_dropped alerts
 best=0
@@ -102,14 +139,18 @@ for rate in $RATES; do
 		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate "${rate/max/1000000}" -seed 7 -o "$work/flood.pcap"
 	fi
 	rm -f "$work/eve.json"
-	ip netns exec "$nsB" "$work/icmpids" run -i veth1 --workers "$WORKERS" --format none --eve "$work/eve.json" \
-		--stats-interval 0 $flags $EXTRA_FLAGS 2>"$work/sensor.log" &
-	sensor_pid=$!
-	for _ in $(seq 50); do # wait until it captures
-		grep -q capturing "$work/sensor.log" 2>/dev/null && break
-		sleep 0.1
-	done
-	sleep 0.3
+	if [[ $method == fastnetmon ]]; then
+		start_fastnetmon
+	else
+		ip netns exec "$nsB" "$work/icmpids" run -i veth1 --workers "$WORKERS" --format none --eve "$work/eve.json" \
+			--stats-interval 0 $flags $EXTRA_FLAGS 2>"$work/sensor.log" &
+		sensor_pid=$!
+		for _ in $(seq 50); do # wait until it captures
+			grep -q capturing "$work/sensor.log" 2>/dev/null && break
+			sleep 0.1
+		done
+		sleep 0.3
+	fi
 	if [[ $SENDER == trafgen ]]; then
 		if [[ $rate == max ]]; then
 			read -r sent spps < <(send_trafgen "$MAX_PACKETS")
@@ -126,19 +167,27 @@ for rate in $RATES; do
 		out=$(timeout $((SECONDS_PER_STEP * 4 + 20)) ip netns exec "$nsA" tcpreplay -q -i veth0 --pps="$rate" "$work/flood.pcap" 2>&1 || true)
 	fi
 	sleep 1 # let the sensor drain its buffer
+	if [[ $method == fastnetmon ]]; then
+		sleep 5 # FastNetMon decides on its averages (average_calculation_time 5 s)
+		recv=$(fastnetmon_received)
+		drop=n/a
+		alerts=$(grep -c ' ban$' "$work/fnm/notify.log" || true)
+	fi
 	kill -INT "$sensor_pid"
-	wait "$sensor_pid" || true
+	wait "$sensor_pid" 2>/dev/null || true # (FastNetMon 1.2.4 may crash on its way out)
 	sensor_pid=
-	stats=$(grep 'capture statistics at exit' "$work/sensor.log" | tail -1)
-	recv=$(grep -o 'received=[0-9]*' <<<"$stats" | cut -d= -f2)
-	drop=$(grep -o 'kernel_dropped=[0-9]*' <<<"$stats" | cut -d= -f2)
+	if [[ $method != fastnetmon ]]; then
+		stats=$(grep 'capture statistics at exit' "$work/sensor.log" | tail -1)
+		recv=$(grep -o 'received=[0-9]*' <<<"$stats" | cut -d= -f2)
+		drop=$(grep -o 'kernel_dropped=[0-9]*' <<<"$stats" | cut -d= -f2)
+		alerts=$(grep -c '"event_type":"alert"' "$work/eve.json" 2>/dev/null || true)
+	fi
 	if [[ $SENDER == tcpreplay ]]; then
 		sent=$(grep -o 'Actual: [0-9]* packets' <<<"$out" | awk '{s += $2} END {print s}')
 		spps=$(grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' <<<"$out" | awk '{s += $(NF-1)} END {printf "%.0f", s}')
 	fi
-	alerts=$(grep -c '"event_type":"alert"' "$work/eve.json" 2>/dev/null || true)
 	printf '%10s %10s %12s %10s %14s %6s\n' "$rate" "${sent:-?}" "${spps:-?}" "${recv:-?}" "${drop:-?}" "${alerts:-0}"
-	if [[ -z ${drop:-} || ${drop} != 0 || ${recv:-0} -lt ${sent:-0} ]]; then
+	if [[ -z ${drop:-} || (${drop} != 0 && ${drop} != n/a) || ${recv:-0} -lt ${sent:-0} ]]; then
 		break
 	fi
 	best=$spps
