@@ -189,13 +189,6 @@ func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	e.handleDecoded(p, reason)
 }
 
-// HandleDecoded is HandleFrame for a frame another Decoder has already
-// decoded into p, with reason (detector/shard's dispatcher decodes each
-// frame to route it, and runs an engine itself): the engine counts and
-// handles it as if it had decoded it. p.ICMPData must stay valid during
-// the call; p is the engine's until it returns.
-func (e *Engine) HandleDecoded(p *Packet, reason Reason) { e.handleDecoded(p, reason) }
-
 func (e *Engine) handleDecoded(p *Packet, reason Reason) {
 	e.stats.Frames++
 	e.stats.Bytes += uint64(p.WireLen)

@@ -36,12 +36,11 @@ type SourceObserver interface {
 func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
 	p := &e.pkt
 	e.dec.Decode(lt, data, ts, wireLen, p)
-	e.HandleShadowDecoded(p)
+	e.handleShadowDecoded(p)
 }
 
-// HandleShadowDecoded is HandleShadowFrame for a frame already decoded
-// into p (see HandleDecoded).
-func (e *Engine) HandleShadowDecoded(p *Packet) {
+// handleShadowDecoded is HandleShadowFrame for a frame decoded into p.
+func (e *Engine) handleShadowDecoded(p *Packet) {
 	tn := p.Time.UnixNano()
 	e.advance(p.Time, tn)
 	if !p.Src.IsValid() {

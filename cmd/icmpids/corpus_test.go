@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -190,4 +191,35 @@ func oneShot(key string) bool {
 		return true
 	}
 	return false
+}
+
+// TestCorpusWorkers replays every file of the shared corpus with 1, 2 and
+// 4 workers: the attacks (rule, phase, target, packets) must be the same,
+// whatever the shards and whichever engine the dispatcher runs itself.
+func TestCorpusWorkers(t *testing.T) {
+	dir := corpusDir(t)
+	for _, tc := range corpusCases {
+		t.Run(tc.file, func(t *testing.T) {
+			var want []string
+			for _, w := range []string{"1", "2", "4"} {
+				code, out, stderr := icmpids(t, "replay", "--format", "eve", "--workers", w, filepath.Join(dir, tc.file))
+				if code != 0 {
+					t.Fatalf("--workers %s: exit %d: %s", w, code, stderr)
+				}
+				var got []string
+				for _, e := range parseEVE(t, out) {
+					a := e.Alert.Context.Attack
+					got = append(got, fmt.Sprintf("%s %s %s %d", a.Rule, a.Phase, a.Target, a.Packets))
+				}
+				sort.Strings(got)
+				if w == "1" {
+					want = got
+					continue
+				}
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("--workers %s raised\n%s\nwant (one worker)\n%s", w, strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+			}
+		})
+	}
 }
