@@ -37,13 +37,23 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 
 // ruleColors colours the attack spans by rule; rules not listed are grey.
 var ruleColors = map[string]string{
-	"icmp_flood":    "#e4572e",
-	"smurf":         "#8e44ad",
-	"ping_of_death": "#f39c12",
-	"frag_oversize": "#a0522d",
-	"frag_overlap":  "#d81b60",
-	"frag_tiny":     "#7cb342",
-	"frag_flood":    "#00897b",
+	"icmp_flood":        "#e4572e",
+	"smurf":             "#8e44ad",
+	"ping_of_death":     "#f39c12",
+	"frag_oversize":     "#a0522d",
+	"frag_overlap":      "#d81b60",
+	"frag_tiny":         "#7cb342",
+	"frag_flood":        "#00897b",
+	"blacknurse":        "#1e88e5",
+	"icmp_redirect":     "#6d4c41",
+	"icmp_sweep":        "#c0ca33",
+	"icmp_tunnel":       "#5e35b1",
+	"icmp_carpet_flood": "#b71c1c",
+	"ra_flood":          "#00bcd4",
+	"rogue_ra":          "#fdd835",
+	"nd_flood":          "#2e7d32",
+	"nd_spoof":          "#ec407a",
+	"icmp_error_abuse":  "#263238",
 }
 
 func ruleColor(rule string) string {
