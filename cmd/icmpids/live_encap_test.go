@@ -62,16 +62,10 @@ func TestLiveDeepVLANsAndTunnels(t *testing.T) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
-				sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe, "run", "-i", tb.victimIf,
-					"--capture-method", method, "--format", "eve", "--stats-interval", "0")
-				sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=1s")
 				var stdout, stderr syncBuffer
-				sensor.Stdout, sensor.Stderr = &stdout, &stderr
-				if err := sensor.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer sensor.Process.Kill()
-				waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+				sensor := startSensor(t, ctx, tb.victim, &stdout, &stderr, []string{"ICMPIDS_ENGINE_HOLD_TIME=1s"},
+					"run", "-i", tb.victimIf,
+					"--capture-method", method, "--format", "eve", "--stats-interval", "0")
 				inject := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.sender), exe)
 				inject.Env = append(os.Environ(), "ICMPIDS_TEST_INJECT="+tb.senderIf+"="+pcapPath)
 				if out, err := inject.CombinedOutput(); err != nil {
@@ -115,10 +109,6 @@ func TestLiveKernelVXLAN(t *testing.T) {
 		}
 		t.Skipf("hping3 not installed: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	add := exec.Command("ip", "-n", string(tb.sender), "link", "add", "ids-vx0", "type", "vxlan", "id", "42",
 		"remote", tb.victimAddr, "dstport", "4789", "dev", tb.senderIf)
 	if out, err := add.CombinedOutput(); err != nil {
@@ -130,16 +120,10 @@ func TestLiveKernelVXLAN(t *testing.T) {
 	sh(t, "ip", "-n", string(tb.sender), "neigh", "add", "10.88.0.5", "lladdr", "02:00:00:00:00:05", "dev", "ids-vx0", "nud", "permanent")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe, "run", "-i", tb.victimIf,
-		"--format", "eve", "--stats-interval", "0")
-	sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=1s")
 	var stdout, stderr syncBuffer
-	sensor.Stdout, sensor.Stderr = &stdout, &stderr
-	if err := sensor.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sensor.Process.Kill()
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+	sensor := startSensor(t, ctx, tb.victim, &stdout, &stderr, []string{"ICMPIDS_ENGINE_HOLD_TIME=1s"},
+		"run", "-i", tb.victimIf,
+		"--format", "eve", "--stats-interval", "0")
 	// hping3, not ping: ping slows down when no reply comes back.
 	flood := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.sender), "timeout", "20", "hping3", "--icmp", "-q", "-i", "u200", "-c", "5000", "10.88.0.5")
 	if out, err := flood.CombinedOutput(); err != nil && !strings.Contains(string(out), "5000 packets transmitted") {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -21,24 +20,14 @@ func TestLiveLinkFlap(t *testing.T) {
 	for _, method := range []string{"pcap", "afpacket"} {
 		t.Run(method, func(t *testing.T) {
 			sender, victim, vIf, vAddr := liveTestbed(t)
-			exe, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(victim), exe, "run", "-i", vIf,
-				"--capture-method", method, "--format", "eve", "--stats-interval", "0")
-			cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=5s")
 			var stdout, stderr syncBuffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
+			cmd := startSensor(t, ctx, victim, &stdout, &stderr, []string{"ICMPIDS_ENGINE_HOLD_TIME=5s"},
+				"run", "-i", vIf,
+				"--capture-method", method, "--format", "eve", "--stats-interval", "0")
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
 			flood := func(secs string) {
 				fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
 				defer fcancel()

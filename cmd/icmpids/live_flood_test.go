@@ -37,22 +37,11 @@ func TestLiveFloodInNamespace(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sender, victim, vIf, vAddr := liveTestbed(t)
-			exe, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			args := append([]string{"netns", "exec", string(victim), exe, "run", "-i", vIf, "--format", "eve", "--stats-interval", "0"}, c.flags...)
-			cmd := exec.CommandContext(ctx, "ip", args...)
-			cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=2s")
 			var stdout, stderr syncBuffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+			cmd := startSensor(t, ctx, victim, &stdout, &stderr, []string{"ICMPIDS_ENGINE_HOLD_TIME=2s"},
+				append([]string{"run", "-i", vIf, "--format", "eve", "--stats-interval", "0"}, c.flags...)...)
 			if slices.Contains(c.flags, "afpacket") && !strings.Contains(stderr.String(), "method=afpacket") {
 				t.Fatalf("not capturing with afpacket:\n%s", stderr.String())
 			}

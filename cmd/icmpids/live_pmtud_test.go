@@ -60,22 +60,11 @@ func TestLivePathMTUDiscovery(t *testing.T) {
 	sh(t, "ip", "-n", string(tb.victim), "-6", "route", "add", fmt.Sprintf("2001:db9:%x::/64", id), "via", tb.sender6)
 	time.Sleep(300 * time.Millisecond)
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe,
-		"run", "-i", tb.victimIf, "--format", "eve", "--stats-interval", "0")
-	sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1", "ICMPIDS_ENGINE_HOLD_TIME=2s")
 	var stdout, stderr syncBuffer
-	sensor.Stdout, sensor.Stderr = &stdout, &stderr
-	if err := sensor.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sensor.Process.Kill()
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+	sensor := startSensor(t, ctx, tb.victim, &stdout, &stderr, []string{"ICMPIDS_ENGINE_HOLD_TIME=2s"},
+		"run", "-i", tb.victimIf, "--format", "eve", "--stats-interval", "0")
 
 	// Path MTUs only shrink in the client's cache: each link MTU below the
 	// last makes the router send new errors.

@@ -137,10 +137,6 @@ func TestLiveReloadRules(t *testing.T) {
 		t.Skip("live test skipped in -short mode")
 	}
 	sender, victim, vIf, vAddr := liveTestbed(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "icmpids.yaml")
 	evePath := filepath.Join(dir, "eve.json")
@@ -154,16 +150,9 @@ func TestLiveReloadRules(t *testing.T) {
 	writeCfg(10_000_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(victim), exe,
-		"run", "-i", vIf, "--config", cfgPath, "--format", "none", "--eve", evePath, "--stats-interval", "0")
-	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
 	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+	cmd := startSensor(t, ctx, victim, nil, &stderr, nil,
+		"run", "-i", vIf, "--config", cfgPath, "--format", "none", "--eve", evePath, "--stats-interval", "0")
 	flood := func() {
 		t.Helper()
 		fctx, fcancel := context.WithTimeout(ctx, 15*time.Second)
@@ -246,16 +235,9 @@ func TestLivePingOfDeath(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe,
-		"run", "-i", tb.victimIf, "--format", "eve", "--stats-interval", "0")
-	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
 	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+	cmd := startSensor(t, ctx, tb.victim, &stdout, &stderr, nil,
+		"run", "-i", tb.victimIf, "--format", "eve", "--stats-interval", "0")
 
 	sh(t, "ip", "netns", "exec", string(tb.sender), "ping", "-c", "2", "-i", "0.3", "-s", "65000", "-W", "2", tb.victimAddr)
 	time.Sleep(500 * time.Millisecond)
@@ -289,4 +271,28 @@ func TestLivePingOfDeath(t *testing.T) {
 	if !strings.Contains(stdout.String(), `"reassembled_size":65600`) {
 		t.Errorf("alert lacks the computed size 65,600: %s", stdout.String())
 	}
+}
+
+// startSensor runs this test binary as `icmpids <args>` inside ns, with
+// env added to the test's environment, writing to stdout and stderr (nil:
+// discarded), and waits until it captures. It is killed when the test
+// ends, if it still runs.
+func startSensor(t *testing.T, ctx context.Context, ns netns, stdout, stderr *syncBuffer, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", string(ns), exe}, args...)...)
+	cmd.Env = append(append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1"), env...)
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", stderr)
+	return cmd
 }

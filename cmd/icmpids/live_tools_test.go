@@ -87,10 +87,6 @@ func TestLiveAttackTools(t *testing.T) {
 		t.Skip("live test skipped in -short mode")
 	}
 	tb := newToolbed(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sweepBase := strings.TrimSuffix(tb.sweepNet, "0/24")
 	// radvd is the legitimate router of the benign twin: periodic RAs
 	// every 3-4 s with a prefix, as a real IPv6 LAN has.
@@ -215,16 +211,9 @@ kill %%1; wait`, tb.senderAddr, tb.victimAddr)},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			sensor := exec.CommandContext(ctx, "ip", "netns", "exec", string(tb.victim), exe,
-				"run", "-i", tb.victimIf, "--config", cfg, "--format", "eve", "--stats-interval", "0")
-			sensor.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
 			var stdout, stderr syncBuffer
-			sensor.Stdout, sensor.Stderr = &stdout, &stderr
-			if err := sensor.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer sensor.Process.Kill()
-			waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "capturing") }, "sensor start", &stderr)
+			sensor := startSensor(t, ctx, tb.victim, &stdout, &stderr, nil,
+				"run", "-i", tb.victimIf, "--config", cfg, "--format", "eve", "--stats-interval", "0")
 			var bg *exec.Cmd
 			if tc.before != nil {
 				bg = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", string(tb.victim)}, tc.before...)...)
