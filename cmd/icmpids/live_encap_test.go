@@ -103,12 +103,7 @@ func TestLiveKernelVXLAN(t *testing.T) {
 		t.Skip("live test skipped in -short mode")
 	}
 	tb := newTestbed(t)
-	if _, err := exec.LookPath("hping3"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must have hping3: %v", err)
-		}
-		t.Skipf("hping3 not installed: %v", err)
-	}
+	needTool(t, "hping3")
 	add := exec.Command("ip", "-n", string(tb.sender), "link", "add", "ids-vx0", "type", "vxlan", "id", "42",
 		"remote", tb.victimAddr, "dstport", "4789", "dev", tb.senderIf)
 	if out, err := add.CombinedOutput(); err != nil {

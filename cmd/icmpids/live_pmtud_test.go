@@ -27,14 +27,7 @@ func TestLivePathMTUDiscovery(t *testing.T) {
 		t.Skip("live test skipped in -short mode")
 	}
 	tb := newToolbed(t)
-	for _, tool := range []string{"nc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("CI must have %s (.ci/run installs it): %v", tool, err)
-			}
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
+	needTool(t, "nc")
 	id := os.Getpid()%200 + 20
 	server := netns(fmt.Sprintf("icmpids-tsrv%d", id))
 	routerIf, serverIf := fmt.Sprintf("ids-rs%d", id), fmt.Sprintf("ids-sr%d", id)

@@ -194,12 +194,7 @@ kill %%1; wait`, tb.senderAddr, tb.victimAddr)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := haveTool(tc.tool); err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("CI must have %s (.ci/run installs it): %v", tc.tool, err)
-				}
-				t.Skipf("%s not installed: %v", tc.tool, err)
-			}
+			needTool(t, tc.tool)
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "icmpids.yaml")
 			yaml := "engine:\n  hold_time: 2s\nrules:\n  rogue_ra:\n    learning: 1s\n"
@@ -269,16 +264,22 @@ func containsStart(t *testing.T, out, want string) bool {
 	return false
 }
 
-// haveTool tells whether a test tool is installed; the scapy tests need
+// needTool skips the test when a tool it runs is not installed, except in
+// CI, where .ci/run installs it: there it fails. The scapy tests need
 // Debian's python3 with python3-scapy.
-func haveTool(tool string) error {
-	if _, err := exec.LookPath(tool); err != nil {
-		return err
-	}
-	if tool == "/usr/bin/python3" {
-		if out, err := exec.Command(tool, "-c", "import scapy").CombinedOutput(); err != nil {
-			return fmt.Errorf("python3-scapy: %v: %s", err, out)
+func needTool(t *testing.T, tool string) {
+	t.Helper()
+	_, err := exec.LookPath(tool)
+	if err == nil && tool == "/usr/bin/python3" {
+		if out, perr := exec.Command(tool, "-c", "import scapy").CombinedOutput(); perr != nil {
+			err = fmt.Errorf("python3-scapy: %v: %s", perr, out)
 		}
 	}
-	return nil
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI must have %s (.ci/run installs it): %v", tool, err)
+	}
+	t.Skipf("%s not installed: %v", tool, err)
 }
