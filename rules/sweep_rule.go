@@ -292,7 +292,7 @@ func (r *Sweep) probe(p *detector.Packet, kind uint32, rep detector.Reporter) {
 	} else {
 		s.newDests.Add(now, r.width, p.WireLen)
 		s.probed++
-		ph := prefixHash(p.Dst) % 256
+		ph := sketch.HashPrefix(p.Dst) % 256
 		s.prefixes[ph/64] |= 1 << (ph % 64)
 	}
 	n := float64(s.newDests.Packets())
@@ -335,17 +335,6 @@ func (r *Sweep) ignored(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// prefixHash hashes the /24 (IPv4) or /64 (IPv6) holding a.
-func prefixHash(a netip.Addr) uint64 {
-	if a.Is4() {
-		b := a.As4()
-		return sketch.HashAddr(netip.AddrFrom4([4]byte{b[0], b[1], b[2], 0}))
-	}
-	b := a.As16()
-	clear(b[8:])
-	return sketch.HashAddr(netip.AddrFrom16(b))
 }
 
 // Tick implements detector.Rule: sources idle longer than the hold time

@@ -64,7 +64,6 @@ package shard
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -348,21 +347,6 @@ func query(p *detector.Packet) bool {
 	return false
 }
 
-// prefixHash hashes an address's /24 (IPv4) or /64 (IPv6): the routing
-// key, so that every host of a prefix is on one engine (icmp_carpet_flood
-// counts a prefix), and a host is on the same engine whether it is a
-// packet's source or its destination (smurf's two sides of one victim).
-func prefixHash(a netip.Addr) uint64 {
-	if a.Is4() {
-		b := a.As4()
-		b[3] = 0
-		return sketch.HashAddr(netip.AddrFrom4(b))
-	}
-	b := a.As16()
-	clear(b[8:])
-	return sketch.HashAddr(netip.AddrFrom16(b))
-}
-
 // group is the default Config.Group.
 func group(p *detector.Packet) bool {
 	if p.L2Broadcast || p.Dst.IsMulticast() {
@@ -414,18 +398,22 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		if groupFn == nil {
 			groupFn = group
 		}
-		src := s.shardOf(prefixHash(p.Src))
+		// The routing key is the /24 or /64: every host of a prefix is on
+		// one engine (icmp_carpet_flood counts a prefix), and a host is on
+		// the same engine as a packet's source or destination (smurf's
+		// two sides of one victim).
+		src := s.shardOf(sketch.HashPrefix(p.Src))
 		var dst int
 		switch {
 		case echo && groupFn(p):
 			dst = src
 		case echo || query(p):
-			dst = s.shardOf(prefixHash(p.Dst))
+			dst = s.shardOf(sketch.HashPrefix(p.Dst))
 			if src != dst {
 				f.add(src, kindShadow, lt, data, t, wireLen)
 			}
 		default:
-			dst, src = s.shardOf(prefixHash(p.Dst)), -1
+			dst, src = s.shardOf(sketch.HashPrefix(p.Dst)), -1
 		}
 		kind := kindFrame
 		if (echo || query(p)) && src >= 0 && src != dst {

@@ -60,6 +60,18 @@ func (h *HLL) Estimate() uint64 {
 // Reset empties the counter.
 func (h *HLL) Reset() { h.reg = [hllRegisters]uint8{} }
 
+// HashPrefix is HashAddr of the /24 (IPv4) or /64 (IPv6) holding a.
+func HashPrefix(a netip.Addr) uint64 {
+	if a.Is4() {
+		b := a.As4()
+		b[3] = 0
+		return HashAddr(netip.AddrFrom4(b))
+	}
+	b := a.As16()
+	clear(b[8:])
+	return HashAddr(netip.AddrFrom16(b))
+}
+
 // HashAddr is a fixed, seedless 64-bit hash of an address (the murmur3
 // finalizer over its 16-byte form), used for sketches and for sharding.
 func HashAddr(a netip.Addr) uint64 {

@@ -183,3 +183,23 @@ func BenchmarkTopKAddHashSpoofed(b *testing.B) {
 		i++
 	}
 }
+
+func TestHashPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"192.0.2.1", "192.0.2.254", true},
+		{"192.0.2.1", "192.0.3.1", false},
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+	} {
+		ha, hb := HashPrefix(netip.MustParseAddr(tc.a)), HashPrefix(netip.MustParseAddr(tc.b))
+		if (ha == hb) != tc.same {
+			t.Errorf("HashPrefix(%s) == HashPrefix(%s): %v, want %v", tc.a, tc.b, ha == hb, tc.same)
+		}
+	}
+	if HashPrefix(netip.MustParseAddr("192.0.2.7")) != HashAddr(netip.MustParseAddr("192.0.2.0")) {
+		t.Error("HashPrefix of an IPv4 address is not HashAddr of its /24")
+	}
+}
