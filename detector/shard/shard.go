@@ -40,9 +40,22 @@
 //
 // Each engine keeps its own clock from the packets it sees; the dispatcher
 // passes packet time to every worker at each engine tick, so attacks on a
-// quiet shard still end on time. Events from all workers go through one
-// sink behind a mutex (events are rare); their order across shards follows
-// the workers' progress, not strictly packet time.
+// quiet shard still end on time.
+//
+// Events come out in a fixed order whatever the workers' speed: with one
+// producer, the dispatcher numbers the frames it routes, each worker holds
+// the events its engine emits with the number of the frame (or tick) being
+// handled, and the dispatcher hands them to the sink, merged by that
+// number (then by worker), once no worker can still emit an earlier one —
+// each time it hands a batch over, at Advance, Sync and Close. A replay
+// with N workers therefore prints the same events in the same order on
+// every run, events raised by packets in packet order; only events raised
+// in one tick by different engines (attacks ending) are ordered by worker
+// rather than as one engine orders them. The cost: an event waits until
+// every worker has caught up with the frame that raised it (at most the
+// batches queued, or MaxDelay and one Tick of packet time at low rates).
+// With several fronts there is no one numbering: events go to the sink as
+// the workers emit them, behind a mutex.
 //
 // Several producers: the Set's own HandleFrame is one dispatcher; Front
 // hands out more, one per producer goroutine (e.g. one per AF_PACKET
@@ -62,10 +75,13 @@
 package shard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
@@ -128,6 +144,11 @@ type Set struct {
 	fronts  []*Front // handed out by Front
 	closed  bool
 	sink    lockedSink
+	// ordered: events are held by the workers and merged by the
+	// dispatcher (one producer); Front turns it off.
+	ordered bool
+	held    atomic.Int64 // events the workers hold
+	merged  []heldEvent  // release's scratch
 	// inline: the dispatcher runs worker 0's engine itself, on its own
 	// goroutine, and that engine owns no targets (shardOf): with one
 	// producer on N cores, one core reads, decodes and routes and N-1
@@ -138,10 +159,98 @@ type Set struct {
 }
 
 type worker struct {
+	idx  int
+	set  *Set
 	eng  *detector.Engine
 	in   chan *batch // filled batches, to the worker
 	free chan *batch // empty batches, back to the fronts
 	done chan struct{}
+
+	// Event ordering (see the package comment). seq is the number of the
+	// record being handled (the worker's goroutine, or the dispatcher's
+	// for the inline engine); held the events emitted and not yet
+	// released, in emission order; served counts the batches the worker
+	// has finished, its events held before. direct: emit at once (several
+	// fronts), changed only while the worker is idle.
+	seq    uint64
+	mu     sync.Mutex
+	held   []heldEvent
+	served atomic.Uint64
+	direct bool
+}
+
+// heldEvent is an event a worker holds until the dispatcher releases it.
+type heldEvent struct {
+	seq    uint64
+	worker int
+	ev     *detector.Event
+}
+
+// Emit implements detector.Sink for the worker's engine.
+func (w *worker) Emit(ev *detector.Event) {
+	if w.direct {
+		w.set.sink.Emit(ev)
+		return
+	}
+	w.mu.Lock()
+	w.held = append(w.held, heldEvent{seq: w.seq, worker: w.idx, ev: ev})
+	w.mu.Unlock()
+	w.set.held.Add(1)
+}
+
+// watermark is the lowest sequence number of an event a worker may still
+// emit: the first frame of the oldest batch a worker has not served, of a
+// batch being filled, or the frame being routed now.
+func (f *Front) watermark() uint64 {
+	low := f.seq
+	for i, w := range f.s.workers {
+		if i == 0 && f.s.inline {
+			continue // runs on this goroutine: nothing pending
+		}
+		ring := f.inFlight[i]
+		if served := w.served.Load(); served < f.sent[i] {
+			low = min(low, ring[served%uint64(len(ring))])
+		} else if b := f.cur[i]; len(b.recs) > 0 {
+			low = min(low, b.seq)
+		}
+	}
+	return low
+}
+
+// release hands the sink, in order, the events held by the workers that
+// no worker can precede any more (all: every event held; the workers must
+// have served everything handed over). Called on the dispatcher's
+// goroutine, in ordered mode.
+func (s *Set) release(all bool) {
+	if s.held.Load() == 0 {
+		return
+	}
+	low := ^uint64(0)
+	if !all {
+		low = s.main.watermark()
+	}
+	out := s.merged[:0]
+	for _, w := range s.workers {
+		w.mu.Lock()
+		n := 0
+		for n < len(w.held) && w.held[n].seq < low {
+			n++
+		}
+		out = append(out, w.held[:n]...)
+		rest := copy(w.held, w.held[n:])
+		clear(w.held[rest:])
+		w.held = w.held[:rest]
+		w.mu.Unlock()
+	}
+	// Each worker's events are in sequence order, and out holds them
+	// worker by worker: a stable sort by sequence orders ties by worker.
+	slices.SortStableFunc(out, func(a, b heldEvent) int { return cmp.Compare(a.seq, b.seq) })
+	for i := range out {
+		s.sink.Emit(out[i].ev)
+		out[i].ev = nil
+	}
+	s.held.Add(-int64(len(out)))
+	s.merged = out[:0]
 }
 
 // Front is one producer's dispatcher: it routes frames as the package
@@ -155,6 +264,13 @@ type Front struct {
 	dec      *detector.Decoder
 	pkt      detector.Packet
 	nextTick int64
+	// seq numbers the frames routed (the main front): the order events
+	// are released in. inFlight[i] holds the first sequence number of
+	// each batch handed to worker i and not yet served (a ring indexed by
+	// the count of batches handed over); sent[i] counts them.
+	seq      uint64
+	inFlight [][]uint64
+	sent     []uint64
 }
 
 // record kinds in a batch.
@@ -170,13 +286,16 @@ type record struct {
 	lt      detector.LinkType
 	off, n  int32
 	wireLen int32
-	ts      int64 // ns
+	ts      int64  // ns
+	seq     uint64 // the dispatcher's number of the frame (event order)
 }
 
 type batch struct {
-	buf   []byte
-	recs  []record
-	first int64 // packet time of the first record (ns)
+	buf    []byte
+	recs   []record
+	first  int64  // packet time of the first record (ns)
+	seq    uint64 // sequence number of the first record
+	reqSeq uint64 // sequence number of the requests below (their events')
 	// Requests the worker serves after the records, in this order:
 	rules   []detector.Rule // non-nil: swap the engine's rules (SetRules)
 	closing string          // non-empty: close the engine with this reason
@@ -227,18 +346,19 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 	if sink == nil {
 		return nil, errors.New("shard: nil sink")
 	}
-	s := &Set{cfg: cfg}
+	s := &Set{cfg: cfg, ordered: true}
 	s.sink.sink = sink
 	for i := 0; i < cfg.Workers; i++ {
-		eng, err := newEngine(i, &s.sink)
+		// Every front holds one batch per worker; Queue-1 circulate. The
+		// channels hold every batch a worker may ever have, so a worker
+		// never blocks returning one.
+		w := &worker{idx: i, set: s, in: make(chan *batch, cfg.Queue+maxFronts), free: make(chan *batch, cfg.Queue+maxFronts), done: make(chan struct{})}
+		eng, err := newEngine(i, w)
 		if err != nil {
 			s.stop()
 			return nil, err
 		}
-		// Every front holds one batch per worker; Queue-1 circulate. The
-		// channels hold every batch a worker may ever have, so a worker
-		// never blocks returning one.
-		w := &worker{eng: eng, in: make(chan *batch, cfg.Queue+maxFronts), free: make(chan *batch, cfg.Queue+maxFronts), done: make(chan struct{})}
+		w.eng = eng
 		for j := 0; j < cfg.Queue-1; j++ {
 			w.free <- s.newBatch()
 		}
@@ -246,6 +366,11 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		go w.run()
 	}
 	s.main = s.newFront()
+	s.main.inFlight = make([][]uint64, cfg.Workers)
+	s.main.sent = make([]uint64, cfg.Workers)
+	for i := range s.main.inFlight {
+		s.main.inFlight[i] = make([]uint64, cfg.Queue+1)
+	}
 	s.inline = cfg.Workers > 1
 	return s, nil
 }
@@ -286,6 +411,15 @@ func (s *Set) Front() (*Front, error) {
 	if len(s.fronts) >= maxFronts {
 		return nil, fmt.Errorf("shard: more than %d fronts", maxFronts)
 	}
+	if s.ordered {
+		// Several producers: no one order of frames. Release what is
+		// held and let the workers emit directly, while they are idle.
+		s.Sync()
+		for _, w := range s.workers {
+			w.direct = true
+		}
+		s.ordered = false
+	}
 	if s.inline {
 		// Several producers: worker 0 goes back to its own goroutine.
 		s.main.Flush()
@@ -305,6 +439,7 @@ func (w *worker) run() {
 		for i := range b.recs {
 			r := &b.recs[i]
 			ts := time.Unix(0, r.ts)
+			w.seq = r.seq
 			switch r.kind {
 			case kindFrame:
 				w.eng.HandleFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
@@ -316,6 +451,7 @@ func (w *worker) run() {
 				w.eng.Advance(ts)
 			}
 		}
+		w.seq = max(w.seq, b.reqSeq)
 		if b.rules != nil {
 			w.eng.SetRules(b.rules...)
 		}
@@ -328,7 +464,9 @@ func (w *worker) run() {
 		if b.sync != nil {
 			b.sync <- struct{}{}
 		}
-		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync = b.buf[:0], b.recs[:0], nil, "", nil, nil
+		// Served: every event of the batch is held (or emitted) before.
+		w.served.Add(1)
+		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync, b.reqSeq = b.buf[:0], b.recs[:0], nil, "", nil, nil, 0
 		w.free <- b
 	}
 }
@@ -383,6 +521,7 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 	s := f.s
 	p := &f.pkt
 	t := ts.UnixNano()
+	f.seq++
 	inline := s.inline && f == s.main
 	if len(s.workers) == 1 {
 		f.add(0, kindFrame, lt, data, t, wireLen)
@@ -435,7 +574,9 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 // when it is full or its first record has waited MaxDelay.
 func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int64, wireLen int) {
 	if i == 0 && f.s.inline && f == f.s.main {
-		e := f.s.workers[0].eng
+		w := f.s.workers[0]
+		w.seq = f.seq
+		e := w.eng
 		ts := time.Unix(0, t)
 		switch kind {
 		case kindFrame:
@@ -455,11 +596,11 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 		b = f.cur[i]
 	}
 	if len(b.recs) == 0 {
-		b.first = t
+		b.first, b.seq = t, f.seq
 	}
 	off := len(b.buf)
 	b.buf = append(b.buf, data...)
-	b.recs = append(b.recs, record{kind: kind, lt: lt, off: int32(off), n: int32(len(data)), wireLen: int32(wireLen), ts: t})
+	b.recs = append(b.recs, record{kind: kind, lt: lt, off: int32(off), n: int32(len(data)), wireLen: int32(wireLen), ts: t, seq: f.seq})
 	if t-b.first >= int64(f.s.cfg.MaxDelay) {
 		f.flush(i)
 	}
@@ -468,12 +609,24 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 // flush hands worker i the current batch and takes an empty one (waiting
 // for the worker when all are in use: back-pressure, never loss).
 func (f *Front) flush(i int) {
-	if f.cur[i].idle() {
+	b := f.cur[i]
+	if b.idle() {
 		return
 	}
+	if len(b.recs) == 0 {
+		b.seq = b.reqSeq
+	}
 	w := f.s.workers[i]
-	w.in <- f.cur[i]
+	if f.inFlight != nil {
+		ring := f.inFlight[i]
+		ring[f.sent[i]%uint64(len(ring))] = b.seq
+		f.sent[i]++
+	}
+	w.in <- b
 	f.cur[i] = <-w.free
+	if f.s.ordered && f == f.s.main {
+		f.s.release(false)
+	}
 }
 
 // Flush hands over what the front has batched.
@@ -488,6 +641,7 @@ func (f *Front) Flush() {
 // an idle producer's Advance may move an engine past the packet time of
 // frames another front still holds: those count at the engine's time.
 func (f *Front) Advance(now time.Time) {
+	f.seq++ // its events come after the frames routed before
 	for i := range f.cur {
 		f.add(i, kindAdvance, 0, nil, now.UnixNano(), 0)
 		f.flush(i)
@@ -502,8 +656,10 @@ func (s *Set) Advance(now time.Time) { s.main.Advance(now) }
 // (rules, stats, closing) and, when wait, waits until each has served it.
 func (s *Set) request(wait bool, set func(i int, b *batch)) {
 	var chans []chan struct{}
+	s.main.seq++ // the requests' events come after every frame routed
 	for i := range s.workers {
 		b := s.main.cur[i]
+		b.reqSeq = s.main.seq
 		set(i, b)
 		if wait {
 			c := make(chan struct{}, 1)
@@ -514,6 +670,9 @@ func (s *Set) request(wait bool, set func(i int, b *batch)) {
 	}
 	for _, c := range chans {
 		<-c
+	}
+	if wait && s.ordered {
+		s.release(true) // everything handed over is served
 	}
 }
 
@@ -556,6 +715,9 @@ func (s *Set) Close(reason string) {
 	}
 	s.request(false, func(_ int, b *batch) { b.closing = reason })
 	s.stop()
+	if s.ordered {
+		s.release(true)
+	}
 }
 
 func (s *Set) stop() {

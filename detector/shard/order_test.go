@@ -1,0 +1,102 @@
+package shard_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/shard"
+)
+
+// stall is a rule that raises nothing and makes its engine slow on some
+// packets (a sleep every every-th packet, from offset), so that workers
+// run at different, changing speeds.
+type stall struct {
+	n, every, offset int
+}
+
+func (s *stall) Info() detector.RuleInfo { return detector.RuleInfo{Name: "stall"} }
+
+func (s *stall) Observe(*detector.Packet, detector.Reporter) {
+	s.n++
+	if (s.n+s.offset)%s.every == 0 {
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (s *stall) Tick(time.Time, detector.Reporter) {}
+
+// ordered records events in the order the sink receives them.
+type ordered struct{ evs []*detector.Event }
+
+func (o *ordered) Emit(ev *detector.Event) { o.evs = append(o.evs, ev) }
+
+// lines is the events as "time rule phase target packets", stably sorted
+// by time when byTime.
+func (o *ordered) lines(byTime bool) []string {
+	evs := slices.Clone(o.evs)
+	if byTime {
+		slices.SortStableFunc(evs, func(a, b *detector.Event) int { return a.Time.Compare(b.Time) })
+	}
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%s %s %s %s %d", ev.Time.Format("15:04:05.000000"), ev.Rule.Name, ev.Phase, ev.Target, ev.Packets))
+	}
+	return out
+}
+
+// TestEventOrderIsFixed: whatever the workers' speeds, a Set emits the same
+// events in the same order on every run, events raised by packets in the
+// order of those packets; sorted by time (stably), they are one engine's.
+// The workers are slowed down unevenly, differently on each run: without
+// the merge, events came in the order the workers got to them.
+func TestEventOrderIsFixed(t *testing.T) {
+	frames := scenario(t)
+	var one ordered
+	e, err := detector.New(detector.DefaultConfig(), &one, allRules(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		e.HandleFrame(detector.LinkEthernet, f.Data, f.Time, len(f.Data))
+	}
+	e.Close(detector.EndInputEnd)
+	want := one.lines(true)
+	if len(want) < 6 {
+		t.Fatalf("the scenario raised only %v", want)
+	}
+	for _, n := range []int{2, 3, 4} {
+		t.Run(fmt.Sprint(n, "workers"), func(t *testing.T) {
+			var first []string
+			for run := 0; run < 3; run++ {
+				var got ordered
+				s, err := shard.New(shard.Config{Workers: n}, &got, func(i int, sink detector.Sink) (*detector.Engine, error) {
+					// Worker i stalls every 300+100i packets, shifted per run.
+					slow := &stall{every: 300 + 100*i, offset: 137 * run * (i + 1)}
+					return detector.New(detector.DefaultConfig(), sink, append(allRules(t), slow)...)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range frames {
+					s.HandleFrame(detector.LinkEthernet, f.Data, f.Time, len(f.Data))
+				}
+				s.Close(detector.EndInputEnd)
+				raw := got.lines(false)
+				if run == 0 {
+					first = raw
+					if byTime := got.lines(true); strings.Join(byTime, "\n") != strings.Join(want, "\n") {
+						t.Errorf("sorted by time:\n%s\nwant (one engine, sorted by time)\n%s", strings.Join(byTime, "\n"), strings.Join(want, "\n"))
+					}
+					continue
+				}
+				if strings.Join(raw, "\n") != strings.Join(first, "\n") {
+					t.Fatalf("run %d emitted\n%s\nrun 0\n%s", run, strings.Join(raw, "\n"), strings.Join(first, "\n"))
+				}
+			}
+		})
+	}
+}
