@@ -56,7 +56,7 @@ func DefaultConfig() Config {
 		MaxAttacks:     4096,
 		Frag:           frag.DefaultConfig(),
 		Decode:         DefaultDecodeConfig(),
-		Workers:        1,
+		Workers:        0,
 	}
 }
 

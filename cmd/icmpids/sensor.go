@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -131,6 +132,11 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 	rs = append(rs, s.observers...)
 	sinks = append(tapped, sinks...)
 	var sink detector.Sink = output.Multi(sinks)
+	if cfg.Engine.Workers == 0 {
+		// One per CPU the process may use (GOMAXPROCS follows the
+		// affinity mask and the cgroup's CPU limit).
+		cfg.Engine.Workers = runtime.GOMAXPROCS(0)
+	}
 	if cfg.Engine.Workers != 1 {
 		for _, o := range s.observers {
 			s.shared = append(s.shared, shard.Shared(o))

@@ -49,9 +49,13 @@
 // number (then by worker), once no worker can still emit an earlier one —
 // each time it hands a batch over, at Advance, Sync and Close. A replay
 // with N workers therefore prints the same events in the same order on
-// every run, events raised by packets in packet order; only events raised
-// in one tick by different engines (attacks ending) are ordered by worker
-// rather than as one engine orders them. The cost: an event waits until
+// every run, events raised by packets in packet order. The dispatcher
+// starts every engine's clock at the first frame and tells every engine
+// the time at each of the engines' own tick boundaries, so each engine
+// ticks (ends quiet attacks, sweeps its tables) when one engine alone
+// would: the output is one engine's, except that attacks of different
+// engines ending in the same tick come by worker, not in one engine's
+// (end time, rule, target) order. The cost: an event waits until
 // every worker has caught up with the frame that raised it (at most the
 // batches queued, or MaxDelay and one Tick of packet time at low rates).
 // With several fronts there is no one numbering: events go to the sink as
@@ -561,12 +565,16 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		f.add(dst, kind, lt, data, t, wireLen)
 	}
 	if t >= f.nextTick {
-		if f.nextTick != 0 {
-			for i := range s.workers {
-				f.add(i, kindAdvance, 0, nil, t, 0)
-			}
+		// The first frame too: every engine's clock, and so its rules'
+		// periodic sweeps, start where one engine's would.
+		for i := range s.workers {
+			f.add(i, kindAdvance, 0, nil, t, 0)
 		}
-		f.nextTick = t + int64(s.cfg.Tick)
+		// On the engines' tick boundaries (detector.Engine truncates
+		// packet time to the tick): every engine ticks when one engine
+		// alone would have, so attacks end, and rules sweep their
+		// tables, at the same packet times whatever the workers.
+		f.nextTick = time.Unix(0, t).Truncate(s.cfg.Tick).Add(s.cfg.Tick).UnixNano()
 	}
 }
 
