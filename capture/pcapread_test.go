@@ -8,7 +8,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 )
 
@@ -124,5 +126,40 @@ func TestPcapRecordsLikePcapgo(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPcapLargestRecords: records of libpcap's largest snap length, between
+// small ones, are read whole whatever the read buffer's size.
+func TestPcapLargestRecords(t *testing.T) {
+	var b bytes.Buffer
+	w := pcapgo.NewWriterNanos(&b)
+	if err := w.WriteFileHeader(maxSnapLen, 1); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{60, maxSnapLen, 1500, maxSnapLen, maxSnapLen, 42}
+	for i, n := range sizes {
+		data := bytes.Repeat([]byte{byte(i + 1)}, n)
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000+int64(i), 0), CaptureLength: n, Length: n}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := newFileReader("big.pcap", io.NopCloser(bytes.NewReader(b.Bytes())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, n := range sizes {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("record %d (%d bytes): %v", i, n, err)
+		}
+		if len(f.Data) != n || f.Data[0] != byte(i+1) || f.Data[n-1] != byte(i+1) {
+			t.Fatalf("record %d: %d bytes starting %x, want %d of %x", i, len(f.Data), f.Data[:1], n, i+1)
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last record: %v, want EOF", err)
 	}
 }
