@@ -535,6 +535,9 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		f.counted.CountFrame(p, reason)
 	} else if !p.Src.IsValid() {
 		f.add(0, kindFrame, lt, data, t, wireLen)
+	} else if inline && len(s.workers) == 2 {
+		// One engine owns every target (shardOf): no routing to do.
+		f.add(1, kindFrame, lt, data, t, wireLen)
 	} else {
 		echo := !p.Fragment && p.IsEchoRequest()
 		groupFn := s.cfg.Group
