@@ -121,6 +121,13 @@ type TopK[K comparable] struct {
 	errs     [TopKSize]uint64
 	n        int
 	replaced bool
+	// The least count of a full summary, and the slots holding it (bit
+	// i: slot i), kept so that a new key takes over a slot without a
+	// scan for the minimum. Counts only grow: a slot leaves the mask when
+	// its count does, and the mask is recomputed when it empties — once
+	// every TopKSize new keys in a flood of spoofed sources.
+	minCount uint64
+	minMask  uint32
 }
 
 // Entry is one heavy hitter: Count may overstate its true count by at most
@@ -139,8 +146,8 @@ func (e Entry[K]) Min() uint64 { return e.Count - e.Err }
 func (t *TopK[K]) Add(k K, w uint64) { t.AddHash(k, 0, w) }
 
 // AddHash counts one more occurrence of k (weight w), h being k's hash.
-// One pass finds k or, when it is absent and the summary full, the slot
-// with the least count (the first of equals), which k takes over.
+// One pass finds k or, when it is absent and the summary full, k takes
+// over the slot with the least count (the first of equals).
 func (t *TopK[K]) AddHash(k K, h, w uint64) {
 	n := t.n
 	if n < TopKSize {
@@ -154,21 +161,43 @@ func (t *TopK[K]) AddHash(k K, h, w uint64) {
 		t.n++
 		return
 	}
-	minI, minC := 0, t.counts[0]
-	for i := 0; i < TopKSize; i++ {
+	for i := range t.hashes {
 		if t.hashes[i] == h && t.keys[i] == k {
 			t.counts[i] += w
+			if w != 0 {
+				t.minMask &^= 1 << i
+			}
 			return
 		}
-		if c := t.counts[i]; c < minC {
-			minI, minC = i, c
-		}
 	}
+	if t.minMask == 0 {
+		t.findMin()
+	}
+	// The first of the slots with the least count, as one scan finds.
+	minI, minC := bits.TrailingZeros32(t.minMask), t.minCount
 	t.hashes[minI] = h
 	t.keys[minI] = k
 	t.errs[minI] = minC
 	t.counts[minI] = minC + w
+	if w != 0 {
+		t.minMask &^= 1 << minI
+	}
 	t.replaced = true
+}
+
+// findMin sets minCount and minMask from the counts of a full summary.
+func (t *TopK[K]) findMin() {
+	m := t.counts[0]
+	for _, c := range t.counts[1:] {
+		m = min(m, c)
+	}
+	var mask uint32
+	for i, c := range t.counts {
+		if c == m {
+			mask |= 1 << i
+		}
+	}
+	t.minCount, t.minMask = m, mask
 }
 
 // Exact tells whether every key added still has its own exact counter

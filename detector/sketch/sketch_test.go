@@ -2,6 +2,7 @@ package sketch
 
 import (
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -201,5 +202,69 @@ func TestHashPrefix(t *testing.T) {
 	}
 	if HashPrefix(netip.MustParseAddr("192.0.2.7")) != HashAddr(netip.MustParseAddr("192.0.2.0")) {
 		t.Error("HashPrefix of an IPv4 address is not HashAddr of its /24")
+	}
+}
+
+// refTopK is the summary as it was written first: one scan per new key for
+// the least count (the first of equals).
+type refTopK struct {
+	keys   []uint16
+	counts []uint64
+	errs   []uint64
+}
+
+func (r *refTopK) add(k uint16, w uint64) {
+	for i := range r.keys {
+		if r.keys[i] == k {
+			r.counts[i] += w
+			return
+		}
+	}
+	if len(r.keys) < TopKSize {
+		r.keys, r.counts, r.errs = append(r.keys, k), append(r.counts, w), append(r.errs, 0)
+		return
+	}
+	minI := 0
+	for i := range r.counts {
+		if r.counts[i] < r.counts[minI] {
+			minI = i
+		}
+	}
+	r.keys[minI], r.errs[minI], r.counts[minI] = k, r.counts[minI], r.counts[minI]+w
+}
+
+// TestTopKLikeOneScan: the summary that keeps its least count between new
+// keys holds, after every addition, exactly the slots, counts and bounds
+// of the one-scan summary — on streams of few keys, of spoofed keys, of
+// heavy hitters among noise, with weights (0 included).
+func TestTopKLikeOneScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	streams := map[string]func() (uint16, uint64){
+		"few keys": func() (uint16, uint64) { return uint16(rng.IntN(12)), 1 },
+		"spoofed":  func() (uint16, uint64) { return uint16(rng.IntN(65536)), 1 },
+		"heavy+noise": func() (uint16, uint64) {
+			k := uint16(rng.IntN(4))
+			if rng.IntN(3) == 0 {
+				k = uint16(rng.IntN(5000))
+			}
+			return k, 1
+		},
+		"weighted":     func() (uint16, uint64) { return uint16(rng.IntN(40)), uint64(rng.IntN(1500)) },
+		"zero weights": func() (uint16, uint64) { return uint16(rng.IntN(30)), uint64(rng.IntN(3)) },
+	}
+	for name, next := range streams {
+		var got TopK[uint16]
+		var want refTopK
+		for i := 0; i < 20000; i++ {
+			k, w := next()
+			got.Add(k, w)
+			want.add(k, w)
+			for j := range want.keys {
+				if got.keys[j] != want.keys[j] || got.counts[j] != want.counts[j] || got.errs[j] != want.errs[j] {
+					t.Fatalf("%s, after %d additions: slot %d holds %d (%d, err %d), want %d (%d, err %d)", name, i+1, j,
+						got.keys[j], got.counts[j], got.errs[j], want.keys[j], want.counts[j], want.errs[j])
+				}
+			}
+		}
 	}
 }
