@@ -9,13 +9,14 @@
 # goal (<= 128 MiB), whether the attack was reported with an estimated
 # source count, and the evictions icmpids counted.
 #
-# Settings (environment): FLOOD_COUNT, FRAG_COUNT, WORKERS (default 1),
+# Settings (environment): FLOOD_COUNT, FRAG_COUNT, WORKERS (default 0,
+# icmpids's default: one engine per CPU),
 # WORKDIR (default: a temp dir, removed at the end), LIMIT_MIB (128).
 set -euo pipefail
 
 FLOOD_COUNT=${FLOOD_COUNT:-10000000}
 FRAG_COUNT=${FRAG_COUNT:-1000000}
-WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-0}
 LIMIT_MIB=${LIMIT_MIB:-128}
 [[ -x /usr/bin/time ]] || { echo "memory.sh needs GNU time (apt-get install time)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "memory.sh needs jq" >&2; exit 2; }

@@ -1,8 +1,10 @@
 package detector
 
 import (
+	"cmp"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -148,4 +150,22 @@ func ProtoName(proto uint8) string {
 		return "SCTP"
 	}
 	return strconv.Itoa(int(proto))
+}
+
+// EndOrder orders the end events an engine emits together — the attacks a
+// tick finds quiet, or those Close or a time jump ends — as the engine
+// does: by last packet, then rule (signature id, then name), then target.
+// A dispatcher merging the ends of several engines (detector/shard) uses
+// it to give them one engine's order.
+func EndOrder(a, b *Event) int {
+	if c := a.LastSeen.Compare(b.LastSeen); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Rule.SignatureID, b.Rule.SignatureID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Rule.Name, b.Rule.Name); c != 0 {
+		return c
+	}
+	return a.Target.Compare(b.Target)
 }

@@ -278,8 +278,9 @@ func (t *tracker) closeAll(reason string) {
 	t.endInOrder(due, reason)
 }
 
-// endInOrder ends the attacks of keys in a fixed order — by end time, then
-// rule, then target — so that output does not depend on map iteration.
+// endInOrder ends the attacks of keys in a fixed order — EndOrder's: by
+// last packet, then rule, then target — so that output does not depend on
+// map iteration, nor on how many engines share the targets.
 func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	if len(keys) == 0 {
 		return
@@ -290,7 +291,11 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 			return ai.lastNs < aj.lastNs
 		}
 		if keys[i].rule != keys[j].rule {
-			return keys[i].rule < keys[j].rule
+			ri, rj := t.e.rules[keys[i].rule].Info(), t.e.rules[keys[j].rule].Info()
+			if ri.SignatureID != rj.SignatureID {
+				return ri.SignatureID < rj.SignatureID
+			}
+			return ri.Name < rj.Name
 		}
 		return keys[i].target.Less(keys[j].target)
 	})

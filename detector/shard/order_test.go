@@ -2,10 +2,12 @@ package shard_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/shard"
 )
@@ -48,7 +50,37 @@ func (o *ordered) lines() []string {
 // would). The workers are slowed down unevenly, differently on each run:
 // without the merge, events came in the order the workers got to them.
 func TestEventOrderIsFixed(t *testing.T) {
-	frames := scenario(t)
+	t.Run("mixed", func(t *testing.T) { testEventOrder(t, scenario(t)) })
+	t.Run("simultaneous ends", func(t *testing.T) { testEventOrder(t, simultaneous(t)) })
+}
+
+// simultaneous: 24 floods of victims in 24 prefixes (spread over the
+// workers) in lockstep, the first 12 ending together in one tick, the
+// others still under way when the capture ends (ended by Close).
+func simultaneous(t *testing.T) []synth.Frame {
+	var lists [][]synth.Frame
+	for i := 0; i < 24; i++ {
+		count := 3000
+		if i >= 12 {
+			count = 9000
+		}
+		f, err := synth.Flood{Target: netip.AddrFrom4([4]byte{10, byte(i), 0, 5}), Source: netip.MustParseAddr("192.0.2.1"),
+			Start: epoch.Add(time.Second), Rate: 3000, Count: count}.Frames()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists = append(lists, f)
+	}
+	// Background after the first floods, so that their ends come in a
+	// tick, not at Close.
+	bg, err := synth.Pings(netip.MustParseAddr("10.99.0.20"), netip.MustParseAddr("10.99.0.1"), epoch, 100*time.Millisecond, 150)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return synth.Merge(append(lists, bg)...)
+}
+
+func testEventOrder(t *testing.T, frames []synth.Frame) {
 	var one ordered
 	e, err := detector.New(detector.DefaultConfig(), &one, allRules(t)...)
 	if err != nil {

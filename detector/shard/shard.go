@@ -53,9 +53,11 @@
 // starts every engine's clock at the first frame and tells every engine
 // the time at each of the engines' own tick boundaries, so each engine
 // ticks (ends quiet attacks, sweeps its tables) when one engine alone
-// would: the output is one engine's, except that attacks of different
-// engines ending in the same tick come by worker, not in one engine's
-// (end time, rule, target) order. The cost: an event waits until
+// would, and the ends several engines emit for one tick (or Close) are
+// merged in one engine's order (detector.EndOrder): the output is one
+// engine's. (Left in worker order: two events raised by one frame on two
+// engines — its destination's and, as a shadow, its source's.) The cost:
+// an event waits until
 // every worker has caught up with the frame that raised it (at most the
 // batches queued, or MaxDelay and one Tick of packet time at low rates).
 // With several fronts there is no one numbering: events go to the sink as
@@ -249,6 +251,16 @@ func (s *Set) release(all bool) {
 	// Each worker's events are in sequence order, and out holds them
 	// worker by worker: a stable sort by sequence orders ties by worker.
 	slices.SortStableFunc(out, func(a, b heldEvent) int { return cmp.Compare(a.seq, b.seq) })
+	for i := 0; i < len(out); {
+		j, multi := i+1, false
+		for ; j < len(out) && out[j].seq == out[i].seq; j++ {
+			multi = multi || out[j].worker != out[i].worker
+		}
+		if multi {
+			oneEngineOrder(out[i:j])
+		}
+		i = j
+	}
 	for i := range out {
 		s.sink.Emit(out[i].ev)
 		out[i].ev = nil
@@ -473,6 +485,36 @@ func (w *worker) run() {
 		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync, b.reqSeq = b.buf[:0], b.recs[:0], nil, "", nil, nil, 0
 		w.free <- b
 	}
+}
+
+// endClass ranks the events one engine emits for one frame or tick: the
+// ends of quiet attacks (its tick, first), then the ends of a time jump, a
+// Close or a reload, then the rest (what the frame raised).
+func endClass(ev *detector.Event) int {
+	if ev.Phase != detector.PhaseEnd {
+		return 2
+	}
+	switch ev.EndReason {
+	case detector.EndQuiet:
+		return 0
+	case detector.EndTimeJump, detector.EndInputEnd, detector.EndShutdown, detector.EndRuleOff:
+		return 1
+	}
+	return 2 // evicted: raised by the frame
+}
+
+// oneEngineOrder puts the events several engines emitted for one frame or
+// tick in the order one engine would have: its ends of each kind together,
+// in detector.EndOrder, before what the frame raised (left in worker
+// order).
+func oneEngineOrder(evs []heldEvent) {
+	slices.SortStableFunc(evs, func(a, b heldEvent) int {
+		ca, cb := endClass(a.ev), endClass(b.ev)
+		if ca != cb || ca == 2 {
+			return cmp.Compare(ca, cb)
+		}
+		return detector.EndOrder(a.ev, b.ev)
+	})
 }
 
 // query tells whether p is an ICMP query request other than echo
