@@ -18,7 +18,8 @@
 #   RATES="50000 100000 200000 400000 max"   pps steps; "max" runs SENDERS
 #                       senders at full speed at once (trafgen: SENDERS TX
 #                       ring processes; tcpreplay: --topspeed)
-#   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000  WORKERS=1
+#   SENDERS=2  SECONDS_PER_STEP=3  MAX_PACKETS=2000000
+#   WORKERS=0           --workers (0: one per CPU, icmpids's default)
 #   METHOD="pcap afpacket"  capture methods to measure, one after the other
 #                       (--capture-method); "fastnetmon" adds Debian's
 #                       FastNetMon (AF_PACKET mirror mode, its own default
@@ -34,7 +35,7 @@ RATES=${RATES:-"50000 100000 200000 400000 max"}
 SENDERS=${SENDERS:-2}
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-3}
 MAX_PACKETS=${MAX_PACKETS:-2000000}
-WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-0}
 METHOD=${METHOD:-"pcap afpacket"}
 FANOUT=${FANOUT:-1}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
