@@ -57,9 +57,9 @@
 // merged in one engine's order (detector.EndOrder): the output is one
 // engine's. (Left in worker order: two events raised by one frame on two
 // engines — its destination's and, as a shadow, its source's.) The cost:
-// an event waits until
-// every worker has caught up with the frame that raised it (at most the
-// batches queued, or MaxDelay and one Tick of packet time at low rates).
+// an event waits until every worker has caught up with the frame that
+// raised it (at most the batches queued, or MaxDelay and one Tick of packet
+// time at low rates).
 // With several fronts there is no one numbering: events go to the sink as
 // the workers emit them, behind a mutex.
 //
@@ -480,8 +480,9 @@ func receive(c chan *batch, spin bool) (b *batch, ok bool) {
 }
 
 // spins tells whether goroutines waiting for batches poll first: when the
-// busy goroutines (the workers, and the producers other than the main
-// front, which runs engine 0's) are no more than the CPUs Go uses.
+// busy goroutines are no more than the CPUs Go uses. They are the workers
+// (with one producer, the dispatcher runs the first worker's engine
+// itself) and the producers of the fronts handed out.
 func (s *Set) spins() bool {
 	busy := len(s.workers) + len(s.fronts)
 	return busy <= runtime.GOMAXPROCS(0)
