@@ -168,7 +168,7 @@ func (a *app) runLive(ctx context.Context) error {
 			return err
 		}
 	}
-	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf, "method": cfg.Capture.Method, "readers": max(len(readers), 1)}).Info("capturing")
+	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf, "method": cfg.Capture.Method, "readers": max(len(readers), 1), "engines": s.engines()}).Info("capturing")
 
 	runErr := lp.run(ctx, hup)
 

@@ -230,6 +230,14 @@ func (s *sensor) close(reason string) error {
 	return errors.Join(errs...)
 }
 
+// engines is the number of detection engines (engine.workers resolved).
+func (s *sensor) engines() int {
+	if set, ok := s.engine.(*shard.Set); ok {
+		return set.Workers()
+	}
+	return 1
+}
+
 // logSummary writes the engine's figures as one log line.
 func (s *sensor) logSummary(what string) {
 	st := s.engine.Stats()
@@ -244,6 +252,7 @@ func (s *sensor) logSummary(what string) {
 		"decode_errors":   st.DecodeErrors(),
 		"attacks_started": st.AttacksStarted,
 		"attacks_ended":   st.AttacksEnded,
+		"engines":         s.engines(),
 		"elapsed":         time.Since(s.started).Round(time.Millisecond).String(),
 	}
 	if n := st.DecodeErrors(); n > 0 {
