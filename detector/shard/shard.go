@@ -825,10 +825,12 @@ func (s *Set) stop() {
 	}
 }
 
-// Stats sums the engines' counters (tables by name). Each worker reads its
-// engine's figures once it has handled what was handed over before (the
-// Set's own front's batches included), so Stats is safe while other
-// fronts feed the workers.
+// Stats sums the engines' counters (tables by name), leaving out the
+// capacity of the tables of an engine that owns no targets (the
+// dispatcher's own, with one producer): the room the Set has for targets.
+// Each worker reads its engine's figures once it has handled what was
+// handed over before (the Set's own front's batches included), so Stats is
+// safe while other fronts feed the workers.
 func (s *Set) Stats() detector.Stats {
 	all := make([]detector.Stats, len(s.workers))
 	if s.closed {
@@ -843,6 +845,9 @@ func (s *Set) Stats() detector.Stats {
 	all = append(all, s.main.counted)
 	for i := range all {
 		st := &all[i]
+		// The dispatcher's own engine owns no targets (inline): its
+		// tables never fill, and their room is no room of the Set's.
+		ownsNone := s.inline && i == 0
 		sum.Frames += st.Frames
 		sum.Bytes += st.Bytes
 		sum.IPv4 += st.IPv4
@@ -864,7 +869,9 @@ func (s *Set) Stats() detector.Stats {
 		sum.ActiveAttacks += st.ActiveAttacks
 		f := &sum.Frag
 		f.Len += st.Frag.Len
-		f.Cap += st.Frag.Cap
+		if !ownsNone {
+			f.Cap += st.Frag.Cap
+		}
 		f.Trains += st.Frag.Trains
 		f.Completed += st.Frag.Completed
 		f.Evicted += st.Frag.Evicted
@@ -879,7 +886,9 @@ func (s *Set) Stats() detector.Stats {
 				sum.Tables = append(sum.Tables, detector.TableStat{Name: t.Name})
 			}
 			sum.Tables[i].Len += t.Len
-			sum.Tables[i].Cap += t.Cap
+			if !ownsNone {
+				sum.Tables[i].Cap += t.Cap
+			}
 			sum.Tables[i].Evicted += t.Evicted
 		}
 	}

@@ -173,3 +173,39 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+// TestStatsCapacityIsTheTargetOwners: the table capacities a Set reports are
+// those of the engines that own targets — with one producer, all but the
+// dispatcher's own: two workers have one engine's room, three have two.
+func TestStatsCapacityIsTheTargetOwners(t *testing.T) {
+	one, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), allRules(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capOf := func(st detector.Stats, name string) int {
+		for _, tb := range st.Tables {
+			if tb.Name == name {
+				return tb.Cap
+			}
+		}
+		t.Fatalf("no table %s in %v", name, st.Tables)
+		return 0
+	}
+	want := capOf(one.Stats(), "icmp_flood.targets")
+	for _, n := range []int{2, 3} {
+		s, err := shard.New(shard.Config{Workers: n}, detector.SinkFunc(func(*detector.Event) {}), func(i int, sink detector.Sink) (*detector.Engine, error) {
+			return detector.New(detector.DefaultConfig(), sink, allRules(t)...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := s.Stats()
+		s.Close(detector.EndInputEnd)
+		if got := capOf(st, "icmp_flood.targets"); got != (n-1)*want {
+			t.Errorf("%d workers: icmp_flood.targets capacity %d, want %d", n, got, (n-1)*want)
+		}
+		if got, one := st.Frag.Cap, one.Stats().Frag.Cap; got != (n-1)*one {
+			t.Errorf("%d workers: fragment table capacity %d, want %d", n, got, (n-1)*one)
+		}
+	}
+}
