@@ -38,7 +38,8 @@ func newReplayCmd(a *app) *cobra.Command {
 standard input) through the detector in packet time: a one-hour capture
 replays in seconds and raises the same alerts, stamped with the same times,
 as the live sensor would have. Every attack still open when the input ends
-is closed with an end event.
+is closed with an end event. --workers engines (default: one per CPU) share
+the work; the alerts are the same, in the same order, whatever their number.
 
 Files and directories (walked recursively) may be mixed. All files are
 merged into one stream in packet-time order, whatever their names, so a

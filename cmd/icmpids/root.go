@@ -22,7 +22,11 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "icmpids",
 		Short: "ICMP flood and attack detector (live sensor and forensic replay)",
 		Long: `icmpids detects ICMP and ICMPv6 attacks: echo floods from one or many spoofed
-sources, Ping of Death and other fragment attacks, and Smurf reflection.
+sources and carpet-bombing floods over a prefix, BlackNurse, Ping of Death
+and other fragment attacks, Smurf reflection, forged redirects, host sweeps,
+covert tunnels in echo payloads, forged ICMP errors, and IPv6
+neighbor-discovery attacks (RA floods, rogue routers, neighbor-cache floods
+and spoofing) — 17 rules, listed by "icmpids rules".
 
 It runs as a live sensor on a gateway interface (icmpids run -i eth0) or
 replays capture files in packet time (icmpids replay capture.pcap), and
