@@ -133,18 +133,6 @@ func (e *encap) udpTunnel(sport, dport uint16) bool {
 	return false
 }
 
-// ipTunnel tells whether an IP protocol number is an encapsulation the
-// decoder peels (the fast path declines those).
-func (e *encap) ipTunnel(proto uint8) bool {
-	switch proto {
-	case protoGRE:
-		return e.cfg.GRE
-	case protoIPIP, protoIPv6:
-		return e.cfg.IPinIP
-	}
-	return false
-}
-
 // Protocol numbers and EtherTypes of the encapsulations.
 const (
 	protoIPIP     = 4

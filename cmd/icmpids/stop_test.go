@@ -142,7 +142,7 @@ func TestReplayDeadCollectors(t *testing.T) {
 	}
 
 	// And a signal ends the wait at once.
-	code, _, _, took = runFor(t, 500*time.Millisecond, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
+	_, _, _, took = runFor(t, 500*time.Millisecond, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
 	if took > 5*time.Second {
 		t.Errorf("the signal took %v to end the replay", took)
 	}
