@@ -341,7 +341,7 @@ func openLiveSource(c CaptureConfig, bpf string) (liveSource, []frameReader, err
 	}
 	n := c.Fanout
 	if n == 0 {
-		n = runtime.NumCPU()
+		n = runtime.GOMAXPROCS(0) // the CPUs this process may use (affinity, cgroup limit)
 	}
 	src, err := capture.OpenAFPacket(capture.AFPacketConfig{LiveConfig: lc, Fanout: n})
 	if err != nil {

@@ -340,7 +340,7 @@ func (l *lockedSink) Emit(ev *detector.Event) {
 // all sending events to sink.
 func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 	if cfg.Workers == 0 {
-		cfg.Workers = runtime.NumCPU()
+		cfg.Workers = runtime.GOMAXPROCS(0) // the CPUs this process may use
 	}
 	if cfg.Workers < 1 || cfg.Workers > 1024 {
 		return nil, fmt.Errorf("engine.workers: %d is out of range [0, 1024]", cfg.Workers)
@@ -364,7 +364,6 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		return nil, errors.New("shard: nil sink")
 	}
 	s := &Set{cfg: cfg, ordered: true}
-	s.spin.Store(cfg.Workers <= runtime.GOMAXPROCS(0))
 	s.sink.sink = sink
 	for i := 0; i < cfg.Workers; i++ {
 		// Every front holds one batch per worker; Queue-1 circulate. The
@@ -383,6 +382,7 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		s.workers = append(s.workers, w)
 		go w.run()
 	}
+	s.spin.Store(s.spins())
 	s.main = s.newFront()
 	s.main.inFlight = make([][]uint64, cfg.Workers)
 	s.main.sent = make([]uint64, cfg.Workers)
