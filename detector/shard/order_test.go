@@ -3,9 +3,7 @@ package shard_test
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -129,25 +127,6 @@ func testEventOrder(t *testing.T, frames []synth.Frame) {
 	}
 }
 
-// locked records events from any goroutine (a Set in ordered mode emits
-// from the caller's goroutine; the check below reads from another).
-type locked struct {
-	mu  sync.Mutex
-	evs []string
-}
-
-func (l *locked) Emit(ev *detector.Event) {
-	l.mu.Lock()
-	l.evs = append(l.evs, fmt.Sprintf("%s %s %s", ev.Rule.Name, ev.Phase, ev.Target))
-	l.mu.Unlock()
-}
-
-func (l *locked) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Contains(l.evs, s)
-}
-
 // TestIdleAdvanceReleasesEvents: in live capture, when traffic stops, the
 // sensor only calls Advance (every read time-out); the events a worker
 // raised from the last frames must still reach the sink then, not wait for
@@ -168,7 +147,7 @@ func TestIdleAdvanceReleasesEvents(t *testing.T) {
 	const want = "ping_of_death start 10.0.0.6"
 	for _, n := range []int{2, 3} {
 		t.Run(fmt.Sprint(n, "workers"), func(t *testing.T) {
-			var got locked
+			var got collector
 			s, err := shard.New(shard.Config{Workers: n}, &got, func(i int, sink detector.Sink) (*detector.Engine, error) {
 				return detector.New(detector.DefaultConfig(), sink, allRules(t)...)
 			})
@@ -191,6 +170,8 @@ func TestIdleAdvanceReleasesEvents(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			if !got.has(want) {
+				got.mu.Lock()
+				defer got.mu.Unlock()
 				t.Fatalf("after 100 idle Advance calls (2 s), the sink has %v", got.evs)
 			}
 		})

@@ -3,6 +3,7 @@ package shard_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -68,6 +69,13 @@ func (c *collector) Emit(ev *detector.Event) {
 	c.mu.Lock()
 	c.evs = append(c.evs, fmt.Sprintf("%s %s %s", ev.Rule.Name, ev.Phase, ev.Target))
 	c.mu.Unlock()
+}
+
+// has tells whether the event "rule phase target" came.
+func (c *collector) has(ev string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.evs, ev)
 }
 
 func (c *collector) sorted() []string {
