@@ -158,14 +158,20 @@ func ProtoName(proto uint8) string {
 // A dispatcher merging the ends of several engines (detector/shard) uses
 // it to give them one engine's order.
 func EndOrder(a, b *Event) int {
-	if c := a.LastSeen.Compare(b.LastSeen); c != 0 {
+	return endOrder(a.LastSeen.UnixNano(), b.LastSeen.UnixNano(), &a.Rule, &b.Rule, a.Target, b.Target)
+}
+
+// endOrder is EndOrder on an attack's parts (last packet in Unix ns, rule,
+// target), for the tracker, which orders attacks before it makes events.
+func endOrder(lastA, lastB int64, ra, rb *RuleInfo, ta, tb netip.Addr) int {
+	if c := cmp.Compare(lastA, lastB); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.Rule.SignatureID, b.Rule.SignatureID); c != 0 {
+	if c := cmp.Compare(ra.SignatureID, rb.SignatureID); c != 0 {
 		return c
 	}
-	if c := strings.Compare(a.Rule.Name, b.Rule.Name); c != 0 {
+	if c := strings.Compare(ra.Name, rb.Name); c != 0 {
 		return c
 	}
-	return a.Target.Compare(b.Target)
+	return ta.Compare(tb)
 }

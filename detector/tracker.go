@@ -2,7 +2,7 @@ package detector
 
 import (
 	"net/netip"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/icmpids/icmpids/detector/sketch"
@@ -285,19 +285,9 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	if len(keys) == 0 {
 		return
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		ai, aj := t.attacks[keys[i]], t.attacks[keys[j]]
-		if ai.lastNs != aj.lastNs {
-			return ai.lastNs < aj.lastNs
-		}
-		if keys[i].rule != keys[j].rule {
-			ri, rj := t.e.rules[keys[i].rule].Info(), t.e.rules[keys[j].rule].Info()
-			if ri.SignatureID != rj.SignatureID {
-				return ri.SignatureID < rj.SignatureID
-			}
-			return ri.Name < rj.Name
-		}
-		return keys[i].target.Less(keys[j].target)
+	slices.SortFunc(keys, func(a, b attackKey) int {
+		ra, rb := t.e.rules[a.rule].Info(), t.e.rules[b.rule].Info()
+		return endOrder(t.attacks[a].lastNs, t.attacks[b].lastNs, &ra, &rb, a.target, b.target)
 	})
 	for _, k := range keys {
 		a := t.attacks[k]
