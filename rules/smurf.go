@@ -410,25 +410,15 @@ func (s *Smurf) Interest() detector.Interest {
 }
 
 func (s *Smurf) reqLevel(pps float64) detector.Level {
-	switch {
-	case pps >= s.cfg.RequestPPS:
-		return detector.LevelFire
-	case pps >= s.stopReq:
-		return detector.LevelSustain
-	}
-	return detector.LevelQuiet
+	return rateLevel(pps, s.cfg.RequestPPS, s.cfg.StopRatio)
 }
 
+// repLevel is the reply side's level: quiet below the reflector count.
 func (s *Smurf) repLevel(pps float64, reflBits int) detector.Level {
-	switch {
-	case reflBits < s.minBits:
+	if reflBits < s.minBits {
 		return detector.LevelQuiet
-	case pps >= s.cfg.ReplyPPS:
-		return detector.LevelFire
-	case pps >= s.stopRep:
-		return detector.LevelSustain
 	}
-	return detector.LevelQuiet
+	return rateLevel(pps, s.cfg.ReplyPPS, s.cfg.StopRatio)
 }
 
 // rateAt is c's packet rate at packet time now, leaving c unchanged.
