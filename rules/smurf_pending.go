@@ -90,22 +90,12 @@ func (s *pendingSet) locateHash(host netip.Addr, h uint64, id uint16) (key uint6
 	} else if b := host.As16(); binary.BigEndian.Uint64(b[:8]) == 0 && binary.BigEndian.Uint32(b[8:12]) == 0xffff {
 		key = pendUsed | uint64(binary.BigEndian.Uint32(b[12:]))<<16 | uint64(id)
 	} else {
-		key = pendUsed | pendHash | mix64(h^uint64(id)*0xc2b2ae3d27d4eb4f+0x165667b19e3779f9)&pendFP
+		key = pendUsed | pendHash | sketch.Mix64(h^uint64(id)*0xc2b2ae3d27d4eb4f+0x165667b19e3779f9)&pendFP
 	}
 	h ^= uint64(id) * 0x9e3779b97f4a7c15
 	h ^= h >> 29
 	first = int((h&0xffffffff)*s.buckets>>32) * s.assoc
 	return key, first
-}
-
-// mix64 is the murmur3 finalizer (as in detector/sketch).
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
 }
 
 // touch records a request of (host, id) at packet time now, creating its

@@ -81,18 +81,20 @@ func HashAddr(a netip.Addr) uint64 {
 		// As16's 16-byte reload of two 8-byte stores (a store-forwarding
 		// stall on every packet).
 		b4 := a.As4()
-		return mix64(0xffff<<32 | uint64(binary.BigEndian.Uint32(b4[:])))
+		return Mix64(0xffff<<32 | uint64(binary.BigEndian.Uint32(b4[:])))
 	}
 	b := a.As16()
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
-	if hi == 0 { // IPv4 (::ffff:a.b.c.d): mix64(0) is 0, skip it
-		return mix64(lo)
+	if hi == 0 { // IPv4 (::ffff:a.b.c.d): Mix64(0) is 0, skip it
+		return Mix64(lo)
 	}
-	return mix64(mix64(hi) ^ lo)
+	return Mix64(Mix64(hi) ^ lo)
 }
 
-func mix64(x uint64) uint64 {
+// Mix64 is the murmur3 64-bit finalizer: a fixed bijection that spreads
+// every input bit over the output (HashAddr is built from it).
+func Mix64(x uint64) uint64 {
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33

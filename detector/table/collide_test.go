@@ -25,15 +25,6 @@ func unmix64(y uint64) uint64 {
 	return y
 }
 
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
-
 // collidingAddrs returns n distinct IPv6 addresses, one per /64, that all
 // have the same sketch.HashAddr: what an attacker who knows the (public,
 // unkeyed) hash can send toward a sensor.
@@ -41,7 +32,7 @@ func collidingAddrs(n int, h uint64) []netip.Addr {
 	out := make([]netip.Addr, n)
 	for i := range out {
 		hi := 0x20010db800000000 | uint64(i+1)
-		lo := unmix64(h) ^ mix64(hi)
+		lo := unmix64(h) ^ sketch.Mix64(hi)
 		var b [16]byte
 		binary.BigEndian.PutUint64(b[:8], hi)
 		binary.BigEndian.PutUint64(b[8:], lo)
