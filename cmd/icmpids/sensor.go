@@ -129,7 +129,6 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 			s.observers = append(s.observers, t.observer)
 		}
 	}
-	rs = append(rs, s.observers...)
 	sinks = append(tapped, sinks...)
 	var sink detector.Sink = output.Multi(sinks)
 	if cfg.Engine.Workers == 0 {
@@ -141,14 +140,14 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 		for _, o := range s.observers {
 			s.shared = append(s.shared, shard.Shared(o))
 		}
-		set, err := newShards(cfg, sink, s.shared)
+		set, err := newShards(cfg, sink, rs, s.shared)
 		if err != nil {
 			return nil, configError{err}
 		}
 		s.engine = set
 		return s, nil
 	}
-	eng, err := detector.New(cfg.Engine, sink, rs...)
+	eng, err := detector.New(cfg.Engine, sink, append(rs, s.observers...)...)
 	if err != nil {
 		return nil, configError{err}
 	}
@@ -165,28 +164,27 @@ type pipeline interface {
 	Stats() detector.Stats
 }
 
-// newShards builds engine.workers engines, each with its own rules, behind
-// one dispatcher. Taps' observers are shared by all engines (serialized).
-// Echo requests to broadcast addresses and groups, by the definition of the
-// enabled rule that has one (shard.Grouper: smurf), go to their source's
-// engine.
-func newShards(cfg Config, sink detector.Sink, shared []detector.Rule) (*shard.Set, error) {
-	rs, err := rules.Enabled(cfg.Rules)
-	if err != nil {
-		return nil, err
-	}
+// newShards builds engine.workers engines, each with its own rules (the
+// first engine gets first, which the caller built), behind one dispatcher.
+// Taps' observers are shared by all engines (serialized). Echo requests to
+// broadcast addresses and groups, by the definition of the enabled rule
+// that has one (shard.Grouper: smurf), go to their source's engine.
+func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule) (*shard.Set, error) {
 	var group func(p *detector.Packet) bool
-	for _, r := range rs {
+	for _, r := range first {
 		if g, ok := r.(shard.Grouper); ok {
 			group = g.Group
 			break
 		}
 	}
 	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group, Decode: &cfg.Decode}, sink,
-		func(_ int, sink detector.Sink) (*detector.Engine, error) {
-			rs, err := rules.Enabled(cfg.Rules)
-			if err != nil {
-				return nil, err
+		func(i int, sink detector.Sink) (*detector.Engine, error) {
+			rs := first
+			if i > 0 {
+				var err error
+				if rs, err = rules.Enabled(cfg.Rules); err != nil {
+					return nil, err
+				}
 			}
 			return detector.New(cfg.Engine, sink, append(rs, shared...)...)
 		})
