@@ -26,57 +26,13 @@
 # Usage: bench/compare.sh            (from anywhere inside the repository)
 set -euo pipefail
 
-MIX_COUNT=${MIX_COUNT:-1000000}
-MIX_RATE=${MIX_RATE:-200000}
-FLOOD_COUNT=${FLOOD_COUNT:-2000000}
-FLOOD_RATE=${FLOOD_RATE:-1000000}
 RUNS=${RUNS:-5}
-SEED=${SEED:-1}
 command -v tcpdump >/dev/null || { echo "compare.sh needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
+. "$(dirname "$0")/common.sh"
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${WORKDIR:-}" ]]; then
-	work=$WORKDIR
-	mkdir -p "$work"
-else
-	tmp=/tmp
-	[[ -d /dev/shm && -w /dev/shm ]] && tmp=/dev/shm
-	work=$(mktemp -d "$tmp/icmpids-compare.XXXXXX")
-	trap 'rm -rf "$work"' EXIT
-fi
-
-echo "# building (go $(go env GOVERSION), $(nproc) CPUs)" >&2
-(cd "$repo" && go build -o "$work/floor" ./bench/floor &&
-	go build -o "$work/icmpids" ./cmd/icmpids &&
-	go build -o "$work/icmpids-gen" ./cmd/icmpids-gen)
-
-gen() { # name scenario count rate
-	local f="$work/$1.pcap" stamp="$work/$1.params" want="$2 $3 $4 $SEED"
-	# A capture cached in WORKDIR is reused only if made with the same
-	# settings: the packets/s below are computed from the count.
-	if [[ ! -s $f || -n "${REGEN:-}" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-		echo "# generating $1: $3 packets ($2, seed $SEED)" >&2
-		"$work/icmpids-gen" -scenario "$2" -count "$3" -rate "$4" -seed "$SEED" -o "$f"
-		echo "$want" >"$stamp"
-	fi
-}
-gen mix mix "$MIX_COUNT" "$MIX_RATE"
-gen flood spoofed-flood "$FLOOD_COUNT" "$FLOOD_RATE"
-
-# wall seconds of one command, stdout/stderr discarded; fails loudly.
-wall() {
-	local t0 t1
-	t0=$(date +%s%N)
-	if ! "$@" >/dev/null 2>"$work/stderr"; then
-		echo "failed: $*" >&2
-		cat "$work/stderr" >&2
-		exit 1
-	fi
-	t1=$(date +%s%N)
-	echo "$(((t1 - t0) / 1000))" # microseconds
-}
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+workdir compare
+build bench/floor cmd/icmpids cmd/icmpids-gen
+captures
 
 declare -A times
 tools=(tcpdump floor w1 w2)
