@@ -12,9 +12,12 @@
 #             filter, no detection: the reference)
 #   floor     bench/floor
 #   w1, w2    icmpids replay --format none --workers 1 / 2  (every rule on)
+#   base1, base2  the same with every rule switched off: what reading,
+#             decoding, counting (and, with 2 workers, handing frames over)
+#             cost before any detection
 # and prints the medians (packets/s) and the wall-time ratios icmpids /
-# tcpdump (goals: <= 0.9 on the mix, <= 1.2 on the flood) and w1 / w2 (the
-# speed-up of the second worker).
+# tcpdump (goals: <= 0.9 on the mix, <= 1.2 on the flood), w1 / w2 (the
+# speed-up of the second worker) and base1, base2 / tcpdump.
 #
 # Settings (environment):
 #   MIX_COUNT=1000000   packets in the mix        MIX_RATE=200000  its pps
@@ -33,9 +36,12 @@ command -v tcpdump >/dev/null || { echo "compare.sh needs tcpdump (apt-get insta
 workdir compare
 build bench/floor cmd/icmpids cmd/icmpids-gen
 captures
+base="$work/no-rules.yaml"
+"$work/icmpids" rules | sed -n 's/^\([a-z0-9_]*\) — .*/\1/p' |
+	awk 'BEGIN {print "rules:"} {printf "  %s:\n    enabled: false\n", $1}' >"$base"
 
 declare -A times
-tools=(tcpdump floor w1 w2)
+tools=(tcpdump floor w1 w2 base1 base2)
 for ((r = 1; r <= RUNS; r++)); do
 	for cap in mix flood; do
 		f="$work/$cap.pcap"
@@ -43,11 +49,13 @@ for ((r = 1; r <= RUNS; r++)); do
 		times[$cap.floor]+="$(wall "$work/floor" "$f") "
 		times[$cap.w1]+="$(wall "$work/icmpids" replay --format none --workers 1 "$f") "
 		times[$cap.w2]+="$(wall "$work/icmpids" replay --format none --workers 2 "$f") "
+		times[$cap.base1]+="$(wall "$work/icmpids" replay --config "$base" --format none --workers 1 "$f") "
+		times[$cap.base2]+="$(wall "$work/icmpids" replay --config "$base" --format none --workers 2 "$f") "
 	done
 	echo "# run $r/$RUNS done" >&2
 done
 
-printf '%-6s %9s %12s %12s %12s %12s %9s %9s %6s %7s\n' capture packets tcpdump_pps floor_pps w1_pps w2_pps w1/tcpd w2/tcpd goal w1/w2
+printf '%-6s %9s %12s %12s %12s %12s %9s %9s %6s %7s %11s %11s\n' capture packets tcpdump_pps floor_pps w1_pps w2_pps w1/tcpd w2/tcpd goal w1/w2 base1/tcpd base2/tcpd
 for cap in mix flood; do
 	n=$MIX_COUNT goal=0.9
 	[[ $cap == flood ]] && n=$FLOOD_COUNT goal=1.2
@@ -55,8 +63,9 @@ for cap in mix flood; do
 	for t in "${tools[@]}"; do
 		med[$t]=$(tr ' ' '\n' <<<"${times[$cap.$t]}" | grep . | median)
 	done
-	awk -v c="$cap" -v n="$n" -v td="${med[tcpdump]}" -v fl="${med[floor]}" -v w1="${med[w1]}" -v w2="${med[w2]}" -v g="$goal" 'BEGIN {
-		printf "%-6s %9d %12.0f %12.0f %12.0f %12.0f %9.2f %9.2f %6s %7.2f\n", c, n, n/(td/1e6), n/(fl/1e6), n/(w1/1e6), n/(w2/1e6), w1/td, w2/td, g, w1/w2
+	awk -v c="$cap" -v n="$n" -v td="${med[tcpdump]}" -v fl="${med[floor]}" -v w1="${med[w1]}" -v w2="${med[w2]}" -v g="$goal" \
+		-v b1="${med[base1]}" -v b2="${med[base2]}" 'BEGIN {
+		printf "%-6s %9d %12.0f %12.0f %12.0f %12.0f %9.2f %9.2f %6s %7.2f %11.2f %11.2f\n", c, n, n/(td/1e6), n/(fl/1e6), n/(w1/1e6), n/(w2/1e6), w1/td, w2/td, g, w1/w2, b1/td, b2/td
 	}'
 done
-echo "# medians of $RUNS interleaved runs, whole-process wall time, captures in $work; ratios are wall time (lower is faster); icmpids: all rules, --format none" >&2
+echo "# medians of $RUNS interleaved runs, whole-process wall time, captures in $work; ratios are wall time (lower is faster); icmpids: all rules (base: none), --format none" >&2
