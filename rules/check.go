@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
@@ -25,8 +26,21 @@ func (c *check) fail(key, format string, args ...any) {
 // duration checks lo <= v <= hi.
 func (c *check) duration(key string, v, lo, hi time.Duration) {
 	if v < lo || v > hi {
-		c.fail(key, "%v is out of range [%v, %v]", v, lo, hi)
+		c.fail(key, "%v is out of range [%s, %s]", v, shortDuration(lo), shortDuration(hi))
 	}
+}
+
+// shortDuration writes a bound as a person would: 1m, 10m, 1h30m, not
+// 1m0s (time.Duration's String keeps the trailing zero units).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // positive checks v > 0.

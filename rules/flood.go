@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -75,26 +73,15 @@ func DefaultFloodConfig() FloodConfig {
 
 // Validate checks the settings; errors name the configuration key.
 func (c FloodConfig) Validate() error {
-	const p = "rules.icmp_flood."
-	var errs []error
-	if c.Window < 10*time.Millisecond || c.Window > time.Minute {
-		errs = append(errs, fmt.Errorf("%swindow: %v is out of range [10ms, 1m]", p, c.Window))
-	}
-	for _, f := range []struct {
-		key string
-		v   float64
-	}{{"echo_pps", c.EchoPPS}, {"echo_bps", c.EchoBPS}, {"any_pps", c.AnyPPS}, {"any_bps", c.AnyBPS}} {
-		if !(f.v > 0) {
-			errs = append(errs, fmt.Errorf("%s%s: %v must be positive", p, f.key, f.v))
-		}
-	}
-	if !(c.StopRatio > 0 && c.StopRatio <= 1) {
-		errs = append(errs, fmt.Errorf("%sstop_ratio: %v is out of range (0, 1]", p, c.StopRatio))
-	}
-	if c.MaxTargets < 1 || c.MaxTargets > 1<<24 {
-		errs = append(errs, fmt.Errorf("%smax_targets: %d is out of range [1, 16777216]", p, c.MaxTargets))
-	}
-	return errors.Join(errs...)
+	k := newCheck(floodInfo.Name)
+	k.duration("window", c.Window, 10*time.Millisecond, time.Minute)
+	k.positive("echo_pps", c.EchoPPS)
+	k.positive("echo_bps", c.EchoBPS)
+	k.positive("any_pps", c.AnyPPS)
+	k.positive("any_bps", c.AnyBPS)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.count("max_targets", c.MaxTargets, 1, 1<<24)
+	return k.err()
 }
 
 // floodTarget is icmp_flood's state for one target.

@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -81,15 +79,10 @@ func oneShotKeys() map[string]string {
 
 // validateOneShot checks the settings every one-shot fragment rule has.
 func validateOneShot(rule string, alertsPerMinute, maxTargets int) error {
-	p := "rules." + rule + "."
-	var errs []error
-	if alertsPerMinute < 1 || alertsPerMinute > 1_000_000 {
-		errs = append(errs, fmt.Errorf("%salerts_per_minute: %d is out of range [1, 1000000]", p, alertsPerMinute))
-	}
-	if maxTargets < 1 || maxTargets > 1<<24 {
-		errs = append(errs, fmt.Errorf("%smax_targets: %d is out of range [1, 16777216]", p, maxTargets))
-	}
-	return errors.Join(errs...)
+	k := newCheck(rule)
+	k.count("alerts_per_minute", alertsPerMinute, 1, 1_000_000)
+	k.count("max_targets", maxTargets, 1, 1<<24)
+	return k.err()
 }
 
 // fragContext is the alert context every fragment rule gives: what the

@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -54,21 +52,12 @@ func DefaultFragFloodConfig() FragFloodConfig {
 
 // Validate checks the settings; errors name the configuration key.
 func (c FragFloodConfig) Validate() error {
-	const p = "rules.frag_flood."
-	var errs []error
-	if c.Window < 10*time.Millisecond || c.Window > time.Minute {
-		errs = append(errs, fmt.Errorf("%swindow: %v is out of range [10ms, 1m]", p, c.Window))
-	}
-	if !(c.TrainsPPS > 0) {
-		errs = append(errs, fmt.Errorf("%strains_pps: %v must be positive", p, c.TrainsPPS))
-	}
-	if !(c.StopRatio > 0 && c.StopRatio <= 1) {
-		errs = append(errs, fmt.Errorf("%sstop_ratio: %v is out of range (0, 1]", p, c.StopRatio))
-	}
-	if c.MaxTargets < 1 || c.MaxTargets > 1<<24 {
-		errs = append(errs, fmt.Errorf("%smax_targets: %d is out of range [1, 16777216]", p, c.MaxTargets))
-	}
-	return errors.Join(errs...)
+	k := newCheck(fragFloodInfo.Name)
+	k.duration("window", c.Window, 10*time.Millisecond, time.Minute)
+	k.positive("trains_pps", c.TrainsPPS)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.count("max_targets", c.MaxTargets, 1, 1<<24)
+	return k.err()
 }
 
 type fragFloodTarget struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/icmpids/icmpids/rules"
 )
@@ -74,5 +75,38 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 	}
 	if err := rules.DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// TestValidateBoundsReadAsWritten: a duration out of range is reported
+// with its bounds as a person writes them (1m, 10m, 1h), the same way by
+// every rule.
+func TestValidateBoundsReadAsWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"icmp_flood window", rules.FloodConfig{Window: 2 * time.Minute, EchoPPS: 1, EchoBPS: 1, AnyPPS: 1, AnyBPS: 1, StopRatio: 0.5, MaxTargets: 1}.Validate(),
+			"rules.icmp_flood.window: 2m0s is out of range [10ms, 1m]"},
+		{"smurf request_timeout", func() error {
+			c := rules.DefaultSmurfConfig()
+			c.RequestTimeout = time.Hour
+			return c.Validate()
+		}(), "rules.smurf.request_timeout: 1h0m0s is out of range [10ms, 10m]"},
+		{"icmp_error_abuse window", func() error {
+			c := rules.DefaultErrorAbuseConfig()
+			c.Window = 2 * time.Hour
+			return c.Validate()
+		}(), "rules.icmp_error_abuse.window: 2h0m0s is out of range [1s, 1h]"},
+		{"frag_flood window", func() error {
+			c := rules.DefaultFragFloodConfig()
+			c.Window = 1500 * time.Microsecond
+			return c.Validate()
+		}(), "rules.frag_flood.window: 1.5ms is out of range [10ms, 1m]"},
+	} {
+		if tc.err == nil || tc.err.Error() != tc.want {
+			t.Errorf("%s: error %v, want %q", tc.name, tc.err, tc.want)
+		}
 	}
 }

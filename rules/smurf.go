@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"math/bits"
 	"net/netip"
@@ -102,38 +100,17 @@ const maxMinReflectors = 1000
 // Validate checks the settings; errors name the configuration key and the
 // bad value.
 func (c SmurfConfig) Validate() error {
-	const p = "rules.smurf."
-	var errs []error
-	if c.Window < 10*time.Millisecond || c.Window > time.Minute {
-		errs = append(errs, fmt.Errorf("%swindow: %v is out of range [10ms, 1m]", p, c.Window))
-	}
-	if !(c.RequestPPS > 0) {
-		errs = append(errs, fmt.Errorf("%srequest_pps: %v must be positive", p, c.RequestPPS))
-	}
-	if !(c.ReplyPPS > 0) {
-		errs = append(errs, fmt.Errorf("%sreply_pps: %v must be positive", p, c.ReplyPPS))
-	}
-	if c.MinReflectors < 1 || c.MinReflectors > maxMinReflectors {
-		errs = append(errs, fmt.Errorf("%smin_reflectors: %d is out of range [1, %d]", p, c.MinReflectors, maxMinReflectors))
-	}
-	if !(c.StopRatio > 0 && c.StopRatio <= 1) {
-		errs = append(errs, fmt.Errorf("%sstop_ratio: %v is out of range (0, 1]", p, c.StopRatio))
-	}
-	for i, s := range c.HomeNetworks {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			errs = append(errs, fmt.Errorf("%shome_networks[%d]: %q is not a CIDR prefix (e.g. 10.0.0.0/24)", p, i, s))
-		}
-	}
-	if c.MaxHosts < 1 || c.MaxHosts > 1<<24 {
-		errs = append(errs, fmt.Errorf("%smax_hosts: %d is out of range [1, 16777216]", p, c.MaxHosts))
-	}
-	if c.MaxPending < 1 || c.MaxPending > 1<<24 {
-		errs = append(errs, fmt.Errorf("%smax_pending: %d is out of range [1, 16777216]", p, c.MaxPending))
-	}
-	if c.RequestTimeout < 10*time.Millisecond || c.RequestTimeout > 10*time.Minute {
-		errs = append(errs, fmt.Errorf("%srequest_timeout: %v is out of range [10ms, 10m]", p, c.RequestTimeout))
-	}
-	return errors.Join(errs...)
+	k := newCheck(smurfInfo.Name)
+	k.duration("window", c.Window, 10*time.Millisecond, time.Minute)
+	k.positive("request_pps", c.RequestPPS)
+	k.positive("reply_pps", c.ReplyPPS)
+	k.count("min_reflectors", c.MinReflectors, 1, maxMinReflectors)
+	k.ratio("stop_ratio", c.StopRatio)
+	k.prefixes("home_networks", c.HomeNetworks)
+	k.count("max_hosts", c.MaxHosts, 1, 1<<24)
+	k.count("max_pending", c.MaxPending, 1, 1<<24)
+	k.duration("request_timeout", c.RequestTimeout, 10*time.Millisecond, 10*time.Minute)
+	return k.err()
 }
 
 // reflectorBits is the size of the per-host distinct-reflector bitmap
@@ -345,13 +322,8 @@ func NewSmurf(cfg SmurfConfig) (*Smurf, error) {
 		hosts:    table.New[netip.Addr, smurfHost](cfg.MaxHosts, nil),
 		pending:  newPendingSet(cfg.MaxPending, int64(cfg.RequestTimeout)),
 	}
-	for _, str := range cfg.HomeNetworks {
-		pfx, err := netip.ParsePrefix(str)
-		if err != nil {
-			return nil, fmt.Errorf("rules.smurf.home_networks: %q is not a CIDR prefix", str)
-		}
-		pfx = pfx.Masked()
-		s.home = append(s.home, pfx)
+	s.home = parsePrefixes(cfg.HomeNetworks) // validated above
+	for _, pfx := range s.home {
 		if b, ok := directedBroadcast(pfx); ok {
 			s.bcast[b] = struct{}{}
 		}
