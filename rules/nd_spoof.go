@@ -97,7 +97,7 @@ const ndTakeoverCells = 4096
 // NewNDSpoof returns the nd_spoof rule.
 func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 	return &NDSpoof{cfg: cfg, windowNs: int64(cfg.Window), bindings: table.New[netip.Addr, ndBinding](cfg.MaxBindings, nil),
-		cells: make([]takeoverCell, ndTakeoverCells)}
+		cells: table.Prefault(make([]takeoverCell, ndTakeoverCells))}
 }
 
 // Info implements detector.Rule.

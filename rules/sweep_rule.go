@@ -137,7 +137,7 @@ func NewSweep(cfg SweepConfig) *Sweep {
 		cfg:      cfg,
 		width:    int64(cfg.Window) / window.Buckets,
 		windowNs: int64(cfg.Window),
-		admit:    make([]sweepCell, 1<<sweepAdmitBits),
+		admit:    table.Prefault(make([]sweepCell, 1<<sweepAdmitBits)),
 		sources:  table.New[netip.Addr, sweepSource](cfg.MaxSources, nil),
 	}
 	for _, s := range cfg.IgnoreSources {

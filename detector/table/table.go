@@ -123,7 +123,7 @@ func (t *Table[K, V]) unindex(i int32) {
 // rehash doubles the index and reinserts every entry in slab order.
 func (t *Table[K, V]) rehash() {
 	size := 2 * len(t.index)
-	t.index = make([]uint64, size)
+	t.index = Prefault(make([]uint64, size)) // probes read it before inserts write it
 	t.mask = uint32(size - 1)
 	for i := range t.keys {
 		if t.touched[i] != freeSlot {
