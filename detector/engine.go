@@ -144,8 +144,11 @@ type Engine struct {
 	// the per-packet path compares; clockSet tells that now is set.
 	nowNs, nextTickNs int64
 	clockSet          bool
-	pkt               Packet
-	stats             Stats
+	// cold are the rules whose Warm is still to be called, before the
+	// next packet any rule sees.
+	cold  []Warmer
+	pkt   Packet
+	stats Stats
 }
 
 // New returns an engine that runs rules and sends attack events to sink.
@@ -274,6 +277,9 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
+	if e.cold != nil {
+		e.warm()
+	}
 	rules, classifiers := e.dispatch.of(p)
 	for _, c := range classifiers {
 		c.Classify(p)
@@ -283,10 +289,24 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	}
 }
 
+// warm calls Warm on the rules that have not had it (see Warmer).
+func (e *Engine) warm() {
+	for _, w := range e.cold {
+		w.Warm()
+	}
+	e.cold = nil
+}
+
 // setRules installs rules and works out which packets each one sees.
 func (e *Engine) setRules(rules []Rule) {
 	e.rules, e.hold = rules, make([]int64, len(rules))
 	e.dispatch = newDispatch(rules)
+	e.cold = nil
+	for _, r := range rules {
+		if w, ok := r.(Warmer); ok {
+			e.cold = append(e.cold, w)
+		}
+	}
 	for i, r := range rules {
 		e.hold[i] = int64(e.cfg.HoldTime)
 		if h := r.Info().HoldTime; h > 0 {

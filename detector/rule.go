@@ -62,6 +62,18 @@ type TableReporter interface {
 	Tables() []TableStat
 }
 
+// Warmer is implemented by rules that keep large fixed arrays (admission
+// filters, smurf's outstanding requests). The engine calls Warm once,
+// right before the rule's first packet (Classify, Observe, Shadow or
+// ObserveSource), and the rule makes that memory resident and writable
+// then (table.Prefault), so its hot path takes no page fault whose first
+// touch is a read (see table.Prefault). An engine that never gets a packet
+// — an idle shard on a many-core machine, the dispatcher's own engine —
+// never pays for its arrays. Warm must not report.
+type Warmer interface {
+	Warm()
+}
+
 // TableStat describes one bounded state table.
 type TableStat struct {
 	Name     string // e.g. "icmp_flood.targets"

@@ -53,6 +53,9 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 	p.srcHashed, p.dstHashed = false, false
 	p.Class = Class{}
 	p.Frag = frag.Verdict{}
+	if e.cold != nil {
+		e.warm()
+	}
 	for i, r := range e.rules {
 		if s, ok := r.(Shadower); ok {
 			s.Shadow(p)

@@ -3,8 +3,6 @@ package rules
 import (
 	"math"
 
-	"github.com/icmpids/icmpids/detector/table"
-
 	"github.com/icmpids/icmpids/detector/window"
 )
 
@@ -70,7 +68,7 @@ func newAdmitter(cfg FloodConfig) admitter {
 	// a window holding at least byts bytes, or at least pkts packets, hold
 	// at least pkts units.
 	unit := int(math.Min(byts/pkts, math.MaxInt32))
-	return admitter{cells: table.Prefault(make([]admitCell, admitCells)), level: uint32(pkts), unit: max(unit, 1)}
+	return admitter{cells: make([]admitCell, admitCells), level: uint32(pkts), unit: max(unit, 1)}
 }
 
 // weight is the number of units a packet of n bytes counts for.

@@ -97,11 +97,14 @@ const ndTakeoverCells = 4096
 // NewNDSpoof returns the nd_spoof rule.
 func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 	return &NDSpoof{cfg: cfg, windowNs: int64(cfg.Window), bindings: table.New[netip.Addr, ndBinding](cfg.MaxBindings, nil),
-		cells: table.Prefault(make([]takeoverCell, ndTakeoverCells))}
+		cells: make([]takeoverCell, ndTakeoverCells)}
 }
 
 // Info implements detector.Rule.
 func (r *NDSpoof) Info() detector.RuleInfo { return ndSpoofInfo }
+
+// Warm implements detector.Warmer: the takeover cells.
+func (r *NDSpoof) Warm() { table.Prefault(r.cells) }
 
 // Observe implements detector.Rule.
 func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {

@@ -346,6 +346,10 @@ func directedBroadcast(p netip.Prefix) (netip.Addr, bool) {
 // Info implements detector.Rule.
 func (s *Smurf) Info() detector.RuleInfo { return smurfInfo }
 
+// Warm implements detector.Warmer: the outstanding-request ways (the
+// broadcast times are read only where a way says one was stored).
+func (s *Smurf) Warm() { table.Prefault(s.pending.ways) }
+
 // isBroadcast tells whether p (an echo request) goes to a broadcast address
 // or a multicast group, by the rules in Smurf's doc comment.
 func (s *Smurf) isBroadcast(p *detector.Packet) bool {

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/icmpids/icmpids/detector/sketch"
-	"github.com/icmpids/icmpids/detector/table"
 )
 
 // pendingWays is the associativity of the outstanding-request table.
@@ -65,7 +64,7 @@ func newPendingSet(capacity int, timeout int64) *pendingSet {
 	assoc := min(pendingWays, capacity)
 	b := capacity / assoc
 	return &pendingSet{
-		ways:    table.Prefault(make([]pendingWay, b*assoc)), // bcast is read only where a way says so
+		ways:    make([]pendingWay, b*assoc),
 		bcast:   make([]int64, b*assoc),
 		buckets: uint64(b),
 		assoc:   assoc,

@@ -137,7 +137,7 @@ func NewSweep(cfg SweepConfig) *Sweep {
 		cfg:      cfg,
 		width:    int64(cfg.Window) / window.Buckets,
 		windowNs: int64(cfg.Window),
-		admit:    table.Prefault(make([]sweepCell, 1<<sweepAdmitBits)),
+		admit:    make([]sweepCell, 1<<sweepAdmitBits),
 		sources:  table.New[netip.Addr, sweepSource](cfg.MaxSources, nil),
 	}
 	for _, s := range cfg.IgnoreSources {
@@ -147,6 +147,9 @@ func NewSweep(cfg SweepConfig) *Sweep {
 	}
 	return r
 }
+
+// Warm implements detector.Warmer: the admission cells.
+func (r *Sweep) Warm() { table.Prefault(r.admit) }
 
 // Info implements detector.Rule: its own hold time.
 func (r *Sweep) Info() detector.RuleInfo {
