@@ -36,9 +36,11 @@ command -v tcpdump >/dev/null || { echo "compare.sh needs tcpdump (apt-get insta
 workdir compare
 build bench/floor cmd/icmpids cmd/icmpids-gen
 captures
+# base: every rule listed by "icmpids rules" ("name — title" lines) off.
 base="$work/no-rules.yaml"
-"$work/icmpids" rules | sed -n 's/^\([a-z0-9_]*\) — .*/\1/p' |
-	awk 'BEGIN {print "rules:"} {printf "  %s:\n    enabled: false\n", $1}' >"$base"
+names=$("$work/icmpids" rules | sed -n 's/^\([a-z0-9_]*\) — .*/\1/p')
+[[ -n $names ]] || { echo "compare.sh: icmpids rules listed no rule" >&2; exit 1; }
+awk 'BEGIN {print "rules:"} {printf "  %s:\n    enabled: false\n", $1}' <<<"$names" >"$base"
 
 declare -A times
 tools=(tcpdump floor w1 w2 base1 base2)
