@@ -62,8 +62,9 @@ type TableReporter interface {
 	Tables() []TableStat
 }
 
-// Warmer is implemented by rules that keep large fixed arrays (admission
-// filters, smurf's outstanding requests). The engine calls Warm once,
+// Warmer is implemented by rules that keep large fixed arrays read before
+// they are written (smurf's outstanding requests, icmp_sweep's admission
+// cells). The engine calls Warm once,
 // right before the rule's first packet (Classify, Observe, Shadow or
 // ObserveSource), and the rule makes that memory resident and writable
 // then (table.Prefault), so its hot path takes no page fault whose first
