@@ -20,8 +20,9 @@ import (
 // and nd_spoof's cells prefaulted (detector.Warmer) and grown indexes
 // prefaulted here, 6.5 % and 1.3-2.1 % (the admission filters still fault
 // as they are used: prefaulting them too made the flood slower), and the
-// replay is 3-6 % faster (the interrupts stopped the reading core too). Writing first costs one plain
-// fault per page, and the page is resident from then on.
+// replay is 3-6 % faster (the interrupts stopped the reading core too).
+// Writing first costs one plain fault per page, and the page is resident
+// from then on.
 func Prefault[T any](s []T) []T {
 	var zero T
 	step := max(os.Getpagesize()/max(int(unsafe.Sizeof(zero)), 1), 1)
