@@ -146,9 +146,11 @@ type Engine struct {
 	clockSet          bool
 	// cold are the rules whose Warm is still to be called, before the
 	// next packet any rule sees.
-	cold  []Warmer
-	pkt   Packet
-	stats Stats
+	cold []Warmer
+	// shadows are the rules a shadow frame is handed to, in rule order.
+	shadows []shadowRule
+	pkt     Packet
+	stats   Stats
 }
 
 // New returns an engine that runs rules and sends attack events to sink.
@@ -301,10 +303,15 @@ func (e *Engine) warm() {
 func (e *Engine) setRules(rules []Rule) {
 	e.rules, e.hold = rules, make([]int64, len(rules))
 	e.dispatch = newDispatch(rules)
-	e.cold = nil
-	for _, r := range rules {
+	e.cold, e.shadows = nil, nil
+	for i, r := range rules {
 		if w, ok := r.(Warmer); ok {
 			e.cold = append(e.cold, w)
+		}
+		sh, _ := r.(Shadower)
+		so, _ := r.(SourceObserver)
+		if sh != nil || so != nil {
+			e.shadows = append(e.shadows, shadowRule{rule: i, shadow: sh, source: so})
 		}
 	}
 	for i, r := range rules {

@@ -17,6 +17,15 @@ type Shadower interface {
 	Shadow(p *Packet)
 }
 
+// shadowRule is a rule a shadow is handed to: rule i's Shadower, its
+// SourceObserver, or both (nil: not that one). The engine lists them when
+// its rules are set, not per shadow.
+type shadowRule struct {
+	rule   int
+	shadow Shadower
+	source SourceObserver
+}
+
 // SourceObserver is implemented by rules keyed by a packet's source (a
 // sweep's scanner, a tunnel's client). With several engines, a packet
 // whose source belongs to another engine reaches that engine too, where
@@ -56,12 +65,12 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 	if e.cold != nil {
 		e.warm()
 	}
-	for i, r := range e.rules {
-		if s, ok := r.(Shadower); ok {
-			s.Shadow(p)
+	for _, s := range e.shadows {
+		if s.shadow != nil {
+			s.shadow.Shadow(p)
 		}
-		if s, ok := r.(SourceObserver); ok {
-			s.ObserveSource(p, Reporter{e, i})
+		if s.source != nil {
+			s.source.ObserveSource(p, Reporter{e, s.rule})
 		}
 	}
 }
