@@ -64,13 +64,12 @@ type TableReporter interface {
 
 // Warmer is implemented by rules that keep large fixed arrays read before
 // they are written (smurf's outstanding requests, icmp_sweep's admission
-// cells). The engine calls Warm once,
-// right before the rule's first packet (Classify, Observe, Shadow or
-// ObserveSource), and the rule makes that memory resident and writable
-// then (table.Prefault), so its hot path takes no page fault whose first
-// touch is a read (see table.Prefault). An engine that never gets a packet
-// — an idle shard on a many-core machine, the dispatcher's own engine —
-// never pays for its arrays. Warm must not report.
+// cells). The engine calls Warm once, right before the rule's first packet
+// (Classify, Observe, Shadow or ObserveSource), and the rule makes that
+// memory resident and writable then (table.Prefault), so its hot path
+// takes no page fault whose first touch is a read. An engine that never
+// gets a packet — an idle shard on a many-core machine, the dispatcher's
+// own engine — never pays for its arrays. Warm must not report.
 type Warmer interface {
 	Warm()
 }
