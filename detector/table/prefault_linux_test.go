@@ -53,9 +53,10 @@ func TestPrefaultLeavesNoFaultsToTheHotPath(t *testing.T) {
 	}
 }
 
-// TestPrefaultKeepsZeroes: every element still reads as the zero value,
-// for element sizes that do and do not divide a page, and lengths that end
-// inside a page.
+// TestPrefaultKeepsZeroes: for element sizes that do and do not divide a
+// page, and lengths from 0 to ones that end inside a page, Prefault stays
+// inside the slice (it panicked on an empty one when it wrote the last
+// element unguarded) and every element still reads as the zero value.
 func TestPrefaultKeepsZeroes(t *testing.T) {
 	type odd struct {
 		a uint64
