@@ -348,6 +348,12 @@ func TestRulesAndVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "icmpids "+version) || !strings.Contains(out, "libpcap") {
 		t.Errorf("version: exit %d, output %q", code, out)
 	}
+	for _, flag := range []string{"--version", "-V"} {
+		code, got, stderr := icmpids(t, flag)
+		if code != 0 || got != out || stderr != "" {
+			t.Errorf("%s: exit %d, output %q, stderr %q; want %q as `icmpids version` prints", flag, code, got, stderr, out)
+		}
+	}
 	code, out, _ = icmpids(t, "--help")
 	if code != 0 || !strings.Contains(out, "replay") || !strings.Contains(out, "Exit status") {
 		t.Errorf("--help: exit %d, output:\n%s", code, out)

@@ -18,6 +18,7 @@ type app struct {
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &app{stdout: stdout, stderr: stderr, v: newViper()}
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "icmpids",
 		Short: "ICMP flood and attack detector (live sensor and forensic replay)",
@@ -42,8 +43,17 @@ Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.`,
 		SilenceUsage:  true,
 		// An unknown command is bad usage (exit 2); no command shows help.
 		Args: argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				printVersion(stdout)
+				return nil
+			}
+			return cmd.Help()
+		},
 	}
+	// --version and -V print what `icmpids version` prints (install checks
+	// and provisioning scripts call them).
+	root.Flags().BoolVarP(&showVersion, "version", "V", false, "print the version (as icmpids version does) and exit")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
