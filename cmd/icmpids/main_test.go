@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/rules"
 )
@@ -429,6 +430,41 @@ func TestCheck(t *testing.T) {
 			code, out, stderr := icmpids(t, tc.args...)
 			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
 				t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, lastLines(out, 3), stderr)
+			}
+		})
+	}
+}
+
+// TestBPFField: the "capturing" line names the default filter "default" at
+// info (its 2,000-odd characters go to debug) and a configured one as it is.
+func TestBPFField(t *testing.T) {
+	def := capture.DefaultBPFFor(nil, nil, nil)
+	for _, tc := range []struct {
+		name, level, configured, want string
+		debugWhole                    bool
+	}{
+		{"default at info", "info", "", "default", false},
+		{"default at debug", "debug", "", "default", true},
+		{"configured", "debug", "icmp", "icmp", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := newLogger(tc.level, &buf)
+			used := tc.configured
+			if used == "" {
+				used = def
+			}
+			log.WithField("bpf", bpfField(log, tc.configured, used)).Info("capturing")
+			out := buf.String()
+			first, _, _ := strings.Cut(out, "\n")
+			if tc.debugWhole {
+				first = strings.Split(strings.TrimSpace(out), "\n")[1]
+			}
+			if !strings.Contains(first, "bpf="+tc.want) || len(first) > 200 {
+				t.Errorf("capturing line %q: want bpf=%s and a short line", first, tc.want)
+			}
+			if got := strings.Contains(out, def); got != tc.debugWhole {
+				t.Errorf("default filter logged whole: %v, want %v:\n%s", got, tc.debugWhole, out)
 			}
 		})
 	}

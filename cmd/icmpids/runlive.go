@@ -168,7 +168,7 @@ func (a *app) runLive(ctx context.Context) error {
 			return err
 		}
 	}
-	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpf, "method": cfg.Capture.Method, "readers": max(len(readers), 1), "engines": s.engines()}).Info("capturing")
+	log.WithFields(logrus.Fields{"interface": cfg.Capture.Interface, "bpf": bpfField(log, cfg.Capture.BPF, bpf), "method": cfg.Capture.Method, "readers": max(len(readers), 1), "engines": s.engines()}).Info("capturing")
 
 	runErr := lp.run(ctx, hup)
 
@@ -544,4 +544,15 @@ func logCaptureStats(log *logrus.Logger, src liveSource, what string) {
 		"kernel_dropped": st.KernelDropped,
 		"if_dropped":     st.IfDropped,
 	}).Info(what)
+}
+
+// bpfField is what the "capturing" line says of the filter: the one
+// configured, or "default" for the built-in one (2,000-odd characters, no
+// first journal line to read), which is logged whole at debug level.
+func bpfField(log *logrus.Logger, configured, used string) string {
+	if configured != "" {
+		return configured
+	}
+	log.WithField("bpf", used).Debug("default capture filter")
+	return "default"
 }
