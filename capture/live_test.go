@@ -25,6 +25,7 @@ import (
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/internal/testenv"
 )
 
 // childEnv marks a test binary run as an unprivileged child by runAsNobody.
@@ -251,9 +252,7 @@ type netnsPair struct {
 func newNetnsPair(t *testing.T) *netnsPair {
 	t.Helper()
 	requireRoot(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testenv.Tools(t, "ip", "ping") // every test of a pair pings across it
 	n, m := rand.IntN(250)+1, rand.IntN(250)+1
 	id := fmt.Sprintf("%d%03d", os.Getpid()%10000, rand.IntN(1000))
 	p := &netnsPair{

@@ -19,6 +19,7 @@ import (
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/internal/testenv"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -58,9 +59,7 @@ func TestSmurfLive(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("live test needs root (network namespaces, raw sockets)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("live test needs iproute2's ip")
-	}
+	testenv.Tool(t, "ip")
 	pfx := fmt.Sprintf("icmpids-smurf-%d-", os.Getpid())
 	ns := func(n string) string { return pfx + n }
 	run := func(args ...string) error {

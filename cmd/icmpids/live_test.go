@@ -20,6 +20,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
+	"github.com/icmpids/icmpids/internal/testenv"
 )
 
 // TestMain lets the test binary act as the icmpids command when
@@ -104,11 +105,7 @@ func newTestbed(t *testing.T) testbed {
 	if os.Geteuid() != 0 {
 		t.Skip("live capture test needs root (network namespaces, raw capture)")
 	}
-	for _, tool := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("live capture test needs %s: %v", tool, err)
-		}
-	}
+	testenv.Tools(t, "ip", "ping")
 	id := os.Getpid() % 200
 	sender, victim := netns(fmt.Sprintf("icmpids-s%d", id)), netns(fmt.Sprintf("icmpids-v%d", id))
 	sIf, vIf := fmt.Sprintf("ids-s%d", id), fmt.Sprintf("ids-v%d", id)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/icmpids/icmpids/internal/testenv"
 )
 
 // toolbed is two test namespaces on a veth pair with IPv4 and IPv6: the
@@ -265,21 +267,14 @@ func containsStart(t *testing.T, out, want string) bool {
 }
 
 // needTool skips the test when a tool it runs is not installed, except in
-// CI, where .ci/run installs it: there it fails. The scapy tests need
-// Debian's python3 with python3-scapy.
+// CI, where .ci/run installs it: there it fails (internal/testenv). The
+// scapy tests need Debian's python3 with python3-scapy.
 func needTool(t *testing.T, tool string) {
 	t.Helper()
-	_, err := exec.LookPath(tool)
-	if err == nil && tool == "/usr/bin/python3" {
-		if out, perr := exec.Command(tool, "-c", "import scapy").CombinedOutput(); perr != nil {
-			err = fmt.Errorf("python3-scapy: %v: %s", perr, out)
+	testenv.Tool(t, tool)
+	if tool == "/usr/bin/python3" {
+		if out, err := exec.Command(tool, "-c", "import scapy").CombinedOutput(); err != nil {
+			testenv.Missing(t, "python3-scapy is not installed (apt-get install python3-scapy): %v: %s", err, out)
 		}
 	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI must have %s (.ci/run installs it): %v", tool, err)
-	}
-	t.Skipf("%s not installed: %v", tool, err)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icmpids/icmpids/internal/testenv"
 	"github.com/icmpids/icmpids/output/syslogtest"
 )
 
@@ -105,13 +106,7 @@ func TestReplaySyslogCollectorDown(t *testing.T) {
 // verify. Skipped when systemd-analyze is missing (or cannot run in this
 // container), unless CI is set and it is installed.
 func TestSystemdUnit(t *testing.T) {
-	bin, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-analyze is needed (apt-get install systemd)")
-		}
-		t.Skip("systemd-analyze not installed")
-	}
+	bin := testenv.Tool(t, "systemd-analyze")
 	unit, err := filepath.Abs(filepath.Join("..", "..", "configs", "icmpids.service"))
 	if err != nil {
 		t.Fatal(err)

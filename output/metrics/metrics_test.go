@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/internal/testenv"
 	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/rules"
 )
@@ -113,13 +113,7 @@ func TestMetricsEndpoint(t *testing.T) {
 // promtool is missing, unless CI is set.
 func promtool(t *testing.T, exposition string) {
 	t.Helper()
-	bin, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is needed (apt-get install prometheus)")
-		}
-		t.Skip("promtool not installed (apt-get install prometheus)")
-	}
+	bin := testenv.Tool(t, "promtool")
 	cmd := exec.Command(bin, "check", "metrics")
 	cmd.Stdin = strings.NewReader(exposition)
 	var out bytes.Buffer

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icmpids/icmpids/internal/testenv"
 )
 
 // Line is one message as rsyslog parsed it.
@@ -69,10 +71,7 @@ func Start(t testing.TB) *Rsyslog {
 		}
 	}
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("rsyslogd with its gtls driver is needed (apt-get install rsyslog rsyslog-gnutls): %v", err)
-		}
-		t.Skipf("rsyslogd with its gtls driver is not installed (apt-get install rsyslog rsyslog-gnutls): %v", err)
+		testenv.Missing(t, "rsyslogd with its gtls driver is not installed (apt-get install rsyslog rsyslog-gnutls): %v", err)
 	}
 	dir := t.TempDir()
 	r := &Rsyslog{t: t, Dir: dir, conf: filepath.Join(dir, "rsyslog.conf"),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icmpids/icmpids/internal/testenv"
 )
 
 // SyslogNG is a syslog-ng the test runs on loopback, with an RFC 3164
@@ -39,10 +41,7 @@ func StartSyslogNG(t testing.TB) *SyslogNG {
 	t.Helper()
 	bin, env, modules, err := findSyslogNG()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("syslog-ng is needed (.ci/run unpacks syslog-ng-core into $ICMPIDS_TEST_SYSLOGNG_ROOT): %v", err)
-		}
-		t.Skipf("syslog-ng not available (set ICMPIDS_TEST_SYSLOGNG_ROOT to an unpacked syslog-ng-core, or install it): %v", err)
+		testenv.Missing(t, "syslog-ng not available (set ICMPIDS_TEST_SYSLOGNG_ROOT to an unpacked syslog-ng-core, as .ci/run does, or install it): %v", err)
 	}
 	dir := t.TempDir()
 	s := &SyslogNG{t: t, dir: dir, out: filepath.Join(dir, "out.tsv"), ports: map[string]int{}}
