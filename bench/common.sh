@@ -35,14 +35,17 @@ build() {
 	done
 }
 
-# gen NAME SCENARIO COUNT RATE: $work/NAME.pcap from icmpids-gen.
+# gen NAME SCENARIO COUNT RATE [FLAG...]: $work/NAME.pcap from
+# icmpids-gen (the FLAGs passed on to it).
 gen() {
-	local f="$work/$1.pcap" stamp="$work/$1.params" want="$2 $3 $4 $SEED"
+	local name=$1 scenario=$2 count=$3 rate=$4
+	shift 4
+	local f="$work/$name.pcap" stamp="$work/$name.params" want="$scenario $count $rate $SEED${*:+ $*}"
 	# A capture cached in WORKDIR is reused only if made with the same
 	# settings: the packets/s are computed from the count.
 	if [[ ! -s $f || -n "${REGEN:-}" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-		echo "# generating $1: $3 packets ($2, seed $SEED)" >&2
-		"$work/icmpids-gen" -scenario "$2" -count "$3" -rate "$4" -seed "$SEED" -o "$f"
+		echo "# generating $name: $count packets ($scenario${*:+ $*}, seed $SEED)" >&2
+		"$work/icmpids-gen" -scenario "$scenario" -count "$count" -rate "$rate" -seed "$SEED" "$@" -o "$f"
 		echo "$want" >"$stamp"
 	fi
 }

@@ -126,9 +126,11 @@ func fragFloodStream(w *writer, victim netip.Addr, seed uint64, rate float64, co
 
 // carpetStream writes count echo requests at rate over the hosts of
 // prefix (round robin over its addresses, network address included), from
-// one source or, when spoofed, each from a new pseudo-random source: a
-// carpet-bombing flood. IPv4 frames are patched from one template.
-func carpetStream(w *writer, prefix netip.Prefix, spoofed bool, seed uint64, rate float64, count, payload int) error {
+// one source or, when spoofed, each from a new pseudo-random source (or,
+// with sources > 0, from that many pseudo-random sources in turn, each
+// hitting many hosts): a carpet-bombing flood. IPv4 frames are patched
+// from one template.
+func carpetStream(w *writer, prefix netip.Prefix, spoofed bool, sources int, seed uint64, rate float64, count, payload int) error {
 	step := time.Duration(float64(time.Second) / rate)
 	rng := seed | 1
 	src := netip.MustParseAddr("198.51.100.7")
@@ -139,7 +141,10 @@ func carpetStream(w *writer, prefix netip.Prefix, spoofed bool, seed uint64, rat
 	base := prefix.Masked().Addr().As16()
 	var tmpl, frame []byte
 	for i := 0; i < count; i++ {
-		if spoofed {
+		switch {
+		case spoofed && sources > 0:
+			src = synth.RandomAddr(xorshift(uint64(i%sources+1)*0x9e3779b97f4a7c15^seed), prefix.Addr().Is4())
+		case spoofed:
 			rng = xorshift(rng)
 			src = synth.RandomAddr(rng, prefix.Addr().Is4())
 		}

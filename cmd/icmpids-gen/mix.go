@@ -11,10 +11,12 @@ import (
 )
 
 // mixConfig shapes the benign mix: shares of packets (ICMP), of frames
-// (IPv6, VLAN) and of UDP datagrams (fragmented).
+// (IPv6, VLAN) and of UDP datagrams (fragmented). Floods is the share of
+// packets in flood episodes (0: a benign mix).
 type mixConfig struct {
 	ICMP, IPv6, VLAN, Frag float64
 	Hosts                  int
+	Floods                 float64
 }
 
 func (c mixConfig) validate() error {
@@ -25,6 +27,9 @@ func (c mixConfig) validate() error {
 		if !(f.v >= 0 && f.v <= 1) {
 			return fmt.Errorf("%s: %v is not a share in [0, 1]", f.name, f.v)
 		}
+	}
+	if !(c.Floods >= 0 && c.Floods < 0.5) {
+		return fmt.Errorf("-floods: %v is not a share in [0, 0.5)", c.Floods)
 	}
 	if c.Hosts < 1 || c.Hosts > 65000 {
 		return fmt.Errorf("-hosts: %d is out of range [1, 65000]", c.Hosts)
@@ -56,7 +61,17 @@ type mixGen struct {
 	n, max int
 	ipID   uint16
 	fragID uint32
+	// flood is the flood episode under way (left > 0).
+	flood struct {
+		left, seq int
+		victim    netip.Addr
+		data      [56]byte
+	}
 }
+
+// episodeLen is the packets of one flood episode of the mix (-floods); its
+// packets alternate with the mix's.
+const episodeLen = 20000
 
 func mixStream(w *writer, cfg mixConfig, seed uint64, rate float64, count int) error {
 	g := &mixGen{cfg: cfg, r: rand.New(rand.NewPCG(seed, 0x1c3b1d5)), w: w,
@@ -65,8 +80,26 @@ func mixStream(w *writer, cfg mixConfig, seed uint64, rate float64, count int) e
 	// neighbour discovery come in pairs), a TCP or UDP draw about 1: draw
 	// ICMP with the probability that makes its share of packets cfg.ICMP.
 	pICMP := cfg.ICMP / (1.82 - 0.82*cfg.ICMP)
+	// An episode of episodeLen flood packets spans about twice as many
+	// packets; between episodes come 1/pFlood mix draws on average: the
+	// share of flood packets is episodeLen / (1/pFlood + 2 episodeLen).
+	var pFlood float64
+	if cfg.Floods > 0 {
+		pFlood = 1 / (episodeLen * (1/cfg.Floods - 2))
+	}
 	for g.n < g.max {
 		var err error
+		if pFlood > 0 {
+			if g.flood.left == 0 && g.r.Float64() < pFlood {
+				g.startFlood()
+			}
+			if g.flood.left > 0 && g.r.IntN(2) == 0 {
+				if err := g.floodPacket(); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		v6 := g.r.Float64() < cfg.IPv6
 		switch x := g.r.Float64(); {
 		case x < pICMP:
@@ -81,6 +114,27 @@ func mixStream(w *writer, cfg mixConfig, seed uint64, rate float64, count int) e
 		}
 	}
 	return nil
+}
+
+// startFlood begins a flood episode against an inside IPv4 host: its
+// packets carry the same 56 random-looking bytes (no ping's pattern).
+func (g *mixGen) startFlood() {
+	g.flood.left = episodeLen
+	g.flood.victim = g.inside(false)
+	for i := range g.flood.data {
+		g.flood.data[i] = byte(g.r.Uint32())
+	}
+}
+
+// floodPacket writes the next echo request of the flood episode, from a
+// new spoofed source.
+func (g *mixGen) floodPacket() error {
+	g.flood.left--
+	g.flood.seq++
+	src := synth.RandomAddr(g.r.Uint64(), true)
+	m := synth.Msg{Src: src, Dst: g.flood.victim, Type: 8,
+		Rest: append([]byte{0x42, 0x42, byte(g.flood.seq >> 8), byte(g.flood.seq)}, g.flood.data[:]...)}
+	return g.emitFrame(m.Frame())
 }
 
 func (g *mixGen) inside(v6 bool) netip.Addr {
@@ -147,6 +201,14 @@ func (g *mixGen) emit(ip []byte, vlan uint16) error {
 	f, err := synth.Encap(l, ip)
 	if err != nil {
 		return err
+	}
+	return g.emitFrame(f)
+}
+
+// emitFrame writes one frame at the next packet time.
+func (g *mixGen) emitFrame(f []byte) error {
+	if g.n >= g.max {
+		return nil
 	}
 	t := epoch.Add(time.Duration(g.n) * g.step)
 	g.n++

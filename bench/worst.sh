@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# bench/worst.sh — the worst-input suite: what the floods an attacker can
+# craft cost icmpids against tcpdump, and what each rule costs on them, in
+# one run and two tables.
+#
+# Builds icmpids, icmpids-gen and bench/rulecost; generates with the
+# generator (in tmpfs, /dev/shm when there is one), COUNT packets each at
+# RATE packets/s unless said otherwise:
+#   mix-floods      the realistic mix (MIX_COUNT at MIX_RATE) with 10 % of
+#                   its packets in spoofed echo-flood episodes carrying
+#                   non-ping data (icmpids-gen -scenario mix -floods 0.1)
+#   flood-data      a spoofed flood of FLOOD_COUNT packets, all carrying
+#                   the same 56 random-looking bytes (echo-same-data)
+#   echo-zero       echo requests, 56 zero bytes, a new spoofed source each
+#                   (the ordinary case the others are held against)
+#   echo-zero-1400  1,400 zero bytes           echo-zero-tail  1,399 then 0x01
+#   random-pairs    1,400 random bytes, a new (source, destination) per packet
+#   random-data     1,000 spoofed sources, new random 64 bytes each (issue 26)
+#   unreach-tcp     port unreachables quoting TCP (TTL 64)
+#   error6-ext      ICMPv6 errors quoting IPv6 behind 8 extension headers
+#   ptb-spray       forged fragmentation-needed (MTU 68), each to a new
+#                   receiver of 10/8, at 1,000/s (issue 26)
+#   redirect        ICMP redirects, a new gateway and destination each
+#   ra-options      RAs: a prefix option and 180 unknown 8-byte options
+#   nd-options      NS/NA with 180 unknown options
+#   ipip4           echo inside IP-in-IP x4
+#   deep-stack      echo behind 8 VLAN tags, GRE, VXLAN and IP-in-IP
+#   frag-trains     every 1,400-byte echo a complete train of two fragments
+#   carpet-8        a spoofed carpet over 10.0.0.0/8
+#   carpet-sources  a carpet over a /24 from 300 spoofed sources, each
+#                   hitting many hosts (issue 26)
+# then times whole processes, interleaved, RUNS times:
+#   tcpdump   tcpdump -r FILE -w /dev/null icmp   (the reference)
+#   icmpids   icmpids replay --format none   (default workers, every rule)
+# and prints the medians and the ratio icmpids / tcpdump with the goal of
+# issue 27 (mix 1.0, flood-data 1.4, every crafted flood 2.5); then runs
+# bench/rulecost (one capture at a time, RULECOST_RUNS rounds) and prints
+# what each rule costs in ns per packet on each capture, one column a
+# capture (goal: no rule above 100; the engine at most twice its cost on
+# echo-zero).
+#
+# Settings (environment):
+#   COUNT=300000        packets per crafted flood    RATE=1000000  their pps
+#   MIX_COUNT=1000000   MIX_RATE=200000              the mix
+#   FLOOD_COUNT=2000000 FLOOD_RATE=1000000           flood-data
+#   RUNS=3              interleaved runs per capture
+#   RULECOST_RUNS=3     rulecost rounds (0: no rulecost table)
+#   ONLY=               space-separated capture names to run (default all)
+#   WORKDIR=, SEED=1, REGEN=   as in bench/common.sh
+# Usage: bench/worst.sh            (from anywhere inside the repository)
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+RULECOST_RUNS=${RULECOST_RUNS:-3}
+COUNT=${COUNT:-300000}
+RATE=${RATE:-1000000}
+command -v tcpdump >/dev/null || { echo "worst.sh needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
+. "$(dirname "$0")/common.sh"
+
+# name | goal | scenario count rate [flags]
+suite=(
+	"mix-floods|1.0|mix $MIX_COUNT $MIX_RATE -floods 0.1"
+	"flood-data|1.4|echo-same-data $FLOOD_COUNT $FLOOD_RATE"
+	"echo-zero|2.5|echo-zero $COUNT $RATE"
+	"echo-zero-1400|2.5|echo-zero $COUNT $RATE -payload 1400"
+	"echo-zero-tail|2.5|echo-zero-tail $COUNT $RATE"
+	"random-pairs|2.5|echo-random-pairs $COUNT $RATE"
+	"random-data|2.5|echo-random-data $COUNT $RATE"
+	"unreach-tcp|2.5|unreach-tcp $COUNT $RATE"
+	"error6-ext|2.5|error6-ext $COUNT $RATE"
+	"ptb-spray|2.5|ptb-spray $COUNT 1000"
+	"redirect|2.5|redirect $COUNT $RATE"
+	"ra-options|2.5|ra-options $COUNT $RATE"
+	"nd-options|2.5|nd-options $COUNT $RATE"
+	"ipip4|2.5|ipip4 $COUNT $RATE"
+	"deep-stack|2.5|deep-stack $COUNT $RATE"
+	"frag-trains|2.5|frag-trains $COUNT $RATE"
+	"carpet-8|2.5|spoofed-carpet $COUNT $RATE -prefix 10.0.0.0/8"
+	"carpet-sources|2.5|spoofed-carpet $COUNT $RATE -prefix 10.20.0.0/24 -sources 300"
+)
+
+workdir worst
+build cmd/icmpids cmd/icmpids-gen bench/rulecost
+names=()
+declare -A goal
+for row in "${suite[@]}"; do
+	IFS='|' read -r name g spec <<<"$row"
+	if [[ -n ${ONLY:-} && " $ONLY " != *" $name "* ]]; then
+		continue
+	fi
+	# shellcheck disable=SC2086 # spec is words: scenario count rate flags
+	gen "$name" $spec
+	names+=("$name")
+	goal[$name]=$g
+done
+[[ ${#names[@]} -gt 0 ]] || { echo "worst.sh: ONLY=$ONLY names no capture" >&2; exit 2; }
+
+declare -A times
+for ((r = 1; r <= RUNS; r++)); do
+	for name in "${names[@]}"; do
+		f="$work/$name.pcap"
+		times[$name.tcpdump]+="$(wall tcpdump -r "$f" -w /dev/null icmp) "
+		times[$name.icmpids]+="$(wall "$work/icmpids" replay --format none "$f") "
+	done
+	echo "# run $r/$RUNS done" >&2
+done
+
+printf '%-15s %9s %11s %11s %8s %5s %4s\n' capture packets tcpdump_ms icmpids_ms ratio goal ok
+for name in "${names[@]}"; do
+	td=$(tr ' ' '\n' <<<"${times[$name.tcpdump]}" | grep . | median)
+	ic=$(tr ' ' '\n' <<<"${times[$name.icmpids]}" | grep . | median)
+	n=$(awk '{print $2}' "$work/$name.params")
+	awk -v c="$name" -v n="$n" -v td="$td" -v ic="$ic" -v g="${goal[$name]}" 'BEGIN {
+		r = ic / td
+		printf "%-15s %9d %11.1f %11.1f %8.2f %5s %4s\n", c, n, td / 1000, ic / 1000, r, g, (r <= g ? "yes" : "NO")
+	}'
+done
+echo "# medians of $RUNS interleaved runs, whole-process wall time ($(nproc) CPUs, default workers, --format none); ratio: icmpids / tcpdump wall time (lower is faster)" >&2
+
+((RULECOST_RUNS > 0)) || exit 0
+# rulecost, one capture at a time (each is held in memory), merged into
+# one table: a row per rule, a column per capture.
+for name in "${names[@]}"; do
+	echo "# rulecost $name" >&2
+	"$work/rulecost" -runs "$RULECOST_RUNS" "$work/$name.pcap" 2>/dev/null | grep -v '^#' >"$work/$name.cost"
+done
+echo
+awk -v names="${names[*]}" '
+	BEGIN { nc = split(names, cols, " ") }
+	FNR == 1 { c++; next } # the header row
+	{
+		label = $1
+		for (i = 2; i < NF; i++) label = label " " $i
+		if (!(label in seen)) { seen[label] = 1; order[++nr] = label }
+		v[label, c] = $NF
+	}
+	END {
+		printf "%-18s", "ns/packet"
+		for (i = 1; i <= nc; i++) printf " %*s", (length(cols[i]) > 7 ? length(cols[i]) : 7), cols[i]
+		printf "\n"
+		for (k = 1; k <= nr; k++) {
+			l = order[k]
+			printf "%-18s", l
+			for (i = 1; i <= nc; i++) printf " %*s", (length(cols[i]) > 7 ? length(cols[i]) : 7), ((l, i) in v ? v[l, i] : "-")
+			printf "\n"
+		}
+	}' $(for name in "${names[@]}"; do echo "$work/$name.cost"; done)
+echo "# bench/rulecost, median of $RULECOST_RUNS rounds, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2
