@@ -54,8 +54,9 @@ type SinkStats struct {
 	// Sent counts events delivered; Dropped those that found the queue
 	// full (or closed); Undelivered those still queued when the sink was
 	// closed and its deadline ran out; Failed those that could not be
-	// encoded.
-	Sent, Dropped, Undelivered, Failed uint64
+	// encoded; Rejected those the far end refused (a Redis error reply, a
+	// Kafka broker that gave up on a record).
+	Sent, Dropped, Undelivered, Failed, Rejected uint64
 	// Network is set for sinks with a connection (syslog): Connected
 	// tells whether it holds one now; Reconnects counts connections made
 	// after the first.

@@ -64,6 +64,8 @@ type OutputConfig struct {
 	// EVEStatsInterval is how often a live sensor writes an EVE stats
 	// event to the EVE file; 0 turns stats events off.
 	EVEStatsInterval time.Duration `mapstructure:"eve_stats_interval"`
+	// Redis writes every EVE event to Redis (fleet.go).
+	Redis output.RedisConfig `mapstructure:"redis"`
 }
 
 // CaptureConfig configures live capture.
@@ -87,7 +89,7 @@ type CaptureConfig struct {
 func defaultConfig() Config {
 	return Config{
 		LogLevel: "info",
-		Output:   OutputConfig{Format: "auto", QueueSize: 10000},
+		Output:   OutputConfig{Format: "auto", QueueSize: 10000, Redis: output.DefaultRedisConfig()},
 		Capture: CaptureConfig{
 			SnapLen:       512,
 			Promiscuous:   true,
@@ -128,7 +130,7 @@ func (c Config) Validate() error {
 	if c.Output.EVEStatsInterval < 0 {
 		errs = append(errs, fmt.Errorf("output.eve_stats_interval: %v must not be negative (0 turns stats events off)", c.Output.EVEStatsInterval))
 	}
-	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate())
+	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate(), c.Output.Redis.Validate())
 	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
 		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
 	}

@@ -85,7 +85,7 @@ func (s *sensor) sinkStats() []output.SinkStats {
 	if s.syslog != nil {
 		st = append(st, s.syslog.Stats())
 	}
-	return st
+	return append(st, s.fleet.stats()...)
 }
 
 // alertsDropped is the number of alerts the outputs lost (queues full,

@@ -39,6 +39,8 @@ type sensor struct {
 	// observers are the taps' never-reporting rules, appended to every
 	// rule set; shared wraps them for several engines (workers > 1).
 	observers, shared []detector.Rule
+	// fleet holds the outputs of fleet.go (Redis, Kafka).
+	fleet fleetOutputs
 }
 
 func newLogger(level string, w io.Writer) *logrus.Logger {
@@ -111,6 +113,11 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 		sinks = append(sinks, sl)
 		s.metas = append(s.metas, s.syslog.SetMeta)
 	}
+	fl, err := s.addFleetOutputs(cfg, live)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, fl...)
 	s.meta = output.Meta{Host: sensorName(cfg)}
 	if live {
 		s.meta.InIface = cfg.Capture.Interface

@@ -190,7 +190,7 @@ var (
 	descQueueLen     = prometheus.NewDesc("icmpids_output_queue_length", "Events waiting in an output's queue.", []string{"sink"}, nil)
 	descQueueCap     = prometheus.NewDesc("icmpids_output_queue_capacity", "Size of an output's queue.", []string{"sink"}, nil)
 	descSent         = prometheus.NewDesc("icmpids_output_events_sent_total", "Events an output delivered.", []string{"sink"}, nil)
-	descDropped      = prometheus.NewDesc("icmpids_output_events_dropped_total", "Events an output lost, by reason: queue_full (live mode never waits), shutdown (still queued when the stop deadline ran out), encode (could not be encoded).", []string{"sink", "reason"}, nil)
+	descDropped      = prometheus.NewDesc("icmpids_output_events_dropped_total", "Events an output lost, by reason: queue_full (live mode never waits), shutdown (still queued when the stop deadline ran out), encode (could not be encoded), delivery_failed (the far end refused it: a Redis error reply, a Kafka broker's final rejection).", []string{"sink", "reason"}, nil)
 	descConnected    = prometheus.NewDesc("icmpids_output_connected", "1 while a network output holds a connection to its collector.", []string{"sink"}, nil)
 	descReconnects   = prometheus.NewDesc("icmpids_output_reconnects_total", "Connections a network output made after its first.", []string{"sink"}, nil)
 )
@@ -281,6 +281,7 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, st.Dropped, st.Name, "queue_full")
 		counter(descDropped, st.Undelivered, st.Name, "shutdown")
 		counter(descDropped, st.Failed, st.Name, "encode")
+		counter(descDropped, st.Rejected, st.Name, "delivery_failed")
 		if st.Network {
 			b := 0.0
 			if st.Connected {
