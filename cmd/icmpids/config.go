@@ -204,6 +204,9 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 	if err := checkEnv(os.Environ()); err != nil {
 		return Config{}, usageErrorf("%v", err)
 	}
+	if err := unknownKeys(v.AllKeys(), knownKeys()); err != nil {
+		return Config{}, usageErrorf("config%s: %v", inFile(path), err)
+	}
 	cfg := defaultConfig()
 	err := v.UnmarshalExact(&cfg, viper.DecodeHook(configHook()))
 	if err != nil {
@@ -239,14 +242,20 @@ func configHook() mapstructure.DecodeHookFunc {
 // not. (ICMPIDS_TEST_* belong to the test binary.)
 func checkEnv(environ []string) error {
 	known := map[string]bool{}
-	for key := range flatten(defaultConfig()) {
-		known[envPrefix+"_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))] = true
+	var names []string
+	for key := range knownKeys() {
+		name := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		known[name] = true
+		names = append(names, name)
 	}
 	var bad []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, envPrefix+"_") || strings.HasPrefix(name, envPrefix+"_TEST_") || known[name] {
 			continue
+		}
+		if near := nearest(name, names); near != "" {
+			name += " (did you mean " + near + "?)"
 		}
 		bad = append(bad, name)
 	}
@@ -255,6 +264,15 @@ func checkEnv(environ []string) error {
 		return fmt.Errorf("environment: %s: no such configuration key (ICMPIDS_ + the key in upper case with . → _, e.g. ICMPIDS_RULES_ICMP_FLOOD_ECHO_PPS)", strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// knownKeys is the set of every configuration key, dotted.
+func knownKeys() map[string]bool {
+	known := map[string]bool{}
+	for key := range flatten(defaultConfig()) {
+		known[key] = true
+	}
+	return known
 }
 
 func inFile(path string) string {

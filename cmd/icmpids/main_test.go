@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -420,7 +422,18 @@ func TestCheck(t *testing.T) {
 		{"misspelt environment variable", []string{"check"}, map[string]string{"ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS": "5"}, 2, "", "ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS"},
 		{"EVE file in a missing directory", []string{"check", "--eve", "/nonexistent-dir/eve.json"}, nil, 2, "", "output.eve"},
 		{"TLS file missing", []string{"check", "--config", write("tls.yaml", "output:\n  syslog: tls://127.0.0.1:6514\nsyslog:\n  tls:\n    ca_file: /nonexistent/ca.pem\n")}, nil, 2, "", "ca.pem"},
-		{"every rule off", []string{"check", "--config", write("off.yaml", off.String())}, nil, 0, "OK (0 of 17", "warning: every rule is switched off"},
+		{"every rule off", []string{"check", "--config", write("off.yaml", off.String())}, nil, 0, "OK, 1 warning(s) (0 of 17", "warning: every rule is switched off"},
+		{"unknown rule: the nearest named", []string{"check", "--config", write("flod.yaml", "rules:\n  icmp_flod:\n    echo_pps: 3\n")}, nil, 2, "", "rules.icmp_flod: unknown key (did you mean rules.icmp_flood?)"},
+		{"unknown rule key: the nearest named", []string{"check", "--config", write("ppz.yaml", "rules:\n  icmp_flood:\n    echo_ppz: 3\n")}, nil, 2, "", "rules.icmp_flood.echo_ppz: unknown key (did you mean rules.icmp_flood.echo_pps?)"},
+		{"unknown section: the nearest named", []string{"check", "--config", write("outptu.yaml", "outptu:\n  eve: x\n")}, nil, 2, "", "outptu: unknown key (did you mean output?)"},
+		{"unknown key far from any: no guess", []string{"check", "--config", write("zz.yaml", "capture:\n  zzzzzzzz: 1\n")}, nil, 2, "", "capture.zzzzzzzz: unknown key\n"},
+		{"misspelt environment variable: the nearest named", []string{"check"}, map[string]string{"ICMPIDS_CAPTURE_SNAPLNE": "5"}, 2, "", "ICMPIDS_CAPTURE_SNAPLNE (did you mean ICMPIDS_CAPTURE_SNAPLEN?)"},
+		{"outputs listed", []string{"check", "--eve", filepath.Join(dir, "eve.json"), "--format", "none"}, nil, 0, "eve      " + filepath.Join(dir, "eve.json"), ""},
+		{"UDP syslog is not probed", []string{"check", "--syslog", "udp://127.0.0.1:514"}, nil, 0, "udp://127.0.0.1:514 (not probed", ""},
+		{"a syslog collector that does not answer is a warning", []string{"check", "--syslog", "tcp://127.0.0.1:" + closedPort(t)}, nil, 0, "(probed: no answer)", "warning: output.syslog"},
+		{"a syslog collector that answers", []string{"check", "--syslog", "tcp://" + listening(t)}, nil, 0, "(probed: connected)", ""},
+		{"-q: the verdict only", []string{"check", "-q"}, nil, 0, "OK (17 of 17 rules enabled)\n", ""},
+		{"nowhere to go is a warning", []string{"check", "-q", "--format", "none"}, nil, 0, "OK, 1 warning(s)", "alerts would go nowhere"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,8 +444,50 @@ func TestCheck(t *testing.T) {
 			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
 				t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, lastLines(out, 3), stderr)
 			}
+			if code == 0 {
+				// The verdict first; the rules last, unless -q.
+				first, _, _ := strings.Cut(out, "\n")
+				quiet := slices.Contains(tc.args, "-q")
+				if !strings.Contains(first, ": OK") || strings.Contains(out, "rules.icmp_flood.echo_pps") == quiet ||
+					quiet && strings.Count(out, "\n") != 1 {
+					t.Errorf("check output does not start with its verdict or lists the rules when -q is %v:\n%s", quiet, out)
+				}
+			}
 		})
 	}
+}
+
+// closedPort returns a loopback TCP port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	return port
+}
+
+// listening returns the loopback address of a TCP listener that accepts
+// and hangs up, closed at cleanup.
+func listening(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // TestBPFField: the "capturing" line names the default filter "default" at
