@@ -22,6 +22,7 @@ import (
 // sensor is one wired detection pipeline: rules → engine → sinks.
 type sensor struct {
 	stop context.Context // the command's signal context
+	live bool            // run (not replay): see close
 	// meta is what events say of the sensor and its input; metas set it
 	// on the outputs that write it.
 	meta    output.Meta
@@ -67,7 +68,7 @@ func isTerminal(w io.Writer) bool {
 // stop is the command's signal context: once done, no output waits any
 // more (a blocking replay sink drops instead).
 func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps ...sensorTap) (*sensor, error) {
-	s := &sensor{log: log, started: time.Now(), stop: stop}
+	s := &sensor{log: log, started: time.Now(), stop: stop, live: live}
 	var sinks []detector.Sink
 	format := cfg.Output.Format
 	if format == "auto" {
@@ -221,11 +222,40 @@ func (s *sensor) reloadRules(cfg rules.Config) error {
 	return fmt.Errorf("reloading rules: unknown pipeline %T", s.engine)
 }
 
-// close ends the open attacks and flushes the sinks (at most 10 s).
+// closeDeadline bounds how long close flushes the outputs.
+const closeDeadline = 10 * time.Second
+
+// signalGrace is how long an interrupted replay still flushes its outputs
+// after the signal: local files take milliseconds, a collector that reads
+// takes a queue's worth of alerts in far less, and one that does not read
+// must not hold the exit (what it did not take is counted undelivered).
+const signalGrace = time.Second
+
+// close ends the open attacks and flushes the sinks: at most closeDeadline,
+// and in a replay at most signalGrace after a signal (before or during the
+// flush).
 func (s *sensor) close(reason string) error {
 	s.engine.Close(reason)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), closeDeadline)
 	defer cancel()
+	if !s.live && s.stop != nil {
+		flushed := make(chan struct{})
+		defer close(flushed)
+		go func() {
+			select {
+			case <-s.stop.Done():
+			case <-flushed:
+				return
+			}
+			t := time.NewTimer(signalGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-flushed:
+			}
+		}()
+	}
 	var errs []error
 	for _, c := range s.closers {
 		if err := c(ctx); err != nil {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A replay blocked on a TCP collector that accepts and never reads ends
+// soon after SIGTERM (the real program, its real signal handling): it does
+// not wait out the close deadline, and what it could not deliver is counted
+// in its summary (syslog_dropped) and logged. The bound is a behaviour
+// bound (2 s, with slack for a loaded machine), not a speed measurement.
+func TestReplaySIGTERMNonReadingCollector(t *testing.T) {
+	pcap, _ := manyAlerts(t, 3000)
+	cfg := filepath.Join(t.TempDir(), "icmpids.yaml")
+	// The default block_timeout (1 min): only the signal can end the wait.
+	yaml := "engine:\n  hold_time: 1s\n  max_attacks: 1048576\nrules:\n  icmp_flood:\n    echo_pps: 10\n    any_pps: 20\n  icmp_sweep:\n    enabled: false\n  icmp_carpet_flood:\n    enabled: false\nsyslog:\n  queue_size: 100\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd := exec.Command(exe, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
+	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// Wait until the replay is stuck: the kernel buffers are full and the
+	// queue (100) with them, well before the capture's 6,000 alerts.
+	time.Sleep(2 * time.Second)
+	if cmd.ProcessState != nil {
+		t.Fatalf("the replay ended before the signal:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	signalled := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM:\n%s", lastLines(stderr.String(), 8))
+	}
+	took := time.Since(signalled)
+	out := stderr.String()
+	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))
+	if took > 4*time.Second { // 2 s promised; slack for a busy machine
+		t.Errorf("exited %v after SIGTERM, want about 2 s at most:\n%s", took.Round(time.Millisecond), lastLines(out, 8))
+	}
+	var ee *exec.ExitError
+	if !errors.As(werr, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1 (interrupted, alerts undelivered)", werr)
+	}
+	m := regexp.MustCompile(`syslog_dropped=(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no syslog_dropped in the summary:\n%s", lastLines(out, 8))
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 1 {
+		t.Errorf("syslog_dropped=%d, want the undelivered alerts counted", n)
+	}
+	if !regexp.MustCompile(`undelivered=\d+`).MatchString(out) {
+		t.Errorf("the undelivered alerts are not logged:\n%s", lastLines(out, 8))
+	}
+}
