@@ -59,6 +59,9 @@ type packetSummary struct {
 func (s *packetSummary) set(p *Packet) {
 	s.src, s.dst = p.Src, p.Dst
 	s.proto, s.hasICMP, s.icmpType, s.icmpCode = p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode
+	if !p.HasICMP && p.Frag.FirstEcho {
+		s.hasICMP, s.icmpType, s.icmpCode = fragICMP(p)
+	}
 	if p.NVLAN|p.Tunnel.Depth != 0 || s.nvlan|s.tunnel.Depth != 0 {
 		s.nvlan, s.vlans, s.tunnel = p.NVLAN, p.VLANs, p.Tunnel
 	}
@@ -194,7 +197,19 @@ func (t *tracker) makeRoom() bool {
 	return true
 }
 
+// fragICMP is the ICMP header of the train a non-first fragment belongs
+// to, when its first fragment, seen, was an echo request (whose code is
+// 0 by definition): an event raised by the fragment then names the echo
+// it carries (icmp_type, icmp_code, and so a community_id).
+func fragICMP(p *Packet) (has bool, typ, code uint8) {
+	if p.HasICMP || !p.Frag.FirstEcho {
+		return p.HasICMP, p.ICMPType, p.ICMPCode
+	}
+	return true, p.Frag.ICMPType, 0
+}
+
 func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string]any) {
+	hasICMP, icmpType, icmpCode := fragICMP(p)
 	ev := &Event{
 		Time:        p.Time,
 		Rule:        t.e.rules[rule].Info(),
@@ -203,9 +218,9 @@ func (t *tracker) alert(rule int, target netip.Addr, p *Packet, extra map[string
 		Src:         p.Src,
 		Dst:         p.Dst,
 		Proto:       p.Proto,
-		HasICMP:     p.HasICMP,
-		ICMPType:    p.ICMPType,
-		ICMPCode:    p.ICMPCode,
+		HasICMP:     hasICMP,
+		ICMPType:    icmpType,
+		ICMPCode:    icmpCode,
 		Source:      p.Src,
 		FirstSource: p.Src,
 		Started:     p.Time,

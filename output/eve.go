@@ -165,10 +165,12 @@ func (j *jsonBuf) alert(ev *detector.Event, meta *Meta) {
 	j.str("event_type", "alert")
 	// src_ip is the attack's source as it started, the same on every
 	// phase: SIEMs group by signature, src_ip and dest_ip.
-	if src := ev.FirstSource; src.IsValid() {
+	src := ev.FirstSource
+	if !src.IsValid() {
+		src = ev.Src
+	}
+	if src.IsValid() {
 		j.addr("src_ip", src)
-	} else if ev.Src.IsValid() {
-		j.addr("src_ip", ev.Src)
 	}
 	if ev.Dst.IsValid() {
 		j.addr("dest_ip", ev.Dst)
@@ -177,10 +179,14 @@ func (j *jsonBuf) alert(ev *detector.Event, meta *Meta) {
 	if ev.HasICMP {
 		j.uint("icmp_type", uint64(ev.ICMPType))
 		j.uint("icmp_code", uint64(ev.ICMPCode))
-		if ev.Src.IsValid() && ev.Dst.IsValid() {
+		// Community ID of the event's own src_ip, dest_ip, proto,
+		// icmp_type and icmp_code, so any tool recomputes it from the
+		// event (src_ip is the attack's first source, not necessarily the
+		// triggering packet's).
+		if src.IsValid() && ev.Dst.IsValid() {
 			j.key("community_id")
 			j.b = append(j.b, '"')
-			j.b = appendCommunityID(j.b, ev.Src, ev.Dst, ev.Proto, uint16(ev.ICMPType), uint16(ev.ICMPCode))
+			j.b = appendCommunityID(j.b, src, ev.Dst, ev.Proto, uint16(ev.ICMPType), uint16(ev.ICMPCode))
 			j.b = append(j.b, '"', ',')
 		}
 	}

@@ -328,14 +328,20 @@ func (r *Carpet) Tick(now time.Time, _ detector.Reporter) {
 // Describe implements detector.Describer: the prefix as CIDR, the distinct
 // hosts hit (estimate), the top targets and which rate triggered.
 func (r *Carpet) Describe(target netip.Addr, extra map[string]any) {
+	hold := math.Inf(1) // the addresses the prefix holds
 	if _, bits, ok := r.prefixOf(target); ok {
 		extra["prefix"] = netip.PrefixFrom(target, bits).String()
+		if free := target.BitLen() - bits; free < 63 {
+			hold = float64(uint64(1) << free)
+		}
 	}
 	e, ok := r.prefixes.Lookup(target)
 	if !ok {
 		return
 	}
-	extra["hosts"] = uint64(math.Round(e.peak))
+	// The bitmap's estimate can exceed what a small prefix holds (262
+	// for a /24): no more hosts than the prefix's addresses.
+	extra["hosts"] = uint64(math.Round(min(e.peak, hold)))
 	// A carpet spreads its packets evenly: the summary's counts are then
 	// upper bounds (space-saving), said so by top_targets_estimated.
 	var tops []any
