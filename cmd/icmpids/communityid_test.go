@@ -44,7 +44,9 @@ func checkCommunityIDs(t *testing.T, name, eve string) []eveIDs {
 		}
 		evs = append(evs, e)
 		a := e.Alert.Context.Attack
-		what := func() string { return name + ": " + a["rule"].(string) + " " + a["phase"].(string) + " " + a["target"].(string) }
+		what := func() string {
+			return name + ": " + a["rule"].(string) + " " + a["phase"].(string) + " " + a["target"].(string)
+		}
 		if (e.Proto == "ICMP" || e.Proto == "IPv6-ICMP") && e.ICMPType == nil && a["rule"] == "ping_of_death" && a["first_fragment_seen"] == true {
 			t.Errorf("%s: no icmp_type although the train's first fragment was seen: %s", what(), sc.Text())
 		}
