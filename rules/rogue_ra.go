@@ -23,7 +23,7 @@ var rogueRAInfo = detector.RuleInfo{
 // rogueRADefinition registers rogue_ra.
 func rogueRADefinition() Definition {
 	return define(rogueRAInfo,
-		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), or an RA with a hop limit other than 255.",
+		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), an RA whose source link-layer address option names another MAC than the frame's Ethernet source, or an RA with a hop limit other than 255.",
 		map[string]string{
 			"routers":     "The link's routers: link-local addresses and/or link-layer addresses (e.g. [fe80::1, 00:11:22:33:44:55]). Empty: learned.",
 			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers); routers seen only in an RA flood are not.",
@@ -68,10 +68,11 @@ const (
 	rogueUnknown = iota
 	rogueSpoofed
 	rogueHopLimit
+	rogueSLLAMismatch
 	numRogueReasons
 )
 
-var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit"}
+var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch"}
 
 // raRouter is what rogue_ra knows of one advertising address.
 type raRouter struct {
@@ -99,7 +100,10 @@ type rogueTarget struct {
 // claiming a known router's address from another link-layer address, or
 // whose link-local address is a modified EUI-64 of another MAC than the
 // one it is sent from, is spoofed, and an RA with a hop limit other than
-// 255 is rogue. Tables of routers and targets are capped.
+// 255 is rogue. A router is the frame's Ethernet source, never what its
+// source link-layer option says: an option naming another MAC than the
+// frame's source is itself a reason (slla_mismatch). Tables of routers
+// and targets are capped.
 type RogueRA struct {
 	cfg      RogueRAConfig
 	addrs    map[netip.Addr]bool
@@ -150,9 +154,20 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	if p.TTL != 255 {
 		reasons |= 1 << rogueHopLimit
 	}
+	// The option is what the sender wrote; the frame's source is what the
+	// switch delivered. A router writes its own MAC in both: an option
+	// naming another MAC is someone borrowing that MAC's good name
+	// (kill_router6 with the real router's MAC in its option). The
+	// router is then judged by the frame's source, never by the option.
+	if fromOpt && p.HasSrcMAC && mac != p.SrcMAC {
+		reasons |= 1 << rogueSLLAMismatch
+	}
+	if p.HasSrcMAC {
+		mac = p.SrcMAC
+	}
 	// A modified EUI-64 address names its MAC: an RA sent in its name
-	// from another MAC (and announcing no such MAC either) is forged.
-	if want, ok := eui64MAC(p.Src); ok && p.HasSrcMAC && p.SrcMAC != want && !(fromOpt && mac == want) {
+	// from another MAC is forged.
+	if want, ok := eui64MAC(p.Src); ok && haveMAC && mac != want {
 		reasons |= 1 << rogueSpoofed
 	}
 	announces := ra.Lifetime > 0
