@@ -25,7 +25,7 @@ var ndFloodInfo = detector.RuleInfo{
 // ndFloodDefinition registers nd_flood.
 func ndFloodDefinition() Definition {
 	return define(ndFloodInfo,
-		"nd_flood: Neighbor Solicitations for many distinct target addresses (neighbor-cache exhaustion, RFC 6583) or a flood of Neighbor Advertisements. Target: the host the messages are sent to; for solicitations and advertisements sent to a group, the router (or host) resolving that many addresses (the source) when one source does, else the link (ff02::1).",
+		"nd_flood: Neighbor Solicitations for many distinct target addresses (neighbor-cache exhaustion, RFC 6583) or a flood of Neighbor Advertisements. Target: the host the messages are sent to; for solicitations and advertisements sent to a group, the router (or host) resolving that many addresses (the source) when one source does, else the one address every solicitation asks for (flood_solicitate6 against one host), else the link (ff02::1).",
 		map[string]string{
 			"window":      "Sliding window (10 buckets).",
 			"ns_pps":      "Start level for solicitations: per second to one host, or from one resolving source, and ...",
@@ -113,15 +113,58 @@ var allNodes = netip.MustParseAddr("ff02::1")
 // NDFlood is the nd_flood rule. It counts solicitations per destination
 // host (unicast) or per resolving source (to a group), with their
 // distinct targets, and advertisements per destination; messages to
-// groups from all sources together are counted for the link. Keys are
-// capped and evictions counted. Messages at nd_flood's rates are
-// nd_flood's (p.Class.Owner): icmp_flood leaves them out.
+// groups from all sources together are counted for the link: its target
+// is the one address they all solicit when they do (that host's cache is
+// the one filling), else ff02::1. Keys are capped and evictions counted.
+// Messages at nd_flood's rates are nd_flood's (p.Class.Owner): icmp_flood
+// leaves them out.
 type NDFlood struct {
 	cfg      NDFloodConfig
 	width    int64
 	windowNs int64
 	keys     *table.Table[ndKey, ndCounter]
+	solo     soloTarget // what the link's solicitations ask for
 	sweep    sweepClock
+}
+
+// soloTarget tells whether every solicitation to a group over the last one
+// or two windows asked for one address (flood_solicitate6 against one
+// host: that host's cache is the one filling), and which. Two window-long
+// epochs, like ndCounter's bitmaps, but exact: an address, and whether
+// another one was asked for.
+type soloTarget struct {
+	addr  [2]netip.Addr
+	mixed [2]bool
+	epoch int64
+}
+
+func (s *soloTarget) add(t netip.Addr, now, windowNs int64) {
+	if ep := now / windowNs; ep != s.epoch {
+		if ep != s.epoch+1 {
+			s.addr[(ep+1)&1], s.mixed[(ep+1)&1] = netip.Addr{}, false
+		}
+		s.addr[ep&1], s.mixed[ep&1] = netip.Addr{}, false
+		s.epoch = ep
+	}
+	i := s.epoch & 1
+	switch {
+	case !s.addr[i].IsValid():
+		s.addr[i] = t
+	case s.addr[i] != t:
+		s.mixed[i] = true
+	}
+}
+
+// one returns the one address asked for in both epochs, if there is one.
+func (s *soloTarget) one() (netip.Addr, bool) {
+	a, b := s.addr[0], s.addr[1]
+	if s.mixed[0] || s.mixed[1] || a.IsValid() && b.IsValid() && a != b {
+		return netip.Addr{}, false
+	}
+	if !a.IsValid() {
+		a = b
+	}
+	return a, a.IsValid()
 }
 
 // NewNDFlood returns the nd_flood rule.
@@ -201,6 +244,9 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		c.last = now
 		c.rate.Add(now, r.width, p.WireLen)
 		c.addTarget(target, now, r.windowNs)
+		if ns && k.addr == allNodes {
+			r.solo.add(target, now, r.windowNs)
+		}
 		pps, bps := c.rate.Rates(r.cfg.Window)
 		start := r.level(k, ns)
 		lvl := rateLevel(pps, start, r.cfg.StopRatio)
@@ -215,7 +261,16 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		if lvl == detector.LevelQuiet {
 			continue
 		}
-		rep.Hit(k.addr, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: start,
+		victim := k.addr
+		if ns && k.addr == allNodes {
+			// Solicitations from everyone for one address fill that
+			// host's cache (and its router's): it is the target. For
+			// many addresses the link stays the target.
+			if a, ok := r.solo.one(); ok && !a.IsMulticast() && !a.IsUnspecified() {
+				victim = a
+			}
+		}
+		rep.Hit(victim, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: start,
 			WindowPackets: c.rate.Packets(), WindowBytes: c.rate.Bytes()})
 		return
 	}
@@ -233,8 +288,12 @@ func (r *NDFlood) Tick(now time.Time, _ detector.Reporter) {
 // solicited or advertised (estimate).
 func (r *NDFlood) Describe(target netip.Addr, extra map[string]any) {
 	best := 0.0
-	for _, na := range []bool{false, true} {
-		if c, ok := r.keys.Lookup(ndKey{target, na}); ok {
+	keys := []ndKey{{target, false}, {target, true}}
+	if a, ok := r.solo.one(); ok && a == target {
+		keys = append(keys, ndKey{allNodes, false}) // a solicitation flood to the link for target alone
+	}
+	for _, k := range keys {
+		if c, ok := r.keys.Lookup(k); ok {
 			best = max(best, c.distinct())
 		}
 	}
