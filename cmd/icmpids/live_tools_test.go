@@ -22,6 +22,8 @@ type toolbed struct {
 	testbed
 	sender6, victim6 string // global IPv6 addresses
 	victimLL         string // the victim's link-local (EUI-64) address
+	senderLL         string // the sender's link-local (EUI-64) address: radvd's RAs come from it
+	senderMAC        string
 	sweepNet         string // an IPv4 /24 routed through the victim
 }
 
@@ -61,15 +63,24 @@ func newToolbed(t *testing.T) toolbed {
 	// The sweep's /24 is routed through the victim, so the sensor on the
 	// victim's interface sees every probe (no ARP for absent hosts).
 	sh(t, "ip", "-n", string(tb.sender), "route", "add", tt.sweepNet, "via", tb.victimAddr)
-	out, err := exec.Command("ip", "netns", "exec", string(tb.victim), "cat", "/sys/class/net/"+tb.victimIf+"/address").Output()
-	if err != nil {
-		t.Fatal(err)
+	for _, side := range []struct {
+		ns     netns
+		ifc    string
+		ll, hw *string
+	}{{tb.victim, tb.victimIf, &tt.victimLL, nil}, {tb.sender, tb.senderIf, &tt.senderLL, &tt.senderMAC}} {
+		out, err := exec.Command("ip", "netns", "exec", string(side.ns), "cat", "/sys/class/net/"+side.ifc+"/address").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mac, err := net.ParseMAC(strings.TrimSpace(string(out)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		*side.ll = eui64LinkLocal(mac).String()
+		if side.hw != nil {
+			*side.hw = mac.String()
+		}
 	}
-	mac, err := net.ParseMAC(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tt.victimLL = eui64LinkLocal(mac).String()
 	time.Sleep(300 * time.Millisecond) // link-local addresses come up
 	return tt
 }
@@ -104,6 +115,16 @@ func TestLiveAttackTools(t *testing.T) {
 `, tb.senderIf, prefix6)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// radvdFor runs radvd for secs seconds; radvdThen runs radvd and,
+	// once its first RAs are out, cmd.
+	radvdFor := func(secs int) string {
+		return fmt.Sprintf("sysctl -qw net.ipv6.conf.all.forwarding=1; timeout %d radvd -n -m stderr -C %s -p %s; sysctl -qw net.ipv6.conf.all.forwarding=0",
+			secs, radvdConf, filepath.Join(radvdDir, "radvd.pid"))
+	}
+	radvdThen := func(cmd string) []string {
+		return []string{"sh", "-c", fmt.Sprintf("(%s) & sleep 1.1; %s; wait", radvdFor(7), cmd)}
+	}
+	const rogueMAC = "02:00:00:00:66:66"
 	tests := []struct {
 		name   string
 		tool   string   // needed on PATH
@@ -145,12 +166,20 @@ func TestLiveAttackTools(t *testing.T) {
 		{"THC fake_router26 (routers configured)", "atk6-fake_router26", "  rogue_ra:\n    routers: [fe80::1]\n", nil,
 			[]string{"timeout", "3", "atk6-fake_router26", "-A", "2001:db8:bad::/64", tb.senderIf},
 			"rogue_ra ff02::1"},
+		// radvd is the link's router (learned); a second router in the
+		// sender's namespace from another MAC. With radvd's own address
+		// and MAC in the option, the frame's source gives it away.
+		{"THC fake_router26 lifetime 0 in radvd's name and MAC, from another MAC", "atk6-fake_router26", "", nil,
+			radvdThen(fmt.Sprintf("timeout 5 atk6-fake_router26 -s %s -S %s -f %s -l 0 -i 1 -n 3 %s", tb.senderLL, tb.senderMAC, rogueMAC, tb.senderIf)),
+			"rogue_ra ff02::1 slla_mismatch"},
 		{"THC kill_router6 in the victim's name", "atk6-kill_router6", "", nil,
 			[]string{"timeout", "3", "atk6-kill_router6", tb.senderIf, tb.victimLL},
 			"rogue_ra ff02::1"},
-		{"THC flood_solicitate6", "atk6-flood_solicitate6", "", nil,
-			[]string{"timeout", "3", "atk6-flood_solicitate6", tb.senderIf},
-			"nd_flood ff02::1"},
+		// Every solicitation asks for the victim's address: its cache is
+		// the one filling.
+		{"THC flood_solicitate6 for the victim's address", "atk6-flood_solicitate6", "", nil,
+			[]string{"timeout", "3", "atk6-flood_solicitate6", tb.senderIf, tb.victim6},
+			"nd_flood " + tb.victim6},
 		{"THC flood_advertise6", "atk6-flood_advertise6", "", nil,
 			[]string{"timeout", "3", "atk6-flood_advertise6", tb.senderIf},
 			"nd_flood ff02::1"},
