@@ -106,6 +106,9 @@ type Decoder struct {
 	unw unwrapped // unwrap's result, reused
 	// lenCheck is decodeLayers' verdict on the IPv4 total length.
 	lenCheck Reason
+	// ipAt is where the last frame's outermost IP header begins (-1: no
+	// IP header, or it was decoded by the fast path).
+	ipAt int
 }
 
 // NewDecoder returns a Decoder with every encapsulation decoder on
@@ -166,6 +169,7 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	if wireLen < len(data) {
 		p.WireLen = len(data)
 	}
+	d.ipAt = -1
 	if d.fast(lt, data, p) { // plain TCP, UDP, ICMP: see fast.go
 		return ReasonOK
 	}
@@ -173,6 +177,9 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	// stacks): the innermost IP packet is the packet.
 	u := &d.unw
 	d.enc.unwrap(lt, data, u)
+	if u.ip != nil && u.tunnel.Depth == 0 {
+		d.ipAt = len(data) - len(u.ip) // unwrap only cuts from the front until a carrier
+	}
 	if !u.peeled && u.nvlan <= 2 && u.reason != ReasonTunnelDepth {
 		return d.decodeLayers(lt, data, p)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector/frag"
+	"github.com/icmpids/icmpids/detector/reasm"
 )
 
 // Sink receives attack events. Emit is called on the engine's goroutine and
@@ -38,6 +39,9 @@ type Config struct {
 	MaxAttacks int `mapstructure:"max_attacks"`
 	// Frag configures fragment-train tracking (engine.frag.*).
 	Frag frag.Config `mapstructure:"frag"`
+	// Reassembly configures the reassembly of fragmented ND messages and
+	// tunnel carriers (engine.reassembly.*; see reassemble.go).
+	Reassembly reasm.Config `mapstructure:"reassembly"`
 	// Decode configures the encapsulation decoders; the configuration
 	// file sets it as the top-level decode: block.
 	Decode DecodeConfig `mapstructure:"-"`
@@ -55,6 +59,7 @@ func DefaultConfig() Config {
 		UpdateInterval: 10 * time.Second,
 		MaxAttacks:     4096,
 		Frag:           frag.DefaultConfig(),
+		Reassembly:     reasm.DefaultConfig(),
 		Decode:         DefaultDecodeConfig(),
 		Workers:        0,
 	}
@@ -79,6 +84,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("engine.workers: %d is out of range [0, 1024] (0: one per CPU)", c.Workers))
 	}
 	if err := c.Frag.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Reassembly.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Decode.Validate(); err != nil {
@@ -113,6 +121,9 @@ type Stats struct {
 	// Frag is the fragment tracker's table: trains held, cap, evictions,
 	// timeouts (also listed in Tables as "frag.trains").
 	Frag frag.Stats
+	// Reassembly is the reassembly pool's: trains held, cap, completed,
+	// evicted, timed out, given up (also in Tables as "reasm.trains").
+	Reassembly reasm.Stats
 	// Tables lists the engine's and the rules' bounded tables.
 	Tables []TableStat
 }
@@ -137,6 +148,7 @@ type Engine struct {
 	hold     []int64   // each rule's hold time (ns)
 	tracker  *tracker
 	frag     *frag.Tracker
+	reasm    *reasm.Pool
 	sink     Sink
 	now      time.Time
 	nextTick time.Time
@@ -165,6 +177,7 @@ func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
 	e.setRules(rules)
 	e.tracker = newTracker(e)
 	e.frag = frag.New(cfg.Frag)
+	e.reasm = reasm.New(cfg.Reassembly)
 	return e, nil
 }
 
@@ -192,6 +205,9 @@ func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 	reason := e.dec.Decode(lt, data, ts, wireLen, p)
 	p.SourceRemote = srcRemote
 	e.handleDecoded(p, reason)
+	if p.Fragment {
+		e.reassemble(lt, data, p)
+	}
 }
 
 func (e *Engine) handleDecoded(p *Packet, reason Reason) {
@@ -358,6 +374,7 @@ func (e *Engine) advance(t time.Time, tn int64) {
 			// close what is open and restart the clock there.
 			e.tracker.closeAll(EndTimeJump)
 			e.frag.Reset()
+			e.reasm.Reset()
 			e.setClock(t, tn)
 		}
 		return
@@ -390,6 +407,7 @@ func (e *Engine) tick() {
 		r.Tick(e.now, Reporter{e, i})
 	}
 	e.frag.Expire(e.nowNs)
+	e.reasm.Expire(e.nowNs)
 }
 
 // Close ends every open attack with an end event giving reason (EndInputEnd
@@ -406,7 +424,9 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.ActiveAttacks = e.tracker.active()
 	s.Frag = e.frag.Stats()
-	s.Tables = []TableStat{{Name: "frag.trains", Len: s.Frag.Len, Cap: s.Frag.Cap, Evicted: s.Frag.Evicted}}
+	s.Reassembly = e.reasm.Stats()
+	s.Tables = []TableStat{{Name: "frag.trains", Len: s.Frag.Len, Cap: s.Frag.Cap, Evicted: s.Frag.Evicted},
+		{Name: "reasm.trains", Len: s.Reassembly.Len, Cap: s.Reassembly.Cap, Evicted: s.Reassembly.Evicted}}
 	for _, r := range e.rules {
 		if tr, ok := r.(TableReporter); ok {
 			s.Tables = append(s.Tables, tr.Tables()...)

@@ -72,10 +72,16 @@ func (l *ipv6Layer) LayerType() gopacket.LayerType { return layers.LayerTypeIPv6
 func (l *ipv6Layer) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv6 }
 
 // NextLayerType implements gopacket.DecodingLayer: the upper-layer protocol,
-// or gopacket.LayerTypeFragment for the data of a non-first fragment and
-// for a first fragment whose header chain goes on in the next fragment.
+// or gopacket.LayerTypeFragment for the data of a non-first fragment, for
+// a first fragment whose header chain goes on in the next fragment, and
+// for the first fragment of an IP-in-IPv6 carrier.
 func (l *ipv6Layer) NextLayerType() gopacket.LayerType {
 	if l.fragment && (l.fragOffset != 0 || l.chainIncomplete) {
+		return gopacket.LayerTypeFragment
+	}
+	if l.fragment && l.more && (l.next == protoIPIP || l.next == protoIPv6) {
+		// The first fragment of a carrier: its inner packet is not whole
+		// (the engine reassembles the train, see reassemble.go).
 		return gopacket.LayerTypeFragment
 	}
 	return layers.IPProtocol(l.next).LayerType()

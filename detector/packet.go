@@ -96,6 +96,11 @@ type Packet struct {
 	// Frag is the fragment tracker's verdict on this fragment, filled by
 	// the engine before the rules run (zero for non-fragments).
 	Frag frag.Verdict
+	// Reassembled is set on a packet the engine reassembled from its
+	// fragments (a neighbor-discovery message, or a tunnel carrier whose
+	// inner packet this is) after the fragments themselves were handled:
+	// the rules judge it as if it had arrived whole.
+	Reassembled bool
 	// --- end fragment tracking ---
 
 	// HasICMP is set when an ICMPv4 or ICMPv6 header was decoded (a

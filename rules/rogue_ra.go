@@ -69,10 +69,11 @@ const (
 	rogueSpoofed
 	rogueHopLimit
 	rogueSLLAMismatch
+	rogueFragmented
 	numRogueReasons
 )
 
-var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch"}
+var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch", "fragmented"}
 
 // raRouter is what rogue_ra knows of one advertising address.
 type raRouter struct {
@@ -164,6 +165,9 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	if p.HasSrcMAC {
 		mac = p.SrcMAC
+	}
+	if p.Reassembled { // RFC 6980: ND is never fragmented; RA-Guard evasion (RFC 7113)
+		reasons |= 1 << rogueFragmented
 	}
 	// A modified EUI-64 address names its MAC: an RA sent in its name
 	// from another MAC is forged.

@@ -216,3 +216,86 @@ func PingTrain(src, dst netip.Addr, id uint32, size, fragData int) (Datagram, []
 	d := Datagram{Src: src, Dst: dst, ID: id, Payload: EchoMessage(src, dst, uint16(id), 1, msg)}
 	return d, Split(msg, fragData)
 }
+
+// FragmentFrame cuts the IP packet of the untagged Ethernet frame f
+// (IPv4, or IPv6: everything after its fixed header is the fragmentable
+// part, extension headers included) into fragments of at most size data
+// bytes (rounded down to a multiple of 8), as a router on a smaller path
+// would, and returns their frames, each with f's Ethernet header. id is
+// the fragments' identification (IPv4: its low 16 bits).
+func FragmentFrame(f []byte, size int, id uint32) ([][]byte, error) {
+	if len(f) < 14+20 {
+		return nil, fmt.Errorf("fragment frame: %d bytes", len(f))
+	}
+	eth, ip := f[:14], f[14:]
+	var hdr, payload []byte
+	v6 := binary.BigEndian.Uint16(f[12:14]) == ethTypeIPv6
+	if v6 {
+		if len(ip) < 40 {
+			return nil, fmt.Errorf("fragment frame: IPv6 packet of %d bytes", len(ip))
+		}
+		hdr, payload = ip[:40], ip[40:]
+	} else {
+		hl := int(ip[0]&0x0f) * 4
+		if hl < 20 || hl > len(ip) {
+			return nil, fmt.Errorf("fragment frame: IPv4 header length %d", hl)
+		}
+		hdr, payload = ip[:hl], ip[hl:]
+	}
+	var out [][]byte
+	for _, pc := range Split(len(payload), size) {
+		b := append([]byte{}, eth...)
+		data := payload[pc.Offset : pc.Offset+pc.Len]
+		if v6 {
+			h := append([]byte{}, hdr...)
+			binary.BigEndian.PutUint16(h[4:6], uint16(8+len(data)))
+			next := h[6]
+			h[6] = 44
+			fo := uint16(pc.Offset)
+			if pc.More {
+				fo |= 1
+			}
+			h = append(h, next, 0)
+			h = binary.BigEndian.AppendUint16(h, fo)
+			h = binary.BigEndian.AppendUint32(h, id)
+			b = append(append(b, h...), data...)
+		} else {
+			h := append([]byte{}, hdr...)
+			binary.BigEndian.PutUint16(h[2:4], uint16(len(h)+len(data)))
+			binary.BigEndian.PutUint16(h[4:6], uint16(id))
+			ff := uint16(pc.Offset / 8)
+			if pc.More {
+				ff |= 0x2000
+			}
+			binary.BigEndian.PutUint16(h[6:8], ff)
+			binary.BigEndian.PutUint16(h[10:12], 0)
+			binary.BigEndian.PutUint16(h[10:12], checksum(h, 0))
+			b = append(append(b, h...), data...)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// DestOptsN returns a destination-options header of n bytes (a multiple
+// of 8, at least 8) of padding: THC's -D puts a long one in front of an
+// RA so that the ICMPv6 header lands in a later fragment.
+func DestOptsN(n int) IPv6Ext {
+	n = max(n&^7, 8)
+	b := make([]byte, n-1)
+	b[0] = byte(n/8 - 1)
+	// PadN options of at most 257 bytes each fill the rest.
+	for i := 1; i < len(b); {
+		left := len(b) - i
+		switch {
+		case left == 1:
+			b[i] = 0 // Pad1
+			i++
+		default:
+			l := min(left-2, 255)
+			b[i], b[i+1] = 1, byte(l)
+			i += 2 + l
+		}
+	}
+	return IPv6Ext{Proto: 60, Body: b}
+}

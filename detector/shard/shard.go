@@ -879,6 +879,7 @@ func (s *Set) Stats() detector.Stats {
 		f.Timeouts += st.Frag.Timeouts
 		f.Overflows += st.Frag.Overflows
 		f.Atomic += st.Frag.Atomic
+		sum.Reassembly.Add(st.Reassembly, !ownsNone)
 		for _, t := range st.Tables {
 			i, ok := tables[t.Name]
 			if !ok {
