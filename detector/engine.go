@@ -266,6 +266,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	}
 	p.TimeNs = tn
 	p.srcHashed, p.dstHashed = false, false // p may be a caller's Packet reused with a new Src
+	p.ndDone = false
 	p.Class = Class{}
 	if p.IPv6 {
 		e.stats.IPv6++

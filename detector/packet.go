@@ -7,6 +7,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/icmpids/icmpids/detector/frag"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
 	"github.com/icmpids/icmpids/detector/sketch"
 )
 
@@ -130,6 +131,11 @@ type Packet struct {
 	// before the rules observe the packet.
 	Class Class
 
+	// nd is NDOptions' value once ndDone is set (the engine clears it for
+	// each packet).
+	nd     icmpmsg.ND
+	ndDone bool
+
 	// srcHash and dstHash are SrcHash's and DstHash's values once
 	// srcHashed and dstHashed are set (the engine clears them for each
 	// packet).
@@ -144,6 +150,41 @@ func (p *Packet) DstHash() uint64 {
 		p.dstHash, p.dstHashed = sketch.HashAddr(p.Dst), true
 	}
 	return p.dstHash
+}
+
+// NDOptions is what the options of an ICMPv6 neighbor-discovery message
+// (router advertisement, neighbor solicitation or advertisement,
+// redirect) hold, read in one bounded walk (icmpmsg.ParseND) at most once
+// per packet however many rules ask; for any other packet it reports no
+// option. Its prefixes are read from p.ICMPData (ND.Prefix), so, like
+// ICMPData, it is valid only while the engine handles the packet.
+func (p *Packet) NDOptions() *icmpmsg.ND {
+	if !p.ndDone {
+		p.ndDone = true
+		if off := ndOptionsAt(p); off > 0 {
+			p.nd = icmpmsg.ParseND(p.ICMPData, off)
+		} else {
+			p.nd = icmpmsg.ND{}
+		}
+	}
+	return &p.nd
+}
+
+// ndOptionsAt is where the options of p's neighbor-discovery message
+// begin, 0 when p is not one.
+func ndOptionsAt(p *Packet) int {
+	if !p.IPv6 || !p.HasICMP {
+		return 0
+	}
+	switch p.ICMPType {
+	case icmpmsg.V6RouterAdvert:
+		return icmpmsg.RouterAdvertOptions
+	case icmpmsg.V6NeighSolicit, icmpmsg.V6NeighAdvert:
+		return icmpmsg.NeighborOptions
+	case icmpmsg.V6Redirect:
+		return icmpmsg.RedirectOptions
+	}
+	return 0
 }
 
 // SrcHash is sketch.HashAddr(p.Src), computed at most once per packet

@@ -60,6 +60,7 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 	}
 	p.TimeNs = tn
 	p.srcHashed, p.dstHashed = false, false
+	p.ndDone = false
 	p.Class = Class{}
 	p.Frag = frag.Verdict{}
 	if e.cold != nil {

@@ -284,3 +284,99 @@ func Prefix(opt []byte) (netip.Prefix, bool) {
 	}
 	return netip.PrefixFrom(netip.AddrFrom16([16]byte(opt[16:32])), int(opt[2])), true
 }
+
+// MaxNDOptions bounds the options ParseND reads of one message: a real
+// neighbor-discovery message carries a handful (RFC 4861 routers send a
+// link-layer address, an MTU and a few prefixes and routes), so the walk
+// costs a small constant whatever the attacker pads a message with. What
+// lies past the bound is not read; ND.Truncated says there was some.
+const MaxNDOptions = 32
+
+// MaxNDPrefixes is how many prefix-information options ND keeps.
+const MaxNDPrefixes = 8
+
+// ND is what the rules read of a neighbor-discovery message's options,
+// from one bounded walk (ParseND) shared by every rule that reads them.
+type ND struct {
+	// SrcLinkAddr and TgtLinkAddr are the Ethernet addresses of the first
+	// source and target link-layer address options, when HasSrcLinkAddr
+	// and HasTgtLinkAddr.
+	SrcLinkAddr, TgtLinkAddr       [6]byte
+	HasSrcLinkAddr, HasTgtLinkAddr bool
+	// prefixAt holds the byte offsets in the message of the first
+	// NPrefix prefix-information options (see Prefix).
+	prefixAt [MaxNDPrefixes]uint16
+	NPrefix  uint8
+	// Prefixes counts every prefix-information option read (kept or not),
+	// RouteInfo is set when a route-information option was read.
+	Prefixes  uint8
+	RouteInfo bool
+	// Options is the number of options read (at most MaxNDOptions).
+	Options uint8
+	// Malformed: the walk met an option of length zero or running past
+	// the message (RFC 4861 §4.6: the message is invalid) and stopped
+	// there; what came before it was read.
+	Malformed bool
+	// Truncated: MaxNDOptions options were read and more bytes followed,
+	// unread. No real sender pads a message so; it is evidence of a
+	// message crafted to cost its receivers.
+	Truncated bool
+}
+
+// ParseND walks the options of msg from off on (RouterAdvertOptions,
+// NeighborOptions or RedirectOptions), at most MaxNDOptions of them, and
+// returns what the rules read of them; a message not longer than off has
+// none.
+func ParseND(msg []byte, off int) ND {
+	var nd ND
+	for off < len(msg) {
+		if nd.Options == MaxNDOptions {
+			nd.Truncated = true
+			break
+		}
+		if off+2 > len(msg) {
+			nd.Malformed = true
+			break
+		}
+		n := int(msg[off+1]) * 8
+		if n == 0 || off+n > len(msg) {
+			nd.Malformed = true
+			break
+		}
+		nd.Options++
+		switch msg[off] {
+		case OptSourceLinkAddr:
+			if !nd.HasSrcLinkAddr {
+				nd.SrcLinkAddr, nd.HasSrcLinkAddr = LinkAddr(msg[off : off+n])
+			}
+		case OptTargetLinkAddr:
+			if !nd.HasTgtLinkAddr {
+				nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(msg[off : off+n])
+			}
+		case OptPrefixInfo:
+			if int(nd.NPrefix) < MaxNDPrefixes {
+				nd.prefixAt[nd.NPrefix] = uint16(off)
+				nd.NPrefix++
+			}
+			nd.Prefixes++
+		case OptRouteInfo:
+			nd.RouteInfo = true
+		}
+		off += n
+	}
+	return nd
+}
+
+// Prefix returns the prefix of the i-th kept prefix-information option
+// (i < NPrefix) of msg, the message nd was parsed from; ok is false for a
+// malformed option.
+func (nd *ND) Prefix(msg []byte, i int) (netip.Prefix, bool) {
+	if i < 0 || i >= int(nd.NPrefix) {
+		return netip.Prefix{}, false
+	}
+	off := int(nd.prefixAt[i])
+	if off+2 > len(msg) {
+		return netip.Prefix{}, false
+	}
+	return Prefix(msg[off:min(off+int(msg[off+1])*8, len(msg))])
+}

@@ -95,6 +95,113 @@ func TestNDOptions(t *testing.T) {
 	}
 }
 
+// walkND is ParseND by the unbounded reference walk (Options), cut at
+// MaxNDOptions options.
+func walkND(msg []byte, off int) (want icmpmsg.ND, prefixes []netip.Prefix) {
+	n := 0
+	whole := icmpmsg.Options(msg, off, func(typ uint8, opt []byte) {
+		n++
+		if n > icmpmsg.MaxNDOptions {
+			want.Truncated = true
+			return
+		}
+		want.Options++
+		switch typ {
+		case icmpmsg.OptSourceLinkAddr:
+			if !want.HasSrcLinkAddr {
+				want.SrcLinkAddr, want.HasSrcLinkAddr = icmpmsg.LinkAddr(opt)
+			}
+		case icmpmsg.OptTargetLinkAddr:
+			if !want.HasTgtLinkAddr {
+				want.TgtLinkAddr, want.HasTgtLinkAddr = icmpmsg.LinkAddr(opt)
+			}
+		case icmpmsg.OptPrefixInfo:
+			want.Prefixes++
+			if len(prefixes) < icmpmsg.MaxNDPrefixes {
+				p, _ := icmpmsg.Prefix(opt)
+				prefixes = append(prefixes, p)
+			}
+		case icmpmsg.OptRouteInfo:
+			want.RouteInfo = true
+		}
+	})
+	want.Malformed = !whole && !want.Truncated
+	return want, prefixes
+}
+
+// checkParseND compares ParseND with the reference walk.
+func checkParseND(t *testing.T, msg []byte, off int) {
+	t.Helper()
+	want, prefixes := walkND(msg, off)
+	got := icmpmsg.ParseND(msg, off)
+	if got.SrcLinkAddr != want.SrcLinkAddr || got.HasSrcLinkAddr != want.HasSrcLinkAddr ||
+		got.TgtLinkAddr != want.TgtLinkAddr || got.HasTgtLinkAddr != want.HasTgtLinkAddr ||
+		got.Prefixes != want.Prefixes || got.RouteInfo != want.RouteInfo || got.Options != want.Options ||
+		got.Malformed != want.Malformed || got.Truncated != want.Truncated || int(got.NPrefix) != len(prefixes) {
+		t.Fatalf("ParseND(%x, %d) = %+v, want %+v with %d prefixes", msg, off, got, want, len(prefixes))
+	}
+	for i, p := range prefixes {
+		if g, _ := got.Prefix(msg, i); g != p {
+			t.Fatalf("prefix %d: %v, want %v", i, g, p)
+		}
+	}
+}
+
+// TestParseND: one bounded walk reads what the rules need of the options —
+// the first link-layer addresses, the prefixes, a route — and stops after
+// MaxNDOptions options, saying so.
+func TestParseND(t *testing.T) {
+	a6 := netip.MustParseAddr("fe80::1")
+	mac, mac2 := synth.MAC(7), synth.MAC(8)
+	pfx := func(i int) []byte { return synth.PrefixOpt(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 4: byte(i)}), 64)) }
+	junk := func(n int) []byte {
+		b := make([]byte, 8*n)
+		for i := 0; i < n; i++ {
+			b[8*i], b[8*i+1] = 254, 1
+		}
+		return b
+	}
+	ra := func(opts ...[]byte) []byte { return synth.Msg{Src: a6, Dst: a6, Type: 134, Rest: synth.RA(1800, 0, opts...)}.Bytes() }
+	route := []byte{24, 1, 0, 0, 0, 0, 0, 0}
+	var many [][]byte
+	for i := 0; i < 10; i++ {
+		many = append(many, pfx(i))
+	}
+	tests := []struct {
+		name string
+		msg  []byte
+		want icmpmsg.ND // NPrefix and the offsets are checked against the reference
+	}{
+		{"none", ra(), icmpmsg.ND{}},
+		{"link addresses, first wins", ra(synth.LinkAddrOpt(1, mac), synth.LinkAddrOpt(1, mac2), synth.LinkAddrOpt(2, mac2)),
+			icmpmsg.ND{SrcLinkAddr: [6]byte(mac), HasSrcLinkAddr: true, TgtLinkAddr: [6]byte(mac2), HasTgtLinkAddr: true, Options: 3}},
+		{"prefix and route", ra(pfx(1), route), icmpmsg.ND{Prefixes: 1, RouteInfo: true, Options: 2}},
+		{"ten prefixes, eight kept", ra(many...), icmpmsg.ND{Prefixes: 10, Options: 10}},
+		{"zero length", ra(pfx(1), []byte{1, 0, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
+		{"runs past the end", ra(pfx(1), []byte{1, 2, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
+		{"32 options: all read", ra(junk(31), synth.LinkAddrOpt(1, mac)),
+			icmpmsg.ND{SrcLinkAddr: [6]byte(mac), HasSrcLinkAddr: true, Options: 32}},
+		{"180 options after a prefix: the bound", ra(pfx(1), junk(180), synth.LinkAddrOpt(1, mac)),
+			icmpmsg.ND{Prefixes: 1, Options: icmpmsg.MaxNDOptions, Truncated: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := icmpmsg.ParseND(tc.msg, icmpmsg.RouterAdvertOptions)
+			if got.SrcLinkAddr != tc.want.SrcLinkAddr || got.HasSrcLinkAddr != tc.want.HasSrcLinkAddr ||
+				got.TgtLinkAddr != tc.want.TgtLinkAddr || got.HasTgtLinkAddr != tc.want.HasTgtLinkAddr ||
+				got.Prefixes != tc.want.Prefixes || got.RouteInfo != tc.want.RouteInfo || got.Options != tc.want.Options ||
+				got.Malformed != tc.want.Malformed || got.Truncated != tc.want.Truncated {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			checkParseND(t, tc.msg, icmpmsg.RouterAdvertOptions)
+		})
+	}
+	nd := icmpmsg.ParseND(ra(many...), icmpmsg.RouterAdvertOptions)
+	if p, ok := nd.Prefix(ra(many...), 7); !ok || p.Addr().As16()[4] != 7 {
+		t.Errorf("8th prefix %v %v", p, ok)
+	}
+}
+
 // FuzzMessages: no reader panics or reads out of range on any bytes.
 //
 //	go test -run '^$' -fuzz FuzzMessages -fuzztime 60s ./detector/icmpmsg/
@@ -117,6 +224,7 @@ func FuzzMessages(f *testing.F) {
 				icmpmsg.LinkAddr(opt)
 				icmpmsg.Prefix(opt)
 			})
+			checkParseND(t, b, off)
 		}
 	})
 }
