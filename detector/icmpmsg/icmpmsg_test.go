@@ -153,7 +153,9 @@ func checkParseND(t *testing.T, msg []byte, off int) {
 func TestParseND(t *testing.T) {
 	a6 := netip.MustParseAddr("fe80::1")
 	mac, mac2 := synth.MAC(7), synth.MAC(8)
-	pfx := func(i int) []byte { return synth.PrefixOpt(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 4: byte(i)}), 64)) }
+	pfx := func(i int) []byte {
+		return synth.PrefixOpt(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 4: byte(i)}), 64))
+	}
 	junk := func(n int) []byte {
 		b := make([]byte, 8*n)
 		for i := 0; i < n; i++ {
@@ -161,7 +163,9 @@ func TestParseND(t *testing.T) {
 		}
 		return b
 	}
-	ra := func(opts ...[]byte) []byte { return synth.Msg{Src: a6, Dst: a6, Type: 134, Rest: synth.RA(1800, 0, opts...)}.Bytes() }
+	ra := func(opts ...[]byte) []byte {
+		return synth.Msg{Src: a6, Dst: a6, Type: 134, Rest: synth.RA(1800, 0, opts...)}.Bytes()
+	}
 	route := []byte{24, 1, 0, 0, 0, 0, 0, 0}
 	var many [][]byte
 	for i := 0; i < 10; i++ {
