@@ -12,27 +12,19 @@ import (
 // address and telling a router's EUI-64 address.
 
 // ndLinkAddr returns the link-layer address an ND message speaks for: the
-// source (RA, NS, redirect) or target (NA) link-layer option when present,
-// else the frame's Ethernet source. ok is false when neither is known.
+// source (RA, NS) or target (NA) link-layer option when present among the
+// options the packet's one bounded walk reads (Packet.NDOptions), else the
+// frame's Ethernet source. ok is false when neither is known.
 func ndLinkAddr(p *detector.Packet) (mac [6]byte, fromOption, ok bool) {
-	off, want := 0, uint8(icmpmsg.OptSourceLinkAddr)
 	switch p.ICMPType {
-	case icmpmsg.V6RouterAdvert:
-		off = icmpmsg.RouterAdvertOptions
-	case icmpmsg.V6NeighSolicit:
-		off = icmpmsg.NeighborOptions
+	case icmpmsg.V6RouterAdvert, icmpmsg.V6NeighSolicit:
+		if nd := p.NDOptions(); nd.HasSrcLinkAddr {
+			return nd.SrcLinkAddr, true, true
+		}
 	case icmpmsg.V6NeighAdvert:
-		off, want = icmpmsg.NeighborOptions, icmpmsg.OptTargetLinkAddr
-	}
-	if off > 0 {
-		icmpmsg.Options(p.ICMPData, off, func(typ uint8, opt []byte) {
-			if typ == want && !fromOption {
-				mac, fromOption = icmpmsg.LinkAddr(opt)
-			}
-		})
-	}
-	if fromOption {
-		return mac, true, true
+		if nd := p.NDOptions(); nd.HasTgtLinkAddr {
+			return nd.TgtLinkAddr, true, true
+		}
 	}
 	return p.SrcMAC, false, p.HasSrcMAC
 }
