@@ -174,20 +174,19 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	if want, ok := eui64MAC(p.Src); ok && haveMAC && mac != want {
 		reasons |= 1 << rogueSpoofed
 	}
-	announces := ra.Lifetime > 0
+	// The options as the packet's one bounded walk read them: an RA padded
+	// past its bound (no router sends one) may hide prefixes there, so it
+	// counts as announcing.
+	nd := p.NDOptions()
+	announces := ra.Lifetime > 0 || nd.Prefixes > 0 || nd.RouteInfo || nd.Truncated
 	var pfx [4]netip.Prefix
 	npfx := 0
-	icmpmsg.Options(p.ICMPData, icmpmsg.RouterAdvertOptions, func(typ uint8, opt []byte) {
-		if typ == icmpmsg.OptPrefixInfo || typ == icmpmsg.OptRouteInfo {
-			announces = true
+	for i := 0; i < int(nd.NPrefix) && npfx < len(pfx); i++ {
+		if x, ok := nd.Prefix(p.ICMPData, i); ok {
+			pfx[npfx] = x
+			npfx++
 		}
-		if typ == icmpmsg.OptPrefixInfo && npfx < len(pfx) {
-			if x, ok := icmpmsg.Prefix(opt); ok {
-				pfx[npfx] = x
-				npfx++
-			}
-		}
-	})
+	}
 	// RAs of a flood (ra_flood's, by the classification step) teach
 	// nothing, even while learning: forged routers are not the link's.
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && p.Class.Owner == ""

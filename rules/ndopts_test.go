@@ -1,0 +1,64 @@
+package rules_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/icmpids/icmpids/capture/synth"
+	"github.com/icmpids/icmpids/detector/icmpmsg"
+)
+
+// padding is n unknown 8-byte ND options (type 254, experimental).
+func padding(n int) []byte {
+	b := make([]byte, 8*n)
+	for i := 0; i < n; i++ {
+		b[8*i], b[8*i+1] = 254, 1
+	}
+	return b
+}
+
+// TestNDOptionsPastTheBound: the ND rules read at most MaxNDOptions options
+// of a message (one bounded walk per packet, shared); what an attacker hides
+// past the bound must not make an RA pass. Attack twin: an unknown router
+// after the learning period, router lifetime 0, its prefix behind 40
+// padding options (the old unbounded walk found the prefix; a bounded walk
+// that ignores the cut would not). Benign twins: the link's router padding
+// its RA the same way, and an unknown router's RA that announces nothing
+// within the bound.
+func TestNDOptionsPastTheBound(t *testing.T) {
+	bad := addr("fe80::bad")
+	attacker := synth.MAC(66)
+	padded := func(src netip.Addr, n int, lifetime uint16) synth.Frame {
+		m := ra(src, routerMAC, lifetime, link64)
+		if src != routerLL {
+			m.SrcMAC = attacker
+		}
+		m.Rest = synth.RA(lifetime, 0, padding(n), synth.PrefixOpt(netip.MustParsePrefix("2001:db8:bad::/64")))
+		if n == 0 {
+			m.Rest = synth.RA(lifetime, 0)
+		}
+		return m.At(ruleEpoch.Add(5 * time.Minute))
+	}
+	tests := []struct {
+		name  string
+		frame synth.Frame
+		want  []string
+	}{
+		{"unknown router, prefix behind 40 options", padded(bad, 40, 0), []string{"rogue_ra ff02::1"}},
+		{"unknown router, prefix behind 20 options (read)", padded(bad, 20, 0), []string{"rogue_ra ff02::1"}},
+		{"unknown router announcing nothing", padded(bad, 0, 0), nil},
+		{"the link's router, padded", padded(routerLL, 40, 1800), nil},
+	}
+	if icmpmsg.MaxNDOptions >= 40 {
+		t.Fatalf("MaxNDOptions %d: the attack twin no longer crosses the bound", icmpmsg.MaxNDOptions)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := only(startsOf(replay(t, synth.Merge(periodicRAs(), []synth.Frame{tc.frame}), defaultRules(t)...)), "rogue_ra")
+			if !equal(got, tc.want) {
+				t.Errorf("starts %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
