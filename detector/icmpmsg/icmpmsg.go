@@ -293,7 +293,7 @@ func Prefix(opt []byte) (netip.Prefix, bool) {
 const MaxNDOptions = 32
 
 // MaxNDPrefixes is how many prefix-information options ND keeps.
-const MaxNDPrefixes = 8
+const MaxNDPrefixes = 16
 
 // ND is what the rules read of a neighbor-discovery message's options,
 // from one bounded walk (ParseND) shared by every rule that reads them.

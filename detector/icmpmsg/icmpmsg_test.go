@@ -168,7 +168,7 @@ func TestParseND(t *testing.T) {
 	}
 	route := []byte{24, 1, 0, 0, 0, 0, 0, 0}
 	var many [][]byte
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 20; i++ {
 		many = append(many, pfx(i))
 	}
 	tests := []struct {
@@ -180,7 +180,7 @@ func TestParseND(t *testing.T) {
 		{"link addresses, first wins", ra(synth.LinkAddrOpt(1, mac), synth.LinkAddrOpt(1, mac2), synth.LinkAddrOpt(2, mac2)),
 			icmpmsg.ND{SrcLinkAddr: [6]byte(mac), HasSrcLinkAddr: true, TgtLinkAddr: [6]byte(mac2), HasTgtLinkAddr: true, Options: 3}},
 		{"prefix and route", ra(pfx(1), route), icmpmsg.ND{Prefixes: 1, RouteInfo: true, Options: 2}},
-		{"ten prefixes, eight kept", ra(many...), icmpmsg.ND{Prefixes: 10, Options: 10}},
+		{"twenty prefixes, sixteen kept", ra(many...), icmpmsg.ND{Prefixes: 20, Options: 20}},
 		{"zero length", ra(pfx(1), []byte{1, 0, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
 		{"runs past the end", ra(pfx(1), []byte{1, 2, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
 		{"32 options: all read", ra(junk(31), synth.LinkAddrOpt(1, mac)),
@@ -201,8 +201,8 @@ func TestParseND(t *testing.T) {
 		})
 	}
 	nd := icmpmsg.ParseND(ra(many...), icmpmsg.RouterAdvertOptions)
-	if p, ok := nd.Prefix(ra(many...), 7); !ok || p.Addr().As16()[4] != 7 {
-		t.Errorf("8th prefix %v %v", p, ok)
+	if p, ok := nd.Prefix(ra(many...), 15); !ok || p.Addr().As16()[4] != 15 {
+		t.Errorf("16th prefix %v %v", p, ok)
 	}
 }
 
