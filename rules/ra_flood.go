@@ -115,16 +115,14 @@ func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	t, _ := r.targets.Get(p.Dst, p.TimeNs)
 	t.last = p.TimeNs
 	t.rate.Add(p.TimeNs, r.width, p.WireLen)
-	icmpmsg.Options(p.ICMPData, icmpmsg.RouterAdvertOptions, func(typ uint8, opt []byte) {
-		if typ != icmpmsg.OptPrefixInfo {
-			return
-		}
-		if pfx, ok := icmpmsg.Prefix(opt); ok {
+	nd := p.NDOptions() // the packet's one bounded option walk
+	for i := 0; i < int(nd.NPrefix); i++ {
+		if pfx, ok := nd.Prefix(p.ICMPData, i); ok {
 			x := sketch.HashAddr(pfx.Addr()) ^ uint64(pfx.Bits())
 			x %= 512
 			t.prefixes[x/64] |= 1 << (x % 64)
 		}
-	})
+	}
 	pps, bps := t.rate.Rates(r.cfg.Window)
 	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
 	if lvl == detector.LevelQuiet {
