@@ -156,13 +156,9 @@ func (r *Redirect) learn(p *detector.Packet) {
 	}
 	mac := p.SrcMAC
 	if p.IPv6 && p.ICMPType == icmpmsg.V6RouterAdvert {
-		icmpmsg.Options(p.ICMPData, icmpmsg.RouterAdvertOptions, func(typ uint8, opt []byte) {
-			if typ == icmpmsg.OptSourceLinkAddr {
-				if m, ok := icmpmsg.LinkAddr(opt); ok {
-					mac = m
-				}
-			}
-		})
+		if nd := p.NDOptions(); nd.HasSrcLinkAddr {
+			mac = nd.SrcLinkAddr
+		}
 	}
 	b, created := r.routers.Get(p.Src, p.TimeNs)
 	if created || p.TimeNs-b.last > int64(routerBindingTTL) {
