@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 )
 
@@ -25,11 +26,11 @@ func tunnelDefinition() Definition {
 		"icmp_tunnel: a covert channel in ICMP echo between two hosts (ptunnel, hans, icmptunnel, icmpsh): echo replies whose data differs from their request's, payloads that are neither a ping tool's pattern nor a repeated fill, variable sizes. Target: the host sending the echo requests (the tunnel client).",
 		map[string]string{
 			"mismatches": "reply_mismatch: this many echo replies whose data differs from their request's (RFC 792: the reply returns the data; every ping tool and OS stack obeys it).",
-			"payloads":   "payload_entropy: this many echo requests whose data is neither a known ping pattern (Linux/BSD timestamp + counting bytes, Windows' alphabet, a repeated pattern of up to 16 bytes, zeros) nor the same as the request before.",
+			"payloads":   "payload_entropy: this many echo requests whose data is neither a known ping pattern (Linux/BSD timestamp + counting bytes, Windows' alphabet, a unit of up to 16 bytes repeated, zeros) nor the same as the request before; evidence from requests counts once the server answered or it spans 2 s.",
 			"sizes":      "size_variance: this many distinct payload sizes (in 16-byte steps) among such requests of one pair.",
 			"volume":     "volume: this many bytes of such payloads in one pair.",
 			"hold_time":  "A tunnel is one attack until it has been idle this long: covert channels run at under a packet a second.",
-			"max_pairs":  "Cap on (client, server) pairs tracked (about 200 bytes each). Pairs get state only once they carry data no ping tool sends; least recently seen are evicted and counted.",
+			"max_pairs":  "Cap on (client, server) pairs tracked (about 200 bytes each). Pairs get state only past a 512 KiB admission sketch: once a reply differs from its request, or a second request carries new data no ping tool sends; least recently seen are evicted and counted.",
 		},
 		DefaultTunnelConfig,
 		func(c TunnelConfig) (detector.Rule, error) { return NewTunnel(c), nil })
@@ -70,8 +71,37 @@ type tunnelPair struct{ client, server netip.Addr }
 // pendingEcho is a request whose reply has not been matched yet.
 type pendingEcho struct {
 	id, seq uint16
-	sum     uint32
-	used    bool
+	// sum is the CRC-32C of the request's data; pre that of its first
+	// fragPrefix bytes, when it has them (see echoPrint).
+	sum, pre uint32
+	n        uint16 // the data's length, at most 65,535
+	frag     bool   // the request was a first fragment
+	used     bool
+}
+
+// fragPrefix is how much of a fragmented echo's data a reply is compared
+// by: the request and its reply may be fragmented at other sizes (each
+// host's path MTU: ping6 of 1,500 bytes leaves as 1,448 + 60 and comes back
+// as 1,288 + 220), so only the first bytes that both first fragments hold
+// compare; IPv6 fragments hold at least 1,232 bytes, IPv4's on a 576-byte
+// path 548.
+const fragPrefix = 256
+
+// echoPrint is what a reply is compared with: whole data by sum, or, when
+// either side was a first fragment, the first fragPrefix bytes by pre
+// (no verdict when either holds less).
+type echoPrint struct {
+	sum, pre uint32
+	n        int
+	frag     bool
+}
+
+// differs tells whether a reply's data (rep) is not its request's (req).
+func (req echoPrint) differs(rep echoPrint) bool {
+	if !req.frag && !rep.frag {
+		return req.sum != rep.sum
+	}
+	return req.n >= fragPrefix && rep.n >= fragPrefix && req.pre != rep.pre
 }
 
 // tunnelState is what icmp_tunnel keeps of one pair: counts, never data.
@@ -87,11 +117,20 @@ type tunnelState struct {
 	pktsIn     uint64 // replies, server → client
 	bytesOut   uint64
 	bytesIn    uint64
-	ids        [4]uint16
-	nids       uint8
-	signal     uint8
-	last       int64
+	// firstData is the packet time of the pair's first request with data
+	// no ping sends: one-way evidence counts once it spans tunnelSustain.
+	firstData int64
+	ids       [4]uint16
+	nids      uint8
+	signal    uint8
+	last      int64
 }
+
+// tunnelSustain is how long a pair's one-way evidence (requests with data
+// no ping sends, never answered) must span before it counts: a tunnel is a
+// conversation, or an exchange that lasts; a spoofed flood's sources each
+// send a burst, and its packets are the flood's once the flood is measured.
+const tunnelSustain = 2 * time.Second
 
 // Signals, in the order the alert names them.
 const (
@@ -103,25 +142,67 @@ const (
 
 var tunnelSignals = [...]string{"", "reply_mismatch", "payload_entropy", "size_variance", "volume"}
 
+// tunnelCell is a pair's cell of the admission sketch in front of the
+// pair table (40 bytes): the last request of the pair holding it (its
+// echo id and sequence, a fingerprint of its data and the salt of that
+// fingerprint's samples), so that its reply is checked whatever the
+// request looked like, and the pair's requests with data no ping sends
+// (the last one's fingerprint, how many, since when). A pair gets a table
+// entry once its reply differs from its request, or once a second request
+// carries data no ping sends that differs from the first: a spoofed flood,
+// a new pair per packet, costs a cell write, never an insertion and an
+// eviction, and evicts nobody's state.
+type tunnelCell struct {
+	fp      uint32 // the pair's fingerprint; 0: empty
+	id, seq uint16
+	// sum and pre are dataPrints of the last request's data and of its
+	// first fragPrefix bytes (see echoPrint), n its length; salt their
+	// samples' salt.
+	sum, pre uint32
+	n        uint16
+	frag     bool
+	answered bool // a reply returned a request's data
+	salt     uint32
+	odd      uint32 // dataPrint of the last request with data no ping sends
+	last     int32  // packet time of the last request, in seconds (mod 2^32)
+	first    int32  // of the first odd request
+	nodd     uint8
+}
+
+// tunnelCellBits sizes the sketch: 16 Ki cells of 40 bytes, 640 KiB.
+const tunnelCellBits = 14
+
+// tunnelCellFresh is how long a cell's request is matched with a reply
+// and its odd requests add up, in seconds.
+const tunnelCellFresh = 60
+
 // Tunnel is the icmp_tunnel rule. It looks at echo data only: the bytes
 // after the 8-byte echo header of requests and replies, tested in place
-// for the patterns ping tools send (a few comparisons a packet for a
-// ping: its pattern is recognised at once) and summed with CRC-32C (no
-// copy). A pair (client, server) gets state once a request carries data
-// no ping tool sends; then its replies are checked against the last 8
-// requests' checksums (same echo id and sequence), and the pair is
-// reported when one of the signals reaches its level. State is per pair,
+// for the patterns ping tools send (pingPattern: a constant number of
+// steps whatever the size) and fingerprinted without a copy. An admission
+// sketch (tunnelCell) holds each pair's last request until a pair shows
+// more than one packet of a tunnel: a reply whose data differs from its
+// request's, or a second request with new data no ping sends. Then the
+// pair gets a table entry: its replies are checked against the last 8
+// requests' CRC-32C checksums (same echo id and sequence), and it is
+// reported when one of the signals reaches its level; evidence from
+// requests alone (payloads, sizes, volume) counts once the pair has been
+// answered or the evidence spans tunnelSustain. State is per pair,
 // fixed-size and capped.
 type Tunnel struct {
 	cfg   TunnelConfig
 	pairs *table.Table[tunnelPair, tunnelState]
+	cells []tunnelCell
 	sweep sweepClock
 }
 
 // NewTunnel returns the icmp_tunnel rule.
 func NewTunnel(cfg TunnelConfig) *Tunnel {
-	return &Tunnel{cfg: cfg, pairs: table.New[tunnelPair, tunnelState](cfg.MaxPairs, nil)}
+	return &Tunnel{cfg: cfg, pairs: table.New[tunnelPair, tunnelState](cfg.MaxPairs, nil), cells: make([]tunnelCell, 1<<tunnelCellBits)}
 }
+
+// Warm implements detector.Warmer: the admission cells.
+func (r *Tunnel) Warm() { table.Prefault(r.cells) }
 
 // Info implements detector.Rule: its own hold time.
 func (r *Tunnel) Info() detector.RuleInfo {
@@ -137,110 +218,60 @@ func (r *Tunnel) Interest() detector.Interest {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// windowsPing is the data Windows' ping sends, repeated.
-const windowsPing = "abcdefghijklmnopqrstuvwabcdefghi"
-
-// pingPattern tells whether d, echo data, is what a ping tool sends: at
-// most 8 bytes; a counting pattern after a timestamp of up to 16 bytes
-// (Linux, BSD, macOS: byte i is i); Windows' alphabet; or, after up to 16
-// bytes of timestamp, one pattern of 1 to 16 bytes repeated (ping -p, a
-// fill such as hping3's or fping's zeros).
-func pingPattern(d []byte) bool {
-	if len(d) <= 8 {
-		return true
+// echoData returns p's echo data and whether the rule looks at p: an echo
+// message with its header (a whole one, or a first fragment: its data
+// is what the fragment holds) to a unicast address.
+func echoData(p *detector.Packet) ([]byte, bool) {
+	if len(p.ICMPData) < 8 || (p.Fragment && p.FragOffset != 0) || p.Dst.IsMulticast() {
+		return nil, false
 	}
-	counting := true
-	i := 16
-	// Eight bytes at a time while no byte of the word wraps past 255.
-	for ; i+8 <= len(d) && i&0xff <= 248; i += 8 {
-		if binary.LittleEndian.Uint64(d[i:]) != 0x0706050403020100+uint64(i&0xff)*0x0101010101010101 {
-			counting = false
-			break
-		}
-	}
-	for ; counting && i < len(d); i++ {
-		if d[i] != byte(i) {
-			counting = false
-		}
-	}
-	if counting && len(d) > 16 {
-		return true
-	}
-	if len(d) > 8 {
-		win := true
-		for i := range d {
-			if d[i] != windowsPing[i%len(windowsPing)] {
-				win = false
-				break
-			}
-		}
-		if win {
-			return true
-		}
-	}
-	for _, start := range [2]int{0, 16} {
-		body := d[min(start, len(d)):]
-		if len(body) == 0 {
-			continue
-		}
-		for p := 1; p <= 16 && p < len(body); p++ {
-			ok := true
-			for i := p; i < len(body); i++ {
-				if body[i] != body[i-p] {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return true
-			}
-		}
-	}
-	return false
+	return p.ICMPData[8:], true
 }
 
 // Observe implements detector.Rule.
 func (r *Tunnel) Observe(p *detector.Packet, rep detector.Reporter) {
-	if p.Fragment || len(p.ICMPData) < 8 || p.Dst.IsMulticast() {
+	d, ok := echoData(p)
+	if !ok {
 		return
 	}
 	switch {
 	case p.IsEchoRequest() && !p.SourceRemote:
-		r.request(p, rep)
+		r.request(p, d, rep)
 	case p.IsEchoReply():
-		r.reply(p, rep)
+		r.reply(p, d, rep)
 	}
 }
 
 // ObserveSource implements detector.SourceObserver: with several engines,
 // the echo requests of a client this engine owns.
 func (r *Tunnel) ObserveSource(p *detector.Packet, rep detector.Reporter) {
-	if !p.Fragment && len(p.ICMPData) >= 8 && !p.Dst.IsMulticast() && p.IsEchoRequest() {
-		r.request(p, rep)
+	if d, ok := echoData(p); ok && p.IsEchoRequest() {
+		r.request(p, d, rep)
 	}
 }
 
-func (r *Tunnel) request(p *detector.Packet, rep detector.Reporter) {
-	d := p.ICMPData[8:]
+// pairHash is the sketch hash of the pair (client, server).
+func pairHash(client, server uint64) uint64 { return sketch.Mix64(client*0x9e3779b97f4a7c15 ^ server) }
+
+// cellOf returns the sketch cell of a pair (h: pairHash) and the pair's
+// fingerprint in it.
+func (r *Tunnel) cellOf(h uint64) (*tunnelCell, uint32) {
+	return &r.cells[h>>(64-tunnelCellBits)], uint32(h) | 1
+}
+
+func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
 	now := p.TimeNs
+	salt := patternSalt(now, p.ICMPSeq)
+	pattern := pingPattern(d, salt)
 	key := tunnelPair{p.Src, p.Dst}
-	pattern := pingPattern(d)
 	var s *tunnelState
-	if pattern {
-		// A ping's request costs no lookup unless pairs are tracked at
-		// all (a flood of pings never touches the table).
-		if r.pairs.Len() == 0 {
+	if r.pairs.Len() > 0 {
+		s, _ = r.pairs.Touch(key, now)
+	}
+	if s == nil {
+		s = r.admitRequest(p, d, pattern, salt)
+		if s == nil {
 			return
-		}
-		var ok bool
-		if s, ok = r.pairs.Touch(key, now); !ok {
-			return
-		}
-	} else {
-		var ok bool
-		if s, ok = r.pairs.Touch(key, now); !ok {
-			s, _ = r.pairs.Get(key, now)
-			*s = tunnelState{}
 		}
 	}
 	sum := crc32.Checksum(d, castagnoli)
@@ -248,26 +279,80 @@ func (r *Tunnel) request(p *detector.Packet, rep detector.Reporter) {
 	s.pktsOut++
 	s.bytesOut += uint64(len(d))
 	s.noteID(p.ICMPID)
-	s.pending[s.next%8] = pendingEcho{id: p.ICMPID, seq: p.ICMPSeq, sum: sum, used: true}
+	e := pendingEcho{id: p.ICMPID, seq: p.ICMPSeq, sum: sum, n: uint16(min(len(d), 0xffff)), frag: p.Fragment, used: true}
+	if len(d) >= fragPrefix {
+		e.pre = crc32.Checksum(d[:fragPrefix], castagnoli)
+	}
+	s.pending[s.next%8] = e
 	s.next++
 	if sum != s.lastSum && !pattern {
-		s.payloads++
-		s.volume += uint64(len(d))
-		s.sizes |= 1 << min(len(d)/16, 63)
+		s.countData(len(d), now)
 	}
 	s.lastSum = sum
 	r.judge(s, p, rep)
 }
 
-func (r *Tunnel) reply(p *detector.Packet, rep detector.Reporter) {
-	if r.pairs.Len() == 0 {
+// countData counts a request's n bytes of data no ping sends.
+func (s *tunnelState) countData(n int, now int64) {
+	if s.firstData == 0 {
+		s.firstData = now
+	}
+	s.payloads++
+	s.volume += uint64(n)
+	s.sizes |= 1 << min(n/16, 63)
+}
+
+// admitRequest records a request of a pair without state in its sketch
+// cell, and returns the pair's new table entry when this request admits
+// it (a second request with new data no ping sends), else nil.
+func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt uint64) *tunnelState {
+	c, fp := r.cellOf(pairHash(p.SrcHash(), p.DstHash()))
+	sec := int32(p.TimeNs / 1e9)
+	if c.fp != fp || sec-c.last > tunnelCellFresh {
+		*c = tunnelCell{fp: fp}
+	}
+	c.id, c.seq, c.salt, c.last = p.ICMPID, p.ICMPSeq, uint32(salt), sec
+	c.sum, c.n, c.frag, c.pre = dataPrint(d, uint64(c.salt)), uint16(min(len(d), 0xffff)), p.Fragment, 0
+	if len(d) >= fragPrefix {
+		c.pre = dataPrint(d[:fragPrefix], uint64(c.salt))
+	}
+	if pattern {
+		return nil
+	}
+	print := c.sum
+	if c.nodd == 0 {
+		c.odd, c.nodd, c.first = print, 1, sec
+		return nil
+	}
+	if print == c.odd {
+		return nil // the same data again: a tool's constant payload
+	}
+	// The second request with new odd data: the pair gets state, with
+	// what the cell knew (the first odd request's data is counted once).
+	s, _ := r.pairs.Get(tunnelPair{p.Src, p.Dst}, p.TimeNs)
+	*s = tunnelState{lastSum: ^uint32(0)}
+	s.pktsOut = uint64(c.nodd)
+	s.payloads = uint32(c.nodd)
+	s.firstData = int64(c.first) * 1e9
+	if c.answered {
+		s.pktsIn = 1
+	}
+	*c = tunnelCell{}
+	return s
+}
+
+func (r *Tunnel) reply(p *detector.Packet, d []byte, rep detector.Reporter) {
+	var s *tunnelState
+	if r.pairs.Len() > 0 {
+		s, _ = r.pairs.Lookup(tunnelPair{p.Dst, p.Src})
+	}
+	if s == nil {
+		if s = r.admitReply(p, d); s == nil {
+			return
+		}
+		r.judge(s, p, rep)
 		return
 	}
-	s, ok := r.pairs.Lookup(tunnelPair{p.Dst, p.Src})
-	if !ok {
-		return
-	}
-	d := p.ICMPData[8:]
 	s.last = p.TimeNs
 	s.pktsIn++
 	s.bytesIn += uint64(len(d))
@@ -278,12 +363,74 @@ func (r *Tunnel) reply(p *detector.Packet, rep detector.Reporter) {
 			continue
 		}
 		e.used = false
-		if crc32.Checksum(d, castagnoli) != e.sum {
+		req := echoPrint{sum: e.sum, pre: e.pre, n: int(e.n), frag: e.frag}
+		got := echoPrint{n: len(d), frag: p.Fragment}
+		if !got.frag && !req.frag {
+			got.sum = crc32.Checksum(d, castagnoli)
+		} else if len(d) >= fragPrefix {
+			got.pre = crc32.Checksum(d[:fragPrefix], castagnoli)
+		}
+		if req.differs(got) {
 			s.mismatches++
 		}
 		break
 	}
 	r.judge(s, p, rep)
+}
+
+// admitReply checks a reply of a pair without state against the last
+// request its sketch cell holds, and returns the pair's new table entry
+// when the data differ (RFC 792: the reply returns the request's data),
+// else nil.
+func (r *Tunnel) admitReply(p *detector.Packet, d []byte) *tunnelState {
+	c, fp := r.cellOf(pairHash(p.DstHash(), p.SrcHash()))
+	if c.fp != fp || c.id != p.ICMPID || c.seq != p.ICMPSeq || int32(p.TimeNs/1e9)-c.last > tunnelCellFresh {
+		return nil
+	}
+	req := echoPrint{sum: c.sum, pre: c.pre, n: int(c.n), frag: c.frag}
+	got := echoPrint{n: len(d), frag: p.Fragment}
+	if !got.frag && !req.frag {
+		got.sum = dataPrint(d, uint64(c.salt))
+	} else if len(d) >= fragPrefix {
+		got.pre = dataPrint(d[:fragPrefix], uint64(c.salt))
+	}
+	if !req.differs(got) {
+		c.answered = true
+		return nil
+	}
+	s, _ := r.pairs.Get(tunnelPair{p.Dst, p.Src}, p.TimeNs)
+	*s = tunnelState{lastSum: ^uint32(0), mismatches: 1, pktsOut: 1, pktsIn: 1, bytesIn: uint64(len(d)), last: p.TimeNs}
+	s.noteID(p.ICMPID)
+	if c.nodd > 0 {
+		s.payloads, s.firstData = uint32(c.nodd), int64(c.first)*1e9
+	}
+	*c = tunnelCell{}
+	return s
+}
+
+// dataPrint is a fingerprint of echo data in a constant number of steps:
+// its length, its first 32 bytes, its last 8 and four 8-byte words at
+// positions drawn from salt (a request's, stored with the print, so that
+// its reply is read at the same places).
+func dataPrint(d []byte, salt uint64) uint32 {
+	n := len(d)
+	h := uint64(n)*0x9e3779b97f4a7c15 + 1
+	if n < 8 {
+		var w [8]byte
+		copy(w[:], d)
+		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(w[:]))
+		return uint32(h ^ h>>32)
+	}
+	for i := 0; i+8 <= min(n, 32); i += 8 {
+		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[i:]))
+	}
+	h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[n-8:]))
+	span := uint64(n - 7)
+	for k := 0; k < 4; k++ {
+		salt = salt*0x5851f42d4c957f2d + 0x14057b7ef767814f
+		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[(salt>>32)%span:]))
+	}
+	return uint32(h ^ h>>32)
 }
 
 func (s *tunnelState) noteID(id uint16) {
@@ -301,9 +448,14 @@ func (s *tunnelState) noteID(id uint16) {
 // judge reports the pair when a signal has reached its level.
 func (r *Tunnel) judge(s *tunnelState, p *detector.Packet, rep detector.Reporter) {
 	var sig uint8
+	// Evidence from requests alone counts in a conversation (the server
+	// answers) or once it has lasted.
+	data := s.pktsIn > 0 || (s.firstData != 0 && p.TimeNs-s.firstData >= int64(tunnelSustain))
 	switch {
 	case s.mismatches >= uint32(r.cfg.Mismatches):
 		sig = sigReplyMismatch
+	case !data:
+		return
 	case s.payloads >= uint32(r.cfg.Payloads):
 		sig = sigPayloadEntropy
 	case s.payloads >= 3 && popcount(s.sizes) >= r.cfg.Sizes:

@@ -1,0 +1,138 @@
+package rules
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+)
+
+// timeval16 is a 64-bit Linux struct timeval (little-endian).
+func timeval16(sec, usec uint64) []byte {
+	d := make([]byte, 16)
+	binary.LittleEndian.PutUint64(d, sec)
+	binary.LittleEndian.PutUint64(d[8:], usec)
+	return d
+}
+
+func counting(from, n int) []byte {
+	d := make([]byte, n)
+	for i := range d {
+		d[i] = byte(from + i)
+	}
+	return d
+}
+
+func repeat(n int, unit ...byte) []byte {
+	d := make([]byte, n)
+	for i := range d {
+		d[i] = unit[i%len(unit)]
+	}
+	return d
+}
+
+func cat(parts ...[]byte) []byte {
+	var d []byte
+	for _, p := range parts {
+		d = append(d, p...)
+	}
+	return d
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	d := make([]byte, n)
+	for i := range d {
+		d[i] = byte(r.Uint32())
+	}
+	return d
+}
+
+// The ping-pattern test: what ping tools really send passes, whatever the
+// size; free bytes dressed as a pattern (a timestamp slot holding data, a
+// unit shown once) do not, nor does data hidden past a long pattern.
+func TestPingPattern(t *testing.T) {
+	ts := timeval16(1765100000, 123456)
+	tv32 := []byte{0x69, 0x35, 0x8a, 0x65, 0x40, 0xe2, 0x01, 0x00} // FreeBSD tv32, LE
+	tests := []struct {
+		name string
+		d    []byte
+		want bool
+	}{
+		{"empty", nil, true},
+		{"8 bytes", randomBytes(1, 8), true},
+		{"Linux ping (56)", cat(ts, counting(16, 40)), true},
+		{"Linux ping -s 1400", cat(ts, counting(16, 1384)), true},
+		{"Linux ping -s 65000", cat(ts, counting(16, 64984)), true},
+		{"FreeBSD/macOS ping (tv32, counting from 8)", cat(tv32, counting(8, 48)), true},
+		{"32-bit Linux ping", cat(tv32, counting(8, 1000)), true},
+		{"ping -s 12 (no timestamp)", counting(0, 12), true},
+		{"Linux ping -p ff", cat(ts, repeat(40, 0xff)), true},
+		{"Linux ping -p deadbeef -s 1400", cat(ts, repeat(1384, 0xde, 0xad, 0xbe, 0xef)), true},
+		{"Linux ping -p of 16 bytes", cat(ts, repeat(40, counting(0x30, 16)...)), true},
+		{"Windows ping (32)", []byte("abcdefghijklmnopqrstuvwabcdefghi"), true},
+		{"Windows ping -l 1000", repeat(1000, []byte("abcdefghijklmnopqrstuvw")...), true},
+		{"fping / nmap zeros", make([]byte, 56), true},
+		{"1,400 zeros", make([]byte, 1400), true},
+		{"hping3 -d 120 X fill", repeat(120, 'X'), true},
+		{"random 56", randomBytes(2, 56), false},
+		{"random 1400", randomBytes(3, 1400), false},
+		// Issue 26.6: 16 free bytes + Linux's counting tail.
+		{"16 free bytes then counting", cat(randomBytes(4, 16), counting(16, 40)), false},
+		// 32 free bytes + one repeated byte.
+		{"32 free bytes then one repeat", func() []byte { d := randomBytes(5, 33); d[32] = d[16]; return d }(), false},
+		{"16 free bytes then zeros", cat(randomBytes(6, 16), make([]byte, 40)), false},
+		// Issue 27.2: data at the end of a long pattern.
+		{"1,399 zeros then 0x01", append(make([]byte, 1399), 1), false},
+		{"counting with the last byte changed", func() []byte { d := cat(ts, counting(16, 1384)); d[len(d)-1] ^= 0x55; return d }(), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for seq := uint16(0); seq < 4; seq++ {
+				if got := pingPattern(tc.d, patternSalt(1765100000e9+int64(seq)*1e6, seq)); got != tc.want {
+					t.Fatalf("pingPattern = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// Data hidden in a long pattern is found within a few packets: each
+// packet reads other bytes (the salt comes from its capture time).
+func TestPingPatternSampled(t *testing.T) {
+	ts := timeval16(1765100000, 5)
+	caught := 0
+	for i := 0; i < 100; i++ {
+		d := cat(ts, counting(16, 1384))
+		copy(d[400:], randomBytes(uint64(i), 300)) // 300 of 1,400 bytes hidden
+		if !pingPattern(d, patternSalt(1765100000e9+int64(i)*1037123, uint16(i))) {
+			caught++
+		}
+	}
+	if caught < 70 {
+		t.Errorf("%d of 100 packets hiding 300 bytes in a pattern caught, want most", caught)
+	}
+}
+
+// The test costs a constant: the worst payloads of issue 27.2 (a long
+// pattern broken at its end) are no slower than a short ping.
+func BenchmarkPingPattern(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		d    []byte
+	}{
+		{"linux56", cat(timeval16(1765100000, 5), counting(16, 40))},
+		{"zeros1400", make([]byte, 1400)},
+		{"zeros1399+1", append(make([]byte, 1399), 1)},
+		{"random1400", randomBytes(1, 1400)},
+		{"random56", randomBytes(2, 56)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			salt := uint64(1)
+			for b.Loop() {
+				salt++
+				pingPattern(bc.d, salt)
+			}
+		})
+	}
+}
