@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/output/hook"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -132,7 +134,9 @@ func describeOutputs(ctx context.Context, cfg Config) (outs [][2]string, warning
 		}
 	}
 	outs = append(outs, [2]string{"metrics", metricsAddr})
-	if cfg.Output.Format == "none" && cfg.Output.EVE == "" && cfg.Output.Syslog == "" {
+	outs = append(outs, hookOutputs(cfg)...)
+	if cfg.Output.Format == "none" && cfg.Output.EVE == "" && cfg.Output.Syslog == "" &&
+		len(cfg.Output.Exec.Command) == 0 && cfg.Output.Webhook.URL == "" && cfg.Output.Redis.Server == "" {
 		warnings = append(warnings, "output.format is none and there is no other output: alerts would go nowhere")
 	}
 	return outs, warnings
@@ -181,6 +185,9 @@ func checkDeployable(cfg Config) error {
 			return fmt.Errorf("output.eve: %s: the directory %s does not exist", eve, dir)
 		}
 	}
+	if err := checkHooks(cfg); err != nil {
+		return err
+	}
 	if cfg.Output.Syslog != "" {
 		sl, err := output.NewSyslog(cfg.Output.Syslog, cfg.Syslog, output.SyslogOptions{}) // loads the TLS files; dials nothing
 		if err != nil {
@@ -189,4 +196,34 @@ func checkDeployable(cfg Config) error {
 		closeNow(sl)
 	}
 	return nil
+}
+
+// checkHooks checks what the hooks need from the machine: the exec
+// command's program, the webhook's TLS files.
+func checkHooks(cfg Config) error {
+	if len(cfg.Output.Exec.Command) > 0 {
+		if _, err := cfg.Output.Exec.Program(); err != nil {
+			return err
+		}
+	}
+	if cfg.Output.Webhook.URL != "" {
+		w, err := hook.NewWebhook(cfg.Output.Webhook, hook.Options{}) // loads the TLS files; sends nothing
+		if err != nil {
+			return err
+		}
+		w.Close(context.Background())
+	}
+	return nil
+}
+
+// hookOutputs describes output.exec and output.webhook for check.
+func hookOutputs(cfg Config) [][2]string {
+	ex, wh := "none", "none"
+	if c := cfg.Output.Exec; len(c.Command) > 0 {
+		ex = fmt.Sprintf("%q on %s (timeout %v, at most %d at once)", c.Command, strings.Join(c.Phases, ", "), c.Timeout, c.MaxRunning)
+	}
+	if c := cfg.Output.Webhook; c.URL != "" {
+		wh = fmt.Sprintf("POST %s (timeout %v, %d retries)", hook.Redact(c.URL), c.Timeout, c.Retries)
+	}
+	return [][2]string{{"exec", ex}, {"webhook", wh}}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/output/hook"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -66,6 +67,9 @@ type OutputConfig struct {
 	EVEStatsInterval time.Duration `mapstructure:"eve_stats_interval"`
 	// Redis writes every EVE event to Redis (fleet.go).
 	Redis output.RedisConfig `mapstructure:"redis"`
+	// Exec and Webhook act on each event (hooks.go).
+	Exec    hook.ExecConfig    `mapstructure:"exec"`
+	Webhook hook.WebhookConfig `mapstructure:"webhook"`
 }
 
 // CaptureConfig configures live capture.
@@ -89,7 +93,8 @@ type CaptureConfig struct {
 func defaultConfig() Config {
 	return Config{
 		LogLevel: "info",
-		Output:   OutputConfig{Format: "auto", QueueSize: 10000, Redis: output.DefaultRedisConfig()},
+		Output: OutputConfig{Format: "auto", QueueSize: 10000, Redis: output.DefaultRedisConfig(),
+			Exec: hook.DefaultExecConfig(), Webhook: hook.DefaultWebhookConfig()},
 		Capture: CaptureConfig{
 			SnapLen:       512,
 			Promiscuous:   true,
@@ -130,7 +135,8 @@ func (c Config) Validate() error {
 	if c.Output.EVEStatsInterval < 0 {
 		errs = append(errs, fmt.Errorf("output.eve_stats_interval: %v must not be negative (0 turns stats events off)", c.Output.EVEStatsInterval))
 	}
-	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate(), c.Output.Redis.Validate())
+	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate(), c.Output.Redis.Validate(),
+		c.Output.Exec.Validate(), c.Output.Webhook.Validate())
 	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
 		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
 	}

@@ -44,6 +44,7 @@ type eveAlert struct {
 		} `json:"target"`
 		Context struct {
 			Attack struct {
+				ID      string  `json:"id"`
 				Rule    string  `json:"rule"`
 				Phase   string  `json:"phase"`
 				Target  string  `json:"target"`

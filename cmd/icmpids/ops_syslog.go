@@ -85,6 +85,9 @@ func (s *sensor) sinkStats() []output.SinkStats {
 	if s.syslog != nil {
 		st = append(st, s.syslog.Stats())
 	}
+	for _, h := range s.hooks {
+		st = append(st, h.Stats())
+	}
 	return append(st, s.fleet.stats()...)
 }
 

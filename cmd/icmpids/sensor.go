@@ -16,6 +16,7 @@ import (
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/shard"
 	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/output/hook"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -42,6 +43,8 @@ type sensor struct {
 	observers, shared []detector.Rule
 	// fleet holds the outputs of fleet.go (Redis, Kafka).
 	fleet fleetOutputs
+	// hooks are output.exec and output.webhook (hooks.go).
+	hooks []*hook.Output
 }
 
 func newLogger(level string, w io.Writer) *logrus.Logger {
@@ -119,6 +122,11 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 		return nil, err
 	}
 	sinks = append(sinks, fl...)
+	hs, err := s.addHooks(cfg, live)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, hs...)
 	s.meta = output.Meta{Host: sensorName(cfg)}
 	if live {
 		s.meta.InIface = cfg.Capture.Interface
