@@ -102,6 +102,15 @@ func AppendEVE(dst []byte, ev *detector.Event, meta *Meta) []byte {
 	return j.b
 }
 
+// AppendEVESeq is AppendEVE with alert.context.event_seq set to seq (not
+// 0): the per-sensor sequence number of the Kafka output, by which a
+// consumer drops the repeats of an at-least-once delivery.
+func AppendEVESeq(dst []byte, ev *detector.Event, meta *Meta, seq uint64) []byte {
+	j := jsonBuf{b: dst, seq: seq}
+	j.alert(ev, meta)
+	return j.b
+}
+
 // AttackID is an attack's identifier: the same on its start, updates and
 // end, and distinct between attacks and sensors (a 64-bit FNV-1a hash of
 // the sensor's name, the rule, the target and the attack's first packet
@@ -254,6 +263,9 @@ func (j *jsonBuf) alert(ev *detector.Event, meta *Meta) {
 	j.b = append(j.b, '"', ',')
 	j.attack(ev)
 	j.closeObj() // attack
+	if j.seq != 0 {
+		j.uint("event_seq", j.seq)
+	}
 	j.closeObj() // context
 	j.closeObj() // alert
 	j.end()

@@ -23,6 +23,8 @@ const timestampLayout = "2006-01-02T15:04:05.000000-0700"
 type jsonBuf struct {
 	b    []byte
 	keys []string // scratch for sorting map keys
+	// seq, when not 0, is written as alert.context.event_seq (Kafka).
+	seq uint64
 }
 
 // end drops the trailing comma of the last member written.

@@ -70,6 +70,8 @@ type OutputConfig struct {
 	// Exec and Webhook act on each event (hooks.go).
 	Exec    hook.ExecConfig    `mapstructure:"exec"`
 	Webhook hook.WebhookConfig `mapstructure:"webhook"`
+	// Kafka produces every EVE event (and fleet observations) to Kafka.
+	Kafka output.KafkaConfig `mapstructure:"kafka"`
 }
 
 // CaptureConfig configures live capture.
@@ -94,7 +96,7 @@ func defaultConfig() Config {
 	return Config{
 		LogLevel: "info",
 		Output: OutputConfig{Format: "auto", QueueSize: 10000, Redis: output.DefaultRedisConfig(),
-			Exec: hook.DefaultExecConfig(), Webhook: hook.DefaultWebhookConfig()},
+			Exec: hook.DefaultExecConfig(), Webhook: hook.DefaultWebhookConfig(), Kafka: output.DefaultKafkaConfig()},
 		Capture: CaptureConfig{
 			SnapLen:       512,
 			Promiscuous:   true,
@@ -136,7 +138,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("output.eve_stats_interval: %v must not be negative (0 turns stats events off)", c.Output.EVEStatsInterval))
 	}
 	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate(), c.Output.Redis.Validate(),
-		c.Output.Exec.Validate(), c.Output.Webhook.Validate())
+		c.Output.Exec.Validate(), c.Output.Webhook.Validate(), c.Output.Kafka.Validate())
 	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
 		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
 	}

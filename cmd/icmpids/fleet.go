@@ -17,9 +17,10 @@ const fleetCheckTimeout = 10 * time.Second
 const fleetBlockTimeout = time.Minute
 
 // fleetOutputs are the outputs that bring several sensors' events
-// together: Redis (output.redis).
+// together: Redis (output.redis) and Kafka (output.kafka).
 type fleetOutputs struct {
 	redis *output.Redis
+	kafka *output.Kafka
 }
 
 // addFleetOutputs makes the Redis output when it is configured and
@@ -51,6 +52,30 @@ func (s *sensor) addFleetOutputs(cfg Config, live bool) ([]detector.Sink, error)
 		s.closers = append(s.closers, r.Close)
 		sinks = append(sinks, r)
 	}
+	if kc := cfg.Output.Kafka; kc.Enabled() {
+		opts := output.KafkaOptions{Block: !live, Stop: s.stop, Log: s.log.WithField("component", "kafka")}
+		if live {
+			// event_seq stays above the last run's after a restart.
+			opts.SeqBase = uint64(time.Now().UnixMicro())
+		}
+		k, err := output.NewKafka(kc, opts)
+		if err != nil {
+			return nil, configError{err}
+		}
+		if !live {
+			ctx, cancel := context.WithTimeout(s.stop, fleetCheckTimeout)
+			err := k.Check(ctx)
+			cancel()
+			if err != nil {
+				k.Close(ctx)
+				return nil, fmt.Errorf("output.kafka: %w", err)
+			}
+		}
+		s.fleet.kafka = k
+		s.metas = append(s.metas, k.SetMeta)
+		s.closers = append(s.closers, k.Close)
+		sinks = append(sinks, k)
+	}
 	return sinks, nil
 }
 
@@ -59,6 +84,9 @@ func (f *fleetOutputs) stats() []output.SinkStats {
 	var st []output.SinkStats
 	if f.redis != nil {
 		st = append(st, f.redis.Stats())
+	}
+	if f.kafka != nil {
+		st = append(st, f.kafka.Stats())
 	}
 	return st
 }

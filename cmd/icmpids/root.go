@@ -64,12 +64,14 @@ Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.`,
 	pf.String("format", "auto", "what stdout carries: text, eve, none, or auto (text on a terminal, eve otherwise)")
 	pf.String("eve", "", "append EVE JSON alerts to this file")
 	pf.String("syslog", "", "send alerts to a syslog collector: udp://host:514, tcp://host:601, tls://host:6514")
+	pf.String("kafka", "", "Kafka brokers, host:port[,host:port…]: produce every EVE event (and fleet observations) to them")
 	pf.String("log-level", "info", "diagnostics on stderr: error, warn, info, debug")
 	pf.Int("workers", 0, "detection engines, each owning a shard of targets; 0 (the default): one per CPU")
 	bind(a.v, pf, map[string]string{
 		"format":    "output.format",
 		"eve":       "output.eve",
 		"syslog":    "output.syslog",
+		"kafka":     "output.kafka.brokers",
 		"log-level": "log_level",
 		"workers":   "engine.workers",
 	})
