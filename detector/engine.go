@@ -159,8 +159,10 @@ type Engine struct {
 	// cold are the rules whose Warm is still to be called, before the
 	// next packet any rule sees.
 	cold []Warmer
-	// shadows are the rules a shadow frame is handed to, in rule order.
+	// shadows are the rules a shadow frame is handed to, in rule order;
+	// links those a link copy is (HandleLinkFrame).
 	shadows []shadowRule
+	links   []linkRule
 	pkt     Packet
 	stats   Stats
 }
@@ -203,7 +205,7 @@ func (e *Engine) HandleSplitFrame(lt LinkType, data []byte, ts time.Time, wireLe
 func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int, srcRemote bool) {
 	p := &e.pkt
 	reason := e.dec.Decode(lt, data, ts, wireLen, p)
-	p.SourceRemote = srcRemote
+	p.SourceRemote, p.LinkRemote = srcRemote, false
 	e.handleDecoded(p, reason)
 	if p.Fragment {
 		e.reassemble(lt, data, p)
@@ -320,8 +322,11 @@ func (e *Engine) warm() {
 func (e *Engine) setRules(rules []Rule) {
 	e.rules, e.hold = rules, make([]int64, len(rules))
 	e.dispatch = newDispatch(rules)
-	e.cold, e.shadows = nil, nil
+	e.cold, e.shadows, e.links = nil, nil, nil
 	for i, r := range rules {
+		if l, ok := r.(LinkObserver); ok {
+			e.links = append(e.links, linkRule{rule: i, obs: l})
+		}
 		if w, ok := r.(Warmer); ok {
 			e.cold = append(e.cold, w)
 		}

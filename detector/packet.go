@@ -126,6 +126,11 @@ type Packet struct {
 	// leave the packet to that engine's SourceObserver call. It is false
 	// with one engine.
 	SourceRemote bool
+	// LinkRemote is set, with several engines, on a packet whose
+	// link-scope learning another engine (the link's) does: a
+	// LinkObserver leaves it to its ObserveLink there. False with one
+	// engine.
+	LinkRemote bool
 
 	// Class is the classification step's verdict (see Classifier), set
 	// before the rules observe the packet.

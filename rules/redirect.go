@@ -151,7 +151,7 @@ func (r *Redirect) Interest() detector.Interest {
 // until not seen for routerBindingTTL; the first one wins meanwhile, so a
 // spoofer's own packets do not rebind a router that is alive.
 func (r *Redirect) learn(p *detector.Packet) {
-	if !p.HasSrcMAC || !unrouted(p.TTL) || !routerMessage(p) {
+	if !p.HasSrcMAC || !detector.UnroutedTTL(p.TTL) || !routerMessage(p) {
 		return
 	}
 	mac := p.SrcMAC
@@ -168,9 +168,6 @@ func (r *Redirect) learn(p *detector.Packet) {
 		b.last = p.TimeNs
 	}
 }
-
-// unrouted tells whether ttl is a usual initial TTL or hop limit.
-func unrouted(ttl uint8) bool { return ttl == 64 || ttl == 128 || ttl == 255 }
 
 // routerMessage tells whether p is of a kind a router sends of its own:
 // an error, an echo reply, an RA or an NA.
@@ -191,7 +188,9 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	if !isRedirect(p) {
-		r.learn(p)
+		if !p.LinkRemote {
+			r.learn(p)
+		}
 		return
 	}
 	var reasons uint32
@@ -258,6 +257,16 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.Rate,
 		WindowPackets: h.rate.Packets(), WindowBytes: h.rate.Bytes()})
+}
+
+// ObserveLink implements detector.LinkObserver: with several engines, the
+// link's engine learns from the echo replies and errors routed to other
+// engines (detector.LinkCopy), so every redirect is judged by everything
+// the link taught, whatever the number of engines.
+func (r *Redirect) ObserveLink(p *detector.Packet, _ detector.Reporter) {
+	if p.HasICMP && !p.Fragment {
+		r.learn(p)
+	}
 }
 
 // linkOf returns the home network holding a, if home_networks is set.

@@ -192,17 +192,22 @@ func oneShot(key string) bool {
 	return false
 }
 
-// TestCorpusWorkers replays every file of the shared corpus with 1, 2 and
-// 4 workers (twice): the EVE output must be the same, byte for byte —
-// same events, same order, same figures — whatever the shards and
-// whichever engine the dispatcher runs itself.
+// TestCorpusWorkers replays every file of the shared corpus, the demo
+// capture and the all-rules capture with 1, 2, 3, 6, 8 and 16 workers
+// (16 twice): the EVE output must be the same, byte for byte — same
+// events, same order, same figures — whatever the shards, whichever
+// engine the dispatcher runs itself and whichever engine is the link's.
 func TestCorpusWorkers(t *testing.T) {
 	dir := corpusDir(t)
+	files := []string{filepath.Join("testdata", "demo.pcap"), allRulesCapture(t)}
 	for _, tc := range corpusCases {
-		t.Run(tc.file, func(t *testing.T) {
+		files = append(files, filepath.Join(dir, tc.file))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
 			var want string
-			for _, w := range []string{"1", "2", "4", "4"} {
-				code, out, stderr := icmpids(t, "replay", "--format", "eve", "--workers", w, filepath.Join(dir, tc.file))
+			for _, w := range []string{"1", "2", "3", "6", "8", "16", "16"} {
+				code, out, stderr := icmpids(t, "replay", "--format", "eve", "--workers", w, file)
 				if code != 0 {
 					t.Fatalf("--workers %s: exit %d: %s", w, code, stderr)
 				}

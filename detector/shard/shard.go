@@ -31,6 +31,35 @@
 //     (detector.SourceObserver: icmp_sweep's scanner, icmp_tunnel's
 //     client), while on the destination's engine they see
 //     Packet.SourceRemote and leave it.
+//   - The link's engine: what rules learn of the link — its routers
+//     (rogue_ra), the link-layer address of each router and neighbor
+//     (icmp_redirect, nd_spoof) — has one home, so that it does not
+//     depend on the number of engines. The link's engine is the owner of
+//     ff02::/64 (the all-nodes and solicited-node groups, where most ND
+//     goes anyway), and it also owns every link-local address and
+//     link-scoped group (fe80::/10, ff02::/16), as source and as
+//     destination. Every neighbor-discovery message (RS, RA, NS, NA,
+//     ICMPv6 redirect) and every ICMPv4 redirect goes there whole,
+//     whatever its destination (detector.LinkWhole), so ra_flood's and
+//     nd_flood's classification and the rules that read it see the same
+//     packets together. An echo reply or an error that arrived unrouted
+//     with an Ethernet source (what teaches icmp_redirect a router's
+//     link-layer address, detector.LinkCopy) is routed by destination and
+//     copied to the link's engine, where only the rules' ObserveLink runs
+//     (detector.LinkObserver); on the destination's engine those rules
+//     see Packet.LinkRemote and leave the learning. The price: the
+//     any-ICMP rate of icmp_flood and icmp_carpet_flood for one unicast
+//     host counts the ND messages and redirects to it on the link's
+//     engine, apart from its other ICMP (a flood needs to be a flood of
+//     one kind or the other); a fragmented ND message to a global
+//     address (a train, not whole) is judged on its destination's
+//     engine; and the link copies cost the dispatcher a copy and the
+//     link's engine a decode per unrouted echo reply or error (with 2
+//     workers and one producer, one engine owns every target: no copy).
+//     Measured: see the README's Performance section. Sharing the learned
+//     tables between engines instead would make what an engine knows at
+//     a packet depend on how far the other engines had got: not one
+//     engine's output.
 //   - Frames without an IP header go to the first worker (they are only
 //     counted).
 //
@@ -84,6 +113,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -163,6 +193,10 @@ type Set struct {
 	// counts frames without an IP source. Front turns it off: several
 	// producers cannot share an engine, and every engine owns a share.
 	inline bool
+	// link is the link's engine (see the package comment): the owner of
+	// ff02::/64, given every link-scoped address and the link-scope
+	// traffic (detector.LinkRoute). It moves when inline does.
+	link int
 }
 
 type worker struct {
@@ -296,6 +330,8 @@ const (
 	kindSplit       // a frame whose source another worker owns
 	kindShadow
 	kindAdvance
+	kindLink       // a copy for the link's engine (detector.LinkCopy)
+	kindLinkRemote // a frame whose link copy went to the link's engine
 )
 
 type record struct {
@@ -390,6 +426,7 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		s.main.inFlight[i] = make([]uint64, cfg.Queue+1)
 	}
 	s.inline = cfg.Workers > 1
+	s.link = s.linkShard()
 	return s, nil
 }
 
@@ -442,6 +479,7 @@ func (s *Set) Front() (*Front, error) {
 		// Several producers: worker 0 goes back to its own goroutine.
 		s.main.Flush()
 		s.inline = false
+		s.link = s.linkShard()
 	}
 	f := s.newFront()
 	s.fronts = append(s.fronts, f)
@@ -507,6 +545,10 @@ func (w *worker) run() {
 				w.eng.HandleSplitFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindShadow:
 				w.eng.HandleShadowFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+			case kindLink:
+				w.eng.HandleLinkFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+			case kindLinkRemote:
+				w.eng.HandleLinkRemoteFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindAdvance:
 				w.eng.Advance(ts)
 			}
@@ -599,6 +641,22 @@ func (s *Set) shardOf(h uint64) int {
 	return int(x * n >> 32)
 }
 
+// linkShard is the link's engine: the owner of ff02::/64 (the link's
+// all-nodes and solicited-node groups) by the routing hash.
+func (s *Set) linkShard() int {
+	return s.shardOf(sketch.HashPrefix(netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 15: 1})))
+}
+
+// ownerOf is the engine that owns address a: the link's engine for a
+// link-local address or a link-scoped group (IPv6 fe80::/10, ff02::/16),
+// else the owner of a's /24 or /64.
+func (s *Set) ownerOf(a netip.Addr) int {
+	if a.Is6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
+		return s.link
+	}
+	return s.shardOf(sketch.HashPrefix(a))
+}
+
 // HandleFrame routes one frame (see the package comment) through the Set's
 // own front. data may be reused once it returns.
 func (s *Set) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wireLen int) {
@@ -634,22 +692,29 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		// one engine (icmp_carpet_flood counts a prefix), and a host is on
 		// the same engine as a packet's source or destination (smurf's
 		// two sides of one victim).
-		src := s.shardOf(sketch.HashPrefix(p.Src))
+		route := detector.LinkRoute(p)
+		src := s.ownerOf(p.Src)
 		var dst int
 		switch {
+		case route == detector.LinkWhole:
+			dst, src = s.link, -1
 		case echo && groupFn(p):
 			dst = src
 		case echo || query(p):
-			dst = s.shardOf(sketch.HashPrefix(p.Dst))
+			dst = s.ownerOf(p.Dst)
 			if src != dst {
 				f.add(src, kindShadow, lt, data, t, wireLen)
 			}
 		default:
-			dst, src = s.shardOf(sketch.HashPrefix(p.Dst)), -1
+			dst, src = s.ownerOf(p.Dst), -1
 		}
 		kind := kindFrame
 		if (echo || query(p)) && src >= 0 && src != dst {
 			kind = kindSplit
+		}
+		if route == detector.LinkCopy && dst != s.link {
+			f.add(s.link, kindLink, lt, data, t, wireLen)
+			kind = kindLinkRemote // an echo reply or error: never split
 		}
 		f.add(dst, kind, lt, data, t, wireLen)
 	}
@@ -682,6 +747,10 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 			e.HandleSplitFrame(lt, data, ts, wireLen)
 		case kindShadow:
 			e.HandleShadowFrame(lt, data, ts, wireLen)
+		case kindLink:
+			e.HandleLinkFrame(lt, data, ts, wireLen)
+		case kindLinkRemote:
+			e.HandleLinkRemoteFrame(lt, data, ts, wireLen)
 		case kindAdvance:
 			e.Advance(ts)
 		}
