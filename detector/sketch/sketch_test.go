@@ -268,3 +268,49 @@ func TestTopKLikeOneScan(t *testing.T) {
 		}
 	}
 }
+
+// TestDoorkeeper: a key is admitted on its second sighting, not its first;
+// a flood of new keys is never admitted (but for fingerprint collisions,
+// which are rare), and a key seen twice within the flood's horizon is.
+func TestDoorkeeper(t *testing.T) {
+	d := NewDoorkeeper(14)
+	h := HashAddr(netip.MustParseAddr("192.0.2.1"))
+	if d.Seen(h) {
+		t.Fatal("admitted at its first sighting")
+	}
+	if !d.Seen(h) {
+		t.Fatal("not admitted at its second sighting")
+	}
+	if d.Seen(h) {
+		t.Fatal("admitted again with its cell cleared: its table holds it now")
+	}
+	admitted := 0
+	for i := 0; i < 1_000_000; i++ {
+		if d.Seen(HashAddr(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))) {
+			admitted++
+		}
+	}
+	if admitted > 2 {
+		t.Fatalf("%d of a million new keys admitted", admitted)
+	}
+	// A real key every 1,000 packets of a spoofed flood is admitted
+	// (2^14 cells outlast 1,000 writes most of the time).
+	real, in := HashAddr(netip.MustParseAddr("192.0.2.9")), false
+	for i := 0; i < 3000 && !in; i++ {
+		if i%1000 == 0 {
+			in = d.Seen(real)
+		} else {
+			d.Seen(HashAddr(netip.AddrFrom4([4]byte{11, 0, byte(i >> 8), byte(i)})))
+		}
+	}
+	if !in {
+		t.Fatal("a key seen every 1,000 flood packets was not admitted")
+	}
+	if d.Admitted == 0 || d.Rejected < 1_000_000 {
+		t.Fatalf("counts %d admitted, %d rejected", d.Admitted, d.Rejected)
+	}
+	allocs := testing.AllocsPerRun(1000, func() { d.Seen(h) })
+	if allocs != 0 {
+		t.Fatalf("%.0f allocations per Seen", allocs)
+	}
+}
