@@ -7,6 +7,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -105,6 +106,7 @@ type Redirect struct {
 	trusted map[netip.Addr]bool
 	home    []netip.Prefix
 	routers *table.Table[netip.Addr, binding]
+	door    *sketch.Doorkeeper // admits a binding to a full routers table at its second packet
 	hosts   *table.Table[netip.Addr, redirHost]
 	width   int64
 	sweep   sweepClock
@@ -117,6 +119,7 @@ func NewRedirect(cfg RedirectConfig) *Redirect {
 		trusted: parseAddrs(cfg.TrustedRouters),
 		home:    parsePrefixes(cfg.HomeNetworks),
 		routers: table.New[netip.Addr, binding](cfg.MaxRouters, nil),
+		door:    sketch.NewDoorkeeper(14),
 		hosts:   table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
 		width:   int64(cfg.Window) / window.Buckets,
 	}
@@ -160,13 +163,28 @@ func (r *Redirect) learn(p *detector.Packet) {
 			mac = nd.SrcLinkAddr
 		}
 	}
-	b, created := r.routers.Get(p.Src, p.TimeNs)
-	if created || p.TimeNs-b.last > int64(routerBindingTTL) {
+	b, ok := r.routers.Touch(p.Src, p.TimeNs)
+	if !ok {
+		// Once the table is full, a binding is learned from its second
+		// packet (the doorkeeper): errors and replies from spoofed
+		// sources, one each, cost a cell write instead of an insertion
+		// and an eviction, and evict no router.
+		if r.routers.Len() >= r.routers.Cap() && !r.door.Seen(sketch.Mix64(p.SrcHash()^macKey(mac))) {
+			return
+		}
+		b, _ = r.routers.Get(p.Src, p.TimeNs)
+		b.mac = mac
+	} else if p.TimeNs-b.last > int64(routerBindingTTL) {
 		b.mac = mac
 	}
 	if b.mac == mac {
 		b.last = p.TimeNs
 	}
+}
+
+// macKey is a MAC address as a 64-bit word.
+func macKey(m [6]byte) uint64 {
+	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
 }
 
 // routerMessage tells whether p is of a kind a router sends of its own:
