@@ -88,3 +88,46 @@ func TestRedirectBindingsSurviveASpoofedFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestBlackNurseSprayAdmission: once blacknurse's host table is full, a
+// host gets a counter at its second port unreachable. A spray of 20,000
+// port unreachables, each to a new host, then evicts almost nothing (the
+// old code: one eviction per packet past the cap), and a BlackNurse on one
+// host inside the spray is still reported; the spray alone is not.
+func TestBlackNurseSprayAdmission(t *testing.T) {
+	victim := addr("10.0.0.5")
+	cfg := rules.DefaultBlackNurseConfig()
+	cfg.MaxTargets = 64
+	const n = 20000
+	var frames []synth.Frame
+	for i := 0; i < n; i++ {
+		at := ruleEpoch.Add(time.Duration(i) * 250 * time.Microsecond) // 4,000/s in all
+		dst := nth(addr("10.128.0.0"), i)
+		q := synth.Quote(dst, addr("198.51.100.9"), 17, 5000, 53, 60)
+		frames = append(frames, synth.Msg{Src: addr("198.51.100.9"), Dst: dst, Type: 3, Code: 3, Rest: synth.Unreach(0, q)}.At(at))
+	}
+	attack := append([]synth.Frame{}, frames...)
+	for i := 0; i < n/2; i++ { // 2,000/s to the victim for 5 s
+		at := ruleEpoch.Add(time.Duration(i) * 500 * time.Microsecond)
+		q := synth.Quote(victim, addr("198.51.100.9"), 17, 5000, 53, 60)
+		attack = append(attack, synth.Msg{Src: addr("198.51.100.9"), Dst: victim, Type: 3, Code: 3, Rest: synth.Unreach(0, q)}.At(at))
+	}
+	for _, tc := range []struct {
+		name   string
+		frames []synth.Frame
+		want   []string
+	}{
+		{"spray alone", frames, nil},
+		{"BlackNurse inside the spray", synth.Merge(attack), []string{"blacknurse 10.0.0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rules.NewBlackNurse(cfg)
+			if got := only(startsOf(replay(t, tc.frames, r)), "blacknurse"); !equal(got, tc.want) {
+				t.Fatalf("starts %v, want %v", got, tc.want)
+			}
+			if ev := r.Tables()[0].Evicted; ev > 10 {
+				t.Fatalf("%d hosts evicted by a spray of %d, want few", ev, n)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -69,6 +70,7 @@ type BlackNurse struct {
 	cfg     BlackNurseConfig
 	width   int64
 	targets *table.Table[netip.Addr, window.Counter]
+	door    *sketch.Doorkeeper // admits a host to a full targets table at its second packet
 	sweep   sweepClock
 }
 
@@ -78,6 +80,7 @@ func NewBlackNurse(cfg BlackNurseConfig) *BlackNurse {
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
 		targets: table.New[netip.Addr, window.Counter](cfg.MaxTargets, nil),
+		door:    sketch.NewDoorkeeper(14),
 	}
 }
 
@@ -105,7 +108,16 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !portUnreachable(p) || p.Class.Owner != "" {
 		return
 	}
-	c, _ := r.targets.Get(p.Dst, p.TimeNs)
+	c, ok := r.targets.Touch(p.Dst, p.TimeNs)
+	if !ok {
+		// Once the table is full a host gets a counter at its second
+		// port unreachable (the doorkeeper): a spray to a new host per
+		// packet costs a cell write, not an insertion and an eviction.
+		if r.targets.Len() >= r.targets.Cap() && !r.door.Seen(p.DstHash()) {
+			return
+		}
+		c, _ = r.targets.Get(p.Dst, p.TimeNs)
+	}
 	c.Add(p.TimeNs, r.width, p.WireLen)
 	pps, bps := c.Rates(r.cfg.Window)
 	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
