@@ -355,6 +355,7 @@ func (e *Engine) SetRules(rules ...Rule) {
 	for i, r := range rules {
 		byName[r.Info().Name] = i
 	}
+	e.flush()
 	e.tracker.remap(func(old int) (int, bool) {
 		i, ok := byName[e.rules[old].Info().Name]
 		return i, ok
@@ -378,6 +379,7 @@ func (e *Engine) advance(t time.Time, tn int64) {
 		if e.nowNs-tn > int64(e.cfg.HoldTime) {
 			// A jump back in time (a new capture file, a clock step):
 			// close what is open and restart the clock there.
+			e.flush()
 			e.tracker.closeAll(EndTimeJump)
 			e.frag.Reset()
 			e.reasm.Reset()
@@ -421,8 +423,18 @@ func (e *Engine) tick() {
 func (e *Engine) Close(reason string) {
 	if e.clockSet {
 		e.tick()
+		e.flush()
 	}
 	e.tracker.closeAll(reason)
+}
+
+// flush has the rules that hold evidence back report it (see Flusher).
+func (e *Engine) flush() {
+	for i, r := range e.rules {
+		if f, ok := r.(Flusher); ok {
+			f.Flush(Reporter{e, i})
+		}
+	}
 }
 
 // Stats returns a snapshot of the engine's counters.

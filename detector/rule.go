@@ -74,6 +74,16 @@ type Warmer interface {
 	Warm()
 }
 
+// Flusher is implemented by rules that hold evidence back for a moment
+// before they report it (icmp_error_abuse waits up to a second to see
+// whether a forged error is the first of a forger's spray over many
+// receivers, one attack, or an attack on one host). The engine calls
+// Flush before it ends attacks at once — Close, a jump of packet time, a
+// rule reload — and the rule reports what it holds then.
+type Flusher interface {
+	Flush(rep Reporter)
+}
+
 // TableStat describes one bounded state table.
 type TableStat struct {
 	Name     string // e.g. "icmp_flood.targets"

@@ -75,3 +75,14 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 		}
 	}
 }
+
+// HandleSplitLinkRemoteFrame is HandleFrame for a frame whose source
+// another engine owns (see HandleSplitFrame) and whose link-scope learning
+// the link's engine does (see HandleLinkRemoteFrame): the rules see both
+// p.SourceRemote and p.LinkRemote set.
+func (e *Engine) HandleSplitLinkRemoteFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
+	p := &e.pkt
+	reason := e.dec.Decode(lt, data, ts, wireLen, p)
+	p.SourceRemote, p.LinkRemote = true, true
+	e.handleDecoded(p, reason)
+}

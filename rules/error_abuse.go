@@ -8,6 +8,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -126,6 +127,52 @@ type quoteSample struct {
 	hasPorts, filled bool
 }
 
+// errReporter is what icmp_error_abuse keeps of one reporter (the source
+// of errors with an immediate reason): its first receiver, whether it
+// sprays, and the error it holds back.
+type errReporter struct {
+	last  int64      // its last immediate error (Unix ns)
+	first netip.Addr // its first receiver since it was quiet for window
+	spray bool       // it reached a second receiver: one spray attack
+	// held is the ring slot + 1 of its error held back (0: none), valid
+	// while that slot's gen is heldGen.
+	held    int32
+	heldGen uint32
+}
+
+// errSpray is a spraying reporter's evidence, for its attack's context.
+type errSpray struct {
+	receivers sketch.HLL
+	reasons   [numErrReasons]uint64
+	mtus      [4]uint32
+	quoted    quoteSample
+	last      int64
+}
+
+// heldErr is an error held back (see ErrorAbuse): the packet as the
+// tracker needs it (no message bytes) and the reasons it carried.
+type heldErr struct {
+	pkt     detector.Packet
+	reasons uint32
+	mtu     uint32
+	quoted  quoteSample
+	gen     uint32
+	live    bool
+}
+
+// errHeldMax bounds the errors held back at once; one more releases the
+// oldest at once. errSprayMax caps the spraying reporters tracked.
+const (
+	errHeldMax  = 256
+	errSprayMax = 1024
+)
+
+// errSettle is how long the first forged error of a reporter is held
+// back: a second receiver within it makes it the start of one spray
+// attack; otherwise it starts the receiver's own attack then, stamped
+// with its own time.
+const errSettle = time.Second
+
 // ErrorAbuse is the icmp_error_abuse rule. For every ICMP error (IPv4
 // types 3, 4, 11, 12; ICMPv6 1–4) it reads the claimed MTU and the quoted
 // packet's header from the message (package icmpmsg; no copy) and judges
@@ -135,26 +182,74 @@ type quoteSample struct {
 // quote_mismatch and malformed_quote need Count errors within Window;
 // reset_storm needs the rate and the spread of quoted ports. Per-host
 // state is capped (MaxHosts) and counts evictions.
+//
+// A spray is one attack: the reasons one error is enough for are judged
+// per reporter (the error's source, as seen on the wire: the forger or
+// the address it spoofs). A reporter's first such error is held back for
+// errSettle; a second receiver within window makes the reporter a sprayer,
+// and its errors — the held one first — are one attack whose target is the
+// reporter, with context receivers (distinct receivers, estimated). Errors
+// to one receiver stay that receiver's attack, as a lone forged error
+// does (reported errSettle later, with its own timestamp). With several
+// engines the reporter's engine judges these reasons (detector/shard
+// routes such errors there too: RoutesBySource, ObserveSource), the
+// receiver's engine the per-receiver counts (quote_mismatch,
+// malformed_quote, reset_storm).
 type ErrorAbuse struct {
-	cfg      ErrorAbuseConfig
-	trusted  map[netip.Addr]bool
-	hosts    *table.Table[netip.Addr, errHost]
-	width    int64 // reset window bucket width
-	resetNs  int64
-	windowNs int64
-	sweep    sweepClock
+	cfg       ErrorAbuseConfig
+	trusted   map[netip.Addr]bool
+	hosts     *table.Table[netip.Addr, errHost]
+	reporters *table.Table[netip.Addr, errReporter]
+	sprays    *table.Table[netip.Addr, errSpray]
+	// held is a FIFO ring of errors held back, oldest at heldHead.
+	held              []heldErr
+	heldHead, heldLen int
+	heldGen           uint32
+	heldEarly         uint64 // released before errSettle: the ring was full
+	width             int64  // reset window bucket width
+	resetNs           int64
+	windowNs          int64
+	sweep             sweepClock
 }
 
 // NewErrorAbuse returns the icmp_error_abuse rule.
 func NewErrorAbuse(cfg ErrorAbuseConfig) *ErrorAbuse {
 	return &ErrorAbuse{
-		cfg:      cfg,
-		trusted:  parseAddrs(cfg.TrustReporters),
-		hosts:    table.New[netip.Addr, errHost](cfg.MaxHosts, nil),
-		width:    int64(cfg.ResetWindow) / window.Buckets,
-		resetNs:  int64(cfg.ResetWindow),
-		windowNs: int64(cfg.Window),
+		cfg:       cfg,
+		trusted:   parseAddrs(cfg.TrustReporters),
+		hosts:     table.New[netip.Addr, errHost](cfg.MaxHosts, nil),
+		reporters: table.New[netip.Addr, errReporter](cfg.MaxHosts, nil),
+		sprays:    table.New[netip.Addr, errSpray](min(cfg.MaxHosts, errSprayMax), nil),
+		held:      make([]heldErr, errHeldMax),
+		width:     int64(cfg.ResetWindow) / window.Buckets,
+		resetNs:   int64(cfg.ResetWindow),
+		windowNs:  int64(cfg.Window),
 	}
+}
+
+// RoutesBySource implements shard.SourceRouter: the errors that may carry
+// a reason one error is enough for (a packet-too-big or
+// fragmentation-needed, a source quench, an error quoting an ICMP error
+// without extension headers) also go to their reporter's engine, where
+// sprays are counted. An error left out is judged whole on its receiver's
+// engine. It reads only the packet.
+func (r *ErrorAbuse) RoutesBySource(p *detector.Packet) bool {
+	if !p.HasICMP || p.Fragment || !icmpmsg.IsError(p.IPv6, p.ICMPType) {
+		return false
+	}
+	m := p.ICMPData
+	if p.IPv6 {
+		return p.ICMPType == icmpmsg.V6PacketTooBig ||
+			len(m) > 8+40 && m[8+6] == detector.ProtoICMPv6 && icmpmsg.IsError(true, m[8+40])
+	}
+	if p.ICMPType == icmpmsg.V4SourceQuench || p.ICMPType == icmpmsg.V4DestUnreach && p.ICMPCode == icmpmsg.V4FragNeededCod {
+		return true
+	}
+	if len(m) < 8+20 || m[8]>>4 != 4 || m[8+9] != detector.ProtoICMPv4 {
+		return false
+	}
+	hl := 8 + int(m[8]&0x0f)*4
+	return len(m) > hl && icmpmsg.IsError(false, m[hl])
 }
 
 // Info implements detector.Rule.
@@ -227,8 +322,23 @@ func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, q ic
 // immediate are the reasons one error is enough for.
 const immediate = 1<<reasonMTUBelowMin | 1<<reasonPTBNotTooBig | 1<<reasonErrorAboutError | 1<<reasonSourceQuench
 
-// Observe implements detector.Rule.
+// Observe implements detector.Rule: on the receiver's engine. A packet
+// whose reporter another engine owns (p.SourceRemote) leaves the reasons
+// one error is enough for to that engine's ObserveSource.
 func (r *ErrorAbuse) Observe(p *detector.Packet, rep detector.Reporter) {
+	r.observe(p, rep, true, !p.SourceRemote)
+}
+
+// ObserveSource implements detector.SourceObserver: with several engines,
+// the errors RoutesBySource sends to their reporter's engine.
+func (r *ErrorAbuse) ObserveSource(p *detector.Packet, rep detector.Reporter) {
+	r.observe(p, rep, false, true)
+}
+
+// observe judges error p: recv, the per-receiver counts (quote_mismatch,
+// malformed_quote, reset_storm); reporter, the reasons one error is
+// enough for, per reporter (see ErrorAbuse).
+func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, reporter bool) {
 	if !p.HasICMP || p.Fragment || !icmpmsg.IsError(p.IPv6, p.ICMPType) {
 		return
 	}
@@ -236,6 +346,21 @@ func (r *ErrorAbuse) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	reasons, mtu, q, st := r.judge(p)
+	now := p.TimeNs
+	if recv {
+		r.observeReceiver(p, rep, reasons&^immediate, q, st)
+	}
+	if reporter && reasons&immediate != 0 {
+		r.observeReporter(p, rep, reasons&immediate, mtu, q, st)
+	}
+	if r.heldLen > 0 {
+		r.release(now, rep)
+	}
+}
+
+// observeReceiver counts p's per-receiver reasons (immediate ones left
+// out) and reports the receiver when they reach their level.
+func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, reasons uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {
 	now := p.TimeNs
 	storm := false
 	if st == icmpmsg.QuoteOK && q.Proto == 6 && q.HasPorts && q.Src == p.Dst && hardError(p) {
@@ -249,19 +374,8 @@ func (r *ErrorAbuse) Observe(p *detector.Packet, rep detector.Reporter) {
 	if reasons == 0 {
 		return
 	}
-	h, _ := r.hosts.Get(p.Dst, now)
-	h.last = now
-	for b := reasons; b != 0; b &= b - 1 {
-		h.reasons[bits.TrailingZeros32(b)]++
-	}
-	if mtu != 0 {
-		h.noteMTU(mtu)
-	}
-	if st == icmpmsg.QuoteOK {
-		h.quoted = quoteSample{src: q.Src, dst: q.Dst, proto: q.Proto, sport: q.SrcPort, dport: q.DstPort,
-			length: q.Length, hasPorts: q.HasPorts, filled: true}
-	}
-	fire := reasons&immediate != 0 || storm
+	h := r.note(p.Dst, reasons, 0, sampleOf(q, st), now)
+	fire := storm
 	if counted := reasons & (1<<reasonQuoteMismatch | 1<<reasonMalformedQuote); counted != 0 {
 		if now-h.countStart >= r.windowNs || now < h.countStart {
 			h.countStart, h.counted = now, 0
@@ -269,10 +383,159 @@ func (r *ErrorAbuse) Observe(p *detector.Packet, rep detector.Reporter) {
 		h.counted++
 		fire = fire || h.counted >= uint32(r.cfg.Count)
 	}
-	if !fire {
+	if fire {
+		rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
+	}
+}
+
+// note records reasons, mtu and the quote (if filled) in receiver dst's
+// state.
+func (r *ErrorAbuse) note(dst netip.Addr, reasons uint32, mtu uint32, q quoteSample, now int64) *errHost {
+	h, _ := r.hosts.Get(dst, now)
+	h.last = now
+	for b := reasons; b != 0; b &= b - 1 {
+		h.reasons[bits.TrailingZeros32(b)]++
+	}
+	if mtu != 0 {
+		mtuSlots(h.mtus[:]).noteMTU(mtu)
+	}
+	if q.filled {
+		h.quoted = q
+	}
+	return h
+}
+
+// sampleOf is the sample of a parsed quote (empty unless st is QuoteOK).
+func sampleOf(q icmpmsg.Quote, st icmpmsg.QuoteStatus) quoteSample {
+	if st != icmpmsg.QuoteOK {
+		return quoteSample{}
+	}
+	return quoteSample{src: q.Src, dst: q.Dst, proto: q.Proto, sport: q.SrcPort, dport: q.DstPort,
+		length: q.Length, hasPorts: q.HasPorts, filled: true}
+}
+
+// observeReporter handles an error with a reason one error is enough
+// for: part of its reporter's spray, the receiver's own attack, or held
+// back until it is known which (see ErrorAbuse).
+func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, reasons uint32, mtu uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {
+	now := p.TimeNs
+	fire := detector.Measure{Level: detector.LevelFire}
+	sample := sampleOf(q, st)
+	rp, created := r.reporters.Get(p.Src, now)
+	if created || now-rp.last >= r.windowNs || now < rp.last {
+		*rp = errReporter{first: p.Dst}
+	}
+	rp.last = now
+	if !rp.spray && p.Dst != rp.first {
+		// A second receiver: the reporter sprays. Its held error is the
+		// attack's first.
+		rp.spray = true
+		sp, _ := r.sprays.Get(p.Src, now)
+		*sp = errSpray{}
+		sp.receivers.Add(rp.first)
+		sp.receivers.Add(p.Dst)
+		if h := r.heldOf(rp); h != nil {
+			h.live = false
+			sp.note(h.reasons, h.mtu, h.quoted, now)
+			rep.Hit(p.Src, &h.pkt, &fire)
+		}
+	}
+	if rp.spray {
+		sp, _ := r.sprays.Get(p.Src, now)
+		sp.receivers.Add(p.Dst)
+		sp.note(reasons, mtu, sample, now)
+		rep.Hit(p.Src, p, &fire)
 		return
 	}
-	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
+	if h := r.heldOf(rp); h != nil {
+		// A second error to the same receiver: its own attack, now.
+		r.report(h, rep)
+	} else if rp.heldGen == 0 {
+		// The reporter's first: held back until it is known whether
+		// more receivers follow.
+		r.hold(p, rp, reasons, mtu, sample, rep)
+		return
+	}
+	// Its first error was reported already: the receiver's attack goes on.
+	r.note(p.Dst, reasons, mtu, sample, now)
+	rep.Hit(p.Dst, p, &fire)
+}
+
+// note adds an error's reasons, MTU and quote to a spray's evidence.
+func (sp *errSpray) note(reasons, mtu uint32, q quoteSample, now int64) {
+	sp.last = now
+	for b := reasons; b != 0; b &= b - 1 {
+		sp.reasons[bits.TrailingZeros32(b)]++
+	}
+	if mtu != 0 {
+		mtuSlots(sp.mtus[:]).noteMTU(mtu)
+	}
+	if q.filled {
+		sp.quoted = q
+	}
+}
+
+// heldOf is rp's held error, or nil.
+func (r *ErrorAbuse) heldOf(rp *errReporter) *heldErr {
+	if rp.held == 0 {
+		return nil
+	}
+	h := &r.held[rp.held-1]
+	if !h.live || h.gen != rp.heldGen {
+		return nil
+	}
+	return h
+}
+
+// hold keeps p back for errSettle; a full ring reports its oldest first.
+func (r *ErrorAbuse) hold(p *detector.Packet, rp *errReporter, reasons, mtu uint32, q quoteSample, rep detector.Reporter) {
+	if r.heldLen == len(r.held) {
+		r.heldEarly++
+		r.pop(rep)
+	}
+	i := (r.heldHead + r.heldLen) % len(r.held)
+	r.heldLen++
+	if r.heldGen++; r.heldGen == 0 { // 0 means "never held"
+		r.heldGen = 1
+	}
+	h := &r.held[i]
+	h.pkt = *p
+	h.pkt.ICMPData = nil // the frame's bytes are not ours to keep
+	h.reasons, h.mtu, h.quoted = reasons, mtu, q
+	h.gen, h.live = r.heldGen, true
+	rp.held, rp.heldGen = int32(i+1), r.heldGen
+}
+
+// report reports held error h as its receiver's attack.
+func (r *ErrorAbuse) report(h *heldErr, rep detector.Reporter) {
+	h.live = false
+	r.note(h.pkt.Dst, h.reasons, h.mtu, h.quoted, h.pkt.TimeNs)
+	rep.Hit(h.pkt.Dst, &h.pkt, &detector.Measure{Level: detector.LevelFire})
+}
+
+// pop reports the oldest held error (if still held) as its receiver's
+// attack and takes it off the ring.
+func (r *ErrorAbuse) pop(rep detector.Reporter) {
+	h := &r.held[r.heldHead]
+	r.heldHead = (r.heldHead + 1) % len(r.held)
+	r.heldLen--
+	if h.live {
+		r.report(h, rep)
+	}
+}
+
+// release reports the held errors errSettle old at now.
+func (r *ErrorAbuse) release(now int64, rep detector.Reporter) {
+	for r.heldLen > 0 && now-r.held[r.heldHead].pkt.TimeNs >= int64(errSettle) {
+		r.pop(rep)
+	}
+}
+
+// Flush implements detector.Flusher: every held error is reported now.
+func (r *ErrorAbuse) Flush(rep detector.Reporter) {
+	for r.heldLen > 0 {
+		r.pop(rep)
+	}
 }
 
 // resetStorm counts a hard error quoting TCP source port sport of h and
@@ -299,13 +562,16 @@ func (r *ErrorAbuse) resetStorm(h *errHost, now int64, sport uint16, n int) bool
 	return set >= r.cfg.ResetPorts
 }
 
-func (h *errHost) noteMTU(m uint32) {
-	for i, v := range h.mtus {
+// mtuSlots are the distinct MTUs an attack's errors claimed (0: empty).
+type mtuSlots []uint32
+
+func (s mtuSlots) noteMTU(m uint32) {
+	for i, v := range s {
 		if v == m {
 			return
 		}
 		if v == 0 {
-			h.mtus[i] = m
+			s[i] = m
 			return
 		}
 	}
@@ -317,29 +583,47 @@ const errHostIdle = 2 * time.Minute
 
 // Tick implements detector.Rule: hosts idle for errHostIdle (and longer
 // than the count window) leave the table.
-func (r *ErrorAbuse) Tick(now time.Time, _ detector.Reporter) {
+func (r *ErrorAbuse) Tick(now time.Time, rep detector.Reporter) {
+	if r.heldLen > 0 {
+		r.release(now.UnixNano(), rep)
+	}
 	if r.sweep.due(now, 10*time.Second) {
 		before := now.Add(-max(errHostIdle, r.cfg.Window)).UnixNano()
 		r.hosts.Sweep(func(_ netip.Addr, h *errHost, _ int64) bool { return h.last < before })
+		r.sprays.Sweep(func(_ netip.Addr, s *errSpray, _ int64) bool { return s.last < before })
+		quiet := now.Add(-r.cfg.Window).UnixNano()
+		r.reporters.Sweep(func(_ netip.Addr, rp *errReporter, _ int64) bool { return rp.last < quiet && rp.held == 0 })
 	}
 }
 
 // Describe implements detector.Describer: the reasons with their counts,
 // the MTUs claimed, and a sample of the quoted packet.
 func (r *ErrorAbuse) Describe(target netip.Addr, extra map[string]any) {
+	if sp, ok := r.sprays.Lookup(target); ok {
+		extra["receivers"] = sp.receivers.Estimate()
+		extra["receivers_estimated"] = true
+		describeErrors(extra, &sp.reasons, &sp.mtus, sp.quoted)
+		return
+	}
 	h, ok := r.hosts.Lookup(target)
 	if !ok {
 		return
 	}
+	describeErrors(extra, &h.reasons, &h.mtus, h.quoted)
+}
+
+// describeErrors adds the reasons with their counts, the MTUs claimed and
+// the quoted sample.
+func describeErrors(extra map[string]any, rs *[numErrReasons]uint64, ms *[4]uint32, q quoteSample) {
 	reasons := map[string]any{}
-	for i, n := range h.reasons {
+	for i, n := range rs {
 		if n > 0 {
 			reasons[errReasonNames[i]] = n
 		}
 	}
 	extra["reasons"] = reasons
 	var mtus []any
-	for _, m := range h.mtus {
+	for _, m := range ms {
 		if m != 0 {
 			mtus = append(mtus, m)
 		}
@@ -348,7 +632,7 @@ func (r *ErrorAbuse) Describe(target netip.Addr, extra map[string]any) {
 		sort.Slice(mtus, func(i, j int) bool { return mtus[i].(uint32) < mtus[j].(uint32) })
 		extra["mtus"] = mtus
 	}
-	if q := h.quoted; q.filled {
+	if q.filled {
 		qm := map[string]any{"src": q.src.String(), "dst": q.dst.String(), "proto": detector.ProtoName(q.proto), "length": q.length}
 		if q.hasPorts {
 			qm["src_port"], qm["dest_port"] = q.sport, q.dport
@@ -359,5 +643,10 @@ func (r *ErrorAbuse) Describe(target netip.Addr, extra map[string]any) {
 
 // Tables implements detector.TableReporter.
 func (r *ErrorAbuse) Tables() []detector.TableStat {
-	return []detector.TableStat{{Name: "icmp_error_abuse.hosts", Len: r.hosts.Len(), Cap: r.hosts.Cap(), Evicted: r.hosts.Evicted()}}
+	return []detector.TableStat{
+		{Name: "icmp_error_abuse.hosts", Len: r.hosts.Len(), Cap: r.hosts.Cap(), Evicted: r.hosts.Evicted()},
+		{Name: "icmp_error_abuse.reporters", Len: r.reporters.Len(), Cap: r.reporters.Cap(), Evicted: r.reporters.Evicted()},
+		{Name: "icmp_error_abuse.sprays", Len: r.sprays.Len(), Cap: r.sprays.Cap(), Evicted: r.sprays.Evicted()},
+		{Name: "icmp_error_abuse.held", Len: r.heldLen, Cap: len(r.held), Evicted: r.heldEarly},
+	}
 }

@@ -3,8 +3,10 @@ package rules_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/icmpids/icmpids/capture/synth"
+	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -18,7 +20,6 @@ func errMsg(router, host netip.Addr, typ, code uint8, hd uint32, qsrc, qdst neti
 func TestErrorAbuse(t *testing.T) {
 	h4, r4, s4 := addr("10.0.0.5"), addr("10.0.0.1"), addr("192.0.2.80")
 	h6, r6, s6 := addr("2001:db8::5"), addr("2001:db8::1"), addr("2001:db8:2::80")
-	one := func(m synth.Msg) []synth.Frame { return []synth.Frame{m.At(ruleEpoch)} }
 	tests := []struct {
 		name   string
 		frames []synth.Frame
@@ -89,3 +90,85 @@ func TestErrorAbuseTrustedReporters(t *testing.T) {
 		t.Fatalf("a trusted reporter's source quench raised %d events", len(evs))
 	}
 }
+
+// crafted returns count frames of a synth.Crafted flood at rate per second.
+func crafted(t testing.TB, c synth.Crafted, rate float64, count int) []synth.Frame {
+	t.Helper()
+	next, err := c.Gen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := make([]synth.Frame, count)
+	for i := range fs {
+		d, err := next(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs[i] = synth.Frame{Time: ruleEpoch.Add(time.Duration(float64(i) / rate * float64(time.Second))), Data: d}
+	}
+	return fs
+}
+
+// A forger spraying forged errors over many receivers is one attack per
+// forger (target: the reporter, receivers counted), where every receiver
+// was one attack (11,998 of 12,000 errors at 200/s); errors to one host
+// stay that host's attack, and genuine errors stay silent.
+func TestErrorAbuseSpray(t *testing.T) {
+	h4, r4, s4 := addr("10.0.0.5"), addr("10.0.0.1"), addr("192.0.2.80")
+	forger := addr("203.0.113.66")
+	spray := func(sources, count int) []synth.Frame {
+		return crafted(t, synth.Crafted{Kind: synth.CraftPTBSpray, Sources: sources, Seed: 7}, 200, count)
+	}
+	traceroute := seq(errMsg(r4, h4, 11, 0, 0, h4, s4, 17, 40000, 33434, 60), ruleEpoch, 3, 30, func(i int, m *synth.Msg) {
+		*m = errMsg(nth(addr("10.1.0.1"), i/3), h4, 11, 0, 0, h4, s4, 17, 40000, uint16(33434+i), 60)
+	})
+	// A forger hitting one host, then another 10 s later.
+	slow := append(one(errMsg(forger, h4, 3, 4, 68, h4, s4, 6, 40000, 443, 1500)),
+		errMsg(forger, addr("10.0.0.6"), 3, 4, 68, addr("10.0.0.6"), s4, 6, 40001, 443, 1500).At(ruleEpoch.Add(10*time.Second)))
+	tests := []struct {
+		name   string
+		frames []synth.Frame
+		want   []string // attacks started, sorted
+		// receivers: the least receivers the first attack's end counts
+		// (0: not a spray).
+		receivers uint64
+	}{
+		{"one forger, 12,000 receivers", spray(0, 12000), []string{"icmp_error_abuse 203.0.113.66"}, 11000},
+		{"two forgers, 12,000 receivers", spray(2, 12000), []string{"icmp_error_abuse " + crafted(t, synth.Crafted{Kind: synth.CraftPTBSpray, Sources: 2, Seed: 7}, 200, 2)[0].Src().String(),
+			"icmp_error_abuse " + crafted(t, synth.Crafted{Kind: synth.CraftPTBSpray, Sources: 2, Seed: 7}, 200, 2)[1].Src().String()}, 5000},
+		{"one forged error to one host", one(errMsg(forger, h4, 3, 4, 68, h4, s4, 6, 40000, 443, 1500)), []string{"icmp_error_abuse 10.0.0.5"}, 0},
+		{"forged errors to one host, 20 at 10/s", seq(errMsg(forger, h4, 3, 4, 68, h4, s4, 6, 40000, 443, 1500), ruleEpoch, 10, 20, nil), []string{"icmp_error_abuse 10.0.0.5"}, 0},
+		{"one host, then another 10 s later", slow, []string{"icmp_error_abuse 10.0.0.5", "icmp_error_abuse 203.0.113.66"}, 0},
+		{"genuine PMTUD: one frag-needed (MTU 1400)", one(errMsg(r4, h4, 3, 4, 1400, h4, s4, 6, 40000, 443, 1500)), nil, 0},
+		{"genuine PMTUD to 50 hosts from one router", seq(errMsg(r4, h4, 3, 4, 1400, h4, s4, 6, 40000, 443, 1500), ruleEpoch, 50, 50, func(i int, m *synth.Msg) {
+			d := nth(addr("10.0.1.1"), i)
+			*m = errMsg(r4, d, 3, 4, 1400, d, s4, 6, 40000, 443, 1500)
+		}), nil, 0},
+		{"traceroute: 10 routers' time exceeded", traceroute, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := replay(t, tc.frames, defaultRules(t)...)
+			got := startsOf(evs)
+			if !equal(got, tc.want) {
+				t.Fatalf("started %d attacks %v, want %v", len(got), got, tc.want)
+			}
+			if tc.receivers == 0 {
+				return
+			}
+			for _, ev := range evs {
+				if ev.Phase != detector.PhaseEnd {
+					continue
+				}
+				if n, _ := ev.Extra["receivers"].(uint64); n < tc.receivers || ev.Extra["receivers_estimated"] != true {
+					t.Errorf("%v: receivers %v, want at least %d", ev.Target, ev.Extra["receivers"], tc.receivers)
+				}
+				if rs, _ := ev.Extra["reasons"].(map[string]any); rs["mtu_below_minimum"] == nil {
+					t.Errorf("%v: reasons %v", ev.Target, rs)
+				}
+			}
+		})
+	}
+}
+
+func one(m synth.Msg) []synth.Frame { return []synth.Frame{m.At(ruleEpoch)} }

@@ -186,14 +186,16 @@ type pipeline interface {
 // broadcast addresses and groups, by the definition of the enabled rule
 // that has one (shard.Grouper: smurf), go to their source's engine.
 func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule) (*shard.Set, error) {
-	var group func(p *detector.Packet) bool
+	var group, bySource func(p *detector.Packet) bool
 	for _, r := range first {
-		if g, ok := r.(shard.Grouper); ok {
+		if g, ok := r.(shard.Grouper); ok && group == nil {
 			group = g.Group
-			break
+		}
+		if g, ok := r.(shard.SourceRouter); ok && bySource == nil {
+			bySource = g.RoutesBySource
 		}
 	}
-	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group, Decode: &cfg.Decode}, sink,
+	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group, BySource: bySource, Decode: &cfg.Decode}, sink,
 		func(i int, sink detector.Sink) (*detector.Engine, error) {
 			rs := first
 			if i > 0 {

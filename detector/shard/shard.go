@@ -30,7 +30,8 @@
 //     storm. And the rules keyed by source count it
 //     (detector.SourceObserver: icmp_sweep's scanner, icmp_tunnel's
 //     client), while on the destination's engine they see
-//     Packet.SourceRemote and leave it.
+//     Packet.SourceRemote and leave it. So do the packets Config.BySource
+//     picks (icmp_error_abuse's forged errors, counted per reporter).
 //   - The link's engine: what rules learn of the link — its routers
 //     (rogue_ra), the link-layer address of each router and neighbor
 //     (icmp_redirect, nd_spoof) — has one home, so that it does not
@@ -149,10 +150,23 @@ type Config struct {
 	// fronts it is called from each front's goroutine: it must be safe for
 	// concurrent use (smurf's Group only reads its configuration).
 	Group func(p *detector.Packet) bool
+	// BySource tells whether a packet that is neither an echo request nor
+	// a query also goes, as a shadow, to its source's engine, like them
+	// (detector.SourceObserver): icmp_error_abuse's errors only a forger
+	// sends, which it counts per reporter. nil: none. Like Group it must
+	// be safe for concurrent use.
+	BySource func(p *detector.Packet) bool
 	// Decode configures the fronts' decoders, which route by the
 	// innermost packet's addresses; the zero value means
 	// detector.DefaultDecodeConfig.
 	Decode *detector.DecodeConfig
+}
+
+// SourceRouter is implemented by a rule that wants packets other than
+// echo requests and queries at their source's engine too (see
+// Config.BySource). RoutesBySource must be safe for concurrent use.
+type SourceRouter interface {
+	RoutesBySource(p *detector.Packet) bool
 }
 
 // Grouper is implemented by a rule that defines which echo requests go to
@@ -332,6 +346,8 @@ const (
 	kindAdvance
 	kindLink       // a copy for the link's engine (detector.LinkCopy)
 	kindLinkRemote // a frame whose link copy went to the link's engine
+	// kindSplitLinkRemote: both kindSplit and kindLinkRemote.
+	kindSplitLinkRemote
 )
 
 type record struct {
@@ -549,6 +565,8 @@ func (w *worker) run() {
 				w.eng.HandleLinkFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindLinkRemote:
 				w.eng.HandleLinkRemoteFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+			case kindSplitLinkRemote:
+				w.eng.HandleSplitLinkRemoteFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindAdvance:
 				w.eng.Advance(ts)
 			}
@@ -695,12 +713,13 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		route := detector.LinkRoute(p)
 		src := s.ownerOf(p.Src)
 		var dst int
+		both := echo || query(p) || s.cfg.BySource != nil && s.cfg.BySource(p)
 		switch {
 		case route == detector.LinkWhole:
 			dst, src = s.link, -1
 		case echo && groupFn(p):
 			dst = src
-		case echo || query(p):
+		case both:
 			dst = s.ownerOf(p.Dst)
 			if src != dst {
 				f.add(src, kindShadow, lt, data, t, wireLen)
@@ -709,12 +728,16 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 			dst, src = s.ownerOf(p.Dst), -1
 		}
 		kind := kindFrame
-		if (echo || query(p)) && src >= 0 && src != dst {
+		if both && src >= 0 && src != dst {
 			kind = kindSplit
 		}
 		if route == detector.LinkCopy && dst != s.link {
 			f.add(s.link, kindLink, lt, data, t, wireLen)
-			kind = kindLinkRemote // an echo reply or error: never split
+			if kind == kindSplit {
+				kind = kindSplitLinkRemote // an error BySource picks
+			} else {
+				kind = kindLinkRemote
+			}
 		}
 		f.add(dst, kind, lt, data, t, wireLen)
 	}
@@ -751,6 +774,8 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 			e.HandleLinkFrame(lt, data, ts, wireLen)
 		case kindLinkRemote:
 			e.HandleLinkRemoteFrame(lt, data, ts, wireLen)
+		case kindSplitLinkRemote:
+			e.HandleSplitLinkRemoteFrame(lt, data, ts, wireLen)
 		case kindAdvance:
 			e.Advance(ts)
 		}
