@@ -42,7 +42,7 @@ func TestReplayErrorSprayWorkers(t *testing.T) {
 		frames = append(frames, synth.Msg{Src: a("172.16.0.1"), Dst: rcv, Type: 3, Code: 4, Rest: quote(rcv, 1400)}.At(epoch.Add(time.Duration(i)*time.Second)))
 		// Traceroute: time exceeded from hop i to one host.
 		frames = append(frames, synth.Msg{Src: netip.AddrFrom4([4]byte{100, 64, byte(i), 1}), Dst: a("172.16.50.5"), Type: 11,
-			Rest: synth.Unreach(0, synth.Quote(a("172.16.50.5"), a("8.8.8.8"), 17, 40000, uint16(33434+i), 60))}.At(epoch.Add(time.Duration(i) * 500 * time.Millisecond)))
+			Rest: synth.Unreach(0, synth.Quote(a("172.16.50.5"), a("8.8.8.8"), 17, 40000, uint16(33434+i), 60))}.At(epoch.Add(time.Duration(i)*500*time.Millisecond)))
 	}
 	pcap := filepath.Join(t.TempDir(), "spray.pcap")
 	if err := synth.WritePcapFile(pcap, synth.Merge(frames)); err != nil {
