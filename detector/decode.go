@@ -185,6 +185,7 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	}
 	p.Tunnel = u.tunnel
 	p.VLANs, p.NVLAN = u.vlans, u.nvlan
+	p.GaveUp = u.gaveUp
 	if u.ip == nil {
 		if u.reason == ReasonOK {
 			return ReasonNotIP

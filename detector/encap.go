@@ -160,6 +160,35 @@ type unwrapped struct {
 	peeled  bool // an encapsulation beyond the link layer was peeled
 	reason  Reason
 	sllType int // SLL/SLL2 packet type (broadcast, multicast), -1 if none
+	// gaveUp says why unwrap gave up on the frame (tunnel or VLAN depth,
+	// a malformed encapsulation), and last what it knew then of the
+	// innermost IP header: where the frame was heading.
+	gaveUp Anomaly
+	last   ipAddrs
+}
+
+// ipAddrs are an IP header's addresses and protocol.
+type ipAddrs struct {
+	src, dst netip.Addr
+	proto    uint8
+}
+
+// peekIP reads the addresses and protocol of the IP header (EtherType et)
+// at the start of b, if b holds one.
+func peekIP(b []byte, et uint16) (ipAddrs, bool) {
+	switch {
+	case et == etherIPv4 && len(b) >= 20 && b[0]>>4 == 4:
+		return ipAddrs{netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[9]}, true
+	case et == etherIPv6 && len(b) >= 40 && b[0]>>4 == 6:
+		return ipAddrs{netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), b[6]}, true
+	}
+	return ipAddrs{}, false
+}
+
+// giveUp records that unwrap stops at this frame with reason r, for kind
+// a.
+func (u *unwrapped) giveUp(r Reason, a Anomaly) {
+	u.reason, u.gaveUp = r, a
 }
 
 // unwrap walks a frame's link layer, VLAN tags and encapsulations to the
@@ -211,7 +240,15 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 		// VLAN tags, any stack of 802.1Q / 802.1ad / 0x9100.
 		for et == etherDot1Q || et == etherQinQ || et == etherQinQ9100 {
 			if int(u.nvlan) >= e.cfg.MaxVLANs {
-				u.reason = ReasonTunnelDepth
+				u.giveUp(ReasonTunnelDepth, AnomalyVLANDepth)
+				// Where was it heading? Skip the other tags (bounded by
+				// the frame) to the IP header, reading no further.
+				for (et == etherDot1Q || et == etherQinQ || et == etherQinQ9100) && len(data) >= 4 {
+					et, data = binary.BigEndian.Uint16(data[2:4]), data[4:]
+				}
+				if a, ok := peekIP(data, et); ok {
+					u.last = a
+				}
 				return
 			}
 			if len(data) < 4 {
@@ -232,11 +269,17 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 				return
 			}
 			if depth++; depth > e.cfg.MaxDepth {
-				u.reason = ReasonTunnelDepth
+				u.giveUp(ReasonTunnelDepth, AnomalyTunnelDepth)
+				if a, ok := peekIP(inner, next); ok {
+					u.last = a // the packet one layer further in
+				}
 				return
 			}
 			u.peeled = true
 			if u.reason != ReasonOK {
+				if u.reason == ReasonTunnelMalformed {
+					u.gaveUp = AnomalyMalformed
+				}
 				return
 			}
 			et, data = next, inner
@@ -250,11 +293,14 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 				return // not IP as far as the rules go
 			}
 			if depth++; depth > e.cfg.MaxDepth {
-				u.reason = ReasonTunnelDepth
+				u.giveUp(ReasonTunnelDepth, AnomalyTunnelDepth)
 				return
 			}
 			u.peeled = true
 			if !e.mpls(&data, &et, u) {
+				if u.reason == ReasonTunnelMalformed {
+					u.gaveUp = AnomalyMalformed
+				}
 				return
 			}
 		case etherPPPoE:
@@ -266,7 +312,7 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 				return
 			}
 			if data[0] != 0x11 || data[1] != 0 { // version 1, type 1, session data
-				u.reason = ReasonTunnelMalformed
+				u.giveUp(ReasonTunnelMalformed, AnomalyMalformed)
 				return
 			}
 			switch binary.BigEndian.Uint16(data[6:8]) {
@@ -377,6 +423,7 @@ func (e *encap) carrier(b []byte, v6 bool, u *unwrapped) (inner []byte, next uin
 	if u.tunnel.Depth == 0 {
 		u.tunnel.Src, u.tunnel.Dst, u.tunnel.Proto = src, dst, proto
 	}
+	u.last = ipAddrs{src, dst, proto}
 	u.tunnel.Depth++
 	return inner, next, true
 }
@@ -526,21 +573,15 @@ func (e *encap) udp(b []byte, sport, dport uint16, u *unwrapped) ([]byte, uint16
 	return b, etherIPv6
 }
 
-// maxMPLSLabels bounds a label stack.
-const maxMPLSLabels = 16
-
-// mpls pops an MPLS label stack and sets *et to what follows the bottom
-// of stack: IPv4 or IPv6 by the first nibble, or, after an Ethernet
-// pseudowire control word (first nibble 0), inner Ethernet.
+// mpls pops an MPLS label stack of any depth (4 bytes a label: the frame
+// bounds the work) and sets *et to what follows the bottom of stack: IPv4
+// or IPv6 by the first nibble, or, after an Ethernet pseudowire control
+// word (first nibble 0), inner Ethernet.
 func (e *encap) mpls(data *[]byte, et *uint16, u *unwrapped) bool {
 	b := *data
-	for i := 0; ; i++ {
-		if i == maxMPLSLabels {
-			u.reason = ReasonTunnelMalformed // no bottom of stack within bounds
-			return false
-		}
+	for {
 		if len(b) < 4 {
-			u.reason = ReasonTruncated
+			u.reason = ReasonTunnelMalformed // no bottom of stack in the frame
 			return false
 		}
 		bos := b[2]&1 != 0

@@ -165,6 +165,9 @@ type Engine struct {
 	links   []linkRule
 	pkt     Packet
 	stats   Stats
+
+	// anomalies are the rules that see the frames the decoder gives up on.
+	anomalies []anomalyRule
 }
 
 // New returns an engine that runs rules and sends attack events to sink.
@@ -219,7 +222,10 @@ func (e *Engine) handleDecoded(p *Packet, reason Reason) {
 	tn := p.Time.UnixNano()
 	e.advance(p.Time, tn)
 	if !p.Src.IsValid() {
-		return // no IP header: nothing for the rules
+		if p.GaveUp != AnomalyNone && e.anomalies != nil {
+			e.observeAnomaly(p) // see anomaly.go
+		}
+		return // no IP header: nothing for the other rules
 	}
 	// A packet whose IP header decoded still reaches the rules when what
 	// lies above it is cut short (snaplen) or malformed: its addresses and
@@ -246,9 +252,10 @@ func (s *Stats) CountFrame(p *Packet, reason Reason) {
 }
 
 // RulesSee tells whether the engine would hand p to any rule: an ICMP or
-// ICMPv6 packet, or an IP fragment.
+// ICMPv6 packet, an IP fragment, or a frame the decoder gave up on
+// (AnomalyObserver).
 func RulesSee(p *Packet) bool {
-	return p.Src.IsValid() && (p.Fragment || p.Proto == ProtoICMPv4 || p.Proto == ProtoICMPv6)
+	return p.Src.IsValid() && (p.Fragment || p.Proto == ProtoICMPv4 || p.Proto == ProtoICMPv6) || p.GaveUp != AnomalyNone
 }
 
 // HandlePacket runs the rules on an already decoded packet (p.Time is its
@@ -322,10 +329,13 @@ func (e *Engine) warm() {
 func (e *Engine) setRules(rules []Rule) {
 	e.rules, e.hold = rules, make([]int64, len(rules))
 	e.dispatch = newDispatch(rules)
-	e.cold, e.shadows, e.links = nil, nil, nil
+	e.cold, e.shadows, e.links, e.anomalies = nil, nil, nil, nil
 	for i, r := range rules {
 		if l, ok := r.(LinkObserver); ok {
 			e.links = append(e.links, linkRule{rule: i, obs: l})
+		}
+		if a, ok := r.(AnomalyObserver); ok {
+			e.anomalies = append(e.anomalies, anomalyRule{rule: i, obs: a})
 		}
 		if w, ok := r.(Warmer); ok {
 			e.cold = append(e.cold, w)

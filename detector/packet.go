@@ -102,6 +102,10 @@ type Packet struct {
 	// inner packet this is) after the fragments themselves were handled:
 	// the rules judge it as if it had arrived whole.
 	Reassembled bool
+	// GaveUp says why the decoder gave up on the frame (AnomalyNone when
+	// it did not); such a frame has no IP header for the rules (Src is
+	// invalid) except for an AnomalyObserver.
+	GaveUp Anomaly
 	// --- end fragment tracking ---
 
 	// HasICMP is set when an ICMPv4 or ICMPv6 header was decoded (a

@@ -110,7 +110,13 @@ func (e *Engine) reassemble(lt LinkType, frame []byte, p *Packet) {
 	q := &e.pkt
 	ts := p.Time
 	e.dec.Decode(lt, out, ts, len(out), q)
-	if !q.Src.IsValid() || q.Fragment {
+	if !q.Src.IsValid() {
+		if q.GaveUp != AnomalyNone && e.anomalies != nil {
+			e.observeAnomaly(q) // a tunnel bomb in a fragmented carrier
+		}
+		return
+	}
+	if q.Fragment {
 		return
 	}
 	if kind == reasmND && !(q.IPv6 && q.Proto == ProtoICMPv6 && q.HasICMP && isNDType(q.ICMPType)) {

@@ -88,6 +88,7 @@ func Definitions() []Definition {
 		ndFloodDefinition(),
 		ndSpoofDefinition(),
 		errorAbuseDefinition(),
+		decodeAnomalyDefinition(),
 	}
 }
 

@@ -16,6 +16,7 @@ var contractRules = []string{
 	"frag_tiny:9000005", "frag_flood:9000006", "smurf:9000007", "blacknurse:9000008",
 	"icmp_redirect:9000009", "icmp_sweep:9000010", "icmp_tunnel:9000011", "icmp_carpet_flood:9000012",
 	"ra_flood:9000013", "rogue_ra:9000014", "nd_flood:9000015", "nd_spoof:9000016", "icmp_error_abuse:9000017",
+	"decode_anomaly:9000018", // proposed for the contract (issue 26.8)
 }
 
 // TestSpecsFollowTheContract: the registry holds contract rules only, in

@@ -415,7 +415,7 @@ func TestCheck(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"defaults", []string{"check"}, nil, 0, "OK (17 of 17 rules enabled)", ""},
+		{"defaults", []string{"check"}, nil, 0, "OK (18 of 18 rules enabled)", ""},
 		{"the shipped configuration", []string{"check", "--config", filepath.Join("..", "..", "configs", "icmpids.yaml")}, nil, 0, "OK", ""},
 		{"bad filter", []string{"check", "--config", write("bpf.yaml", "capture:\n  bpf: 'icmp and and'\n")}, nil, 2, "", "capture.bpf"},
 		{"missing interface", []string{"check", "-i", "nosuchif9"}, nil, 2, "", "nosuchif9"},
@@ -423,7 +423,7 @@ func TestCheck(t *testing.T) {
 		{"misspelt environment variable", []string{"check"}, map[string]string{"ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS": "5"}, 2, "", "ICMPIDS_RULES_ICMP_FLOD_ECHO_PPS"},
 		{"EVE file in a missing directory", []string{"check", "--eve", "/nonexistent-dir/eve.json"}, nil, 2, "", "output.eve"},
 		{"TLS file missing", []string{"check", "--config", write("tls.yaml", "output:\n  syslog: tls://127.0.0.1:6514\nsyslog:\n  tls:\n    ca_file: /nonexistent/ca.pem\n")}, nil, 2, "", "ca.pem"},
-		{"every rule off", []string{"check", "--config", write("off.yaml", off.String())}, nil, 0, "OK, 1 warning(s) (0 of 17", "warning: every rule is switched off"},
+		{"every rule off", []string{"check", "--config", write("off.yaml", off.String())}, nil, 0, "OK, 1 warning(s) (0 of 18", "warning: every rule is switched off"},
 		{"unknown rule: the nearest named", []string{"check", "--config", write("flod.yaml", "rules:\n  icmp_flod:\n    echo_pps: 3\n")}, nil, 2, "", "rules.icmp_flod: unknown key (did you mean rules.icmp_flood?)"},
 		{"unknown rule key: the nearest named", []string{"check", "--config", write("ppz.yaml", "rules:\n  icmp_flood:\n    echo_ppz: 3\n")}, nil, 2, "", "rules.icmp_flood.echo_ppz: unknown key (did you mean rules.icmp_flood.echo_pps?)"},
 		{"unknown section: the nearest named", []string{"check", "--config", write("outptu.yaml", "outptu:\n  eve: x\n")}, nil, 2, "", "outptu: unknown key (did you mean output?)"},
@@ -433,7 +433,7 @@ func TestCheck(t *testing.T) {
 		{"UDP syslog is not probed", []string{"check", "--syslog", "udp://127.0.0.1:514"}, nil, 0, "udp://127.0.0.1:514 (not probed", ""},
 		{"a syslog collector that does not answer is a warning", []string{"check", "--syslog", "tcp://127.0.0.1:" + closedPort(t)}, nil, 0, "(probed: no answer)", "warning: output.syslog"},
 		{"a syslog collector that answers", []string{"check", "--syslog", "tcp://" + listening(t)}, nil, 0, "(probed: connected)", ""},
-		{"-q: the verdict only", []string{"check", "-q"}, nil, 0, "OK (17 of 17 rules enabled)\n", ""},
+		{"-q: the verdict only", []string{"check", "-q"}, nil, 0, "OK (18 of 18 rules enabled)\n", ""},
 		{"nowhere to go is a warning", []string{"check", "-q", "--format", "none"}, nil, 0, "OK, 1 warning(s)", "alerts would go nowhere"},
 	}
 	for _, tc := range tests {

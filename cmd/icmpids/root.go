@@ -27,7 +27,7 @@ sources and carpet-bombing floods over a prefix, BlackNurse, Ping of Death
 and other fragment attacks, Smurf reflection, forged redirects, host sweeps,
 covert tunnels in echo payloads, forged ICMP errors, and IPv6
 neighbor-discovery attacks (RA floods, rogue routers, neighbor-cache floods
-and spoofing) — 17 rules, listed by "icmpids rules".
+and spoofing) — 18 rules, listed by "icmpids rules".
 
 It runs as a live sensor on a gateway interface (icmpids run -i eth0) or
 replays capture files in packet time (icmpids replay capture.pcap), and
