@@ -45,6 +45,12 @@ const (
 // one of them stays there even in pieces). It reads only p and does not allocate; a dispatcher calls it
 // once per packet.
 func LinkRoute(p *Packet) LinkRouting {
+	if p.Fragment && p.IPv6 && p.Tunnel.Depth == 0 && p.Src.IsLinkLocalUnicast() {
+		// Every piece of a train from a link-local source (an RA's or a
+		// redirect's, even sent to a global address): the link's engine
+		// reassembles a fragmented ND message (reassemble.go).
+		return LinkWhole
+	}
 	if !p.HasICMP || p.Fragment && (p.FragOffset != 0 || p.MoreFragments) {
 		return LinkNone // a piece of a train: it stays with the train
 	}

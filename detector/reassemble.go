@@ -13,10 +13,12 @@ import (
 //   - Neighbor discovery. A fragmented ND message is forbidden (RFC 6980)
 //     and is how RA-Guard is evaded (RFC 7113, THC fake_router6 -F/-D): the
 //     ICMPv6 header may sit in the second fragment, behind a long
-//     destination-options header. An IPv6 fragment train with hop limit 255
-//     (which every ND message must have) is reassembled, and if it holds an
-//     ND message (types 133-137) the rules see that message whole, with
-//     Packet.Reassembled set.
+//     destination-options header. An IPv6 fragment with hop limit 255
+//     (which every ND message must have) or link-scoped addresses goes to
+//     the pool, and if its train holds an ND message (types 133-137) the
+//     rules see that message whole, with Packet.Reassembled set. (With
+//     several engines, trains from a link-local source reassemble on the
+//     link's engine: LinkRoute.)
 //   - Tunnel carriers. A GRE or IP-in-IP packet that is fragmented on its
 //     way (a 1,400-byte ping through a GRE tunnel on a 1,500-byte path) is
 //     reassembled and its inner packet decoded as if the carrier had
@@ -55,10 +57,19 @@ func (e *Engine) reasmKindOf(p *Packet) reasmKind {
 			return reasmCarrier
 		}
 	}
-	if p.IPv6 && p.TTL == ndHopLimit {
+	if p.IPv6 && (p.TTL == ndHopLimit || linkScoped(p)) {
 		return reasmND
 	}
 	return reasmNone
+}
+
+// linkScoped tells whether p's addresses are those of a message that
+// stays on the link (a link-local or unspecified source, a link-local or
+// link-scoped multicast destination). With the hop limit, it admits a
+// fragmented ND message whatever hop limit its later fragments claim
+// (only the first fragment's counts once reassembled).
+func linkScoped(p *Packet) bool {
+	return p.Src.IsLinkLocalUnicast() || p.Src.IsUnspecified() || p.Dst.IsLinkLocalUnicast() || p.Dst.IsLinkLocalMulticast()
 }
 
 // isNDType tells whether t is a neighbor-discovery message type (router

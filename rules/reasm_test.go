@@ -75,6 +75,11 @@ func TestFragmentedRA(t *testing.T) {
 		{"kill_router6 in fragments: lifetime 0 in the router's name from another MAC",
 			synth.Merge(periodicRAs(), fragmented(t, []synth.Frame{ra(routerLL, synth.MAC(66), 0, link64).At(at)}, 32, 10)),
 			[]string{"rogue_ra ff02::1"}, "fragmented"},
+		{"rogue RA whose second fragment claims hop limit 64 and comes first", synth.Merge(periodicRAs(), func() []synth.Frame {
+			fs := fragmented(t, []synth.Frame{rogue.At(at)}, 32, 11)
+			fs[1].Data[14+7] = 64
+			return []synth.Frame{fs[1], fs[0]}
+		}()), []string{"rogue_ra ff02::1"}, "unknown_router"},
 		// Benign twins: the same RAs whole, and fragmented traffic that
 		// is not ND, with hop limit 255 or not.
 		{"the router's RAs whole", periodicRAs(), nil, ""},

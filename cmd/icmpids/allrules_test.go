@@ -102,6 +102,40 @@ func allRulesCapture(t *testing.T) string {
 	// icmp_error_abuse (Packet Too Big, MTU 1200)
 	frames = append(frames, synth.Msg{Src: a("2001:db8::1"), Dst: a("2001:db8::5"), Type: 2,
 		Rest: synth.Unreach(1200, synth.Quote(a("2001:db8::5"), a("2001:db8:2::80"), 6, 40000, 443, 1500))}.At(at(24)))
+	// decode_anomaly: a flood 5 GRE tunnels deep (decode.max_depth 4)
+	deep, err := synth.Flood{Target: a("10.0.0.20"), Source: a("198.51.100.8"), Start: at(25), Rate: 2000, Count: 1000}.Frames()
+	add(deep, err)
+	for i := len(frames) - len(deep); i < len(frames); i++ {
+		for j := 0; j < 5; j++ {
+			w, err := synth.Wrap(synth.WrapGRE, frames[i].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames[i].Data = w
+		}
+	}
+	// icmp_flood through a GRE tunnel whose carriers are each two
+	// fragments, and a rogue RA in two fragments to one host
+	// (reassembled: engine.reassembly).
+	carried, err := synth.Flood{Target: a("10.0.0.21"), Source: a("198.51.100.9"), Start: at(26), Rate: 2000, Count: 3000, PayloadLen: 1400}.Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if carried, err = synth.WrapFrames(synth.WrapGRE, carried); err != nil {
+		t.Fatal(err)
+	}
+	rogue := synth.Msg{Src: a("fe80::bad"), Dst: a("2001:db8:1::200"), SrcMAC: synth.MAC(66), Type: 134,
+		Rest: synth.RA(1800, 0, synth.PrefixOpt(netip.MustParsePrefix("2001:db8:bad::/64")), synth.LinkAddrOpt(1, synth.MAC(66)))}
+	carried = append(carried, rogue.At(at(27)))
+	for i, f := range carried {
+		parts, err := synth.FragmentFrame(f.Data, 1400-1368*(i/3000), uint32(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			frames = append(frames, synth.Frame{Time: f.Time, Data: p})
+		}
+	}
 	frames = synth.Merge(frames)
 	path := filepath.Join(t.TempDir(), "allrules.pcap")
 	if err := synth.WritePcapFile(path, frames); err != nil {
