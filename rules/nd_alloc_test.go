@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // The link-layer rules under attack allocate nothing per packet: a rogue
-// RA in the router's name with its MAC in the option, a parasite6 taking
+// RA in the router's name with its MAC in the option, 32 rogue routers
+// judged against the link's (new_prefix, preference), a parasite6 taking
 // 32 addresses while their owners take them back, and a solicitation
 // flood for one address, with every attack already started.
 func TestNDRulesDoNotAllocate(t *testing.T) {
@@ -20,6 +22,7 @@ func TestNDRulesDoNotAllocate(t *testing.T) {
 	for i := 0; i < 32; i++ {
 		frames = append(frames,
 			raAs(routerLL, attacker, routerMAC, 0, 1).Frame(),
+			raAs(nth(addr("fe80::bad:0"), i), attacker, attacker, 1800, 1, netip.MustParsePrefix("2001:db8:bad::/64")).Frame(),
 			na(ndHost(i), attacker, allNodes, true, true).Frame(),
 			na(ndHost(i), synth.MAC(uint32(100+i)), allNodes, true, true).Frame(),
 			ns(nth(addr("fe80::8000"), i), synth.MAC(uint32(5000+i)), ndHost(5), allNodes).Frame(),

@@ -26,7 +26,7 @@ func rogueRADefinition() Definition {
 		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), an RA whose source link-layer address option names another MAC than the frame's Ethernet source, or an RA with a hop limit other than 255.",
 		map[string]string{
 			"routers":     "The link's routers: link-local addresses and/or link-layer addresses (e.g. [fe80::1, 00:11:22:33:44:55]). Empty: learned.",
-			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers); routers seen only in an RA flood are not.",
+			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers), except those that announce a prefix none of the known routers announces or a higher preference (reported: new_prefix, preference) and routers seen only in an RA flood.",
 			"max_routers": "Cap on the routers remembered (configured, learned and rogue); least recently seen are evicted and counted.",
 		},
 		DefaultRogueRAConfig,
@@ -70,16 +70,62 @@ const (
 	rogueHopLimit
 	rogueSLLAMismatch
 	rogueFragmented
+	rogueNewPrefix
+	roguePreference
 	numRogueReasons
 )
 
-var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch", "fragmented"}
+var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch", "fragmented", "new_prefix", "preference"}
+
+// raPrefixes is how many prefixes rogue_ra remembers per router.
+const raPrefixes = 8
+
+// maxTrusted caps the link's routers (configured ones heard, and learned):
+// they live outside the routers table, so no flood of forged routers can
+// evict them.
+const maxTrusted = 32
 
 // raRouter is what rogue_ra knows of one advertising address.
 type raRouter struct {
-	mac   [6]byte
-	known bool // one of the link's routers
-	last  int64
+	addr    netip.Addr // (trusted routers, which are kept in an array)
+	mac     [6]byte
+	bound   bool // mac is the router's: its EUI-64 address names it, or an RA announcing something came from it
+	eui     bool // mac is the one its modified EUI-64 address names
+	def     bool // it announced a default route (router lifetime > 0)
+	routes  bool // it announced routes (route-information options)
+	rank    uint8
+	npfx    uint8
+	pfx     [raPrefixes]netip.Prefix
+	learned bool // trusted by learning (configured routers are trusted by the configuration)
+	last    int64
+}
+
+// prefRank orders RFC 4191 preferences: low 0, medium (and reserved) 1,
+// high 2.
+func prefRank(pref uint8) uint8 { return [4]uint8{1, 2, 1, 0}[pref&3] }
+
+// has tells whether rt announced x.
+func (rt *raRouter) has(x netip.Prefix) bool {
+	for _, y := range rt.pfx[:rt.npfx] {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// heard records what an RA of rt announced.
+func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, pfx []netip.Prefix, routes bool) {
+	if ra.Lifetime > 0 {
+		rt.def, rt.rank = true, prefRank(ra.Preference)
+	}
+	rt.routes = rt.routes || routes
+	for _, x := range pfx {
+		if !rt.has(x) && int(rt.npfx) < raPrefixes {
+			rt.pfx[rt.npfx] = x
+			rt.npfx++
+		}
+	}
 }
 
 // rogueTarget is the context of an attack on one destination.
@@ -95,9 +141,12 @@ type rogueTarget struct {
 
 // RogueRA is the rogue_ra rule. The link's routers are configured (by
 // address and/or link-layer address) or learned: every router advertising
-// during the learning period, except in RAs that another rule owns (an
-// ra_flood's forged routers). After it, an RA from any other router that
-// announces a default route or a prefix is rogue; at any time, an RA
+// during the learning period that announces nothing new against the
+// routers already known (see judge), except in RAs that another rule owns
+// (an ra_flood's forged routers). After it, an RA from any other router
+// that announces a default route or a prefix is rogue; at any time, an RA
+// from a router not of the link announcing a prefix none of the link's
+// routers announces or a higher preference is rogue, and an RA
 // claiming a known router's address from another link-layer address, or
 // whose link-local address is a modified EUI-64 of another MAC than the
 // one it is sent from, is spoofed, and an RA with a hop limit other than
@@ -109,7 +158,10 @@ type RogueRA struct {
 	cfg      RogueRAConfig
 	addrs    map[netip.Addr]bool
 	macs     map[[6]byte]bool
-	routers  *table.Table[netip.Addr, raRouter]
+	routers  *table.Table[netip.Addr, raRouter] // routers not (or no longer) trusted
+	trusted  [maxTrusted]raRouter               // the link's routers: configured ones heard, and learned
+	ntrusted int
+	refused  uint64 // routers not learned because the trusted array was full
 	targets  *table.Table[netip.Addr, rogueTarget]
 	first    int64 // packet time of the first packet seen (the learning period's start)
 	started  bool
@@ -187,27 +239,21 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 			npfx++
 		}
 	}
+	// The prefixes this RA announces (the walk keeps MaxNDPrefixes; an
+	// RA padded past the walk's bound may hide more).
+	var all [icmpmsg.MaxNDPrefixes]netip.Prefix
+	nall := 0
+	for i := 0; i < int(nd.NPrefix); i++ {
+		if x, ok := nd.Prefix(p.ICMPData, i); ok {
+			all[nall] = x.Masked()
+			nall++
+		}
+	}
 	// RAs of a flood (ra_flood's, by the classification step) teach
 	// nothing, even while learning: forged routers are not the link's.
-	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && p.Class.Owner == ""
-	rt, created := r.routers.Get(p.Src, p.TimeNs)
-	if created {
-		rt.mac = mac
-		if want, ok := eui64MAC(p.Src); ok {
-			rt.mac = want // the MAC its EUI-64 address names, not a forger's
-		}
-		rt.known = learning || r.addrs[p.Src] || haveMAC && r.macs[mac]
-	}
-	switch {
-	case haveMAC && rt.mac != mac:
-		if rt.known {
-			reasons |= 1 << rogueSpoofed // a known router's address from another link-layer address
-		}
-	case !rt.known && announces:
-		reasons |= 1 << rogueUnknown
-	default:
-		rt.last = p.TimeNs
-	}
+	flood := p.Class.Owner != ""
+	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, all[:nall], nd.RouteInfo, nd.Truncated, learning, flood)
 	if r.configured() && len(r.macs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -224,6 +270,198 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	t.router, t.mac, t.lifetime, t.pref = p.Src, mac, ra.Lifetime, ra.Preference
 	t.prefixes = append(t.prefixes[:0], pfx[:npfx]...)
 	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
+}
+
+// judge weighs an RA from p.Src sent from mac against what rogue_ra knows
+// of the link's routers, learns from it, and returns its reasons.
+//
+// Learning is not trust. The first router heard is the link's; a router
+// that appears while others are known is judged against them at every RA:
+// a prefix (or routes) none of them announces is new_prefix, a higher
+// default-router preference than all of theirs is preference. A router
+// with no such reason heard while learning becomes one of the link's; one
+// heard after is unknown_router when it announces anything. When two
+// routers disagree on prefixes, the learned one claiming high preference
+// over a newcomer that does not is the one trying to win (a rogue already
+// running when the sensor started): it loses its trust, and the newcomer
+// takes its place. A router's address claimed from another MAC is
+// spoofed_router, except that an address whose RAs all had router
+// lifetime 0 (kill_router6 in its name, heard first) is rebound to the
+// first MAC announcing a default router from it.
+func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
+	pfx []netip.Prefix, routes, hidden, learning, flood bool) uint32 {
+	now := p.TimeNs
+	if k := r.trustedIndex(p.Src); k >= 0 {
+		rt := &r.trusted[k]
+		if haveMAC && rt.mac != mac {
+			if !rt.bound || !rt.eui && !rt.def && ra.Lifetime > 0 {
+				rt.mac, rt.bound = mac, true // the first MAC to announce a default router from it
+			} else {
+				return 1 << rogueSpoofed // a known router's address from another link-layer address
+			}
+		}
+		rt.last = now
+		if announces {
+			rt.bound = true
+		}
+		rt.heard(ra, pfx, routes)
+		return 0
+	}
+	rt, created := r.routers.Get(p.Src, now)
+	if created {
+		*rt = raRouter{addr: p.Src, mac: mac}
+		if want, ok := eui64MAC(p.Src); ok {
+			rt.mac, rt.eui, rt.bound = want, true, true // the MAC its EUI-64 address names, not a forger's
+		}
+	}
+	if haveMAC && rt.mac != mac {
+		if rt.bound && (rt.eui || rt.def || ra.Lifetime == 0) {
+			return 1 << rogueSpoofed
+		}
+		// Its RAs so far announced no default router from rt.mac (or
+		// nothing at all): the first MAC announcing one is its own.
+		*rt = raRouter{addr: p.Src, mac: mac}
+	}
+	if announces && !rt.bound {
+		rt.bound = true
+	}
+	rt.last = now
+	rt.heard(ra, pfx, routes)
+	configured := r.addrs[p.Src] || haveMAC && r.macs[mac]
+	if configured {
+		r.trust(p.Src, false)
+		return 0
+	}
+	var reasons uint32
+	displaced := false
+	if !flood && announces && rt.bound && r.demote(*rt, now) {
+		// The table moved under rt (the demoted went back into it).
+		if rt, displaced = r.routers.Lookup(p.Src); !displaced {
+			return 0
+		}
+	}
+	if r.ntrusted > 0 && announces {
+		if hidden || routes && !r.anyRoutes() {
+			reasons |= 1 << rogueNewPrefix
+		}
+		for _, x := range pfx {
+			if !r.announced(x) {
+				reasons |= 1 << rogueNewPrefix
+				break
+			}
+		}
+		if top, ok := r.topRank(); ok && ra.Lifetime > 0 && prefRank(ra.Preference) > top {
+			reasons |= 1 << roguePreference
+		}
+	}
+	switch {
+	case reasons == 0 && announces && rt.bound && (learning || displaced):
+		r.trust(p.Src, true) // a router of the link, learned (or the one a demoted router had hidden)
+	case announces && (!learning || flood):
+		reasons |= 1 << rogueUnknown
+	}
+	return reasons
+}
+
+// trustedIndex is a's index among the trusted routers, or -1.
+func (r *RogueRA) trustedIndex(a netip.Addr) int {
+	for i := range r.trusted[:r.ntrusted] {
+		if r.trusted[i].addr == a {
+			return i
+		}
+	}
+	return -1
+}
+
+// trust moves router a from the routers table to the trusted array.
+func (r *RogueRA) trust(a netip.Addr, learned bool) {
+	rt, ok := r.routers.Lookup(a)
+	if !ok {
+		return
+	}
+	if r.ntrusted == maxTrusted {
+		r.refused++
+		return
+	}
+	r.trusted[r.ntrusted] = *rt
+	r.trusted[r.ntrusted].learned = learned
+	r.ntrusted++
+	r.routers.Delete(a)
+}
+
+// demote takes away the trust of every learned router that claims high
+// preference over newcomer n while the two disagree on prefixes: of two
+// routers that disagree, the one claiming to be preferred is the one
+// trying to win. It goes back to the routers table, judged like any
+// other from its next RA on. demote tells whether it demoted any (the
+// routers table changed then).
+func (r *RogueRA) demote(n raRouter, now int64) bool {
+	if !n.def || n.rank >= 2 {
+		return false
+	}
+	demoted := false
+	for i := 0; i < r.ntrusted; {
+		a := &r.trusted[i]
+		if !a.learned || !a.def || a.rank < 2 || !disagree(a, &n) {
+			i++
+			continue
+		}
+		old := *a
+		r.ntrusted--
+		r.trusted[i] = r.trusted[r.ntrusted]
+		r.trusted[r.ntrusted] = raRouter{}
+		rt, _ := r.routers.Get(old.addr, now)
+		*rt = old
+		rt.learned = false
+		demoted = true
+	}
+	return demoted
+}
+
+// disagree tells whether a and b announce different prefixes.
+func disagree(a, b *raRouter) bool {
+	for _, x := range a.pfx[:a.npfx] {
+		if !b.has(x) {
+			return true
+		}
+	}
+	for _, x := range b.pfx[:b.npfx] {
+		if !a.has(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// announced tells whether a trusted router announced x.
+func (r *RogueRA) announced(x netip.Prefix) bool {
+	for i := range r.trusted[:r.ntrusted] {
+		if r.trusted[i].has(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyRoutes tells whether a trusted router announced routes.
+func (r *RogueRA) anyRoutes() bool {
+	for i := range r.trusted[:r.ntrusted] {
+		if r.trusted[i].routes {
+			return true
+		}
+	}
+	return false
+}
+
+// topRank is the highest preference among the trusted default routers.
+func (r *RogueRA) topRank() (uint8, bool) {
+	top, ok := uint8(0), false
+	for i := range r.trusted[:r.ntrusted] {
+		if t := &r.trusted[i]; t.def && (!ok || t.rank > top) {
+			top, ok = t.rank, true
+		}
+	}
+	return top, ok
 }
 
 // Interest implements detector.Interested: Router Advertisements.
@@ -270,12 +508,9 @@ func (r *RogueRA) Describe(target netip.Addr, extra map[string]any) {
 		extra["prefixes"] = ps
 	}
 	var known []string
-	r.routers.Range(func(a netip.Addr, rt *raRouter) bool {
-		if rt.known && len(known) < 8 {
-			known = append(known, a.String()+" "+macString(rt.mac))
-		}
-		return true
-	})
+	for i := range r.trusted[:min(r.ntrusted, 8)] {
+		known = append(known, r.trusted[i].addr.String()+" "+macString(r.trusted[i].mac))
+	}
 	sort.Strings(known)
 	if len(known) > 0 {
 		extra["known_routers"] = known
@@ -286,6 +521,7 @@ func (r *RogueRA) Describe(target netip.Addr, extra map[string]any) {
 func (r *RogueRA) Tables() []detector.TableStat {
 	return []detector.TableStat{
 		{Name: "rogue_ra.routers", Len: r.routers.Len(), Cap: r.routers.Cap(), Evicted: r.routers.Evicted()},
+		{Name: "rogue_ra.trusted", Len: r.ntrusted, Cap: maxTrusted, Evicted: r.refused},
 		{Name: "rogue_ra.targets", Len: r.targets.Len(), Cap: r.targets.Cap(), Evicted: r.targets.Evicted()},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/capture/synth"
+	"github.com/icmpids/icmpids/detector"
 )
 
 // raAs is a Router Advertisement in src's name sent from the Ethernet
@@ -57,7 +58,7 @@ func rogueOf(t *testing.T, frames []synth.Frame) (starts []string, reasons map[s
 // given, name only the rogue router); each benign twin stays silent.
 func TestRogueRATwins(t *testing.T) {
 	attacker := synth.MAC(66)
-	_ = addr("fe80::bad")
+	rogue := addr("fe80::bad")
 	badPfx := netip.MustParsePrefix("2001:db8:bad::/64")
 	at := func(d time.Duration) time.Time { return ruleEpoch.Add(d) }
 	tests := []struct {
@@ -78,7 +79,39 @@ func TestRogueRATwins(t *testing.T) {
 			synth.Merge(synth.Every(raAs(addr("fe80::42:ff:fe00:1"), routerMAC, routerMAC, 1800, 0, link64), ruleEpoch, 200*time.Second, 10, nil),
 				[]synth.Frame{raAs(addr("fe80::42:ff:fe00:1"), attacker, routerMAC, 0, 0).At(at(5 * time.Minute))}),
 			[]string{"slla_mismatch", "spoofed_router"}, nil},
+		// Item 3: learning is not trust.
+		{"fake_router26 -A 2001:db8:bad::/64 -p high 0.1 s after the real router's RA",
+			synth.Merge(periodicRAs(), synth.Every(raAs(rogue, attacker, attacker, 1800, 1, badPfx), at(100*time.Millisecond), 5*time.Second, 12, nil)),
+			[]string{"new_prefix", "preference"}, []string{"fe80::bad"}},
+		{"a rogue prefix at medium preference 30 s after the real router",
+			synth.Merge(periodicRAs(), synth.Every(raAs(rogue, attacker, attacker, 1800, 0, badPfx), at(30*time.Second), 5*time.Second, 12, nil)),
+			[]string{"new_prefix"}, []string{"fe80::bad"}},
+		{"the router's own prefix from a rogue at high preference (a man in the middle)",
+			synth.Merge(periodicRAs(), synth.Every(raAs(rogue, attacker, attacker, 1800, 1, link64), at(20*time.Second), 5*time.Second, 12, nil)),
+			[]string{"preference"}, []string{"fe80::bad"}},
+		{"a rogue already running when the sensor starts; the router heard 3 s later",
+			synth.Merge(synth.Every(raAs(rogue, attacker, attacker, 1800, 1, badPfx), ruleEpoch, 5*time.Second, 60, nil),
+				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(3*time.Second), 200*time.Second, 10, nil)),
+			[]string{"new_prefix", "preference"}, []string{"fe80::bad"}},
+		{"a rogue already running; the router's first RA after the learning minute",
+			synth.Merge(synth.Every(raAs(rogue, attacker, attacker, 1800, 1, badPfx), ruleEpoch, 5*time.Second, 60, nil),
+				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(150*time.Second), 200*time.Second, 10, nil)),
+			[]string{"new_prefix", "preference"}, []string{"fe80::bad"}},
+		{"kill_router6 already running: lifetime 0 in the router's name before the router is heard",
+			synth.Merge(synth.Every(raAs(routerLL, attacker, attacker, 0, 0), ruleEpoch, 3*time.Second, 30, nil),
+				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(time.Second), 200*time.Second, 10, nil)),
+			[]string{"spoofed_router"}, []string{"fe80::1"}},
 		{"radvd alone: periodic and solicited RAs", periodicRAs(), nil, nil},
+		{"two routers advertising the same prefix (a VRRP pair)", synth.Merge(
+			synth.Every(ra(routerLL, routerMAC, 1800, link64), ruleEpoch, 200*time.Second, 18, nil),
+			synth.Every(ra(addr("fe80::2"), synth.MAC(2), 1800, link64), at(time.Second), 200*time.Second, 18, nil)), nil, nil},
+		{"a backup router with the same prefix at low preference", synth.Merge(
+			synth.Every(ra(routerLL, routerMAC, 1800, link64), ruleEpoch, 200*time.Second, 18, nil),
+			synth.Every(raAs(addr("fe80::2"), synth.MAC(2), synth.MAC(2), 1800, 3, link64), at(10*time.Second), 200*time.Second, 18, nil)), nil, nil},
+		{"a router's periodic RAs with changing lifetimes (down to 0 and back)",
+			synth.Every(ra(routerLL, routerMAC, 1800, link64), ruleEpoch, 200*time.Second, 18, func(i int, m *synth.Msg) {
+				*m = raAs(routerLL, routerMAC, routerMAC, uint16([]int{1800, 1500, 900, 0, 0, 1800}[i%6]), 0, link64)
+			}), nil, nil},
 		{"a router that sends no SLLA option",
 			synth.Every(raAs(routerLL, routerMAC, nil, 1800, 0, link64), ruleEpoch, 200*time.Second, 18, nil), nil, nil},
 	}
@@ -103,5 +136,29 @@ func TestRogueRATwins(t *testing.T) {
 				t.Errorf("events name routers %v, want %v", routers, tc.routers)
 			}
 		})
+	}
+}
+
+// The link's routers outlive a flood of forged routers: flood_router26's
+// 5,000 routers (five times the routers table) do not evict the real
+// router, whose RAs after the flood raise nothing (they were evicted and
+// reported as unknown_router before).
+func TestRogueRARoutersSurviveAFlood(t *testing.T) {
+	flood := seq(ra(routerLL, routerMAC, 1800, link64), ruleEpoch.Add(2*time.Minute), 1000, 5000, func(i int, m *synth.Msg) {
+		mac := synth.MAC(uint32(1000 + i))
+		*m = ra(nth(addr("fe80::1:0"), i), mac, 1800, netip.PrefixFrom(nth(addr("2001:db8:ff00::"), i<<4), 64).Masked())
+	})
+	evs := replay(t, synth.Merge(periodicRAs(), flood), defaultRules(t)...)
+	n := 0
+	for _, ev := range evs {
+		if ev.Rule.Name == "rogue_ra" && ev.Phase == detector.PhaseStart {
+			n++
+			if ev.Time.After(ruleEpoch.Add(3 * time.Minute)) {
+				t.Errorf("rogue_ra start at %v, router %v: the real router was forgotten in the flood", ev.Time.Sub(ruleEpoch), ev.Extra["router"])
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d rogue_ra starts, want the flood's", n)
 	}
 }
