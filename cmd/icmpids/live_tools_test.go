@@ -172,6 +172,18 @@ func TestLiveAttackTools(t *testing.T) {
 		{"THC fake_router26 lifetime 0 in radvd's name and MAC, from another MAC", "atk6-fake_router26", "", nil,
 			radvdThen(fmt.Sprintf("timeout 5 atk6-fake_router26 -s %s -S %s -f %s -l 0 -i 1 -n 3 %s", tb.senderLL, tb.senderMAC, rogueMAC, tb.senderIf)),
 			"rogue_ra ff02::1 slla_mismatch"},
+		// Learning is not trust: a router that appears while radvd is
+		// known, announcing a prefix radvd does not with a higher
+		// preference, is rogue within the learning minute.
+		{"THC fake_router26 -A -p high while radvd is known (default learning)", "atk6-fake_router26", "  rogue_ra:\n    learning: 60s\n", nil,
+			radvdThen(fmt.Sprintf("timeout 5 atk6-fake_router26 -A 2001:db8:bad::/64 -p high -s fe80::bad -S %[1]s -f %[1]s -i 1 -n 3 %[2]s", rogueMAC, tb.senderIf)),
+			"rogue_ra ff02::1 new_prefix"},
+		// The rogue is running before the real router is heard (a sensor
+		// started or restarted into an attack under way).
+		{"THC fake_router26 -A -p high already running when radvd is first heard", "atk6-fake_router26", "  rogue_ra:\n    learning: 60s\n", nil,
+			[]string{"sh", "-c", fmt.Sprintf(`timeout 8 atk6-fake_router26 -A 2001:db8:bad::/64 -p high -s fe80::bad -S %[1]s -f %[1]s -i 1 -n 6 %[2]s & sleep 1.5
+%[3]s; wait`, rogueMAC, tb.senderIf, radvdFor(4))},
+			"rogue_ra ff02::1 preference"},
 		{"THC kill_router6 in the victim's name", "atk6-kill_router6", "", nil,
 			[]string{"timeout", "3", "atk6-kill_router6", tb.senderIf, tb.victimLL},
 			"rogue_ra ff02::1"},
