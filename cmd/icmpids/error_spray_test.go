@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -88,6 +90,75 @@ func TestReplayErrorSprayWorkers(t *testing.T) {
 			first = out
 		} else if out != first {
 			t.Errorf("--workers %s printed other events than one worker", w)
+		}
+	}
+}
+
+// max_attacks is the sensor's, not each engine's: 6,000 forged errors, each
+// from a new spoofed reporter to a new receiver within one second, open
+// 4,096 attacks (the default max_attacks) with one worker and no more with
+// four (each of the three target-owning engines gets a third; it was 4,096
+// each: all 6,000). The tables' capacities the summary reports add up to
+// the configuration's too.
+func TestReplayCapsAreTheSensors(t *testing.T) {
+	next, err := synth.Crafted{Kind: synth.CraftPTBSpray, Sources: 6000, Seed: 5}.Gen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []synth.Frame
+	for i := 0; i < 6000; i++ {
+		d, err := next(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, synth.Frame{Time: epoch.Add(time.Duration(i) * time.Second / 6000), Data: d})
+	}
+	dir := t.TempDir()
+	pcap := filepath.Join(dir, "forgers.pcap")
+	if err := synth.WritePcapFile(pcap, frames); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"1", "4"} {
+		sum := filepath.Join(dir, "sum"+w+".json")
+		code, out, stderr := icmpids(t, "replay", "--format", "eve", "--workers", w, "--summary-json", sum, pcap)
+		if code != 0 {
+			t.Fatalf("--workers %s: exit %d: %s", w, code, stderr)
+		}
+		starts := 0
+		for _, e := range parseEVE(t, out) {
+			if e.Alert.Context.Attack.Phase == "start" {
+				starts++
+			}
+		}
+		if w == "1" && starts != 4096 || starts > 4096 || starts < 4000 {
+			t.Errorf("--workers %s: %d attacks started, want 4,096 with one worker and at most that with more", w, starts)
+		}
+		b, err := os.ReadFile(sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s struct {
+			Capture struct {
+				Tables []struct {
+					Name string `json:"name"`
+					Cap  int    `json:"cap"`
+				} `json:"tables"`
+			} `json:"capture"`
+		}
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, tb := range s.Capture.Tables {
+			if tb.Name == "icmp_error_abuse.hosts" {
+				found = true
+				if tb.Cap < 16000 || tb.Cap > 16384 {
+					t.Errorf("--workers %s: icmp_error_abuse.hosts holds %d in all, want the configured 16,384", w, tb.Cap)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("--workers %s: no icmp_error_abuse.hosts in the summary: %s", w, b)
 		}
 	}
 }

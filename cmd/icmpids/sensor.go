@@ -195,17 +195,30 @@ func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule) (*
 			bySource = g.RoutesBySource
 		}
 	}
+	// The caps are the sensor's, not each engine's: every engine gets its
+	// share of max_attacks and of the rules' table caps, so that memory
+	// under a flood of new keys does not grow with the engines.
+	owners := targetOwners(cfg.Engine.Workers)
+	ecfg := cfg.Engine
+	ecfg.MaxAttacks = rules.EngineCap(ecfg.MaxAttacks, owners)
+	rcfg := cfg.Rules.PerEngine(owners)
 	return shard.New(shard.Config{Workers: cfg.Engine.Workers, Tick: cfg.Engine.Tick, Group: group, BySource: bySource, Decode: &cfg.Decode}, sink,
 		func(i int, sink detector.Sink) (*detector.Engine, error) {
-			rs := first
-			if i > 0 {
-				var err error
-				if rs, err = rules.Enabled(cfg.Rules); err != nil {
-					return nil, err
-				}
+			rs, err := rules.Enabled(rcfg)
+			if err != nil {
+				return nil, err
 			}
-			return detector.New(cfg.Engine, sink, append(rs, shared...)...)
+			return detector.New(ecfg, sink, append(rs, shared...)...)
 		})
+}
+
+// targetOwners is how many of workers engines own targets: with one
+// producer and several workers the dispatcher's own engine owns none
+// (detector/shard). Live capture with --fanout gives every engine a
+// share: its caps then sum to a little more than the configuration's
+// (workers/(workers-1) times).
+func targetOwners(workers int) int {
+	return max(1, workers-1)
 }
 
 // reloadRules swaps in rules built from cfg on every engine (SIGHUP):
@@ -221,8 +234,9 @@ func (s *sensor) reloadRules(cfg rules.Config) error {
 		eng.SetRules(append(rs, s.observers...)...)
 		return nil
 	case *shard.Set:
+		per := cfg.PerEngine(targetOwners(eng.Workers()))
 		return eng.SetRules(func(int) ([]detector.Rule, error) {
-			rs, err := rules.Enabled(cfg)
+			rs, err := rules.Enabled(per)
 			if err != nil {
 				return nil, err
 			}
