@@ -163,8 +163,13 @@ type Engine struct {
 	// links those a link copy is (HandleLinkFrame).
 	shadows []shadowRule
 	links   []linkRule
-	pkt     Packet
-	stats   Stats
+	// gauge measures the rules' flood scopes (nil: none); mark is the
+	// verdict a dispatcher gave the frame being handled (MarkNone: the
+	// engine gauges it itself).
+	gauge *FloodGauge
+	mark  Mark
+	pkt   Packet
+	stats Stats
 
 	// anomalies are the rules that see the frames the decoder gives up on.
 	anomalies []anomalyRule
@@ -204,6 +209,31 @@ func (e *Engine) HandleFrame(lt LinkType, data []byte, ts time.Time, wireLen int
 func (e *Engine) HandleSplitFrame(lt LinkType, data []byte, ts time.Time, wireLen int) {
 	e.handleFrame(lt, data, ts, wireLen, true)
 }
+
+// Mark is a dispatcher's verdict on a frame (detector/shard), worked out
+// where every frame is seen, so that several engines classify as one
+// engine would: an engine handed a Mark takes it instead of gauging the
+// frame itself (see FloodGauge).
+type Mark uint8
+
+// Marks.
+const (
+	MarkNone    Mark = iota // no verdict: the engine gauges the frame
+	MarkClear               // not a flooded destination's query
+	MarkFlooded             // a query to a destination flooded now
+)
+
+// HandleMarkedFrame is HandleFrame (srcRemote: HandleSplitFrame) for a
+// frame a dispatcher has gauged: m is its verdict.
+func (e *Engine) HandleMarkedFrame(lt LinkType, data []byte, ts time.Time, wireLen int, srcRemote bool, m Mark) {
+	e.mark = m
+	e.handleFrame(lt, data, ts, wireLen, srcRemote)
+	e.mark = MarkNone
+}
+
+// NewFloodGauge returns a gauge that measures as this engine's rules do,
+// for a dispatcher to mark frames with (HandleMarkedFrame).
+func (e *Engine) NewFloodGauge() *FloodGauge { return NewFloodGauge(e.rules) }
 
 func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int, srcRemote bool) {
 	p := &e.pkt
@@ -270,6 +300,7 @@ func (e *Engine) HandlePacket(p *Packet) {
 
 // handle is HandlePacket once the clock has moved to p.Time (tn in Unix ns).
 func (e *Engine) handle(p *Packet, tn int64) {
+	raw := tn
 	if tn < e.nowNs {
 		p.Time, tn = e.now, e.nowNs // rules see a monotonic clock
 	}
@@ -277,6 +308,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	p.srcHashed, p.dstHashed = false, false // p may be a caller's Packet reused with a new Src
 	p.ndDone = false
 	p.Class = Class{}
+	e.gaugeFlood(p, raw)
 	if p.IPv6 {
 		e.stats.IPv6++
 	} else {
@@ -317,6 +349,19 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	}
 }
 
+// gaugeFlood sets p.Class.Flooded (raw: p's capture time, Unix ns) from
+// the dispatcher's mark, or from the engine's own gauge.
+func (e *Engine) gaugeFlood(p *Packet, raw int64) {
+	switch {
+	case e.mark != MarkNone:
+		p.Class.Flooded = e.mark == MarkFlooded
+	case e.gauge != nil && !p.Reassembled && IsQuery(p):
+		// (A packet the engine reassembled is no dispatcher's frame: it
+		// is gauged nowhere, with one engine or several.)
+		p.Class.Flooded = e.gauge.Observe(p, raw)
+	}
+}
+
 // warm calls Warm on the rules that have not had it (see Warmer).
 func (e *Engine) warm() {
 	for _, w := range e.cold {
@@ -329,6 +374,7 @@ func (e *Engine) warm() {
 func (e *Engine) setRules(rules []Rule) {
 	e.rules, e.hold = rules, make([]int64, len(rules))
 	e.dispatch = newDispatch(rules)
+	e.gauge = NewFloodGauge(rules)
 	e.cold, e.shadows, e.links, e.anomalies = nil, nil, nil, nil
 	for i, r := range rules {
 		if l, ok := r.(LinkObserver); ok {

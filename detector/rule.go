@@ -47,6 +47,13 @@ type Class struct {
 	// x.y.z.255 are a scanner's, not a reflection attack in a victim's
 	// name.
 	Sweeping bool
+	// Flooded is set on a query (echo, timestamp, information, address
+	// mask request) whose destination host or destination prefix is under
+	// a request flood right now (see FloodGauge): it belongs to the flood
+	// or the carpet, so rules keyed by its source (a sweep's scanner, a
+	// tunnel's client) leave it to icmp_flood and icmp_carpet_flood, and
+	// a spoofed flood's senders do not become a thousand attacks.
+	Flooded bool
 }
 
 // Describer is implemented by rules that add their own context to the

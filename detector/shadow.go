@@ -48,6 +48,15 @@ func (e *Engine) HandleShadowFrame(lt LinkType, data []byte, ts time.Time, wireL
 	e.handleShadowDecoded(p)
 }
 
+// HandleMarkedShadowFrame is HandleShadowFrame for a frame a dispatcher
+// has gauged (see Mark): the classification travels with the shadow, so
+// a flood's query is the flood's on its source's engine too.
+func (e *Engine) HandleMarkedShadowFrame(lt LinkType, data []byte, ts time.Time, wireLen int, m Mark) {
+	e.mark = m
+	e.HandleShadowFrame(lt, data, ts, wireLen)
+	e.mark = MarkNone
+}
+
 // handleShadowDecoded is HandleShadowFrame for a frame decoded into p.
 func (e *Engine) handleShadowDecoded(p *Packet) {
 	tn := p.Time.UnixNano()
@@ -61,7 +70,7 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 	p.TimeNs = tn
 	p.srcHashed, p.dstHashed = false, false
 	p.ndDone = false
-	p.Class = Class{}
+	p.Class = Class{Flooded: e.mark == MarkFlooded}
 	p.Frag = frag.Verdict{}
 	if e.cold != nil {
 		e.warm()

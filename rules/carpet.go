@@ -210,6 +210,22 @@ func (r *Carpet) prefixOf(dst netip.Addr) (netip.Addr, int, bool) {
 	return netip.AddrFrom16(a), n, true
 }
 
+// FloodScope implements detector.FloodScoper: queries to one prefix at
+// the echo start level (the engine's gauge marks them p.Class.Flooded:
+// a carpet's senders, each hitting many hosts of the prefix, are not
+// scanners).
+func (r *Carpet) FloodScope() detector.FloodScope {
+	w := r.cfg.Window.Seconds()
+	return detector.FloodScope{Key: r.floodKey, Start: r.cfg.EchoPPS * w, Stop: r.cfg.EchoPPS * r.cfg.StopRatio * w, Window: r.cfg.Window}
+}
+
+// floodKey is prefixOf's network address (configuration only: safe for
+// concurrent use).
+func (r *Carpet) floodKey(dst netip.Addr) (netip.Addr, bool) {
+	net, _, ok := r.prefixOf(dst)
+	return net, ok
+}
+
 // Interest implements detector.Interested: every ICMP message.
 func (r *Carpet) Interest() detector.Interest {
 	return detector.Interest{ICMPv4: detector.AllTypes, ICMPv6: detector.AllTypes}

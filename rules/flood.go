@@ -211,6 +211,14 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 	rep.Hit(p.Dst, p, &m)
 }
 
+// FloodScope implements detector.FloodScoper: queries to one host at the
+// echo start level (the engine's gauge marks them p.Class.Flooded, so
+// that the rules keyed by source leave a flood's spoofed senders alone).
+func (f *Flood) FloodScope() detector.FloodScope {
+	w := f.cfg.Window.Seconds()
+	return detector.FloodScope{Start: f.cfg.EchoPPS * w, Stop: f.cfg.EchoPPS * f.cfg.StopRatio * w, Window: f.cfg.Window}
+}
+
 // Tick implements detector.Rule: every few windows it drops targets that
 // have been idle for a whole window, so the table holds only live targets.
 func (f *Flood) Tick(now time.Time, _ detector.Reporter) {

@@ -256,8 +256,8 @@ func (r *Sweep) Classify(p *detector.Packet) {
 // probe counts a probe of kind from p.Src and reports the source when its
 // new destinations reach the level.
 func (r *Sweep) probe(p *detector.Packet, kind uint32, rep detector.Reporter) {
-	if p.Dst.IsMulticast() || p.Class.Owner != "" {
-		return
+	if p.Dst.IsMulticast() || p.Class.Owner != "" || p.Class.Flooded {
+		return // a flood's or a carpet's probes make no scanner
 	}
 	now := p.TimeNs
 	// The admission filter first: a source that holds no cell has no

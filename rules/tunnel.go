@@ -187,8 +187,10 @@ const tunnelCellFresh = 60
 // requests' CRC-32C checksums (same echo id and sequence), and it is
 // reported when one of the signals reaches its level; evidence from
 // requests alone (payloads, sizes, volume) counts once the pair has been
-// answered or the evidence spans tunnelSustain. State is per pair,
-// fixed-size and capped.
+// answered or the evidence spans tunnelSustain. Requests the engine
+// classifies as a flood's (p.Class.Flooded: unanswered one-way packets
+// towards a flooded host or prefix) are the flood's, not a tunnel's.
+// State is per pair, fixed-size and capped.
 type Tunnel struct {
 	cfg   TunnelConfig
 	pairs *table.Table[tunnelPair, tunnelState]
@@ -260,6 +262,9 @@ func (r *Tunnel) cellOf(h uint64) (*tunnelCell, uint32) {
 }
 
 func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
+	if p.Class.Flooded {
+		return // the flood's (icmp_flood, icmp_carpet_flood)
+	}
 	now := p.TimeNs
 	salt := patternSalt(now, p.ICMPSeq)
 	pattern := pingPattern(d, salt)

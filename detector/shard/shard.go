@@ -329,6 +329,13 @@ type Front struct {
 	dec      *detector.Decoder
 	pkt      detector.Packet
 	nextTick int64
+	// gauge measures floods as one engine would (detector.FloodGauge),
+	// on every frame this front routes; mark is its verdict on the frame
+	// being routed, which travels with the frame and its shadow. next is
+	// a reload's new gauge, taken at the next frame.
+	gauge *detector.FloodGauge
+	next  atomic.Pointer[gaugeBox]
+	mark  detector.Mark
 	// seq numbers the frames routed (the main front): the order events
 	// are released in. inFlight[i] holds the first sequence number of
 	// each batch handed to worker i and not yet served (a ring indexed by
@@ -352,6 +359,7 @@ const (
 
 type record struct {
 	kind    uint8
+	mark    detector.Mark // the front's flood verdict (kindFrame, kindSplit, kindShadow)
 	lt      detector.LinkType
 	off, n  int32
 	wireLen int32
@@ -464,6 +472,7 @@ func (s *Set) newFront() *Front {
 		dec = detector.NewDecoderConfig(*s.cfg.Decode)
 	}
 	f := &Front{s: s, dec: dec, cur: make([]*batch, len(s.workers))}
+	f.gauge = s.workers[0].eng.NewFloodGauge()
 	for i := range f.cur {
 		f.cur[i] = s.newBatch()
 	}
@@ -556,11 +565,11 @@ func (w *worker) run() {
 			w.seq = r.seq
 			switch r.kind {
 			case kindFrame:
-				w.eng.HandleFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+				w.eng.HandleMarkedFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen), false, r.mark)
 			case kindSplit:
-				w.eng.HandleSplitFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+				w.eng.HandleMarkedFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen), true, r.mark)
 			case kindShadow:
-				w.eng.HandleShadowFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
+				w.eng.HandleMarkedShadowFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen), r.mark)
 			case kindLink:
 				w.eng.HandleLinkFrame(r.lt, b.buf[r.off:r.off+r.n], ts, int(r.wireLen))
 			case kindLinkRemote:
@@ -699,8 +708,10 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		f.add(0, kindFrame, lt, data, t, wireLen)
 	} else if inline && len(s.workers) == 2 {
 		// One engine owns every target (shardOf): no routing to do.
+		f.mark = f.flood(p, t)
 		f.add(1, kindFrame, lt, data, t, wireLen)
 	} else {
+		f.mark = f.flood(p, t)
 		echo := !p.Fragment && p.IsEchoRequest()
 		groupFn := s.cfg.Group
 		if groupFn == nil {
@@ -741,6 +752,7 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 		}
 		f.add(dst, kind, lt, data, t, wireLen)
 	}
+	f.mark = detector.MarkNone
 	if t >= f.nextTick {
 		// The first frame too: every engine's clock, and so its rules'
 		// periodic sweeps, start where one engine's would.
@@ -755,6 +767,28 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 	}
 }
 
+// gaugeBox carries a reload's gauge to a front (nil: no rule gauges).
+type gaugeBox struct{ g *detector.FloodGauge }
+
+// flood gauges p, captured at t (Unix ns), as one engine would, and
+// returns the verdict its engines take (detector.Mark): with several
+// engines a flood's queries are known for what they are on the source's
+// engine as on the destination's.
+func (f *Front) flood(p *detector.Packet, t int64) detector.Mark {
+	if f.next.Load() != nil {
+		if b := f.next.Swap(nil); b != nil {
+			f.gauge = b.g
+		}
+	}
+	if f.gauge == nil || !detector.IsQuery(p) {
+		return detector.MarkClear
+	}
+	if f.gauge.Observe(p, t) {
+		return detector.MarkFlooded
+	}
+	return detector.MarkClear
+}
+
 // add appends a record to worker i's current batch, handing the batch over
 // when it is full or its first record has waited MaxDelay.
 func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int64, wireLen int) {
@@ -765,11 +799,11 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 		ts := time.Unix(0, t)
 		switch kind {
 		case kindFrame:
-			e.HandleFrame(lt, data, ts, wireLen)
+			e.HandleMarkedFrame(lt, data, ts, wireLen, false, f.mark)
 		case kindSplit:
-			e.HandleSplitFrame(lt, data, ts, wireLen)
+			e.HandleMarkedFrame(lt, data, ts, wireLen, true, f.mark)
 		case kindShadow:
-			e.HandleShadowFrame(lt, data, ts, wireLen)
+			e.HandleMarkedShadowFrame(lt, data, ts, wireLen, f.mark)
 		case kindLink:
 			e.HandleLinkFrame(lt, data, ts, wireLen)
 		case kindLinkRemote:
@@ -791,7 +825,7 @@ func (f *Front) add(i int, kind uint8, lt detector.LinkType, data []byte, t int6
 	}
 	off := len(b.buf)
 	b.buf = append(b.buf, data...)
-	b.recs = append(b.recs, record{kind: kind, lt: lt, off: int32(off), n: int32(len(data)), wireLen: int32(wireLen), ts: t, seq: f.seq})
+	b.recs = append(b.recs, record{kind: kind, mark: f.mark, lt: lt, off: int32(off), n: int32(len(data)), wireLen: int32(wireLen), ts: t, seq: f.seq})
 	if t-b.first >= int64(f.s.cfg.MaxDelay) {
 		f.flush(i)
 	}
@@ -889,6 +923,11 @@ func (s *Set) SetRules(build func(shard int) ([]detector.Rule, error)) error {
 		sets[i] = rs
 	}
 	s.request(true, func(i int, b *batch) { b.rules = sets[i] })
+	// Every front gauges floods by the new rules' levels from its next
+	// frame on (a flood under way is measured again within a window).
+	for _, f := range append([]*Front{s.main}, s.fronts...) {
+		f.next.Store(&gaugeBox{g: detector.NewFloodGauge(sets[0])})
+	}
 	return nil
 }
 
