@@ -47,6 +47,18 @@ func FuzzEngine(f *testing.F) {
 	f.Add(seed(echo, reply, echo), uint16(10))
 	f.Add(seed(trainBytes...), uint16(1))
 	f.Add(seed(train[len(train)-1].Data), uint16(0))
+	// What reassembly and decode_anomaly read: a fragmented GRE carrier, a
+	// fragmented RA, a frame 5 tunnels deep.
+	big, _ := synth.EchoFrame(synth.Echo{Src: attacker4, Dst: victim4, PayloadLen: 1400})
+	gre, _ := synth.Wrap(synth.WrapGRE, big)
+	carrier, _ := synth.FragmentFrame(gre, 1400, 9)
+	ra := synth.Msg{Src: attacker6, Dst: victim6, Type: 134, Rest: synth.RA(1800, 0, synth.LinkAddrOpt(1, synth.MAC(66)))}
+	raParts, _ := synth.FragmentFrame(ra.Frame(), 16, 9)
+	deep := echo
+	for i := 0; i < 5; i++ {
+		deep, _ = synth.Wrap(synth.WrapGRE, deep)
+	}
+	f.Add(seed(append(append(carrier, raParts...), deep, deep)...), uint16(1))
 	f.Fuzz(func(t *testing.T, stream []byte, step uint16) {
 		open := map[string]bool{}
 		e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) {

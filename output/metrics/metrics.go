@@ -186,6 +186,7 @@ var (
 	descTableLen     = prometheus.NewDesc("icmpids_table_entries", "Entries in a bounded state table.", []string{"table"}, nil)
 	descTableCap     = prometheus.NewDesc("icmpids_table_capacity", "Capacity of a bounded state table.", []string{"table"}, nil)
 	descTableEvicted = prometheus.NewDesc("icmpids_table_evictions_total", "Entries evicted from a full state table.", []string{"table"}, nil)
+	descReasm        = prometheus.NewDesc("icmpids_reassembly_total", "Fragment trains the engine reassembled (ND messages, tunnel carriers) or gave up on, by outcome: completed, timeout, evicted, too_big, too_many, conflict, malformed.", []string{"outcome"}, nil)
 	descSnapshotAge  = prometheus.NewDesc("icmpids_stats_age_seconds", "Age of the engine figures this scrape reports (they are published about once a second).", nil, nil)
 	descQueueLen     = prometheus.NewDesc("icmpids_output_queue_length", "Events waiting in an output's queue.", []string{"sink"}, nil)
 	descQueueCap     = prometheus.NewDesc("icmpids_output_queue_capacity", "Size of an output's queue.", []string{"sink"}, nil)
@@ -200,7 +201,7 @@ func (c *sensorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFrames, descFrameBytes, descPackets, descICMPPackets,
 		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp, descIPPackets,
 		descStarted, descEnded, descActive, descAttDropped, descPendEvicted, descTableLen,
-		descTableCap, descTableEvicted, descSnapshotAge, descQueueLen, descQueueCap, descSent,
+		descTableCap, descTableEvicted, descReasm, descSnapshotAge, descQueueLen, descQueueCap, descSent,
 		descDropped, descConnected, descReconnects} {
 		ch <- d
 	}
@@ -261,6 +262,14 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descTableLen, float64(t.Len), t.Name)
 			gauge(descTableCap, float64(t.Cap), t.Name)
 			counter(descTableEvicted, t.Evicted, t.Name)
+		}
+		r := &e.Reassembly
+		for _, o := range [...]struct {
+			name string
+			n    uint64
+		}{{"completed", r.Completed}, {"timeout", r.Timeouts}, {"evicted", r.Evicted}, {"too_big", r.TooBig},
+			{"too_many", r.TooMany}, {"conflict", r.Conflicts}, {"malformed", r.Malformed}} {
+			counter(descReasm, o.n, o.name)
 		}
 		gauge(descSnapshotAge, time.Since(s.Time).Seconds())
 	}
