@@ -94,9 +94,6 @@ type Packet struct {
 	// extension-header chain runs on into the next fragment (RFC 7112
 	// forbids it; evasion uses it): its upper-layer header is not in it.
 	FragChainIncomplete bool
-	// Frag is the fragment tracker's verdict on this fragment, filled by
-	// the engine before the rules run (zero for non-fragments).
-	Frag frag.Verdict
 	// Reassembled is set on a packet the engine reassembled from its
 	// fragments (a neighbor-discovery message, or a tunnel carrier whose
 	// inner packet this is) after the fragments themselves were handled:
@@ -106,6 +103,9 @@ type Packet struct {
 	// it did not); such a frame has no IP header for the rules (Src is
 	// invalid) except for an AnomalyObserver.
 	GaveUp Anomaly
+	// Frag is the fragment tracker's verdict on this fragment, filled by
+	// the engine before the rules run (zero for non-fragments).
+	Frag frag.Verdict
 	// --- end fragment tracking ---
 
 	// HasICMP is set when an ICMPv4 or ICMPv6 header was decoded (a
