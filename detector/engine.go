@@ -173,6 +173,7 @@ type Engine struct {
 
 	// anomalies are the rules that see the frames the decoder gives up on.
 	anomalies []anomalyRule
+	fleet     *fleetState // SetFleet's reporting; nil: none
 }
 
 // New returns an engine that runs rules and sends attack events to sink.
@@ -472,6 +473,9 @@ func (e *Engine) tick() {
 	}
 	e.frag.Expire(e.nowNs)
 	e.reasm.Expire(e.nowNs)
+	if e.fleet != nil {
+		e.fleetTick()
+	}
 }
 
 // Close ends every open attack with an end event giving reason (EndInputEnd
@@ -480,6 +484,9 @@ func (e *Engine) Close(reason string) {
 	if e.clockSet {
 		e.tick()
 		e.flush()
+		if e.fleet != nil {
+			e.fleetFlush()
+		}
 	}
 	e.tracker.closeAll(reason)
 }

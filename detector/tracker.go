@@ -124,9 +124,11 @@ func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
 		a.peakBPS = m.BPS
 	}
 	a.lastPacket.set(p)
-	h := p.SrcHash() // one hash for both source sketches (and smurf's)
-	a.sources.AddHash(h)
-	a.top.AddHash(p.Src, h, 1)
+	if p.Src.IsValid() { // a fleet correlator's sums have no source
+		h := p.SrcHash() // one hash for both source sketches (and smurf's)
+		a.sources.AddHash(h)
+		a.top.AddHash(p.Src, h, 1)
+	}
 	if p.HasICMP {
 		a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), 1)
 	}

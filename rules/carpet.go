@@ -160,6 +160,8 @@ type Carpet struct {
 	// reaches MinHosts: the per-packet test compares a popcount with it
 	// instead of taking a logarithm.
 	minBits int
+	m       detector.Measure // judge's, reused
+	fleet   carpetFleet      // JudgeFleet's scratch (carpet_fleet.go)
 }
 
 // NewCarpet returns the icmp_carpet_flood rule.
@@ -286,22 +288,32 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		e.top.AddHash(p.Dst, h, carpetSample)
 	}
 	e.total++
+	if m := r.judge(e); m != nil {
+		rep.Hit(net, p, m)
+	}
+}
 
+// judge measures e as Observe does after counting a packet (and JudgeFleet
+// after taking a fleet's slot): the measure to report, or nil when the
+// prefix is below its stop level, reaches too few hosts or is not spread.
+// The measure is the rule's own, reused.
+func (r *Carpet) judge(e *carpetPrefix) *detector.Measure {
 	anyPPS, anyBPS := e.any.RatesOver(r.secs)
 	echoPPS, echoBPS := e.echo.RatesOver(r.secs)
 	anyLevel := rateLevel(anyPPS, r.cfg.AnyPPS, r.cfg.StopRatio)
 	echoLevel := rateLevel(echoPPS, r.cfg.EchoPPS, r.cfg.StopRatio)
 	if anyLevel == detector.LevelQuiet && echoLevel == detector.LevelQuiet {
-		return
+		return nil
 	}
 	u := e.union()
 	if u.set() < r.minBits || !r.spread(e) {
-		return
+		return nil
 	}
 	if hosts := u.estimate(); hosts > e.peak {
 		e.peak = hosts
 	}
-	m := detector.Measure{Window: r.cfg.Window}
+	m := &r.m
+	*m = detector.Measure{Window: r.cfg.Window}
 	if echoLevel >= anyLevel {
 		e.trigger = triggerEcho
 		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, r.cfg.EchoPPS
@@ -311,7 +323,7 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, r.cfg.AnyPPS
 		m.WindowPackets, m.WindowBytes = e.any.Packets(), e.any.Bytes()
 	}
-	rep.Hit(net, p, &m)
+	return m
 }
 
 // union is the bitmap of the hosts of e over the last one to two windows.

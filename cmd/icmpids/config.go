@@ -43,6 +43,9 @@ type Config struct {
 	// output.syslog); Metrics the Prometheus endpoint's.
 	Syslog  output.SyslogConfig `mapstructure:"syslog"`
 	Metrics MetricsConfig       `mapstructure:"metrics"`
+	// Fleet configures the observations a sensor publishes to Kafka and
+	// `icmpids correlate` (fleet.go).
+	Fleet FleetConfig `mapstructure:"fleet"`
 }
 
 // MetricsConfig configures the Prometheus endpoint of `icmpids run`.
@@ -112,6 +115,7 @@ func defaultConfig() Config {
 		Decode: detector.DefaultDecodeConfig(),
 		Syslog: output.DefaultSyslogConfig(),
 		Rules:  rules.DefaultConfig(),
+		Fleet:  defaultFleetConfig(),
 	}
 }
 
@@ -138,7 +142,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("output.eve_stats_interval: %v must not be negative (0 turns stats events off)", c.Output.EVEStatsInterval))
 	}
 	errs = append(errs, c.Syslog.Validate(), c.Metrics.validate(), c.Output.Redis.Validate(),
-		c.Output.Exec.Validate(), c.Output.Webhook.Validate(), c.Output.Kafka.Validate())
+		c.Output.Exec.Validate(), c.Output.Webhook.Validate(), c.Output.Kafka.Validate(), c.Fleet.validate())
 	if c.Capture.SnapLen < 64 || c.Capture.SnapLen > 262144 {
 		errs = append(errs, fmt.Errorf("capture.snaplen: %d is out of range [64, 262144]", c.Capture.SnapLen))
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/fleet"
 	"github.com/icmpids/icmpids/output"
 )
 
@@ -21,6 +23,55 @@ const fleetBlockTimeout = time.Minute
 type fleetOutputs struct {
 	redis *output.Redis
 	kafka *output.Kafka
+	// publish sends an engine's fleet observations (nil: none).
+	publish func(o *detector.Observation)
+	cfg     FleetConfig
+}
+
+// observe makes eng publish its fleet observations, when the sensor
+// publishes them (output.kafka.observations_topic).
+func (f *fleetOutputs) observe(eng *detector.Engine) {
+	if f.publish != nil {
+		eng.SetFleet(f.cfg.Interval, f.cfg.ReportFloor, f.publish)
+	}
+}
+
+// FleetConfig configures the fleet: what a sensor publishes to
+// output.kafka.observations_topic and how `icmpids correlate` sums it.
+type FleetConfig struct {
+	// Interval is how often (packet time) a sensor publishes its
+	// observations; at most the rules' window (1 s), which a record's
+	// buckets cover.
+	Interval time.Duration `mapstructure:"interval"`
+	// ReportFloor is the least rate, as a fraction of a rule's start
+	// level, of a key a sensor publishes.
+	ReportFloor float64 `mapstructure:"report_floor"`
+	// Lateness is how long (event time) the correlator waits for sensors
+	// behind the newest before it judges an interval.
+	Lateness time.Duration `mapstructure:"lateness"`
+	// Group is the correlators' Kafka consumer group.
+	Group string `mapstructure:"group"`
+}
+
+func defaultFleetConfig() FleetConfig {
+	return FleetConfig{Interval: time.Second, ReportFloor: 0.125, Lateness: 2 * time.Second, Group: "icmpids-correlate"}
+}
+
+func (c FleetConfig) validate() error {
+	var errs []error
+	if c.Interval < 100*time.Millisecond || c.Interval > time.Second || c.Interval%(100*time.Millisecond) != 0 {
+		errs = append(errs, fmt.Errorf("fleet.interval: %v must be a multiple of 100ms in [100ms, 1s] (the rules' window buckets)", c.Interval))
+	}
+	if c.ReportFloor <= 0 || c.ReportFloor > 1 {
+		errs = append(errs, fmt.Errorf("fleet.report_floor: %v is out of range (0, 1]", c.ReportFloor))
+	}
+	if c.Lateness < 0 || c.Lateness > time.Hour {
+		errs = append(errs, fmt.Errorf("fleet.lateness: %v is out of range [0, 1h]", c.Lateness))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("fleet.group: must not be empty"))
+	}
+	return errors.Join(errs...)
 }
 
 // addFleetOutputs makes the Redis output when it is configured and
@@ -72,6 +123,16 @@ func (s *sensor) addFleetOutputs(cfg Config, live bool) ([]detector.Sink, error)
 			}
 		}
 		s.fleet.kafka = k
+		if topic := kc.ObservationsTopic; topic != "" {
+			name := sensorName(cfg)
+			s.fleet.cfg = cfg.Fleet
+			s.fleet.publish = func(o *detector.Observation) {
+				key, value, err := fleet.Encode(name, o)
+				if err == nil {
+					k.Produce(topic, key, value)
+				}
+			}
+		}
 		s.metas = append(s.metas, k.SetMeta)
 		s.closers = append(s.closers, k.Close)
 		sinks = append(sinks, k)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/output/redistest"
 )
 
@@ -127,5 +131,198 @@ func TestReplayKafka(t *testing.T) {
 	}
 	if code, _, stderr := icmpids(t, "replay", "--format", "none", "--kafka", "nohostport", demo); code != 2 || !strings.Contains(stderr, "output.kafka.brokers") {
 		t.Errorf("bad broker: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// carpetQuarters writes a spoofed echo carpet over 10.20.0.0/24, rate
+// requests/s for 5 s (host i%256, a new source each packet), as the whole
+// capture and as its four host quarters (hosts 0-63, 64-127, …), each
+// what one of four gateways sees.
+func carpetQuarters(t *testing.T, rate int) (whole string, quarters [4]string, total int) {
+	t.Helper()
+	dir := t.TempDir()
+	var all []synth.Frame
+	var q [4][]synth.Frame
+	total = 5 * rate
+	for i := 0; i < total; i++ {
+		host := byte(i % 256)
+		d, err := synth.EchoFrame(synth.Echo{Src: synth.RandomAddr(uint64(i)*0x9e3779b97f4a7c15|1, true),
+			Dst: netip.AddrFrom4([4]byte{10, 20, 0, host}), ID: 7, Seq: uint16(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := synth.Frame{Time: epoch.Add(time.Duration(i) * time.Second / time.Duration(rate)), Data: d}
+		all = append(all, f)
+		q[host/64] = append(q[host/64], f)
+	}
+	whole = filepath.Join(dir, "carpet.pcap")
+	if err := synth.WritePcapFile(whole, all); err != nil {
+		t.Fatal(err)
+	}
+	for i := range q {
+		quarters[i] = filepath.Join(dir, fmt.Sprintf("gw%d.pcap", i))
+		if err := synth.WritePcapFile(quarters[i], q[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return whole, quarters, total
+}
+
+// fleetAlert is the part of a fleet alert the tests read.
+type fleetAlert struct {
+	Timestamp string `json:"timestamp"`
+	Host      string `json:"host"`
+	Alert     struct {
+		Context struct {
+			Attack struct {
+				ID        string  `json:"id"`
+				Rule      string  `json:"rule"`
+				Phase     string  `json:"phase"`
+				Target    string  `json:"target"`
+				Packets   uint64  `json:"packets"`
+				Started   string  `json:"started"`
+				EndReason string  `json:"end_reason"`
+				Sensors   []struct {
+					Name  string  `json:"name"`
+					PPS   float64 `json:"pps"`
+					Share float64 `json:"share"`
+				} `json:"sensors"`
+			} `json:"attack"`
+		} `json:"context"`
+	} `json:"alert"`
+}
+
+func parseFleet(t *testing.T, out string) []fleetAlert {
+	t.Helper()
+	var evs []fleetAlert
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var a fleetAlert
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("not JSON: %v: %q", err, l)
+		}
+		evs = append(evs, a)
+	}
+	return evs
+}
+
+// TestFleetCarpet is the fleet's acceptance test: four sensors gw0…gw3,
+// each seeing one host quarter of a spoofed 8,000/s carpet over a /24
+// (2,000/s over 64 hosts), publish to Kafka; none alerts; `icmpids
+// correlate` raises exactly one icmp_carpet_flood start and end for the
+// /24, with the 4 sensors, the packets within 1 % of the carpet's and the
+// start within 0.2 s of one sensor seeing the whole carpet. The control, 4
+// × 1,000/s (4,000/s, below the 5,000/s start level), raises nothing.
+func TestFleetCarpet(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rate  int
+		fleet bool
+		// whole: gw0 sees the whole carpet and reports it itself; the
+		// others see nothing.
+		whole bool
+	}{{"carpet", 8000, true, false}, {"control", 4000, false, false}, {"one_sensor_reports_it", 8000, false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startKafka(t)
+			addr := c.ListenAddrs()[0]
+			whole, quarters, total := carpetQuarters(t, tc.rate)
+			for i, q := range quarters {
+				t.Setenv("ICMPIDS_SENSOR_NAME", fmt.Sprintf("gw%d", i))
+				if tc.whole {
+					if i > 0 {
+						break
+					}
+					q = whole
+				}
+				code, out, stderr := icmpids(t, "replay", "--format", "eve", "--kafka", addr, q)
+				if code != 0 || tc.whole != (strings.TrimSpace(out) != "") {
+					t.Fatalf("sensor gw%d: exit %d, alerts:\n%s\n%s", i, code, out, stderr)
+				}
+			}
+			t.Setenv("ICMPIDS_SENSOR_NAME", "single")
+			code, out, stderr := icmpids(t, "replay", "--format", "eve", whole)
+			if code != 0 {
+				t.Fatalf("single sensor: exit %d: %s", code, stderr)
+			}
+			single := parseFleet(t, out)
+			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
+			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "4s")
+			if code != 0 {
+				t.Fatalf("correlate: exit %d: %s", code, stderr)
+			}
+			evs := parseFleet(t, out)
+			if !tc.fleet {
+				if len(evs) != 0 {
+					t.Fatalf("the fleet raised:\n%s", out)
+				}
+				return
+			}
+			if len(evs) < 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[len(evs)-1].Alert.Context.Attack.Phase != "end" {
+				t.Fatalf("want one start … one end, got:\n%s\n%s", out, stderr)
+			}
+			starts, ends := 0, 0
+			for _, e := range evs {
+				a := e.Alert.Context.Attack
+				if a.Rule != "icmp_carpet_flood" || a.Target != "10.20.0.0" || e.Host != "fleet1" || a.ID != evs[0].Alert.Context.Attack.ID {
+					t.Errorf("fleet event %+v", e)
+				}
+				switch a.Phase {
+				case "start":
+					starts++
+				case "end":
+					ends++
+				}
+			}
+			validateEVELines(t, out)
+			if starts != 1 || ends != 1 {
+				t.Errorf("%d starts, %d ends, want one each:\n%s", starts, ends, out)
+			}
+			end := evs[len(evs)-1].Alert.Context.Attack
+			if len(end.Sensors) != 4 {
+				t.Errorf("sensors %+v, want gw0…gw3", end.Sensors)
+			}
+			for i, s := range end.Sensors {
+				if s.Name != fmt.Sprintf("gw%d", i) || s.Share < 0.2 || s.Share > 0.3 {
+					t.Errorf("sensor %d: %+v, want gw%d with a quarter", i, s, i)
+				}
+			}
+			if d := float64(end.Packets) - float64(total); d > 0.01*float64(total) || -d > 0.01*float64(total) {
+				t.Errorf("fleet attack counted %d packets, the carpet has %d", end.Packets, total)
+			}
+			if len(single) == 0 || single[0].Alert.Context.Attack.Rule != "icmp_carpet_flood" {
+				t.Fatalf("one sensor seeing the whole carpet raised:\n%v", single)
+			}
+			st, err1 := time.Parse(eveTime, evs[0].Timestamp)
+			ss, err2 := time.Parse(eveTime, single[0].Timestamp)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if d := st.Sub(ss); d > 200*time.Millisecond || d < -200*time.Millisecond {
+				t.Errorf("fleet start %v, one sensor's %v: %v apart, want within 0.2 s", st, ss, d)
+			}
+		})
+	}
+}
+
+// eveTime is EVE's timestamp layout.
+const eveTime = "2006-01-02T15:04:05.000000-0700"
+
+// validateEVELines checks every line of out against Suricata's EVE schema.
+func validateEVELines(t *testing.T, out string) {
+	t.Helper()
+	schema, err := jsonschema.NewCompiler().Compile(filepath.Join("..", "..", "output", "testdata", "suricata-eve.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(v); err != nil {
+			t.Errorf("not valid EVE: %v\n%s", err, l)
+		}
 	}
 }

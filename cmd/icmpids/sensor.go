@@ -156,7 +156,7 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 		for _, o := range s.observers {
 			s.shared = append(s.shared, shard.Shared(o))
 		}
-		set, err := newShards(cfg, sink, rs, s.shared)
+		set, err := newShards(cfg, sink, rs, s.shared, s.fleet.observe)
 		if err != nil {
 			return nil, configError{err}
 		}
@@ -167,6 +167,7 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 	if err != nil {
 		return nil, configError{err}
 	}
+	s.fleet.observe(eng)
 	s.engine = eng
 	return s, nil
 }
@@ -185,7 +186,7 @@ type pipeline interface {
 // Taps' observers are shared by all engines (serialized). Echo requests to
 // broadcast addresses and groups, by the definition of the enabled rule
 // that has one (shard.Grouper: smurf), go to their source's engine.
-func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule) (*shard.Set, error) {
+func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule, made func(*detector.Engine)) (*shard.Set, error) {
 	var group, bySource func(p *detector.Packet) bool
 	for _, r := range first {
 		if g, ok := r.(shard.Grouper); ok && group == nil {
@@ -208,7 +209,11 @@ func newShards(cfg Config, sink detector.Sink, first, shared []detector.Rule) (*
 			if err != nil {
 				return nil, err
 			}
-			return detector.New(ecfg, sink, append(rs, shared...)...)
+			eng, err := detector.New(ecfg, sink, append(rs, shared...)...)
+			if err == nil {
+				made(eng)
+			}
+			return eng, err
 		})
 }
 

@@ -114,3 +114,14 @@ func slot(idx int64) int {
 	}
 	return i
 }
+
+// Bucket returns the packets and bytes the window holds in the bucket of
+// index idx (time / width); 0 for a bucket outside the window. It reads
+// without moving the window.
+func (c *Counter) Bucket(idx int64) (pkts uint32, bytes uint64) {
+	if !c.started || idx > c.head || c.head-idx >= Buckets {
+		return 0, 0
+	}
+	i := slot(idx)
+	return c.pkts[i], c.bytes[i]
+}

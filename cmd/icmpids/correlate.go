@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/fleet"
+	"github.com/icmpids/icmpids/output"
+	"github.com/icmpids/icmpids/rules"
+)
+
+func newCorrelateCmd(a *app) *cobra.Command {
+	var untilIdle time.Duration
+	cmd := &cobra.Command{
+		Use:   "correlate --kafka BROKERS",
+		Short: "Sum the sensors' observations from Kafka and raise the attacks no single sensor sees",
+		Long: `Consume the fleet observations the sensors publish (output.kafka.observations_topic,
+default icmpids.obs) in the consumer group fleet.group, so that several
+correlators split the partitions. Every sensor's record of a prefix is
+summed per fleet.interval in event (packet) time; an interval is judged once
+the newest interval seen is fleet.lateness past it. The sums go through the
+same rules (icmp_carpet_flood) with the same thresholds and the same
+attack tracker as on a sensor: one start, rate-limited updates, one end.
+Fleet alerts carry alert.context.attack.sensors ([{name, pps, share}]) and
+host = this correlator's sensor_name; attack ids depend on the rule, the
+prefix and the attack's start alone, so a correlator restarted on its
+committed offsets raises the same ids. A prefix a sensor reports an attack
+on itself is not raised again by the fleet.
+
+Alerts go where a sensor's go: stdout (--format), --eve, --syslog, and
+output.kafka.topic. --until-idle D exits once no record has come for D of
+wall time (batch use); SIGTERM closes the open attacks (end_reason
+shutdown) and exits.`,
+		Example: `  icmpids correlate --kafka kafka1:9092,kafka2:9092 --eve /var/log/icmpids/fleet.json
+  icmpids correlate --kafka 127.0.0.1:9092 --until-idle 5s --format eve`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.correlate(cmd.Context(), untilIdle)
+		},
+	}
+	cmd.Flags().DurationVar(&untilIdle, "until-idle", 0, "exit after this much wall time without a new record (0: run until a signal)")
+	return cmd
+}
+
+// fleetRule gives a FleetJudge rule the fleet's context on its events.
+type fleetRule struct {
+	detector.Rule
+	judge detector.FleetJudge
+	c     **fleet.Correlator
+}
+
+// JudgeFleet implements detector.FleetJudge.
+func (r fleetRule) JudgeFleet(o *detector.Observation, i int, rep detector.Reporter) {
+	r.judge.JudgeFleet(o, i, rep)
+}
+
+// Describe implements detector.Describer: the rule's context, then the
+// sensors'.
+func (r fleetRule) Describe(target netip.Addr, extra map[string]any) {
+	if d, ok := r.Rule.(detector.Describer); ok {
+		d.Describe(target, extra)
+	}
+	(*r.c).Describe(target, extra)
+}
+
+func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
+	cfg, err := loadConfig(a.v, a.configPath)
+	if err != nil {
+		return err
+	}
+	if !cfg.Output.Kafka.Enabled() {
+		return usageErrorf("correlate: --kafka (output.kafka.brokers) is required")
+	}
+	if untilIdle < 0 {
+		return usageErrorf("--until-idle %v must not be negative", untilIdle)
+	}
+	topic := cfg.Output.Kafka.ObservationsTopic
+	if topic == "" {
+		return usageErrorf("correlate: output.kafka.observations_topic is empty")
+	}
+	log := newLogger(cfg.LogLevel, a.stderr)
+	// The correlator's engine publishes no observations of its own (it
+	// would read them back), and is one engine: its input is sums.
+	cfg.Output.Kafka.ObservationsTopic = ""
+	cfg.Engine.Workers = 1
+	s, err := newSensor(ctx, cfg, a.stdout, log, false)
+	if err != nil {
+		return err
+	}
+	eng, ok := s.engine.(*detector.Engine)
+	if !ok {
+		return fmt.Errorf("correlate: engine is %T", s.engine)
+	}
+	rs, err := rules.Enabled(cfg.Rules)
+	if err != nil {
+		return configError{err}
+	}
+	var c *fleet.Correlator
+	var judges []detector.Rule
+	for _, r := range rs {
+		if j, ok := r.(detector.FleetJudge); ok {
+			judges = append(judges, fleetRule{Rule: r, judge: j, c: &c})
+		}
+	}
+	eng.SetRules(judges...)
+	c = fleet.New(eng, cfg.Fleet.Lateness)
+
+	opts, err := output.KafkaClientOpts(cfg.Output.Kafka)
+	if err != nil {
+		return configError{err}
+	}
+	opts = append(opts, kgo.ConsumerGroup(cfg.Fleet.Group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		s.close(detector.EndShutdown)
+		return fmt.Errorf("correlate: %w", err)
+	}
+	log.WithFields(logrus.Fields{"topic": topic, "group": cfg.Fleet.Group}).Info("correlating the fleet's observations")
+	reason, err := consumeFleet(ctx, cl, c, untilIdle, log)
+	cl.Close()
+	s.logSummary("correlate done")
+	log.WithFields(logrus.Fields{"records": c.Records, "late": c.Late, "evicted": c.Evicted, "reported_by_a_sensor": c.Suppressed}).Info("fleet observations")
+	cerr := s.close(reason)
+	return errors.Join(err, cerr)
+}
+
+// consumeFleet feeds the records to c until ctx is done (the open attacks
+// end as shutdown) or, with untilIdle, no record came for untilIdle (they
+// end as input_end). It returns the end reason.
+func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, untilIdle time.Duration, log *logrus.Logger) (string, error) {
+	var o detector.Observation
+	last := time.Now()
+	bad := 0
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			rec, err := fleet.Decode(r.Value, &o)
+			if err != nil {
+				if bad++; bad <= 10 {
+					log.WithError(err).WithField("offset", r.Offset).Warn("correlate: record skipped")
+				}
+				return
+			}
+			c.Add(rec.Sensor, rec.AttackID, &o)
+		})
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				log.WithError(err).WithFields(logrus.Fields{"topic": t, "partition": p}).Warn("correlate: fetching")
+			}
+		})
+		if n > 0 {
+			last = time.Now()
+			c.Flush(false)
+		}
+		if ctx.Err() != nil {
+			c.Flush(true)
+			return detector.EndShutdown, nil
+		}
+		if untilIdle > 0 && time.Since(last) >= untilIdle {
+			c.Flush(true)
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := cl.CommitUncommittedOffsets(cctx)
+			cancel()
+			if err != nil {
+				log.WithError(err).Warn("correlate: committing offsets")
+			}
+			return detector.EndInputEnd, nil
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package detector
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector/window"
+)
+
+// FleetSlots is the most window buckets one Observation carries.
+const FleetSlots = window.Buckets
+
+// SlotCount is the packets and bytes of one window bucket.
+type SlotCount struct {
+	Packets uint32
+	Bytes   uint64
+}
+
+// Observation is what one engine measured of one key of a rate rule (a
+// prefix of icmp_carpet_flood) over the last fleet interval, in the rule's
+// own window buckets, so that a correlator can sum several sensors'
+// observations and judge the sums with the same rule (FleetJudge). A
+// sensor's observations are built at the interval from the state the rule
+// keeps anyway, never per packet; the correlator's are the sums.
+type Observation struct {
+	// Rule is the rule's name; Key and Bits the prefix (or target, with
+	// Bits the address length).
+	Rule string
+	Key  netip.Addr
+	Bits int
+	// SlotWidth is the width of the rule's window buckets; FirstSlot the
+	// bucket index (Unix ns / width) of Echo[0] and Any[0]; Slots how many
+	// are set.
+	SlotWidth time.Duration
+	FirstSlot int64
+	Slots     int
+	// Echo counts echo requests, Any every ICMP message.
+	Echo, Any [FleetSlots]SlotCount
+	// Hosts is the rule's 512-bit linear-counting bitmap of the distinct
+	// hosts hit (over its last one to two windows): bitmaps merge by OR.
+	Hosts [8]uint64
+	// TopHosts are the most hit hosts with their (estimated) packets, out
+	// of HostTotal packets counted for the share test.
+	TopHosts  []SourceCount
+	HostTotal uint64
+	// AttackStarted is set when this engine has an attack of Rule on Key
+	// open itself (its start), so that a correlator does not raise it
+	// again.
+	AttackStarted time.Time
+}
+
+// FleetSource is implemented by rules whose per-key rates a fleet
+// correlator sums. At each fleet interval the engine calls FleetReport
+// (on its goroutine, never per packet); the rule fills o (reused) for
+// every key whose rate over the slots [until-n, until) is at least floor
+// times its start level, and calls report with it.
+type FleetSource interface {
+	FleetReport(until int64, n int, floor float64, o *Observation, report func(*Observation))
+}
+
+// FleetJudge is implemented by rules that judge the fleet's sums: slot i
+// of o (the sum of every sensor's observations of o.Key) is taken into the
+// rule's window for o.Key and judged as Observe judges a packet, hits
+// going to rep (Reporter.HitMany).
+type FleetJudge interface {
+	JudgeFleet(o *Observation, i int, rep Reporter)
+}
+
+// fleetState is the engine's fleet reporting (SetFleet).
+type fleetState struct {
+	interval int64
+	floor    float64
+	next     int64
+	report   func(*Observation)
+	obs      Observation
+	rule     int
+}
+
+// SetFleet makes the engine call report, every interval of packet time,
+// with the observations of its FleetSource rules (see Observation): keys
+// at least floor times a start level. report runs on the engine's
+// goroutine and must not keep o.
+func (e *Engine) SetFleet(interval time.Duration, floor float64, report func(o *Observation)) {
+	e.fleet = &fleetState{interval: int64(interval), floor: floor, report: report}
+	e.fleet.obs.TopHosts = make([]SourceCount, 0, 8)
+}
+
+// fleetTick runs at each engine tick: once the clock passed an interval
+// boundary, the rules report the interval that ended there.
+func (e *Engine) fleetTick() {
+	f := e.fleet
+	if e.nowNs < f.next {
+		return
+	}
+	e.fleetReportUntil(e.nowNs - e.nowNs%f.interval)
+}
+
+// fleetFlush reports the interval under way (Close: the input ended).
+func (e *Engine) fleetFlush() {
+	f := e.fleet
+	e.fleetReportUntil(e.nowNs - e.nowNs%f.interval + f.interval)
+}
+
+func (e *Engine) fleetReportUntil(until int64) {
+	f := e.fleet
+	f.next = until + f.interval
+	for i, r := range e.rules {
+		fs, ok := r.(FleetSource)
+		if !ok {
+			continue
+		}
+		f.rule = i
+		width := int64(0)
+		if w, ok := r.(interface{ FleetSlotWidth() time.Duration }); ok {
+			width = int64(w.FleetSlotWidth())
+		}
+		if width <= 0 {
+			continue
+		}
+		n := int(min(f.interval/width, FleetSlots))
+		fs.FleetReport(until/width, max(n, 1), f.floor, &f.obs, e.fleetReport)
+	}
+}
+
+func (e *Engine) fleetReport(o *Observation) {
+	o.AttackStarted = time.Time{}
+	if a, ok := e.tracker.attacks[attackKey{e.fleet.rule, o.Key}]; ok && a.active {
+		o.AttackStarted = a.started
+	}
+	e.fleet.report(o)
+}
+
+// ObserveFleet feeds the engine the fleet's sums o (a correlator): for
+// each slot, the clock moves to the slot's end (ending attacks gone quiet)
+// and the rule named o.Rule judges it (FleetJudge).
+func (e *Engine) ObserveFleet(o *Observation) {
+	for i := 0; i < o.Slots && i < FleetSlots; i++ {
+		end := (o.FirstSlot + int64(i) + 1) * int64(o.SlotWidth)
+		e.advance(time.Unix(0, end).UTC(), end)
+		for ri, r := range e.rules {
+			if j, ok := r.(FleetJudge); ok && r.Info().Name == o.Rule {
+				j.JudgeFleet(o, i, Reporter{e, ri})
+			}
+		}
+	}
+}
+
+// HitMany is Hit for a hit that stands for packets packets of bytes bytes
+// (a correlator's sum of several sensors' slot): the attack's totals grow
+// by those, not by p alone.
+func (r Reporter) HitMany(target netip.Addr, p *Packet, m *Measure, packets, bytes uint64) {
+	t := r.e.tracker
+	t.hit(r.rule, target, p, m)
+	key := attackKey{r.rule, target}
+	if a := t.lastA; a != nil && t.lastKey == key && a.hits > 1 && packets > 0 {
+		a.packets += packets - 1
+		a.bytes += bytes - min(bytes, uint64(p.WireLen))
+		if p.HasICMP {
+			a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), packets-1)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Package fleet brings several sensors together: the observation record a
+// sensor publishes every fleet interval (Record, the icmpids.obs topic's
+// value), and the Correlator that sums the records of every sensor per key
+// in event-time windows and judges the sums with the rules' own thresholds
+// and the engine's own tracker (detector.FleetJudge, Engine.ObserveFleet).
+package fleet
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/output"
+)
+
+// RecordType is the "type" of every observation record.
+const RecordType = "icmpids.observation"
+
+// Record is one observation as it travels on the observations topic (JSON,
+// keyed by Key so that every sensor's records of a prefix share a
+// partition). Counts are per window bucket of SlotNs nanoseconds, the
+// first being bucket FirstSlot (Unix ns / SlotNs).
+type Record struct {
+	Type   string `json:"type"`
+	Sensor string `json:"sensor"`
+	Rule   string `json:"rule"`
+	// Key is the prefix (CIDR) or target the counts are of.
+	Key string `json:"key"`
+	// Time is the end of the interval, packet time.
+	Time        string   `json:"time"`
+	SlotNs      int64    `json:"slot_ns"`
+	FirstSlot   int64    `json:"first_slot"`
+	EchoPackets []uint32 `json:"echo_packets"`
+	EchoBytes   []uint64 `json:"echo_bytes"`
+	AnyPackets  []uint32 `json:"any_packets"`
+	AnyBytes    []uint64 `json:"any_bytes"`
+	// HostsBitmap is the 512-bit linear-counting bitmap of the distinct
+	// hosts hit, hex: several sensors' merge by OR.
+	HostsBitmap string      `json:"hosts_bitmap"`
+	TopHosts    []HostCount `json:"top_hosts,omitempty"`
+	HostTotal   uint64      `json:"host_total"`
+	// AttackID is the sensor's own attack of Rule on Key, when it has one
+	// open: the fleet does not raise it a second time.
+	AttackID string `json:"attack_id,omitempty"`
+}
+
+// HostCount is one top host and its packets.
+type HostCount struct {
+	IP      string `json:"ip"`
+	Packets uint64 `json:"packets"`
+}
+
+// timeLayout is EVE's timestamp layout.
+const timeLayout = "2006-01-02T15:04:05.000000-0700"
+
+// Encode returns the record of sensor's observation o, and its key.
+func Encode(sensor string, o *detector.Observation) (key, value []byte, err error) {
+	r := Record{
+		Type: RecordType, Sensor: sensor, Rule: o.Rule,
+		Key:       netip.PrefixFrom(o.Key, o.Bits).String(),
+		SlotNs:    int64(o.SlotWidth),
+		FirstSlot: o.FirstSlot,
+		Time:      time.Unix(0, (o.FirstSlot+int64(o.Slots))*int64(o.SlotWidth)).UTC().Format(timeLayout),
+		HostTotal: o.HostTotal,
+	}
+	for i := 0; i < o.Slots && i < detector.FleetSlots; i++ {
+		r.EchoPackets = append(r.EchoPackets, o.Echo[i].Packets)
+		r.EchoBytes = append(r.EchoBytes, o.Echo[i].Bytes)
+		r.AnyPackets = append(r.AnyPackets, o.Any[i].Packets)
+		r.AnyBytes = append(r.AnyBytes, o.Any[i].Bytes)
+	}
+	var bm [64]byte
+	for i, w := range o.Hosts {
+		for j := 0; j < 8; j++ {
+			bm[i*8+j] = byte(w >> (8 * j))
+		}
+	}
+	r.HostsBitmap = hex.EncodeToString(bm[:])
+	for _, t := range o.TopHosts {
+		r.TopHosts = append(r.TopHosts, HostCount{IP: t.Addr.String(), Packets: t.Packets})
+	}
+	if !o.AttackStarted.IsZero() {
+		id := output.AttackID(sensor, &detector.Event{Rule: detector.RuleInfo{Name: o.Rule}, Target: o.Key, Started: o.AttackStarted})
+		r.AttackID = fmt.Sprintf("%016x", id)
+	}
+	value, err = json.Marshal(&r)
+	return []byte(r.Key), value, err
+}
+
+// Decode parses a record into o (the sensor's name and attack id apart)
+// and checks it.
+func Decode(value []byte, o *detector.Observation) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return nil, fmt.Errorf("observation: %w", err)
+	}
+	if r.Type != RecordType {
+		return nil, fmt.Errorf("observation: type %q, want %s", r.Type, RecordType)
+	}
+	p, err := netip.ParsePrefix(r.Key)
+	if err != nil {
+		return nil, fmt.Errorf("observation: key: %w", err)
+	}
+	n := len(r.AnyPackets)
+	if n == 0 || n > detector.FleetSlots || len(r.AnyBytes) != n || len(r.EchoPackets) != n || len(r.EchoBytes) != n {
+		return nil, errors.New("observation: slot arrays of unequal or bad length")
+	}
+	if r.SlotNs <= 0 {
+		return nil, errors.New("observation: slot_ns must be positive")
+	}
+	bm, err := hex.DecodeString(r.HostsBitmap)
+	if err != nil || len(bm) != 64 {
+		return nil, errors.New("observation: hosts_bitmap is not 128 hex digits")
+	}
+	*o = detector.Observation{Rule: r.Rule, Key: p.Addr(), Bits: p.Bits(), SlotWidth: time.Duration(r.SlotNs),
+		FirstSlot: r.FirstSlot, Slots: n, HostTotal: r.HostTotal, TopHosts: o.TopHosts[:0]}
+	for i := 0; i < n; i++ {
+		o.Echo[i] = detector.SlotCount{Packets: r.EchoPackets[i], Bytes: r.EchoBytes[i]}
+		o.Any[i] = detector.SlotCount{Packets: r.AnyPackets[i], Bytes: r.AnyBytes[i]}
+	}
+	for i := range o.Hosts {
+		for j := 0; j < 8; j++ {
+			o.Hosts[i] |= uint64(bm[i*8+j]) << (8 * j)
+		}
+	}
+	for _, t := range r.TopHosts {
+		a, err := netip.ParseAddr(t.IP)
+		if err != nil {
+			return nil, fmt.Errorf("observation: top_hosts: %w", err)
+		}
+		o.TopHosts = append(o.TopHosts, detector.SourceCount{Addr: a, Packets: t.Packets})
+	}
+	return &r, nil
+}

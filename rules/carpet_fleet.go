@@ -1,0 +1,93 @@
+package rules
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
+)
+
+// carpetFleet is what JudgeFleet keeps between calls.
+type carpetFleet struct {
+	p detector.Packet
+}
+
+// FleetSlotWidth implements the engine's fleet reporting: the width of the
+// window's buckets.
+func (r *Carpet) FleetSlotWidth() time.Duration { return time.Duration(r.width) }
+
+// FleetReport implements detector.FleetSource: every prefix with an exact
+// window (admitted at 1/8 of the start level) whose echo or any-ICMP rate
+// over the n buckets before until is at least floor times its start level
+// is reported with those buckets, its host bitmap and its top hosts. It
+// walks the prefix table (bounded by max_prefixes) once per interval.
+func (r *Carpet) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	secs := float64(n) * float64(r.width) / 1e9
+	r.prefixes.Range(func(net netip.Addr, e *carpetPrefix) bool {
+		if !e.multi {
+			return true
+		}
+		var echo, any uint64
+		for i := 0; i < n; i++ {
+			pe, be := e.echo.Bucket(until - int64(n) + int64(i))
+			pa, ba := e.any.Bucket(until - int64(n) + int64(i))
+			o.Echo[i] = detector.SlotCount{Packets: pe, Bytes: be}
+			o.Any[i] = detector.SlotCount{Packets: pa, Bytes: ba}
+			echo += uint64(pe)
+			any += uint64(pa)
+		}
+		if float64(echo) < floor*r.cfg.EchoPPS*secs && float64(any) < floor*r.cfg.AnyPPS*secs {
+			return true
+		}
+		_, bits, _ := r.prefixOf(net)
+		o.Rule, o.Key, o.Bits = carpetInfo.Name, net, bits
+		o.SlotWidth, o.FirstSlot, o.Slots = time.Duration(r.width), until-int64(n), n
+		o.Hosts = e.union()
+		o.TopHosts = o.TopHosts[:0]
+		for _, t := range e.top.Top(topTargets, 0) {
+			o.TopHosts = append(o.TopHosts, detector.SourceCount{Addr: t.Key, Packets: t.Count})
+		}
+		o.HostTotal = e.total
+		report(o)
+		return true
+	})
+}
+
+// JudgeFleet implements detector.FleetJudge: slot i of o, the fleet's sums
+// for the prefix o.Key, goes into the prefix's windows, its host bitmap
+// and top hosts replace the prefix's, and the prefix is judged as Observe
+// judges it: the same start and stop levels, min_hosts and max_host_share.
+func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporter) {
+	idx := o.FirstSlot + int64(i)
+	now := (idx + 1) * r.width
+	e, created := r.prefixes.Get(o.Key, now)
+	if created {
+		*e = carpetPrefix{multi: true, sole: o.Key}
+	}
+	e.any.SeedBucket(idx, idx, o.Any[i].Packets, o.Any[i].Bytes)
+	e.echo.SeedBucket(idx, idx, o.Echo[i].Packets, o.Echo[i].Bytes)
+	e.hosts = [2]hostBitmap{hostBitmap(o.Hosts), {}}
+	e.epoch = now / r.windowNs
+	e.top = sketch.TopK[netip.Addr]{}
+	for _, t := range o.TopHosts {
+		e.top.Add(t.Addr, t.Packets)
+	}
+	e.total = o.HostTotal
+	if e.echo.Packets() > 0 {
+		e.trigger = triggerEcho
+	}
+	m := r.judge(e)
+	if m == nil || o.Any[i].Packets == 0 {
+		return
+	}
+	p := &r.fleet.p
+	*p = detector.Packet{Time: time.Unix(0, now).UTC(), TimeNs: now, Dst: o.Key, HasICMP: true,
+		WireLen: int(o.Any[i].Bytes / uint64(o.Any[i].Packets))}
+	if o.Key.Is4() {
+		p.Proto, p.ICMPType = detector.ProtoICMPv4, 8
+	} else {
+		p.Proto, p.ICMPType, p.IPv6 = detector.ProtoICMPv6, 128, true
+	}
+	rep.HitMany(o.Key, p, m, uint64(o.Any[i].Packets), o.Any[i].Bytes)
+}
