@@ -175,13 +175,13 @@ type fleetAlert struct {
 	Alert     struct {
 		Context struct {
 			Attack struct {
-				ID        string  `json:"id"`
-				Rule      string  `json:"rule"`
-				Phase     string  `json:"phase"`
-				Target    string  `json:"target"`
-				Packets   uint64  `json:"packets"`
-				Started   string  `json:"started"`
-				EndReason string  `json:"end_reason"`
+				ID        string `json:"id"`
+				Rule      string `json:"rule"`
+				Phase     string `json:"phase"`
+				Target    string `json:"target"`
+				Packets   uint64 `json:"packets"`
+				Started   string `json:"started"`
+				EndReason string `json:"end_reason"`
 				Sensors   []struct {
 					Name  string  `json:"name"`
 					PPS   float64 `json:"pps"`
