@@ -6,13 +6,28 @@ import (
 	"github.com/icmpids/icmpids/detector/window"
 )
 
-// admitCells is the number of cells of icmp_flood's admission filter (a
-// power of two: a cell is picked by the top admitBits bits of the
-// destination's hash). 64 Ki cells of 10 bytes: 640 KiB per engine.
+// admitBits sets the most cells of icmp_flood's admission filter (a power
+// of two: a cell is picked by the top bits of the destination's hash):
+// 64 Ki cells of 10 bytes, 640 KiB, for the default table cap. The filter
+// shrinks with its rule's table cap (by powers of two, down to
+// 2^minAdmitBits): an engine that owns a share of the targets
+// (Config.PerEngine) sees that share of the destinations, and its cells
+// fill as one engine's would.
 const (
-	admitBits  = 16
-	admitCells = 1 << admitBits
+	admitBits    = 16
+	minAdmitBits = 12
 )
+
+// admitBitsFor is the filter's size in bits for a table cap of capacity
+// where the default cap is full.
+func admitBitsFor(capacity, full int) uint8 {
+	b := admitBits
+	for b > minAdmitBits && capacity*2 <= full {
+		b--
+		capacity *= 2
+	}
+	return uint8(b)
+}
 
 // admitFraction is the admission level as a fraction of icmp_flood's
 // lowest start levels: a target gets an exact window once its estimated
@@ -52,11 +67,12 @@ type admitCell struct {
 // from, the exact table.
 type admitter struct {
 	cells []admitCell
+	shift uint8 // 64 - the filter's bits
 	level uint32 // admission level in units per window; 0: filter off
 	unit  int    // bytes per unit beyond the first (>= 1)
 }
 
-func newAdmitter(cfg FloodConfig) admitter {
+func newAdmitter(cfg FloodConfig, bits uint8) admitter {
 	frac := math.Min(admitFraction, cfg.StopRatio/4)
 	secs := cfg.Window.Seconds()
 	pkts := math.Ceil(math.Min(cfg.EchoPPS, cfg.AnyPPS) * frac * secs)
@@ -68,7 +84,7 @@ func newAdmitter(cfg FloodConfig) admitter {
 	// a window holding at least byts bytes, or at least pkts packets, hold
 	// at least pkts units.
 	unit := int(math.Min(byts/pkts, math.MaxInt32))
-	return admitter{cells: make([]admitCell, admitCells), level: uint32(pkts), unit: max(unit, 1)}
+	return admitter{cells: make([]admitCell, 1<<bits), shift: 64 - bits, level: uint32(pkts), unit: max(unit, 1)}
 }
 
 // weight is the number of units a packet of n bytes counts for.
@@ -85,7 +101,7 @@ func addSat(c uint16, w uint32) uint16 { return uint16(min(uint32(c)+w, math.Max
 // cell is cleared, so targets sharing it do not inherit them.
 // h is the key's sketch.HashAddr.
 func (a *admitter) observe(h uint64, idx int64, n int, echo bool, seed *admitSeed) bool {
-	c := &a.cells[h>>(64-admitBits)]
+	c := &a.cells[h>>a.shift]
 	ep := idx / window.Buckets
 	switch uint16(ep) - c.epoch {
 	case 0, math.MaxUint16: // this window, or a packet slightly out of order

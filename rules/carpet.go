@@ -174,7 +174,8 @@ func NewCarpet(cfg CarpetConfig) *Carpet {
 		home:     parsePrefixes(cfg.HomeNetworks),
 		prefixes: table.New[netip.Addr, carpetPrefix](cfg.MaxPrefixes, nil),
 		admit: newAdmitter(FloodConfig{Window: cfg.Window, EchoPPS: cfg.EchoPPS, AnyPPS: cfg.AnyPPS,
-			EchoBPS: math.Inf(1), AnyBPS: math.Inf(1), StopRatio: cfg.StopRatio}),
+			EchoBPS: math.Inf(1), AnyBPS: math.Inf(1), StopRatio: cfg.StopRatio},
+			admitBitsFor(cfg.MaxPrefixes, DefaultCarpetConfig().MaxPrefixes)),
 		minBits: int(math.Ceil(carpetBits * (1 - math.Exp(-float64(cfg.MinHosts)/carpetBits)))),
 	}
 }

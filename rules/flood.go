@@ -138,7 +138,7 @@ func NewFlood(cfg FloodConfig) *Flood {
 		width:   int64(cfg.Window) / window.Buckets,
 		secs:    cfg.Window.Seconds(),
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, nil),
-		admit:   newAdmitter(cfg),
+		admit:   newAdmitter(cfg, admitBitsFor(cfg.MaxTargets, DefaultFloodConfig().MaxTargets)),
 	}
 }
 
