@@ -67,7 +67,7 @@ type admitCell struct {
 // from, the exact table.
 type admitter struct {
 	cells []admitCell
-	shift uint8 // 64 - the filter's bits
+	shift uint8  // 64 - the filter's bits
 	level uint32 // admission level in units per window; 0: filter off
 	unit  int    // bytes per unit beyond the first (>= 1)
 }
