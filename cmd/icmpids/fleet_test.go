@@ -294,6 +294,16 @@ func TestFleetCarpet(t *testing.T) {
 			if len(single) == 0 || single[0].Alert.Context.Attack.Rule != "icmp_carpet_flood" {
 				t.Fatalf("one sensor seeing the whole carpet raised:\n%v", single)
 			}
+			// A second correlator (another group: it reads from the
+			// start) stopped by a signal raises the same attack, with the
+			// same id, and closes it as shutdown.
+			t.Setenv("ICMPIDS_FLEET_GROUP", "second")
+			code, out2, stderr2, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
+			ev2 := parseFleet(t, out2)
+			if code != 0 || len(ev2) != 2 || ev2[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID ||
+				ev2[1].Alert.Context.Attack.EndReason != "shutdown" || ev2[0].Timestamp != evs[0].Timestamp {
+				t.Errorf("second correlator, stopped: exit %d\n%s\n%s", code, out2, stderr2)
+			}
 			st, err1 := time.Parse(eveTime, evs[0].Timestamp)
 			ss, err2 := time.Parse(eveTime, single[0].Timestamp)
 			if err1 != nil || err2 != nil {
@@ -323,6 +333,31 @@ func validateEVELines(t *testing.T, out string) {
 		}
 		if err := schema.Validate(v); err != nil {
 			t.Errorf("not valid EVE: %v\n%s", err, l)
+		}
+	}
+}
+
+// TestCorrelateUsage: correlate needs brokers and a topic (exit 2).
+func TestCorrelateUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"correlate"}, "", "--kafka"},
+		{[]string{"correlate", "--kafka", "127.0.0.1:1", "--until-idle", "-1s"}, "", "--until-idle"},
+		{[]string{"correlate", "--kafka", "127.0.0.1:1"}, "ICMPIDS_FLEET_LATENESS", "fleet.lateness"},
+	} {
+		if tc.env != "" {
+			v := ""
+			if strings.HasSuffix(tc.env, "LATENESS") {
+				v = "-1s"
+			}
+			t.Setenv(tc.env, v)
+		}
+		code, _, stderr := icmpids(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 naming %s", tc.args, code, stderr, tc.want)
 		}
 	}
 }
