@@ -60,7 +60,7 @@ func (e *Engine) observeAnomaly(p *Packet) {
 		e.warm()
 	}
 	for _, o := range e.anomalies {
-		o.obs.ObserveAnomaly(p, Reporter{e, o.rule})
+		o.obs.ObserveAnomaly(p, Reporter{e: e, rule: o.rule})
 	}
 }
 

@@ -3,9 +3,11 @@ package detector
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/icmpids/icmpids/detector/frag"
+	"github.com/icmpids/icmpids/detector/prefix"
 	"github.com/icmpids/icmpids/detector/reasm"
 )
 
@@ -45,6 +47,10 @@ type Config struct {
 	// Decode configures the encapsulation decoders; the configuration
 	// file sets it as the top-level decode: block.
 	Decode DecodeConfig `mapstructure:"-"`
+	// IgnoreSources are the networks whose packets no rule sees (the
+	// configuration's top-level ignore_sources: monitoring servers); the
+	// engine still counts them. Nil costs nothing per packet.
+	IgnoreSources []netip.Prefix `mapstructure:"-"`
 	// Workers is how many engines share the work, each owning a shard of
 	// targets (detector/shard); 0 means one per CPU. The command wires
 	// them; an Engine itself is always one.
@@ -168,8 +174,10 @@ type Engine struct {
 	// engine gauges it itself).
 	gauge *FloodGauge
 	mark  Mark
-	pkt   Packet
-	stats Stats
+	// ignore holds Config.IgnoreSources.
+	ignore prefix.Table[struct{}]
+	pkt    Packet
+	stats  Stats
 
 	// anomalies are the rules that see the frames the decoder gives up on.
 	anomalies []anomalyRule
@@ -185,6 +193,9 @@ func New(cfg Config, sink Sink, rules ...Rule) (*Engine, error) {
 		return nil, errors.New("detector: nil sink")
 	}
 	e := &Engine{cfg: cfg, dec: NewDecoderConfig(cfg.Decode), sink: sink}
+	for _, p := range cfg.IgnoreSources {
+		e.ignore.Add(p, struct{}{})
+	}
 	e.setRules(rules)
 	e.tracker = newTracker(e)
 	e.frag = frag.New(cfg.Frag)
@@ -338,6 +349,9 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
+	if e.ignored(p) {
+		return
+	}
 	if e.cold != nil {
 		e.warm()
 	}
@@ -346,8 +360,17 @@ func (e *Engine) handle(p *Packet, tn int64) {
 		c.Classify(p)
 	}
 	for _, i := range rules {
-		e.rules[i].Observe(p, Reporter{e, i})
+		e.rules[i].Observe(p, Reporter{e: e, rule: i})
 	}
+}
+
+// ignored tells whether p comes from an ignore_sources network.
+func (e *Engine) ignored(p *Packet) bool {
+	if e.ignore.Len() == 0 {
+		return false
+	}
+	_, ok := e.ignore.Lookup(p.Src)
+	return ok
 }
 
 // gaugeFlood sets p.Class.Flooded (raw: p's capture time, Unix ns) from
@@ -469,7 +492,7 @@ func (e *Engine) setNextTick(t time.Time) {
 func (e *Engine) tick() {
 	e.tracker.expire(e.nowNs)
 	for i, r := range e.rules {
-		r.Tick(e.now, Reporter{e, i})
+		r.Tick(e.now, Reporter{e: e, rule: i})
 	}
 	e.frag.Expire(e.nowNs)
 	e.reasm.Expire(e.nowNs)
@@ -495,7 +518,7 @@ func (e *Engine) Close(reason string) {
 func (e *Engine) flush() {
 	for i, r := range e.rules {
 		if f, ok := r.(Flusher); ok {
-			f.Flush(Reporter{e, i})
+			f.Flush(Reporter{e: e, rule: i})
 		}
 	}
 }

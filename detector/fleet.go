@@ -139,7 +139,7 @@ func (e *Engine) ObserveFleet(o *Observation) {
 		e.advance(time.Unix(0, end).UTC(), end)
 		for ri, r := range e.rules {
 			if j, ok := r.(FleetJudge); ok && r.Info().Name == o.Rule {
-				j.JudgeFleet(o, i, Reporter{e, ri})
+				j.JudgeFleet(o, i, Reporter{e: e, rule: ri})
 			}
 		}
 	}

@@ -108,7 +108,7 @@ func (e *Engine) HandleLinkFrame(lt LinkType, data []byte, ts time.Time, wireLen
 		e.warm()
 	}
 	for _, l := range e.links {
-		l.obs.ObserveLink(p, Reporter{e, l.rule})
+		l.obs.ObserveLink(p, Reporter{e: e, rule: l.rule})
 	}
 }
 

@@ -125,6 +125,22 @@ type Measure struct {
 type Reporter struct {
 	e    *Engine
 	rule int
+	// scope, when set, limits the targets reported (Within).
+	scope Scope
+}
+
+// Scope is a set of targets (see Reporter.Within).
+type Scope interface {
+	Owns(target netip.Addr) bool
+}
+
+// Within returns a Reporter that drops the hits and alerts of targets s
+// does not own: how one rule runs with other settings for some networks
+// (rules.<rule>.overrides), each set of settings reporting its own
+// targets only.
+func (r Reporter) Within(s Scope) Reporter {
+	r.scope = s
+	return r
 }
 
 // Hit reports that p, a packet toward target, counts for the rule at level
@@ -136,6 +152,9 @@ type Reporter struct {
 // moves over those 8-byte stores, a store-forwarding stall per packet —
 // BenchmarkEngineFlood shows it.)
 func (r Reporter) Hit(target netip.Addr, p *Packet, m *Measure) {
+	if r.scope != nil && !r.scope.Owns(target) {
+		return
+	}
 	r.e.tracker.hit(r.rule, target, p, m)
 }
 
@@ -143,5 +162,8 @@ func (r Reporter) Hit(target netip.Addr, p *Packet, m *Measure) {
 // engine emits a single start event for it at once. extra is the rule's
 // context for the alert and becomes the event's; it may be nil.
 func (r Reporter) Alert(target netip.Addr, p *Packet, extra map[string]any) {
+	if r.scope != nil && !r.scope.Owns(target) {
+		return
+	}
 	r.e.tracker.alert(r.rule, target, p, extra)
 }

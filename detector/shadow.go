@@ -72,6 +72,9 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 	p.ndDone = false
 	p.Class = Class{Flooded: e.mark == MarkFlooded}
 	p.Frag = frag.Verdict{}
+	if e.ignored(p) {
+		return
+	}
 	if e.cold != nil {
 		e.warm()
 	}
@@ -80,7 +83,7 @@ func (e *Engine) handleShadowDecoded(p *Packet) {
 			s.shadow.Shadow(p)
 		}
 		if s.source != nil {
-			s.source.ObserveSource(p, Reporter{e, s.rule})
+			s.source.ObserveSource(p, Reporter{e: e, rule: s.rule})
 		}
 	}
 }

@@ -155,34 +155,46 @@ type Spec struct {
 	Rule     detector.Rule
 	Enabled  bool
 	Settings Settings
+	// Overrides are its rules.<rule>.overrides, if any.
+	Overrides []Override
 	// Definition is the rule's registry entry (its documentation).
 	Definition Definition
 }
 
 // Specs builds every rule from c, enabled or not, in the contract's order.
+// A rule with overrides is enabled when it is on anywhere: outside its
+// overrides or in one of them.
 func Specs(c Config) ([]Spec, error) {
 	var specs []Spec
 	for _, d := range Definitions() {
 		s := c.settings(d)
-		r, err := d.build(s)
+		r, err := d.build(Base(s))
 		if err != nil {
 			return nil, fmt.Errorf("rules.%s: %w", d.Info.Name, err)
 		}
-		specs = append(specs, Spec{Rule: r, Enabled: IsEnabled(s), Settings: s, Definition: d})
+		specs = append(specs, Spec{Rule: r, Enabled: onAnywhere(s), Settings: Base(s), Overrides: OverridesOf(s), Definition: d})
 	}
 	return specs, nil
 }
 
 // Enabled builds the enabled rules of c, in the contract's order, with
-// fresh state: what one engine runs.
+// fresh state: what one engine runs. A rule with overrides runs as one
+// rule holding each set of settings (see scoped); without, it is the rule
+// itself, at no cost per packet.
 func Enabled(c Config) ([]detector.Rule, error) {
 	var rs []detector.Rule
 	for _, d := range Definitions() {
 		s := c.settings(d)
-		if !IsEnabled(s) {
+		if !onAnywhere(s) {
 			continue
 		}
-		r, err := d.build(s)
+		var r detector.Rule
+		var err error
+		if o, ok := s.(*Overridden); ok {
+			r, err = buildScoped(d, o)
+		} else {
+			r, err = d.build(s)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rules.%s: %w", d.Info.Name, err)
 		}
@@ -191,10 +203,24 @@ func Enabled(c Config) ([]detector.Rule, error) {
 	return rs, nil
 }
 
+// onAnywhere tells whether a rule is on outside its overrides or in one.
+func onAnywhere(s Settings) bool {
+	if IsEnabled(s) {
+		return true
+	}
+	for _, o := range OverridesOf(s) {
+		if IsEnabled(o.Settings) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsEnabled reads a settings struct's `enabled` switch (its bool field
-// Enabled); settings without one are on.
+// Enabled); settings without one are on. For settings with overrides it
+// is the rule's own switch (outside the overrides).
 func IsEnabled(s Settings) bool {
-	v := reflect.Indirect(reflect.ValueOf(s))
+	v := reflect.Indirect(reflect.ValueOf(Base(s)))
 	if v.Kind() != reflect.Struct {
 		return true
 	}
@@ -212,7 +238,7 @@ func (c Config) SetEnabled(name string, on bool) error {
 	if !ok {
 		return fmt.Errorf("rules.%s: no such rule", name)
 	}
-	f := reflect.Indirect(reflect.ValueOf(s)).FieldByName("Enabled")
+	f := reflect.Indirect(reflect.ValueOf(Base(s))).FieldByName("Enabled")
 	if !f.IsValid() || !f.CanSet() {
 		return fmt.Errorf("rules.%s: no enabled switch", name)
 	}
@@ -254,8 +280,28 @@ func DecodeConfig(raw any, hook mapstructure.DecodeHookFunc) (Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw, lists, err := splitOverrides(raw)
+	if err != nil {
+		return nil, err
+	}
 	if err := dec.Decode(map[string]any{"rules": raw}); err != nil {
 		return nil, err
+	}
+	for _, d := range defs {
+		list, ok := lists[d.Info.Name]
+		if !ok || len(list) == 0 {
+			continue
+		}
+		o, err := decodeOverrides(d, c[d.Info.Name], list, hook)
+		if err != nil {
+			return nil, err
+		}
+		c[d.Info.Name] = o
+	}
+	for name := range lists {
+		if _, ok := c[name]; !ok {
+			return nil, fmt.Errorf("rules.%s: no such rule (known: %s)", name, strings.Join(Names(), ", "))
+		}
 	}
 	return c, nil
 }

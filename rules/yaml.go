@@ -57,7 +57,7 @@ type KeyValue struct {
 
 // Fields lists a settings struct's keys and values in field order.
 func Fields(s Settings) []KeyValue {
-	v := reflect.Indirect(reflect.ValueOf(s))
+	v := reflect.Indirect(reflect.ValueOf(Base(s)))
 	if v.Kind() != reflect.Struct {
 		return nil
 	}

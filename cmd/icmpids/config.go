@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/prefix"
 	"github.com/icmpids/icmpids/output"
 	"github.com/icmpids/icmpids/output/hook"
 	"github.com/icmpids/icmpids/rules"
@@ -39,6 +40,9 @@ type Config struct {
 	// Engine.Decode once loaded).
 	Decode detector.DecodeConfig `mapstructure:"decode"`
 	Rules  rules.Config          `mapstructure:"rules"`
+	// IgnoreSources are networks whose packets no rule sees (monitoring
+	// servers; copied into Engine.IgnoreSources once loaded).
+	IgnoreSources []string `mapstructure:"ignore_sources"`
 	// Syslog holds the syslog output's settings (the collector's URL is
 	// output.syslog); Metrics the Prometheus endpoint's.
 	Syslog  output.SyslogConfig `mapstructure:"syslog"`
@@ -116,6 +120,8 @@ func defaultConfig() Config {
 		Syslog: output.DefaultSyslogConfig(),
 		Rules:  rules.DefaultConfig(),
 		Fleet:  defaultFleetConfig(),
+
+		IgnoreSources: []string{},
 	}
 }
 
@@ -169,6 +175,11 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("capture.method: %q is not one of pcap, afpacket", c.Capture.Method))
+	}
+	for i, s := range c.IgnoreSources {
+		if _, err := prefix.Parse(strings.TrimSpace(s)); err != nil {
+			errs = append(errs, fmt.Errorf("ignore_sources[%d]: %v", i, err))
+		}
 	}
 	errs = append(errs, c.Engine.Validate(),
 		c.Rules.Validate())
@@ -228,6 +239,10 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, usageErrorf("config%s: %s", inFile(path), oneLine(err))
 	}
+	for _, s := range cfg.IgnoreSources {
+		p, _ := prefix.Parse(strings.TrimSpace(s)) // valid: Validate parsed it
+		cfg.Engine.IgnoreSources = append(cfg.Engine.IgnoreSources, p)
+	}
 	return cfg, nil
 }
 
@@ -284,6 +299,9 @@ func knownKeys() map[string]bool {
 	for key := range flatten(defaultConfig()) {
 		known[key] = true
 	}
+	for _, name := range rules.Names() {
+		known["rules."+name+".overrides"] = true
+	}
 	return known
 }
 
@@ -297,6 +315,7 @@ func inFile(path string) string {
 // oneLine folds a multi-line (joined or mapstructure) error into one line.
 func oneLine(err error) string {
 	s := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):", "")
+	s = strings.ReplaceAll(s, "'rules' rules.", "rules.") // the rules: block's own errors name their key
 	var parts []string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
@@ -343,7 +362,10 @@ func flatten(cfg any) map[string]any {
 			}
 			if rc, ok := fv.Interface().(rules.Config); ok {
 				for name, s := range rc {
-					walk(key+"."+name, reflect.Indirect(reflect.ValueOf(s)))
+					walk(key+"."+name, reflect.Indirect(reflect.ValueOf(rules.Base(s))))
+					if ovs := rules.OverridesOf(s); len(ovs) > 0 {
+						out[key+"."+name+".overrides"] = ovs
+					}
 				}
 				continue
 			}

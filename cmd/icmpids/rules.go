@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -52,9 +53,29 @@ func printRules(w io.Writer, cfg Config) error {
 				fmt.Fprintf(tw, "  rules.%s.%s\t%s\n", info.Name, kv.Key, rules.FormatValue(kv.Value))
 			}
 		}
+		for j, o := range s.Overrides {
+			fmt.Fprintf(tw, "  rules.%s.overrides[%d]\t%s\n", info.Name, j, describeOverride(o))
+		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// describeOverride spells an override: its networks and the keys it sets.
+func describeOverride(o rules.Override) string {
+	nets := make([]string, len(o.Networks))
+	for i, n := range o.Networks {
+		nets[i] = n.String()
+	}
+	values := map[string]any{}
+	for _, kv := range rules.Fields(o.Settings) {
+		values[kv.Key] = kv.Value
+	}
+	parts := []string{"networks: [" + strings.Join(nets, ", ") + "]"}
+	for _, k := range o.Keys {
+		parts = append(parts, k+": "+rules.FormatValue(values[k]))
+	}
+	return strings.Join(parts, ", ")
 }
