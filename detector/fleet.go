@@ -149,6 +149,9 @@ func (e *Engine) ObserveFleet(o *Observation) {
 // (a correlator's sum of several sensors' slot): the attack's totals grow
 // by those, not by p alone.
 func (r Reporter) HitMany(target netip.Addr, p *Packet, m *Measure, packets, bytes uint64) {
+	if r.scope != nil && !r.scope.Owns(target) {
+		return
+	}
 	t := r.e.tracker
 	t.hit(r.rule, target, p, m)
 	key := attackKey{r.rule, target}

@@ -554,3 +554,33 @@ func (s *scoped) FloodScope() detector.FloodScope {
 	}
 	return detector.FloodScope{}
 }
+
+// FleetReport implements detector.FleetSource with the rule's own
+// observations (see FloodScope): a fleet correlator sums one set per rule.
+func (s *scoped) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	if fs, ok := s.first().(detector.FleetSource); ok {
+		fs.FleetReport(until, n, floor, o, report)
+	}
+}
+
+// FleetSlotWidth is the rule's own (0: it reports nothing to a fleet).
+func (s *scoped) FleetSlotWidth() time.Duration {
+	if w, ok := s.first().(interface{ FleetSlotWidth() time.Duration }); ok {
+		return w.FleetSlotWidth()
+	}
+	return 0
+}
+
+// JudgeFleet implements detector.FleetJudge: the settings owning the
+// observation's key judge it.
+func (s *scoped) JudgeFleet(o *detector.Observation, i int, rep detector.Reporter) {
+	r, sc := s.base, &s.scopes[0]
+	if idx := s.ownerOf(o.Key); idx >= 0 {
+		r, sc = s.inst[idx], &s.scopes[idx+1]
+	} else if idx == muted {
+		return
+	}
+	if j, ok := r.(detector.FleetJudge); ok && r != nil {
+		j.JudgeFleet(o, i, rep.Within(sc))
+	}
+}
