@@ -172,7 +172,8 @@ var (
 	descICMPPackets  = prometheus.NewDesc("icmpids_icmp_packets_total", "ICMP and ICMPv6 packets (with an ICMP header) by protocol and type.", []string{"proto", "type"}, nil)
 	descICMPBytes    = prometheus.NewDesc("icmpids_icmp_bytes_total", "Wire bytes of ICMP and ICMPv6 packets by protocol and type.", []string{"proto", "type"}, nil)
 	descNotIP        = prometheus.NewDesc("icmpids_frames_not_ip_total", "Frames without IP (ARP, LLDP, ...): skipped, not errors.", nil, nil)
-	descDecodeErrors = prometheus.NewDesc("icmpids_decode_errors_total", "Frames that failed to decode, by reason.", []string{"reason"}, nil)
+	descDecode       = prometheus.NewDesc("icmpids_decode_total", "Frames that failed to decode, by reason (the contract's released name).", []string{"reason"}, nil)
+	descDecodeErrors = prometheus.NewDesc("icmpids_decode_errors_total", "Deprecated: the same figures as icmpids_decode_total, kept for dashboards built on this name.", []string{"reason"}, nil)
 	descCapPackets   = prometheus.NewDesc("icmpids_capture_packets_total", "Packets the capture filter passed, as the kernel counts them.", nil, nil)
 	descCapDrops     = prometheus.NewDesc("icmpids_capture_kernel_drops_total", "Packets the kernel dropped for lack of capture buffer space.", nil, nil)
 	descCapIfDrops   = prometheus.NewDesc("icmpids_capture_interface_drops_total", "Packets the interface or its driver dropped.", nil, nil)
@@ -199,7 +200,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *sensorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFrames, descFrameBytes, descPackets, descICMPPackets,
-		descICMPBytes, descNotIP, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp, descIPPackets,
+		descICMPBytes, descNotIP, descDecode, descDecodeErrors, descCapPackets, descCapDrops, descCapIfDrops, descLinkDowns, descLinkUp, descIPPackets,
 		descStarted, descEnded, descActive, descAttDropped, descPendEvicted, descTableLen,
 		descTableCap, descTableEvicted, descReasm, descSnapshotAge, descQueueLen, descQueueCap, descSent,
 		descDropped, descConnected, descReconnects} {
@@ -235,6 +236,7 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(descNotIP, e.Decode[detector.ReasonNotIP])
 		for r := detector.ReasonUnsupportedLink; r < detector.NumReasons; r++ {
+			counter(descDecode, e.Decode[r], r.String())
 			counter(descDecodeErrors, e.Decode[r], r.String())
 		}
 		if cs := s.Capture; cs != nil {

@@ -90,6 +90,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`icmpids_attack_events_total{phase="end",rule="icmp_flood"} 1`,
 		`icmpids_attacks_started_total 1`,
 		`icmpids_attacks_active 0`,
+		`icmpids_decode_total{reason="truncated"} 1`,
 		`icmpids_decode_errors_total{reason="truncated"} 1`,
 		`icmpids_capture_kernel_drops_total 3`,
 		`icmpids_table_capacity{table="icmp_flood.targets"} 65536`,
