@@ -19,7 +19,7 @@
 #   unreach-tcp     port unreachables quoting TCP (TTL 64)
 #   error6-ext      ICMPv6 errors quoting IPv6 behind 8 extension headers
 #   ptb-spray       forged fragmentation-needed (MTU 68), each to a new
-#                   receiver of 10/8, at 1,000/s (issue 26)
+#                   receiver of 10/8 (issue 26's spray, at RATE)
 #   redirect        ICMP redirects, a new gateway and destination each
 #   ra-options      RAs: a prefix option and 180 unknown 8-byte options
 #   nd-options      NS/NA with 180 unknown options
@@ -32,12 +32,16 @@
 # then times whole processes, interleaved, RUNS times:
 #   tcpdump   tcpdump -r FILE -w /dev/null icmp   (the reference)
 #   icmpids   icmpids replay --format none   (default workers, every rule)
+#   base      the same with BASE_BIN, when set (an icmpids binary built from
+#             another revision: before/after in one run)
 # and prints the medians and the ratio icmpids / tcpdump with the goal of
-# issue 27 (mix 1.0, flood-data 1.4, every crafted flood 2.5); then runs
-# bench/rulecost (one capture at a time, RULECOST_RUNS rounds) and prints
-# what each rule costs in ns per packet on each capture, one column a
-# capture (goal: no rule above 100; the engine at most twice its cost on
-# echo-zero).
+# issue 27 (mix 1.0, flood-data 1.4, every crafted flood 2.5), and the
+# ratio of CPU time (user + system; steadier than wall time on a busy
+# machine, but it counts a second worker's spinning too); then runs
+# bench/rulecost (one capture at a time, its first RULECOST_MAX frames,
+# RULECOST_RUNS rounds) and prints what each rule costs in ns per packet
+# on each capture, one column a capture (goal: no rule above 100; the
+# engine at most twice its cost on echo-zero).
 #
 # Settings (environment):
 #   COUNT=300000        packets per crafted flood    RATE=1000000  their pps
@@ -45,6 +49,8 @@
 #   FLOOD_COUNT=2000000 FLOOD_RATE=1000000           flood-data
 #   RUNS=3              interleaved runs per capture
 #   RULECOST_RUNS=3     rulecost rounds (0: no rulecost table)
+#   RULECOST_MAX=100000 frames of each capture rulecost loads
+#   BASE_BIN=           an icmpids binary to time beside this tree's
 #   ONLY=               space-separated capture names to run (default all)
 #   WORKDIR=, SEED=1, REGEN=   as in bench/common.sh
 # Usage: bench/worst.sh            (from anywhere inside the repository)
@@ -52,6 +58,9 @@ set -euo pipefail
 
 RUNS=${RUNS:-3}
 RULECOST_RUNS=${RULECOST_RUNS:-3}
+RULECOST_MAX=${RULECOST_MAX:-100000}
+BASE_BIN=${BASE_BIN:-}
+[[ -z $BASE_BIN || -x $BASE_BIN ]] || { echo "worst.sh: BASE_BIN=$BASE_BIN is not an executable" >&2; exit 2; }
 COUNT=${COUNT:-300000}
 RATE=${RATE:-1000000}
 command -v tcpdump >/dev/null || { echo "worst.sh needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
@@ -68,7 +77,7 @@ suite=(
 	"random-data|2.5|echo-random-data $COUNT $RATE"
 	"unreach-tcp|2.5|unreach-tcp $COUNT $RATE"
 	"error6-ext|2.5|error6-ext $COUNT $RATE"
-	"ptb-spray|2.5|ptb-spray $COUNT 1000"
+	"ptb-spray|2.5|ptb-spray $COUNT $RATE"
 	"redirect|2.5|redirect $COUNT $RATE"
 	"ra-options|2.5|ra-options $COUNT $RATE"
 	"nd-options|2.5|nd-options $COUNT $RATE"
@@ -95,34 +104,61 @@ for row in "${suite[@]}"; do
 done
 [[ ${#names[@]} -gt 0 ]] || { echo "worst.sh: ONLY=$ONLY names no capture" >&2; exit 2; }
 
-declare -A times
+# timed CMD...: "wall_us cpu_us" of one run (cpu: user + system), output
+# discarded; fails loudly.
+timed() {
+	local TIMEFORMAT='%R %U %S' out
+	if ! out=$({ time "$@" >/dev/null 2>"$work/stderr"; } 2>&1); then
+		echo "failed: $*" >&2
+		cat "$work/stderr" >&2
+		exit 1
+	fi
+	awk '{printf "%d %d\n", $1 * 1e6, ($2 + $3) * 1e6}' <<<"$out"
+}
+
+declare -A wall cpu
+tools=(tcpdump icmpids)
+[[ -n $BASE_BIN ]] && tools+=(base)
 for ((r = 1; r <= RUNS; r++)); do
 	for name in "${names[@]}"; do
 		f="$work/$name.pcap"
-		times[$name.tcpdump]+="$(wall tcpdump -r "$f" -w /dev/null icmp) "
-		times[$name.icmpids]+="$(wall "$work/icmpids" replay --format none "$f") "
+		for t in "${tools[@]}"; do
+			case $t in
+			tcpdump) read -r w c < <(timed tcpdump -r "$f" -w /dev/null icmp) ;;
+			icmpids) read -r w c < <(timed "$work/icmpids" replay --format none "$f") ;;
+			base) read -r w c < <(timed "$BASE_BIN" replay --format none "$f") ;;
+			esac
+			wall[$name.$t]+="$w "
+			cpu[$name.$t]+="$c "
+		done
 	done
 	echo "# run $r/$RUNS done" >&2
 done
 
-printf '%-15s %9s %11s %11s %8s %5s %4s\n' capture packets tcpdump_ms icmpids_ms ratio goal ok
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+hdr='%-15s %9s %11s %11s %8s %5s %4s %9s'
+[[ -n $BASE_BIN ]] && hdr+=' %11s %10s'
+# shellcheck disable=SC2059 # the format is built above
+printf "$hdr\n" capture packets tcpdump_ms icmpids_ms ratio goal ok cpu_ratio ${BASE_BIN:+base_ms base_ratio}
 for name in "${names[@]}"; do
-	td=$(tr ' ' '\n' <<<"${times[$name.tcpdump]}" | grep . | median)
-	ic=$(tr ' ' '\n' <<<"${times[$name.icmpids]}" | grep . | median)
 	n=$(awk '{print $2}' "$work/$name.params")
-	awk -v c="$name" -v n="$n" -v td="$td" -v ic="$ic" -v g="${goal[$name]}" 'BEGIN {
+	awk -v c="$name" -v n="$n" -v td="$(med "${wall[$name.tcpdump]}")" -v ic="$(med "${wall[$name.icmpids]}")" \
+		-v tc="$(med "${cpu[$name.tcpdump]}")" -v icc="$(med "${cpu[$name.icmpids]}")" -v g="${goal[$name]}" \
+		-v b="${BASE_BIN:+$(med "${wall[$name.base]:-}")}" 'BEGIN {
 		r = ic / td
-		printf "%-15s %9d %11.1f %11.1f %8.2f %5s %4s\n", c, n, td / 1000, ic / 1000, r, g, (r <= g ? "yes" : "NO")
+		printf "%-15s %9d %11.1f %11.1f %8.2f %5s %4s %9.2f", c, n, td / 1000, ic / 1000, r, g, (r <= g ? "yes" : "NO"), icc / (tc > 0 ? tc : 1000)
+		if (b != "") printf " %11.1f %10.2f", b / 1000, b / td
+		printf "\n"
 	}'
 done
-echo "# medians of $RUNS interleaved runs, whole-process wall time ($(nproc) CPUs, default workers, --format none); ratio: icmpids / tcpdump wall time (lower is faster)" >&2
+echo "# medians of $RUNS interleaved runs, whole-process wall time ($(nproc) CPUs, default workers, --format none); ratio: icmpids / tcpdump wall time (lower is faster); cpu_ratio: the same of user + system time${BASE_BIN:+; base: $BASE_BIN}" >&2
 
 ((RULECOST_RUNS > 0)) || exit 0
 # rulecost, one capture at a time (each is held in memory), merged into
 # one table: a row per rule, a column per capture.
 for name in "${names[@]}"; do
 	echo "# rulecost $name" >&2
-	"$work/rulecost" -runs "$RULECOST_RUNS" "$work/$name.pcap" 2>/dev/null | grep -v '^#' >"$work/$name.cost"
+	"$work/rulecost" -runs "$RULECOST_RUNS" -max "$RULECOST_MAX" "$work/$name.pcap" 2>/dev/null | grep -v '^#' >"$work/$name.cost"
 done
 echo
 awk -v names="${names[*]}" '
@@ -145,4 +181,4 @@ awk -v names="${names[*]}" '
 			printf "\n"
 		}
 	}' $(for name in "${names[@]}"; do echo "$work/$name.cost"; done)
-echo "# bench/rulecost, median of $RULECOST_RUNS rounds, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2
+echo "# bench/rulecost, median of $RULECOST_RUNS rounds over the first $RULECOST_MAX frames of each capture, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2

@@ -13,6 +13,7 @@
 // differences of whole replays.
 //
 //	go run ./bench/rulecost -runs 5 mix.pcap flood.pcap
+//	go run ./bench/rulecost -runs 3 -max 100000 worst.pcap   (its first 100,000 frames)
 package main
 
 import (
@@ -35,6 +36,7 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 5, "rounds; each times every configuration once")
+	limit := flag.Int("max", 0, "frames to load of each file (0: all)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: rulecost [-runs N] FILE...\n\nPer-rule cost, ns per packet, of each capture file (see the package comment).")
 		flag.PrintDefaults()
@@ -44,7 +46,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, *runs, flag.Args()); err != nil {
+	if err := run(os.Stdout, *runs, *limit, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "rulecost:", err)
 		os.Exit(1)
 	}
@@ -64,14 +66,16 @@ type frame struct {
 	link    detector.LinkType
 }
 
-func load(path string) (*frames, error) {
+// load reads the frames of path into memory, the first limit of them
+// when limit > 0.
+func load(path string, limit int) (*frames, error) {
 	r, err := capture.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	fs := &frames{name: path}
-	for {
+	for limit <= 0 || len(fs.recs) < limit {
 		f, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return fs, nil
@@ -82,6 +86,7 @@ func load(path string) (*frames, error) {
 		fs.recs = append(fs.recs, frame{off: len(fs.buf), n: len(f.Data), wireLen: f.Length, ts: f.Timestamp, link: detector.LinkType(f.LinkType)})
 		fs.buf = append(fs.buf, f.Data...)
 	}
+	return fs, nil
 }
 
 // config is a rule configuration to time: every rule on but those in off.
@@ -114,7 +119,7 @@ func replay(fs *frames, cfg config) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func run(w io.Writer, runs int, paths []string) error {
+func run(w io.Writer, runs, limit int, paths []string) error {
 	names := rules.Names()
 	configs := []config{{name: "all"}, {name: "base", off: names}}
 	for _, n := range names {
@@ -122,7 +127,7 @@ func run(w io.Writer, runs int, paths []string) error {
 	}
 	var caps []*frames
 	for _, p := range paths {
-		fs, err := load(p)
+		fs, err := load(p, limit)
 		if err != nil {
 			return err
 		}
