@@ -29,6 +29,12 @@
 #   FANOUT=1            AF_PACKET sockets read in parallel (--fanout; afpacket
 #                       only, 0 = one per CPU)
 #   EXTRA_FLAGS=""      more icmpids run flags (e.g. --buffer-size 67108864)
+#   SCENARIO=           an icmpids-gen scenario to send instead of the
+#                       spoofed flood (e.g. a crafted flood of bench/worst.sh:
+#                       SCENARIO=ra-options): trafgen cycles through its first
+#                       FLOOD_FRAMES=2000 frames (converted by netsniff-ng);
+#                       tcpreplay sends the scenario. The veth's MTU is 9000,
+#                       so crafted frames above 1,500 bytes pass.
 set -euo pipefail
 
 RATES=${RATES:-"50000 100000 200000 400000 max"}
@@ -39,6 +45,8 @@ WORKERS=${WORKERS:-0}
 METHOD=${METHOD:-"pcap afpacket"}
 FANOUT=${FANOUT:-1}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
+SCENARIO=${SCENARIO:-}
+FLOOD_FRAMES=${FLOOD_FRAMES:-2000}
 
 if [[ -z ${SENDER:-} ]]; then
 	SENDER=tcpreplay
@@ -67,13 +75,19 @@ trap cleanup EXIT
 ip netns add "$nsA"
 ip netns add "$nsB"
 ip link add veth0 netns "$nsA" type veth peer name veth1 netns "$nsB"
-ip -n "$nsA" link set veth0 up
-ip -n "$nsB" link set veth1 up
+ip -n "$nsA" link set veth0 mtu 9000 up
+ip -n "$nsB" link set veth1 mtu 9000 up
 ip -n "$nsA" link set lo up
 ip -n "$nsB" link set lo up
 # trafgen's flood: to the sensor's MAC, a random source per packet.
 mac=$(ip netns exec "$nsB" cat /sys/class/net/veth1/address)
 echo "{ eth(da=$mac), ipv4(sa=drnd(), da=10.250.0.2, ttl=64), icmp4(echorequest, id=drnd(), seq=dinc()), fill(0x41, 56) }" >"$work/flood.trafgen"
+if [[ -n $SCENARIO && $SENDER == trafgen ]]; then
+	# The scenario's frames as trafgen's packets (it sends them in turn).
+	command -v netsniff-ng >/dev/null || { echo "live.sh: SCENARIO with trafgen needs netsniff-ng" >&2; exit 2; }
+	"$work/icmpids-gen" -scenario "$SCENARIO" -count "$FLOOD_FRAMES" -rate 1000000 -seed 7 -o "$work/scenario.pcap"
+	netsniff-ng --in "$work/scenario.pcap" --out "$work/flood.trafgen" -q >/dev/null 2>&1
+fi
 
 # send_trafgen COUNT [RATE]: sends COUNT packets (at RATE pps, or at full
 # speed with SENDERS processes); prints "sent sent_pps".
@@ -126,7 +140,7 @@ local method=$1 flags="--capture-method $1"
 if [[ $method == fastnetmon ]]; then
 	for c in fastnetmon curl; do command -v $c >/dev/null || { echo "live.sh: METHOD fastnetmon needs $c" >&2; return; }; done
 fi
-echo "== $method (workers $WORKERS, afpacket fanout $FANOUT, sender $SENDER)"
+echo "== $method (workers $WORKERS, afpacket fanout $FANOUT, sender $SENDER, ${SCENARIO:-spoofed-flood})"
 printf '%10s %10s %12s %10s %14s %6s\n' target_pps sent sent_pps received kernel_dropped alerts
 best=0
 for rate in $RATES; do
@@ -137,7 +151,7 @@ for rate in $RATES; do
 		((count > MAX_PACKETS)) && count=$MAX_PACKETS
 	fi
 	if [[ $SENDER == tcpreplay ]]; then
-		"$work/icmpids-gen" -scenario spoofed-flood -count "$count" -rate "${rate/max/1000000}" -seed 7 -o "$work/flood.pcap"
+		"$work/icmpids-gen" -scenario "${SCENARIO:-spoofed-flood}" -count "$count" -rate "${rate/max/1000000}" -seed 7 -o "$work/flood.pcap"
 	fi
 	rm -f "$work/eve.json"
 	if [[ $method == fastnetmon ]]; then
