@@ -158,7 +158,7 @@ echo "# medians of $RUNS interleaved runs, whole-process wall time ($(nproc) CPU
 # one table: a row per rule, a column per capture.
 for name in "${names[@]}"; do
 	echo "# rulecost $name" >&2
-	"$work/rulecost" -runs "$RULECOST_RUNS" -max "$RULECOST_MAX" "$work/$name.pcap" 2>/dev/null | grep -v '^#' >"$work/$name.cost"
+	"$work/rulecost" -cpu -runs "$RULECOST_RUNS" -max "$RULECOST_MAX" "$work/$name.pcap" 2>/dev/null | grep -v '^#' >"$work/$name.cost"
 done
 echo
 awk -v names="${names[*]}" '
@@ -181,4 +181,4 @@ awk -v names="${names[*]}" '
 			printf "\n"
 		}
 	}' $(for name in "${names[@]}"; do echo "$work/$name.cost"; done)
-echo "# bench/rulecost, median of $RULECOST_RUNS rounds over the first $RULECOST_MAX frames of each capture, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2
+echo "# bench/rulecost, median of $RULECOST_RUNS rounds over the first $RULECOST_MAX frames of each capture, thread CPU time, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2

@@ -31,7 +31,7 @@ func TestRunReportsEveryRule(t *testing.T) {
 		paths = append(paths, p)
 	}
 	var out bytes.Buffer
-	if err := run(&out, 1, 0, paths); err != nil {
+	if err := run(&out, 1, 0, false, paths); err != nil {
 		t.Fatal(err)
 	}
 	rows := map[string]int{}
@@ -58,7 +58,7 @@ func TestRunRejectsAnEmptyCapture(t *testing.T) {
 	if err := synth.WritePcapFile(p, nil); err != nil {
 		t.Fatal(err)
 	}
-	err := run(new(bytes.Buffer), 1, 0, []string{p})
+	err := run(new(bytes.Buffer), 1, 0, true, []string{p})
 	if err == nil || !strings.Contains(err.Error(), "empty.pcap") {
 		t.Fatalf("err %v, want one naming empty.pcap", err)
 	}
