@@ -131,3 +131,42 @@ func TestBlackNurseSprayAdmission(t *testing.T) {
 		})
 	}
 }
+
+// TestNDBindingsSurviveASpoofedFlood: once nd_spoof's binding table is
+// full, a binding is learned from its second packet. Attack twin: the
+// router's binding (from its RA), then 20,000 solicitations from spoofed
+// sources, each with its own link-layer option (nd-options' kind), then an
+// NA taking the router's address from another MAC: the old code had
+// evicted the router's binding and the takeover passed as a first
+// binding. Benign twin: the router's own NA later stays silent.
+func TestNDBindingsSurviveASpoofedFlood(t *testing.T) {
+	cfg := rules.DefaultNDSpoofConfig()
+	cfg.MaxBindings = 64
+	frames := []synth.Frame{ra(routerLL, routerMAC, 1800, link64).At(ruleEpoch)}
+	const n = 20000
+	for i := 0; i < n; i++ {
+		src := nth(addr("2001:db8:1::8000"), i)
+		frames = append(frames, ns(src, synth.MAC(uint32(5000+i)), nth(addr("2001:db8:1::"), 7), allNodes).
+			At(ruleEpoch.Add(time.Second+time.Duration(i)*100*time.Microsecond)))
+	}
+	end := ruleEpoch.Add(5 * time.Second)
+	for _, tc := range []struct {
+		name string
+		mac  []byte
+		want []string
+	}{
+		{"the router's address taken by another MAC", synth.MAC(66), []string{"nd_spoof fe80::1"}},
+		{"the router's own NA", routerMAC, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := append(append([]synth.Frame{}, frames...), na(routerLL, tc.mac, allNodes, false, true).At(end))
+			r := rules.NewNDSpoof(cfg)
+			if got := only(startsOf(replay(t, f, r)), "nd_spoof"); !equal(got, tc.want) {
+				t.Fatalf("starts %v, want %v", got, tc.want)
+			}
+			if ev := r.Tables()[0].Evicted; ev > 10 {
+				t.Fatalf("%d bindings evicted by %d spoofed solicitations, want few", ev, n)
+			}
+		})
+	}
+}

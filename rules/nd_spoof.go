@@ -149,6 +149,7 @@ type NDSpoof struct {
 	cfg      NDSpoofConfig
 	windowNs int64
 	bindings *table.Table[netip.Addr, ndBinding]
+	door     *sketch.Doorkeeper // admits a binding to a full bindings table at its second packet
 	cells    []takeoverCell
 	episodes *table.Table[netip.Addr, ndEpisode]
 	fresh    []freshRebind // ring of the last FreshMACs fresh rebindings
@@ -168,6 +169,7 @@ const (
 // NewNDSpoof returns the nd_spoof rule.
 func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 	return &NDSpoof{cfg: cfg, windowNs: int64(cfg.Window), bindings: table.New[netip.Addr, ndBinding](cfg.MaxBindings, nil),
+		door:     sketch.NewDoorkeeper(14),
 		cells:    make([]takeoverCell, ndTakeoverCells),
 		episodes: table.New[netip.Addr, ndEpisode](ndEpisodes, nil),
 		fresh:    make([]freshRebind, max(cfg.FreshMACs, 1))}
@@ -211,8 +213,16 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	now := p.TimeNs
-	b, created := r.bindings.Get(addr, now)
-	if created {
+	b, ok := r.bindings.Touch(addr, now)
+	if !ok {
+		// Once the table is full, a binding is learned from its second
+		// packet (the doorkeeper): solicitations and RAs from spoofed
+		// sources, one each, cost a cell write instead of an insertion
+		// and an eviction, and evict no binding.
+		if r.bindings.Len() >= r.bindings.Cap() && !r.door.Seen(sketch.Mix64(sketch.HashAddr(addr)^macKey(mac))) {
+			return
+		}
+		b, _ = r.bindings.Get(addr, now)
 		*b = ndBinding{mac: mac, since: now, last: now, router: routerFlag}
 		return
 	}
