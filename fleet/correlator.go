@@ -26,6 +26,12 @@ type groupKey struct {
 	firstSlot int64
 }
 
+// ruleKey names what a fleet attack is of.
+type ruleKey struct {
+	rule string
+	key  netip.Addr
+}
+
 // group holds the records of one key and interval, by sensor.
 type group struct {
 	end     int64 // interval end, Unix ns
@@ -71,7 +77,7 @@ type Correlator struct {
 	groups   map[groupKey]*group
 	maxEnd   int64 // latest interval end seen
 	judged   int64 // intervals ending at or before this are judged
-	keys     map[netip.Addr]*keyInfo
+	keys     map[ruleKey]*keyInfo
 	sum      detector.Observation
 	order    []groupKey
 
@@ -83,7 +89,7 @@ type Correlator struct {
 // New returns a correlator feeding eng, waiting lateness for records.
 func New(eng Engine, lateness time.Duration) *Correlator {
 	return &Correlator{eng: eng, lateness: int64(lateness), groups: map[groupKey]*group{},
-		keys: map[netip.Addr]*keyInfo{}, judged: math.MinInt64}
+		keys: map[ruleKey]*keyInfo{}, judged: math.MinInt64}
 }
 
 // Add takes one sensor's record (decoded into o, which it copies).
@@ -218,7 +224,7 @@ func (c *Correlator) judge(k groupKey, g *group) {
 	if len(c.keys) >= maxKeys {
 		clear(c.keys)
 	}
-	c.keys[k.key] = info
+	c.keys[ruleKey{k.rule, k.key}] = info
 	if len(info.attackIDs) > 0 {
 		// A sensor sees this attack on its own and reports it: the fleet
 		// does not raise it again. Its clock still moves.
@@ -229,11 +235,11 @@ func (c *Correlator) judge(k groupKey, g *group) {
 	c.eng.ObserveFleet(s)
 }
 
-// Describe adds what the fleet knows of target's latest interval to an
-// event's context: sensors ([{name, pps, share}]) and the attack ids of
+// Describe adds what the fleet knows of rule's target's latest interval
+// to an event's context: sensors ([{name, pps, share}]) and the attack ids of
 // sensors that report the attack on their own (sensor_attack_ids).
-func (c *Correlator) Describe(target netip.Addr, extra map[string]any) {
-	info := c.keys[target]
+func (c *Correlator) Describe(rule string, target netip.Addr, extra map[string]any) {
+	info := c.keys[ruleKey{rule, target}]
 	if info == nil {
 		return
 	}

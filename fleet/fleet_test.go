@@ -100,13 +100,13 @@ func TestCorrelatorSums(t *testing.T) {
 		t.Errorf("late %d, want 1", c.Late)
 	}
 	extra := map[string]any{}
-	c.Describe(netip.MustParseAddr("10.20.0.0"), extra)
+	c.Describe("icmp_carpet_flood", netip.MustParseAddr("10.20.0.0"), extra)
 	ss, _ := extra["sensors"].([]any)
 	if len(ss) != 2 || ss[0].(map[string]any)["name"] != "gw0" || ss[0].(map[string]any)["share"] != 0.667 {
 		t.Errorf("sensors %v", extra["sensors"])
 	}
 	extra = map[string]any{}
-	c.Describe(netip.MustParseAddr("10.30.0.0"), extra)
+	c.Describe("icmp_carpet_flood", netip.MustParseAddr("10.30.0.0"), extra)
 	if ids, _ := extra["sensor_attack_ids"].([]any); len(ids) != 1 || ids[0] != "abcd" {
 		t.Errorf("sensor_attack_ids %v", extra["sensor_attack_ids"])
 	}

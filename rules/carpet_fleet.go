@@ -6,6 +6,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/sketch"
+	"github.com/icmpids/icmpids/detector/window"
 )
 
 // carpetFleet is what JudgeFleet keeps between calls.
@@ -28,16 +29,7 @@ func (r *Carpet) FleetReport(until int64, n int, floor float64, o *detector.Obse
 		if !e.multi {
 			return true
 		}
-		var echo, any uint64
-		for i := 0; i < n; i++ {
-			pe, be := e.echo.Bucket(until - int64(n) + int64(i))
-			pa, ba := e.any.Bucket(until - int64(n) + int64(i))
-			o.Echo[i] = detector.SlotCount{Packets: pe, Bytes: be}
-			o.Any[i] = detector.SlotCount{Packets: pa, Bytes: ba}
-			echo += uint64(pe)
-			any += uint64(pa)
-		}
-		if float64(echo) < floor*r.cfg.EchoPPS*secs && float64(any) < floor*r.cfg.AnyPPS*secs {
+		if !fillSlots(o, &e.echo, &e.any, until, n, floor*r.cfg.EchoPPS*secs, floor*r.cfg.AnyPPS*secs) {
 			return true
 		}
 		_, bits, _ := r.prefixOf(net)
@@ -82,6 +74,28 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 		return
 	}
 	p := &r.fleet.p
+	fleetPacket(p, o, i, now)
+	rep.HitMany(o.Key, p, m, uint64(o.Any[i].Packets), o.Any[i].Bytes)
+}
+
+// fillSlots copies the n buckets before until of echo and any into o and
+// tells whether either holds at least its floor of packets.
+func fillSlots(o *detector.Observation, echo, any *window.Counter, until int64, n int, echoFloor, anyFloor float64) bool {
+	var pe, pa uint64
+	for i := 0; i < n; i++ {
+		ep, eb := echo.Bucket(until - int64(n) + int64(i))
+		ap, ab := any.Bucket(until - int64(n) + int64(i))
+		o.Echo[i] = detector.SlotCount{Packets: ep, Bytes: eb}
+		o.Any[i] = detector.SlotCount{Packets: ap, Bytes: ab}
+		pe += uint64(ep)
+		pa += uint64(ap)
+	}
+	return float64(pe) >= echoFloor || float64(pa) >= anyFloor
+}
+
+// fleetPacket makes the packet a fleet slot's hit stands on: the slot's
+// end, toward o.Key, an echo request of the slot's mean size, no source.
+func fleetPacket(p *detector.Packet, o *detector.Observation, i int, now int64) {
 	*p = detector.Packet{Time: time.Unix(0, now).UTC(), TimeNs: now, Dst: o.Key, HasICMP: true,
 		WireLen: int(o.Any[i].Bytes / uint64(o.Any[i].Packets))}
 	if o.Key.Is4() {
@@ -89,5 +103,4 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 	} else {
 		p.Proto, p.ICMPType, p.IPv6 = detector.ProtoICMPv6, 128, true
 	}
-	rep.HitMany(o.Key, p, m, uint64(o.Any[i].Packets), o.Any[i].Bytes)
 }

@@ -129,6 +129,8 @@ type Flood struct {
 	targets *table.Table[netip.Addr, floodTarget]
 	admit   admitter
 	sweep   sweepClock
+	m       detector.Measure // judge's, reused
+	fleetP  detector.Packet  // JudgeFleet's (flood_fleet.go)
 }
 
 // NewFlood returns the icmp_flood rule.
@@ -182,23 +184,29 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		}
 	}
 	t.any.AddBucket(idx, p.WireLen)
-	anyPPS, anyBPS := t.any.RatesOver(f.secs)
-	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)
-
-	echoLevel := detector.LevelQuiet
-	var echoPPS, echoBPS float64
 	if p.IsEchoRequest() {
 		t.echo.AddBucket(idx, p.WireLen)
 	} else {
 		t.echo.AdvanceBucket(idx)
 	}
-	echoPPS, echoBPS = t.echo.RatesOver(f.secs)
-	echoLevel = level(echoPPS, echoBPS, f.cfg.EchoPPS, f.cfg.EchoBPS, f.cfg.StopRatio)
-
-	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {
-		return
+	if m := f.judge(t); m != nil {
+		rep.Hit(p.Dst, p, m)
 	}
-	m := detector.Measure{Window: f.cfg.Window}
+}
+
+// judge measures t as Observe does after counting a packet (and
+// JudgeFleet after taking a fleet's slot): the measure to report, or nil
+// below the stop levels. The measure is the rule's own, reused.
+func (f *Flood) judge(t *floodTarget) *detector.Measure {
+	anyPPS, anyBPS := t.any.RatesOver(f.secs)
+	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)
+	echoPPS, echoBPS := t.echo.RatesOver(f.secs)
+	echoLevel := level(echoPPS, echoBPS, f.cfg.EchoPPS, f.cfg.EchoBPS, f.cfg.StopRatio)
+	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {
+		return nil
+	}
+	m := &f.m
+	*m = detector.Measure{Window: f.cfg.Window}
 	if echoLevel >= anyLevel {
 		t.trigger = triggerEcho
 		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, f.cfg.EchoPPS
@@ -208,7 +216,7 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
 		m.WindowPackets, m.WindowBytes = t.any.Packets(), t.any.Bytes()
 	}
-	rep.Hit(p.Dst, p, &m)
+	return m
 }
 
 // FloodScope implements detector.FloodScoper: queries to one host at the

@@ -27,7 +27,7 @@ default icmpids.obs) in the consumer group fleet.group, so that several
 correlators split the partitions. Every sensor's record of a prefix is
 summed per fleet.interval in event (packet) time; an interval is judged once
 the newest interval seen is fleet.lateness past it. The sums go through the
-same rules (icmp_carpet_flood) with the same thresholds and the same
+same rules (icmp_carpet_flood, icmp_flood) with the same thresholds and the same
 attack tracker as on a sensor: one start, rate-limited updates, one end.
 Fleet alerts carry alert.context.attack.sensors ([{name, pps, share}]) and
 host = this correlator's sensor_name; attack ids depend on the rule, the
@@ -68,7 +68,7 @@ func (r fleetRule) Describe(target netip.Addr, extra map[string]any) {
 	if d, ok := r.Rule.(detector.Describer); ok {
 		d.Describe(target, extra)
 	}
-	(*r.c).Describe(target, extra)
+	(*r.c).Describe(r.Info().Name, target, extra)
 }
 
 func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {

@@ -361,3 +361,77 @@ func TestCorrelateUsage(t *testing.T) {
 		}
 	}
 }
+
+// hostFlood writes, for each sensor, rates[i] echo requests/s for 5 s from
+// spoofed sources to 10.30.0.5, and returns the captures.
+func hostFlood(t *testing.T, rates []int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	for s, rate := range rates {
+		var frames []synth.Frame
+		for i := 0; i < 5*rate; i++ {
+			d, err := synth.EchoFrame(synth.Echo{Src: synth.RandomAddr(uint64(s*1_000_000+i)*0x9e3779b97f4a7c15|1, true),
+				Dst: netip.MustParseAddr("10.30.0.5"), ID: 7, Seq: uint16(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, synth.Frame{Time: epoch.Add(time.Duration(i) * time.Second / time.Duration(rate)), Data: d})
+		}
+		paths = append(paths, filepath.Join(dir, fmt.Sprintf("gw%d.pcap", s)))
+		if err := synth.WritePcapFile(paths[s], frames); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
+}
+
+// TestFleetFlood: a spoofed echo flood of one host spread over four
+// gateways at 400/s each (1,600/s, over icmp_flood's 1,000/s; each under
+// it) raises no sensor alert and one fleet icmp_flood start and end with
+// the 4 sensors and every packet; a flood one sensor sees whole and
+// reports itself is not raised a second time.
+func TestFleetFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rates []int
+		fleet bool
+	}{{"spread", []int{400, 400, 400, 400}, true}, {"one_sensor_reports_it", []int{3000}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startKafka(t)
+			addr := c.ListenAddrs()[0]
+			total := 0
+			for i, p := range hostFlood(t, tc.rates) {
+				total += 5 * tc.rates[i]
+				t.Setenv("ICMPIDS_SENSOR_NAME", fmt.Sprintf("gw%d", i))
+				code, out, stderr := icmpids(t, "replay", "--format", "eve", "--kafka", addr, p)
+				if code != 0 || tc.fleet == (strings.TrimSpace(out) != "") {
+					t.Fatalf("sensor gw%d: exit %d, alerts:\n%s\n%s", i, code, out, stderr)
+				}
+			}
+			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
+			code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "4s")
+			if code != 0 {
+				t.Fatalf("correlate: exit %d: %s", code, stderr)
+			}
+			evs := parseFleet(t, out)
+			if !tc.fleet {
+				if len(evs) != 0 {
+					t.Fatalf("the fleet raised:\n%s", out)
+				}
+				return
+			}
+			if len(evs) != 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[1].Alert.Context.Attack.Phase != "end" {
+				t.Fatalf("want one start and one end, got:\n%s\n%s", out, stderr)
+			}
+			validateEVELines(t, out)
+			end := evs[1].Alert.Context.Attack
+			if end.Rule != "icmp_flood" || end.Target != "10.30.0.5" || len(end.Sensors) != 4 {
+				t.Errorf("fleet end %+v", end)
+			}
+			if d := float64(end.Packets) - float64(total); d > 0.01*float64(total) || -d > 0.01*float64(total) {
+				t.Errorf("fleet attack counted %d packets, the flood has %d", end.Packets, total)
+			}
+		})
+	}
+}
