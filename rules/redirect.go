@@ -29,7 +29,7 @@ func redirectDefinition() Definition {
 			"trusted_routers": "The routers allowed to send redirects (IP addresses). When set, a redirect from any other address is spoofed_router.",
 			"home_networks":   "Your links (CIDR). When set, an IPv4 redirect whose sender or new gateway is not on the receiver's link is offlink_source or bad_gateway. Empty: only what needs no knowledge of your links is checked.",
 			"rate":            "Redirects per second to one receiver that make a storm.",
-			"max_routers":     "Cap on the learned router link-layer bindings (from routers' own packets, RAs and NAs; never from redirects); least recently seen are evicted and counted.",
+			"max_routers":     "Cap on each of the two tables of learned router link-layer bindings (from routers' own packets, RAs and NAs; never from redirects): candidates (heard in fewer than 3 separate seconds; least recently heard evicted and counted) and confirmed routers (never evicted while heard within 10 minutes; when full, a newly confirmed binding is refused and counted).",
 			"max_hosts":       "Cap on receivers tracked for the storm rate.",
 		},
 		DefaultRedirectConfig,
@@ -74,15 +74,147 @@ const (
 	redirSpoofed
 	redirHopLimit
 	redirRate
+	redirConflict
 	numRedirReasons
 )
 
-var redirReasonNames = [numRedirReasons]string{"offlink_source", "bad_gateway", "spoofed_router", "hop_limit", "rate"}
+var redirReasonNames = [numRedirReasons]string{"offlink_source", "bad_gateway", "spoofed_router", "hop_limit", "rate", "binding_conflict"}
 
-// binding is a learned IP → link-layer address binding.
+// claim is one link-layer address heard speaking for a router's IP
+// address.
+type claim struct {
+	mac [6]byte
+	// heard counts hearings at least confirmSpacing apart (saturating);
+	// named: an RA from this MAC names the address a router.
+	heard   uint16
+	named   bool
+	counted int64 // packet time of the last hearing counted in heard
+	last    int64 // packet time of the last hearing (0: no claim)
+}
+
+// live tells whether the claim was heard within routerBindingTTL of now.
+func (c *claim) live(now int64) bool { return c.last != 0 && now-c.last <= int64(routerBindingTTL) }
+
+// confirmed tells whether the claim was heard over time (confirmHearings
+// hearings, confirmSpacing apart) or named by an RA: a burst of spoofed
+// packets cannot confirm a claim, and a confirmed claim outweighs one
+// that is not.
+func (c *claim) confirmed() bool { return c.named || c.heard >= confirmHearings }
+
+// Confirmation: a claim heard in 3 separate seconds (a gateway answering a
+// ping a second, or forwarding errors, in 2 s) is confirmed.
+const (
+	confirmHearings = 3
+	confirmSpacing  = int64(time.Second)
+)
+
+// binding is what icmp_redirect knows of one router address: the
+// link-layer addresses that claim it, at most two — two live claims are
+// a conflict (binding_conflict), evidence in itself, not a tie that
+// arrival order breaks.
 type binding struct {
-	mac  [6]byte
-	last int64
+	claims [2]claim
+}
+
+// hear records that mac spoke for the binding's address at now (named:
+// in an RA). A MAC it does not hold takes a stale or empty slot, else the
+// weaker claim's: an unconfirmed one before a confirmed one, the one heard
+// least recently between equals.
+func (b *binding) hear(mac [6]byte, named bool, now int64) {
+	i := -1
+	for j := range b.claims {
+		if b.claims[j].last != 0 && b.claims[j].mac == mac {
+			i = j
+		}
+	}
+	if i >= 0 && !b.claims[i].live(now) {
+		b.claims[i] = claim{} // heard again after going stale: a new claim
+	}
+	if i < 0 || b.claims[i].last == 0 {
+		if i < 0 {
+			i = b.weaker(now)
+		}
+		b.claims[i] = claim{mac: mac, heard: 1, named: named, counted: now, last: now}
+		return
+	}
+	c := &b.claims[i]
+	if now-c.counted >= confirmSpacing && c.heard < ^uint16(0) {
+		c.heard++
+		c.counted = now
+	}
+	c.last = now
+	c.named = c.named || named
+}
+
+// weaker returns the slot a new claim takes (see hear).
+func (b *binding) weaker(now int64) int {
+	rank := func(c *claim) int {
+		switch {
+		case !c.live(now):
+			return 0
+		case !c.confirmed():
+			return 1
+		}
+		return 2
+	}
+	x, y := &b.claims[0], &b.claims[1]
+	if rx, ry := rank(x), rank(y); rx != ry {
+		if rx < ry {
+			return 0
+		}
+		return 1
+	}
+	if y.last < x.last {
+		return 1
+	}
+	return 0
+}
+
+// confirmed tells whether a live claim of the binding is confirmed.
+func (b *binding) confirmed(now int64) bool {
+	for i := range b.claims {
+		if c := &b.claims[i]; c.live(now) && c.confirmed() {
+			return true
+		}
+	}
+	return false
+}
+
+// stale tells whether no claim of the binding is live.
+func (b *binding) stale(now int64) bool { return !b.claims[0].live(now) && !b.claims[1].live(now) }
+
+// judge returns the reasons a redirect from mac in the binding's name is
+// evidence for: none when mac is the one live claim, or the confirmed one
+// against an unconfirmed rival; spoofed_router when mac is no live claim,
+// or an unconfirmed one against a confirmed rival; binding_conflict
+// whenever two live claims stand and mac is not the only confirmed one.
+func (b *binding) judge(mac [6]byte, now int64) uint32 {
+	var match, other *claim
+	for i := range b.claims {
+		c := &b.claims[i]
+		if !c.live(now) {
+			continue
+		}
+		if c.mac == mac {
+			match = c
+		} else {
+			other = c
+		}
+	}
+	switch {
+	case other == nil:
+		return 0 // no claim, or mac's alone
+	case match == nil:
+		if b.claims[0].live(now) && b.claims[1].live(now) {
+			return 1<<redirSpoofed | 1<<redirConflict
+		}
+		return 1 << redirSpoofed
+	case match.confirmed() && !other.confirmed():
+		return 0
+	case !match.confirmed() && other.confirmed():
+		return 1<<redirSpoofed | 1<<redirConflict
+	}
+	return 1 << redirConflict
 }
 
 // redirHost is a receiver of redirects.
@@ -97,16 +229,29 @@ type redirHost struct {
 
 // Redirect is the icmp_redirect rule. It learns which link-layer address
 // each router speaks from — the Ethernet source of a router's own ICMP
-// packets and the link-layer options of its RAs and NAs, never a redirect
-// — in a capped table, and judges every redirect by the reasons of the
-// contract. A redirect with a reason, or redirects to one receiver at the
+// packets, its RAs and NAs, never a redirect — weighing the claims (a
+// confirmed one outweighs a one-shot one, two live ones are a
+// binding_conflict) in two capped tables (candidates, confirmed routers;
+// see learn), and judges every redirect by the reasons of the contract. A redirect with a reason, or redirects to one receiver at the
 // storm rate, start or feed an attack on that receiver.
 type Redirect struct {
 	cfg     RedirectConfig
 	trusted map[netip.Addr]bool
 	home    []netip.Prefix
-	routers *table.Table[netip.Addr, binding]
-	door    *sketch.Doorkeeper // admits a binding to a full routers table at its second packet
+	// routers holds confirmed bindings; candidates those not confirmed
+	// yet (a one-shot spoofed binding stays there). A candidate moves to
+	// routers once confirmed, unless routers is full — of live bindings:
+	// stale ones are swept — which then refuses it (counted). Only
+	// candidates are evicted to make room, so a burst of new one-shot
+	// bindings cannot flush a confirmed router.
+	routers    *table.Table[netip.Addr, binding]
+	candidates *table.Table[netip.Addr, binding]
+	// door admits a new binding to a full candidates table at its second
+	// packet: errors and replies from spoofed sources, one each, cost a
+	// cell write instead of an insertion and an eviction, and evict no
+	// candidate (a router heard once yet).
+	door    *sketch.Doorkeeper
+	refused uint64
 	hosts   *table.Table[netip.Addr, redirHost]
 	width   int64
 	sweep   sweepClock
@@ -115,13 +260,14 @@ type Redirect struct {
 // NewRedirect returns the icmp_redirect rule.
 func NewRedirect(cfg RedirectConfig) *Redirect {
 	return &Redirect{
-		cfg:     cfg,
-		trusted: parseAddrs(cfg.TrustedRouters),
-		home:    parsePrefixes(cfg.HomeNetworks),
-		routers: table.New[netip.Addr, binding](cfg.MaxRouters, nil),
-		door:    sketch.NewDoorkeeper(14),
-		hosts:   table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
-		width:   int64(cfg.Window) / window.Buckets,
+		cfg:        cfg,
+		trusted:    parseAddrs(cfg.TrustedRouters),
+		home:       parsePrefixes(cfg.HomeNetworks),
+		routers:    table.New[netip.Addr, binding](cfg.MaxRouters, nil),
+		candidates: table.New[netip.Addr, binding](cfg.MaxRouters, nil),
+		door:       sketch.NewDoorkeeper(14),
+		hosts:      table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
+		width:      int64(cfg.Window) / window.Buckets,
 	}
 }
 
@@ -149,37 +295,57 @@ func (r *Redirect) Interest() detector.Interest {
 // a message a router sends itself from its link (an RA, an NA, an error
 // or an echo reply) and arrived unrouted: its TTL or hop limit is still a
 // usual initial value (64, 128, 255), so the source is on the sensor's
-// link and the frame's source address is its own. An RA's source
-// link-layer option counts as the Ethernet source. A binding stands
-// until not seen for routerBindingTTL; the first one wins meanwhile, so a
-// spoofer's own packets do not rebind a router that is alive.
+// link and the frame's Ethernet source is its own. An RA names its
+// sender a router (a confirmed claim at once) when its source link-layer
+// option, if any, agrees with the Ethernet source; one whose option names
+// another MAC teaches nothing. A claim stands until not heard for
+// routerBindingTTL; two MACs claiming one address are both kept (see
+// binding). A new binding enters a full candidates table at its second
+// packet (the doorkeeper). It does not allocate: the tables' slabs are
+// reused.
 func (r *Redirect) learn(p *detector.Packet) {
 	if !p.HasSrcMAC || !detector.UnroutedTTL(p.TTL) || !routerMessage(p) {
 		return
 	}
-	mac := p.SrcMAC
+	mac, named := p.SrcMAC, false
 	if p.IPv6 && p.ICMPType == icmpmsg.V6RouterAdvert {
-		if nd := p.NDOptions(); nd.HasSrcLinkAddr {
-			mac = nd.SrcLinkAddr
-		}
-	}
-	b, ok := r.routers.Touch(p.Src, p.TimeNs)
-	if !ok {
-		// Once the table is full, a binding is learned from its second
-		// packet (the doorkeeper): errors and replies from spoofed
-		// sources, one each, cost a cell write instead of an insertion
-		// and an eviction, and evict no router.
-		if r.routers.Len() >= r.routers.Cap() && !r.door.Seen(sketch.Mix64(p.SrcHash()^macKey(mac))) {
+		if nd := p.NDOptions(); nd.HasSrcLinkAddr && nd.SrcLinkAddr != mac {
 			return
 		}
-		b, _ = r.routers.Get(p.Src, p.TimeNs)
-		b.mac = mac
-	} else if p.TimeNs-b.last > int64(routerBindingTTL) {
-		b.mac = mac
+		named = true
 	}
-	if b.mac == mac {
-		b.last = p.TimeNs
+	now := p.TimeNs
+	if b, ok := r.routers.Touch(p.Src, now); ok {
+		b.hear(mac, named, now)
+		return
 	}
+	b, ok := r.candidates.Touch(p.Src, now)
+	if !ok {
+		if r.candidates.Len() >= r.candidates.Cap() && !r.door.Seen(sketch.Mix64(p.SrcHash()^macKey(mac))) {
+			return // full: a new binding's first packet only knocks
+		}
+		b, _ = r.candidates.Get(p.Src, now) // evicts another candidate when full
+	}
+	b.hear(mac, named, now)
+	if !b.confirmed(now) {
+		return
+	}
+	if r.routers.Len() >= r.routers.Cap() {
+		r.refused++ // full of live confirmed bindings: it stays a candidate
+		return
+	}
+	v := *b
+	r.candidates.Delete(p.Src)
+	nb, _ := r.routers.Get(p.Src, now)
+	*nb = v
+}
+
+// binding returns what is known of router address a, confirmed or not.
+func (r *Redirect) binding(a netip.Addr) (*binding, bool) {
+	if b, ok := r.routers.Lookup(a); ok {
+		return b, true
+	}
+	return r.candidates.Lookup(a)
 }
 
 // macKey is a MAC address as a 64-bit word.
@@ -252,8 +418,8 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 	if len(r.trusted) > 0 && !r.trusted[p.Src] {
 		reasons |= 1 << redirSpoofed
 	}
-	if b, ok := r.routers.Lookup(p.Src); ok && p.HasSrcMAC && b.mac != p.SrcMAC && p.TimeNs-b.last <= int64(routerBindingTTL) {
-		reasons |= 1 << redirSpoofed
+	if b, ok := r.binding(p.Src); ok && p.HasSrcMAC {
+		reasons |= b.judge(p.SrcMAC, p.TimeNs)
 	}
 	h, _ := r.hosts.Get(p.Dst, p.TimeNs)
 	h.last = p.TimeNs
@@ -304,8 +470,10 @@ func (r *Redirect) Tick(now time.Time, _ detector.Reporter) {
 	}
 	before := now.Add(-2 * time.Minute).UnixNano()
 	r.hosts.Sweep(func(_ netip.Addr, h *redirHost, _ int64) bool { return h.last < before })
-	stale := now.Add(-routerBindingTTL).UnixNano()
-	r.routers.Sweep(func(_ netip.Addr, b *binding, _ int64) bool { return b.last < stale })
+	ns := now.UnixNano()
+	stale := func(_ netip.Addr, b *binding, _ int64) bool { return b.stale(ns) }
+	r.routers.Sweep(stale)
+	r.candidates.Sweep(stale)
 }
 
 // Describe implements detector.Describer: the reasons, the claimed router,
@@ -336,7 +504,8 @@ func (r *Redirect) Describe(target netip.Addr, extra map[string]any) {
 // Tables implements detector.TableReporter.
 func (r *Redirect) Tables() []detector.TableStat {
 	return []detector.TableStat{
-		{Name: "icmp_redirect.routers", Len: r.routers.Len(), Cap: r.routers.Cap(), Evicted: r.routers.Evicted()},
+		{Name: "icmp_redirect.routers", Len: r.routers.Len(), Cap: r.routers.Cap(), Evicted: r.routers.Evicted() + r.refused},
+		{Name: "icmp_redirect.candidates", Len: r.candidates.Len(), Cap: r.candidates.Cap(), Evicted: r.candidates.Evicted()},
 		{Name: "icmp_redirect.hosts", Len: r.hosts.Len(), Cap: r.hosts.Cap(), Evicted: r.hosts.Evicted()},
 	}
 }
