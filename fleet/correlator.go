@@ -60,8 +60,9 @@ type keyInfo struct {
 // the watermark, and keys described. Past them the oldest groups are
 // judged early, and the key table is cleared (counted).
 const (
-	maxGroups = 1 << 16
-	maxKeys   = 1 << 16
+	maxGroups  = 1 << 16
+	maxKeys    = 1 << 16
+	maxSensors = 1024 // per key and interval
 )
 
 // Correlator sums sensors' observation records per key and interval, in
@@ -82,7 +83,8 @@ type Correlator struct {
 	order    []groupKey
 
 	// Records, Late and Evicted count what Add took, what came too late,
-	// and groups judged early for lack of room.
+	// and groups judged early or records refused for lack of room;
+	// Suppressed the key intervals a sensor reported itself.
 	Records, Late, Evicted, Suppressed uint64
 }
 
@@ -109,6 +111,10 @@ func (c *Correlator) Add(sensor, attackID string, o *detector.Observation) {
 		}
 		g = &group{end: end, sensors: map[string]*sensorObs{}}
 		c.groups[k] = g
+	}
+	if _, ok := g.sensors[sensor]; !ok && len(g.sensors) >= maxSensors {
+		c.Evicted++ // a flood of sensor names on the topic
+		return
 	}
 	s := &sensorObs{attackID: attackID}
 	s.o = *o

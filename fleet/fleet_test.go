@@ -115,3 +115,27 @@ func TestCorrelatorSums(t *testing.T) {
 		t.Errorf("after the final flush: %d sums, %d pending", len(e.got), c.Pending())
 	}
 }
+
+// FuzzDecode: a record is untrusted bytes from the bus: Decode never
+// panics, and what it accepts is within the Observation's bounds.
+func FuzzDecode(f *testing.F) {
+	o := obs("10.20.0.0", 1, 3)
+	_, v, err := Encode("gw0", o)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v)
+	f.Add([]byte(`{"type":"icmpids.observation","sensor":"x","key":"::/0","slot_ns":1,"any_packets":[1],"any_bytes":[1],"echo_packets":[1],"echo_bytes":[1],"hosts_bitmap":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got detector.Observation
+		if _, err := Decode(b, &got); err != nil {
+			return
+		}
+		if got.Slots < 1 || got.Slots > detector.FleetSlots || len(got.TopHosts) > maxTopHosts || got.SlotWidth <= 0 {
+			t.Errorf("accepted %+v", got)
+		}
+		c := New(&recordingEngine{}, time.Second)
+		c.Add("s", "", &got)
+		c.Flush(true)
+	})
+}

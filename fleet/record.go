@@ -54,6 +54,9 @@ type HostCount struct {
 	Packets uint64 `json:"packets"`
 }
 
+// maxTopHosts is the most top hosts a record may list.
+const maxTopHosts = 16
+
 // timeLayout is EVE's timestamp layout.
 const timeLayout = "2006-01-02T15:04:05.000000-0700"
 
@@ -109,8 +112,14 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 	if n == 0 || n > detector.FleetSlots || len(r.AnyBytes) != n || len(r.EchoPackets) != n || len(r.EchoBytes) != n {
 		return nil, errors.New("observation: slot arrays of unequal or bad length")
 	}
-	if r.SlotNs <= 0 {
-		return nil, errors.New("observation: slot_ns must be positive")
+	if len(r.TopHosts) > maxTopHosts {
+		return nil, fmt.Errorf("observation: %d top_hosts, at most %d", len(r.TopHosts), maxTopHosts)
+	}
+	if r.Sensor == "" || len(r.Sensor) > 255 {
+		return nil, errors.New("observation: sensor must be a name of 1 to 255 bytes")
+	}
+	if r.SlotNs <= 0 || r.SlotNs > int64(time.Minute) {
+		return nil, errors.New("observation: slot_ns must be in (0, 1m]")
 	}
 	bm, err := hex.DecodeString(r.HostsBitmap)
 	if err != nil || len(bm) != 64 {
