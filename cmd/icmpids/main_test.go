@@ -525,3 +525,27 @@ func TestBPFField(t *testing.T) {
 		})
 	}
 }
+
+// TestManPages: the hidden `icmpids man DIR` writes icmpids(1) and a page
+// per command from their help (the Debian package ships them).
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := icmpids(t, "man", dir); code != 0 {
+		t.Fatalf("man: exit %d: %s", code, stderr)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "icmpids-check.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `.TH "ICMPIDS" "1"`) || !strings.Contains(string(page), "Check a configuration before deploying it") {
+		t.Errorf("icmpids-check.1:\n%s", page)
+	}
+	for _, name := range []string{"icmpids.1", "icmpids-run.1", "icmpids-replay.1"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "icmpids-man.1")); err == nil {
+		t.Error("the hidden man command has a page")
+	}
+}

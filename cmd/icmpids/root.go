@@ -75,7 +75,7 @@ Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.`,
 		"log-level": "log_level",
 		"workers":   "engine.workers",
 	})
-	root.AddCommand(newRunCmd(a), newReplayCmd(a), newCorrelateCmd(a), newRulesCmd(a), newCheckCmd(a), newVersionCmd(a))
+	root.AddCommand(newRunCmd(a), newReplayCmd(a), newCorrelateCmd(a), newRulesCmd(a), newCheckCmd(a), newVersionCmd(a), newManCmd(a))
 	return root
 }
 
