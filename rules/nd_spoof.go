@@ -22,10 +22,10 @@ var ndSpoofInfo = detector.RuleInfo{
 // ndSpoofDefinition registers nd_spoof.
 func ndSpoofDefinition() Definition {
 	return define(ndSpoofInfo,
-		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs or NAs with the router flag), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack. One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
+		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs announcing a default router), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack. One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
 		map[string]string{
 			"flips":        "An address rebound this many times within window (A to B and back) is being fought over.",
-			"takeovers":    "A link-layer address that took over this many addresses known at other link-layer addresses within window is poisoning caches (parasite6 answers every solicitation).",
+			"takeovers":    "A link-layer address that took over this many addresses known at other link-layer addresses (of more than one host: one host's addresses moving together are a NIC change or a failover) within window is poisoning caches (parasite6 answers every solicitation).",
 			"fresh_macs":   "This many link-layer addresses each rebinding a live known address (heard within window) for the first time, within window, are one attacker forging a new MAC per address.",
 			"window":       "The window the counts run over.",
 			"max_bindings": "Cap on the bindings learned from NA, NS (source link-layer option) and RA; least recently seen are evicted and counted.",
@@ -78,7 +78,7 @@ type ndBinding struct {
 	mac, old [6]byte
 	flips    uint32 // rebindings within the window that began at since
 	trigger  uint8  // why the address was reported (ndNotReported: never)
-	router   bool   // a router's address: it sent an RA, or an NA with the router flag, from mac
+	router   bool   // a router's address: it sent an RA announcing a default router from mac
 	since    int64
 	last     int64
 	rebound  int64 // packet time of the last rebinding
@@ -88,10 +88,12 @@ type ndBinding struct {
 // of cells, with a fingerprint), the addresses it took over in a window,
 // and the first of them (the target of its attack).
 type takeoverCell struct {
-	mac   [6]byte
-	n     uint32
-	since int64
-	first [16]byte
+	mac    [6]byte
+	owner  [6]byte // the MAC its first address was taken from
+	owners uint8   // 1: every address taken was owner's (a host that moved); 2: from several hosts
+	n      uint32
+	since  int64
+	first  [16]byte
 }
 
 // ndListed is how many addresses an attack's context lists.
@@ -125,6 +127,13 @@ func (e *ndEpisode) add(a netip.Addr, router bool) {
 	}
 }
 
+// ndEpKey keys the attacks of many addresses: their first address, and
+// whether it is the link's (flips, fresh_macs) or one MAC's (takeover).
+type ndEpKey struct {
+	first netip.Addr
+	link  bool
+}
+
 // freshRebind is one rebinding of a live address by a MAC new to it.
 type freshRebind struct {
 	t    int64
@@ -151,7 +160,7 @@ type NDSpoof struct {
 	bindings *table.Table[netip.Addr, ndBinding]
 	door     *sketch.Doorkeeper // admits a binding to a full bindings table at its second packet
 	cells    []takeoverCell
-	episodes *table.Table[netip.Addr, ndEpisode]
+	episodes *table.Table[ndEpKey, ndEpisode]
 	fresh    []freshRebind // ring of the last FreshMACs fresh rebindings
 	nfresh   int           // rebindings pushed in all
 	link     netip.Addr    // the fresh_macs attack under way (its target)
@@ -171,7 +180,7 @@ func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 	return &NDSpoof{cfg: cfg, windowNs: int64(cfg.Window), bindings: table.New[netip.Addr, ndBinding](cfg.MaxBindings, nil),
 		door:     sketch.NewDoorkeeper(14),
 		cells:    make([]takeoverCell, ndTakeoverCells),
-		episodes: table.New[netip.Addr, ndEpisode](ndEpisodes, nil),
+		episodes: table.New[ndEpKey, ndEpisode](ndEpisodes, nil),
 		fresh:    make([]freshRebind, max(cfg.FreshMACs, 1))}
 }
 
@@ -190,7 +199,9 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 	na, ra, routerFlag := false, false, false
 	switch {
 	case isND(p, icmpmsg.V6NeighAdvert, 24):
-		addr, routerFlag, _, _, _ = icmpmsg.NeighborTarget(p.ICMPData)
+		// (An NA's router flag is the sender's word: parasite6 may set it
+		// in every forged NA. Only RAs make an address a router's.)
+		addr, _, _, _, _ = icmpmsg.NeighborTarget(p.ICMPData)
 		na = true
 	case isND(p, icmpmsg.V6NeighSolicit, 24), isND(p, icmpmsg.V6RouterAdvert, 16):
 		if p.Src.IsUnspecified() {
@@ -231,7 +242,9 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		b.router = b.router || routerFlag
 		if na && b.trigger != ndNotReported && now-b.rebound <= r.windowNs {
 			// The taker keeps what it took: its attack goes on.
-			rep.Hit(r.targetOf(addr, b.trigger, mac, now), p, &detector.Measure{Level: detector.LevelFire})
+			if target, ok := r.targetOf(addr, b.trigger, mac, now); ok {
+				rep.Hit(target, p, &detector.Measure{Level: detector.LevelFire})
+			}
 		}
 		return
 	}
@@ -256,7 +269,7 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 	old := b.mac
 	b.old, b.mac, b.last, b.rebound = old, mac, now, now
 	b.flips++
-	c := r.takeover(mac, addr, now, !retake)
+	c := r.takeover(mac, old, addr, now, !retake)
 	target, trigger := r.judge(addr, b, c, old, live, retake, now)
 	if trigger == ndNotReported {
 		return
@@ -277,7 +290,7 @@ func (r *NDSpoof) judge(addr netip.Addr, b *ndBinding, c *takeoverCell, old [6]b
 	cur := c.mac == b.mac && now-c.since <= r.windowNs // c is this MAC's, this window's
 	if cur && c.n >= 2 {
 		first := netip.AddrFrom16(c.first)
-		e, created := r.episodes.Get(first, now)
+		e, created := r.episodes.Get(ndEpKey{first, false}, now)
 		if created || e.mac != c.mac || e.trigger != ndTakeover {
 			*e = ndEpisode{mac: c.mac, trigger: ndTakeover}
 			e.add(first, false)
@@ -287,13 +300,15 @@ func (r *NDSpoof) judge(addr netip.Addr, b *ndBinding, c *takeoverCell, old [6]b
 			e.add(addr, b.router)
 		}
 		e.last = now
-		if c.n >= uint32(r.cfg.Takeovers) {
+		// Addresses all taken from one MAC are a host that moved (a new
+		// NIC, a failover): parasite6 takes them from every host.
+		if c.n >= uint32(r.cfg.Takeovers) && c.owners > 1 {
 			e.reported = true
 			return first, ndTakeover
 		}
 	}
 	// The owner taking its address back from a MAC under way.
-	if oc := r.cell(old); oc.mac == old && oc.n >= uint32(r.cfg.Takeovers) && now-oc.since <= r.windowNs {
+	if oc := r.cell(old); oc.mac == old && oc.n >= uint32(r.cfg.Takeovers) && oc.owners > 1 && now-oc.since <= r.windowNs {
 		return netip.AddrFrom16(oc.first), ndTakeover
 	}
 	// Many new MACs each taking one live address: one attack on the link,
@@ -303,10 +318,24 @@ func (r *NDSpoof) judge(addr netip.Addr, b *ndBinding, c *takeoverCell, old [6]b
 			return t, ndFreshMACs
 		}
 	}
-	if eui, ok := eui64MAC(addr); b.router && !(ok && eui == b.mac) {
-		// A router's address is never rebound, except to the MAC its
-		// modified EUI-64 address names: its owner's.
-		return addr, ndRouter
+	eui, isEUI := eui64MAC(addr)
+	router := b.router && !(isEUI && eui == b.mac) // (rebound to the MAC its EUI-64 address names: its owner's)
+	if b.flips >= uint32(r.cfg.Flips) || router {
+		// A flip war (or a router's address) with a MAC taking several
+		// addresses belongs to its attack, on the first address it took.
+		for _, tc := range [2]*takeoverCell{c, r.cell(old)} {
+			if tc.n < 2 || now-tc.since > r.windowNs || (tc.mac != b.mac && tc.mac != old) {
+				continue
+			}
+			first := netip.AddrFrom16(tc.first)
+			if e, ok := r.episodes.Lookup(ndEpKey{first, false}); ok && e.mac == tc.mac {
+				e.reported, e.last = true, now
+				return first, ndFlips
+			}
+		}
+	}
+	if router {
+		return addr, ndRouter // a router's address is never rebound
 	}
 	if b.flips >= uint32(r.cfg.Flips) || retake && r.linkActive(now) {
 		// Addresses fought over: one attack on the link, on the first
@@ -323,7 +352,7 @@ func (r *NDSpoof) linkActive(now int64) bool {
 	if !r.link.IsValid() || now-r.linkLast > r.windowNs {
 		return false
 	}
-	e, ok := r.episodes.Lookup(r.link)
+	e, ok := r.episodes.Lookup(ndEpKey{r.link, true})
 	return ok && (e.trigger == ndFlips || e.trigger == ndFreshMACs)
 }
 
@@ -331,12 +360,12 @@ func (r *NDSpoof) linkActive(now int64) bool {
 // with trigger.
 func (r *NDSpoof) linkEpisode(addr netip.Addr, trigger uint8, now int64) *ndEpisode {
 	if r.linkActive(now) {
-		e, _ := r.episodes.Lookup(r.link)
+		e, _ := r.episodes.Lookup(ndEpKey{r.link, true})
 		r.linkLast, e.last = now, now
 		return e
 	}
 	r.link, r.linkLast = addr, now
-	e, _ := r.episodes.Get(addr, now)
+	e, _ := r.episodes.Get(ndEpKey{addr, true}, now)
 	*e = ndEpisode{trigger: trigger, reported: true, last: now}
 	return e
 }
@@ -354,7 +383,7 @@ func (r *NDSpoof) count(e *ndEpisode, addr netip.Addr, b *ndBinding) {
 // target.
 func (r *NDSpoof) freshRebind(addr netip.Addr, b *ndBinding, now int64) (netip.Addr, bool) {
 	if r.linkActive(now) {
-		if e, _ := r.episodes.Lookup(r.link); e.trigger == ndFreshMACs {
+		if e, _ := r.episodes.Lookup(ndEpKey{r.link, true}); e.trigger == ndFreshMACs {
 			r.linkLast, e.last = now, now
 			e.macs++
 			r.count(e, addr, b)
@@ -386,19 +415,25 @@ func (r *NDSpoof) freshRebind(addr netip.Addr, b *ndBinding, now int64) (netip.A
 }
 
 // targetOf is the target of the attack that reported addr's binding with
-// trigger, now held by mac.
-func (r *NDSpoof) targetOf(addr netip.Addr, trigger uint8, mac [6]byte, now int64) netip.Addr {
-	switch trigger {
-	case ndTakeover:
-		if c := r.cell(mac); c.mac == mac && now-c.since <= r.windowNs {
-			return netip.AddrFrom16(c.first)
-		}
-	case ndFreshMACs, ndFlips:
-		if r.linkActive(now) {
-			return r.link
+// trigger, now held by mac, if mac is its taker: a router's address held,
+// an address held by a MAC taking many, one of a fresh_macs attack. A
+// flip war makes its own hits.
+func (r *NDSpoof) targetOf(addr netip.Addr, trigger uint8, mac [6]byte, now int64) (netip.Addr, bool) {
+	if c := r.cell(mac); c.mac == mac && c.n >= 2 && now-c.since <= r.windowNs {
+		first := netip.AddrFrom16(c.first)
+		if e, ok := r.episodes.Lookup(ndEpKey{first, false}); ok && e.mac == mac && e.reported {
+			return first, true
 		}
 	}
-	return addr
+	switch trigger {
+	case ndRouter:
+		return addr, true
+	case ndFreshMACs:
+		if r.linkActive(now) {
+			return r.link, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // Interest implements detector.Interested: RAs, solicitations and
@@ -418,13 +453,16 @@ func (r *NDSpoof) cell(mac [6]byte) *takeoverCell {
 // count) and returns its cell: how many it has taken over in the current
 // window, and the first. A cell that holds another MAC is taken over only
 // to count.
-func (r *NDSpoof) takeover(mac [6]byte, addr netip.Addr, now int64, count bool) *takeoverCell {
+func (r *NDSpoof) takeover(mac, from [6]byte, addr netip.Addr, now int64, count bool) *takeoverCell {
 	c := r.cell(mac)
 	if !count {
 		return c
 	}
 	if c.mac != mac || now-c.since > r.windowNs {
-		*c = takeoverCell{mac: mac, since: now, first: addr.As16()}
+		*c = takeoverCell{mac: mac, owner: from, owners: 1, since: now, first: addr.As16()}
+	}
+	if from != c.owner {
+		c.owners = 2
 	}
 	c.n++
 	return c
@@ -437,7 +475,7 @@ func (r *NDSpoof) Tick(now time.Time, _ detector.Reporter) {
 		before := now.Add(-24 * time.Hour).UnixNano()
 		r.bindings.Sweep(func(_ netip.Addr, b *ndBinding, _ int64) bool { return b.last < before })
 		idle := now.UnixNano() - 2*r.windowNs
-		r.episodes.Sweep(func(_ netip.Addr, e *ndEpisode, _ int64) bool { return e.last < idle })
+		r.episodes.Sweep(func(_ ndEpKey, e *ndEpisode, _ int64) bool { return e.last < idle })
 	}
 }
 
@@ -448,7 +486,10 @@ func (r *NDSpoof) Tick(now time.Time, _ detector.Reporter) {
 // for new MACs each taking one, how many MACs (new_macs).
 func (r *NDSpoof) Describe(target netip.Addr, extra map[string]any) {
 	b, ok := r.bindings.Lookup(target)
-	e, isEp := r.episodes.Lookup(target)
+	e, isEp := r.episodes.Lookup(ndEpKey{target, true})
+	if !isEp || !e.reported {
+		e, isEp = r.episodes.Lookup(ndEpKey{target, false})
+	}
 	isEp = isEp && e.reported
 	if ok && (b.trigger != ndNotReported || isEp) {
 		extra["old_mac"] = macString(b.old)

@@ -18,6 +18,13 @@ func knownHosts(n int, start time.Time) []synth.Frame {
 	})
 }
 
+// knownOne is one host (MAC 100) announcing n addresses, one a second.
+func knownOne(n int, start time.Time) []synth.Frame {
+	return seq(na(ndHost(0), synth.MAC(100), allNodes, false, true), start, 1, n, func(i int, m *synth.Msg) {
+		*m = na(ndHost(i), synth.MAC(100), allNodes, false, true)
+	})
+}
+
 // ndHost is the i-th host of link64.
 func ndHost(i int) netip.Addr { return nth(addr("2001:db8:1::"), 0x100+i) }
 
@@ -66,6 +73,28 @@ func TestNDSpoofTwins(t *testing.T) {
 		{"parasite6 over 50 addresses, the owners answering too",
 			synth.Merge(knownHosts(50, ruleEpoch), parasite(50, at(time.Minute)), owners(50, at(time.Minute)), parasite(50, at(2*time.Minute))),
 			[]string{"nd_spoof 2001:db8:1::100"}, "takeover", 50, 0},
+		// What the live parasite6 does: each solicitation answered by the
+		// owner, then three times by parasite6 (router flag set), over six
+		// addresses of one host, twice (the sensor knew them before).
+		{"parasite6's pattern: the owner answers, then parasite6 thrice, twice over one host's six addresses",
+			func() []synth.Frame {
+				fs := knownOne(6, ruleEpoch)
+				ts := at(time.Minute)
+				for round := 0; round < 2; round++ {
+					for i := 0; i < 6; i++ {
+						fs = append(fs, na(ndHost(i), synth.MAC(100), ndHost(99), true, true).At(ts))
+						for k := 0; k < 3; k++ {
+							m := na(ndHost(i), attacker, ndHost(99), k == 0, true)
+							m.Rest = synth.NA(ndHost(i), true, k == 0, true, synth.LinkAddrOpt(2, attacker)) // with the router flag, as parasite6 sends
+							fs = append(fs, m.At(ts.Add(time.Duration(k+1)*time.Millisecond)))
+						}
+						ts = ts.Add(5 * time.Millisecond)
+					}
+					ts = ts.Add(600 * time.Millisecond)
+				}
+				return fs
+			}(),
+			[]string{"nd_spoof 2001:db8:1::100"}, "takeover", 6, 0},
 		// Benign twins.
 		{"the router's own RAs and NAs", synth.Merge(periodicRAs(),
 			synth.Every(na(routerLL, routerMAC, allNodes, true, true), at(time.Minute), 30*time.Second, 60, func(_ int, m *synth.Msg) {
@@ -83,6 +112,13 @@ func TestNDSpoofTwins(t *testing.T) {
 			na(ndHost(1), synth.MAC(201), allNodes, false, true).At(at(time.Hour)),
 			na(ndHost(2), synth.MAC(201), allNodes, false, true).At(at(time.Hour))}, nil, "", 0, 0},
 		{"fifty hosts come up, none rebound", knownHosts(50, ruleEpoch), nil, "", 0, 0},
+		{"a host with four addresses moves to a new NIC (or its addresses fail over to a standby)", synth.Merge(
+			seq(na(ndHost(0), synth.MAC(101), allNodes, false, true), ruleEpoch, 1, 4, func(i int, m *synth.Msg) {
+				*m = na(ndHost(i), synth.MAC(101), allNodes, false, true)
+			}),
+			seq(na(ndHost(0), synth.MAC(201), allNodes, false, true), at(time.Minute), 1, 4, func(i int, m *synth.Msg) {
+				*m = na(ndHost(i), synth.MAC(201), allNodes, false, true)
+			})), nil, "", 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,7 +146,7 @@ func TestNDSpoofTwins(t *testing.T) {
 				if end.Extra["addresses"] != tc.addresses {
 					t.Errorf("end addresses %v, want %d", end.Extra["addresses"], tc.addresses)
 				}
-				if l, _ := end.Extra["taken_over"].([]string); len(l) != 16 || l[0] != ndHost(0).String() {
+				if l, _ := end.Extra["taken_over"].([]string); len(l) != min(16, int(tc.addresses)) || l[0] != ndHost(0).String() {
 					t.Errorf("taken_over %v: want the first 16, the target first", l)
 				}
 			}
