@@ -126,6 +126,9 @@ func TestOneAttackIsOneAttack(t *testing.T) {
 		{"a tunnel during a flood of another host", synth.Merge(randomFlood(victim, 1000, 30, 10000, false, false),
 			conversation(addr("192.168.1.10"), addr("203.0.113.50"), 40, 100*time.Millisecond, random(1, 40, 300), random(2, 40, 300))),
 			[]string{"icmp_flood 10.0.0.5", "icmp_tunnel 192.168.1.10"}},
+		// A tunnel fast enough to flood its server is both.
+		{"a tunnel at 2,000 requests/s", conversation(addr("192.168.1.10"), addr("203.0.113.50"), 6000, 500*time.Microsecond, random(3, 40, 300), random(4, 40, 300)),
+			[]string{"icmp_flood 203.0.113.50", "icmp_tunnel 192.168.1.10"}},
 		{"a monitoring server pinging 300 hosts every 10 s, answered", func() []synth.Frame {
 			mon := addr("10.0.0.10")
 			var fs []synth.Frame

@@ -188,8 +188,9 @@ const tunnelCellFresh = 60
 // reported when one of the signals reaches its level; evidence from
 // requests alone (payloads, sizes, volume) counts once the pair has been
 // answered or the evidence spans tunnelSustain. Requests the engine
-// classifies as a flood's (p.Class.Flooded: unanswered one-way packets
-// towards a flooded host or prefix) are the flood's, not a tunnel's.
+// classifies as a flood's (p.Class.Flooded: towards a flooded host or
+// prefix) are the flood's, not a tunnel's, unless their pair already has
+// state (a fast tunnel is a flood of its server too).
 // State is per pair, fixed-size and capped.
 type Tunnel struct {
 	cfg   TunnelConfig
@@ -262,17 +263,20 @@ func (r *Tunnel) cellOf(h uint64) (*tunnelCell, uint32) {
 }
 
 func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
-	if p.Class.Flooded {
-		return // the flood's (icmp_flood, icmp_carpet_flood)
-	}
 	now := p.TimeNs
-	salt := patternSalt(now, p.ICMPSeq)
-	pattern := pingPattern(d, salt)
 	key := tunnelPair{p.Src, p.Dst}
 	var s *tunnelState
 	if r.pairs.Len() > 0 {
 		s, _ = r.pairs.Touch(key, now)
 	}
+	if s == nil && p.Class.Flooded {
+		// A flooded host's or prefix's query from a pair that has shown
+		// nothing of a tunnel: the flood's (icmp_flood,
+		// icmp_carpet_flood). A tunnel with state goes on being read.
+		return
+	}
+	salt := patternSalt(now, p.ICMPSeq)
+	pattern := pingPattern(d, salt)
 	if s == nil {
 		s = r.admitRequest(p, d, pattern, salt)
 		if s == nil {
