@@ -151,3 +151,20 @@ func (s *gaugeScope) observe(c *gaugeCell, tn int64) bool {
 	}
 	return c.on
 }
+
+// Share returns a new gauge of g's scopes (no counts) whose levels are
+// 1/n of g's: with n fronts each seeing a share of the flows (AF_PACKET
+// fanout spreads a spoofed flood evenly over its sockets), each front
+// gauges its share. A flood carried by one flow then marks at 1/n of the
+// level. Share of a nil gauge is nil.
+func (g *FloodGauge) Share(n int) *FloodGauge {
+	if g == nil {
+		return nil
+	}
+	n = max(n, 1)
+	out := &FloodGauge{scopes: make([]gaugeScope, len(g.scopes))}
+	for i, s := range g.scopes {
+		out.scopes[i] = gaugeScope{key: s.key, start: max(s.start/uint32(n), 1), stop: s.stop / uint32(n), windowNs: s.windowNs}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,6 +152,36 @@ func TestOneAttackIsOneAttack(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With AF_PACKET fanout several fronts each route a share of the flows,
+// and each gauges its share of a flood at its share of the level: a
+// spoofed carpet spread over two fronts is still one carpet, no sweeps.
+func TestOneAttackSeveralFronts(t *testing.T) {
+	frames := spoofedCarpet(netip.MustParsePrefix("192.0.2.0/24"), 300, 254, 8000, 40000, 11)
+	var mu sync.Mutex
+	var evs []*detector.Event
+	set, err := shard.New(shard.Config{Workers: 2}, detector.SinkFunc(func(ev *detector.Event) { mu.Lock(); evs = append(evs, ev); mu.Unlock() }),
+		func(_ int, sink detector.Sink) (*detector.Engine, error) {
+			return detector.New(detector.DefaultConfig(), sink, defaultRules(t)...)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fronts [2]*shard.Front
+	for i := range fronts {
+		if fronts[i], err = set.Front(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range frames {
+		// The kernel's flow hash: by source here (one flow per spoofed source).
+		fronts[f.Src().As4()[3]&1].HandleFrame(detector.LinkEthernet, f.Data, f.Time, len(f.Data))
+	}
+	set.Close(detector.EndInputEnd)
+	if got := startsOf(evs); !equal(got, []string{"icmp_carpet_flood 192.0.2.0"}) {
+		t.Errorf("%d attacks %v, want the carpet only", len(got), summarize(got))
 	}
 }
 

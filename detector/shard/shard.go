@@ -211,6 +211,9 @@ type Set struct {
 	// ff02::/64, given every link-scoped address and the link-scope
 	// traffic (detector.LinkRoute). It moves when inline does.
 	link int
+	// gauge is the flood gauge the fronts' are made from (the rules'
+	// scopes; detector.FloodGauge), no counts of its own.
+	gauge *detector.FloodGauge
 }
 
 type worker struct {
@@ -443,6 +446,7 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		go w.run()
 	}
 	s.spin.Store(s.spins())
+	s.gauge = s.workers[0].eng.NewFloodGauge()
 	s.main = s.newFront()
 	s.main.inFlight = make([][]uint64, cfg.Workers)
 	s.main.sent = make([]uint64, cfg.Workers)
@@ -472,7 +476,7 @@ func (s *Set) newFront() *Front {
 		dec = detector.NewDecoderConfig(*s.cfg.Decode)
 	}
 	f := &Front{s: s, dec: dec, cur: make([]*batch, len(s.workers))}
-	f.gauge = s.workers[0].eng.NewFloodGauge()
+	f.gauge = s.gauge.Share(1)
 	for i := range f.cur {
 		f.cur[i] = s.newBatch()
 	}
@@ -508,6 +512,7 @@ func (s *Set) Front() (*Front, error) {
 	}
 	f := s.newFront()
 	s.fronts = append(s.fronts, f)
+	s.shareGauge()
 	s.spin.Store(s.spins())
 	return f, nil
 }
@@ -767,6 +772,16 @@ func (f *Front) HandleFrame(lt detector.LinkType, data []byte, ts time.Time, wir
 	}
 }
 
+// shareGauge hands every front a new gauge of the Set's scopes, each at
+// its share of the levels (see detector.FloodGauge.Share), from its next
+// frame on.
+func (s *Set) shareGauge() {
+	s.main.next.Store(&gaugeBox{g: s.gauge.Share(1)})
+	for _, f := range s.fronts {
+		f.next.Store(&gaugeBox{g: s.gauge.Share(len(s.fronts))})
+	}
+}
+
 // gaugeBox carries a reload's gauge to a front (nil: no rule gauges).
 type gaugeBox struct{ g *detector.FloodGauge }
 
@@ -925,9 +940,8 @@ func (s *Set) SetRules(build func(shard int) ([]detector.Rule, error)) error {
 	s.request(true, func(i int, b *batch) { b.rules = sets[i] })
 	// Every front gauges floods by the new rules' levels from its next
 	// frame on (a flood under way is measured again within a window).
-	for _, f := range append([]*Front{s.main}, s.fronts...) {
-		f.next.Store(&gaugeBox{g: detector.NewFloodGauge(sets[0])})
-	}
+	s.gauge = detector.NewFloodGauge(sets[0])
+	s.shareGauge()
 	return nil
 }
 
