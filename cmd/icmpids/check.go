@@ -134,9 +134,19 @@ func describeOutputs(ctx context.Context, cfg Config) (outs [][2]string, warning
 		}
 	}
 	outs = append(outs, [2]string{"metrics", metricsAddr})
+	redis := "none"
+	if r := cfg.Output.Redis; r.Server != "" {
+		redis = fmt.Sprintf("%s %s:%d (%s)", r.Mode, r.Server, r.Port, r.Key)
+	}
+	outs = append(outs, [2]string{"redis", redis})
+	kafka := "none"
+	if k := cfg.Output.Kafka; len(k.Brokers) > 0 {
+		kafka = fmt.Sprintf("topic %s on %s", k.Topic, strings.Join(k.Brokers, ", "))
+	}
+	outs = append(outs, [2]string{"kafka", kafka})
 	outs = append(outs, hookOutputs(cfg)...)
 	if cfg.Output.Format == "none" && cfg.Output.EVE == "" && cfg.Output.Syslog == "" &&
-		len(cfg.Output.Exec.Command) == 0 && cfg.Output.Webhook.URL == "" && cfg.Output.Redis.Server == "" {
+		len(cfg.Output.Exec.Command) == 0 && cfg.Output.Webhook.URL == "" && cfg.Output.Redis.Server == "" && len(cfg.Output.Kafka.Brokers) == 0 {
 		warnings = append(warnings, "output.format is none and there is no other output: alerts would go nowhere")
 	}
 	return outs, warnings
