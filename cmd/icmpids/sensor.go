@@ -107,6 +107,13 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 			s.closers = append([]func(context.Context) error{q.Close}, s.closers...)
 		}
 	}
+	// The hooks close before syslog: a collector that is down must not
+	// eat the deadline of an RTBH withdrawal on the last end events.
+	hs, err := s.addHooks(cfg, live)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, hs...)
 	if cfg.Output.Syslog != "" {
 		// The syslog sink has its own queue: it drops and counts in live
 		// mode, and blocks (loses nothing) in a replay.
@@ -122,11 +129,6 @@ func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.L
 		return nil, err
 	}
 	sinks = append(sinks, fl...)
-	hs, err := s.addHooks(cfg, live)
-	if err != nil {
-		return nil, err
-	}
-	sinks = append(sinks, hs...)
 	s.meta = output.Meta{Host: sensorName(cfg)}
 	if live {
 		s.meta.InIface = cfg.Capture.Interface
