@@ -3,6 +3,8 @@ package detector
 import (
 	"net/netip"
 	"time"
+
+	"github.com/icmpids/icmpids/detector/prefix"
 )
 
 // Rule is one detection rule. The engine calls Observe for every ICMP or
@@ -121,24 +123,38 @@ type Measure struct {
 }
 
 // Reporter is how a rule reports to the engine. It is a small value the
-// engine passes to Observe and Tick.
+// engine passes to Observe and Tick (three words: it is passed to every
+// rule for every packet, so it stays small and holds no interface).
 type Reporter struct {
 	e    *Engine
 	rule int
 	// scope, when set, limits the targets reported (Within).
-	scope Scope
+	scope *Scope
 }
 
-// Scope is a set of targets (see Reporter.Within).
-type Scope interface {
-	Owns(target netip.Addr) bool
+// Scope is a set of targets (see Reporter.Within): those whose most
+// specific network in Owners maps to Index. (A rule run with other
+// settings for some networks: Owners maps each override's networks to its
+// instance, Index is one instance's, -1 the rule's own settings.)
+type Scope struct {
+	Owners *prefix.Table[int]
+	Index  int
+}
+
+// Owns tells whether target belongs to the scope.
+func (s *Scope) Owns(target netip.Addr) bool {
+	i, ok := s.Owners.Lookup(target)
+	if !ok {
+		i = -1
+	}
+	return i == s.Index
 }
 
 // Within returns a Reporter that drops the hits and alerts of targets s
 // does not own: how one rule runs with other settings for some networks
 // (rules.<rule>.overrides), each set of settings reporting its own
 // targets only.
-func (r Reporter) Within(s Scope) Reporter {
+func (r Reporter) Within(s *Scope) Reporter {
 	r.scope = s
 	return r
 }

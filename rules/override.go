@@ -246,7 +246,7 @@ type scoped struct {
 	base   detector.Rule
 	inst   []detector.Rule // nil entries: none (never: muted has no instance)
 	owner  prefix.Table[int]
-	scopes []ownerScope // [0]: base; [i+1]: inst[i]
+	scopes []detector.Scope // [0]: base (Index -1); [i+1]: inst[i]
 	info   detector.RuleInfo
 	// filter is set when the instances' interests differ from their
 	// union (each is then asked before it is handed a packet).
@@ -255,16 +255,8 @@ type scoped struct {
 	union     detector.Interest
 }
 
-// ownerScope owns the targets whose owner (by prefix) is instance idx (-1:
-// base).
-type ownerScope struct {
-	s   *scoped
-	idx int
-}
-
-// Owns implements detector.Scope.
-func (o *ownerScope) Owns(target netip.Addr) bool { return o.s.ownerOf(target) == o.idx }
-
+// ownerOf is the index of the instance whose networks hold a most
+// specifically, -1 for the rule's own settings.
 func (s *scoped) ownerOf(a netip.Addr) int {
 	if i, ok := s.owner.Lookup(a); ok {
 		return i
@@ -320,9 +312,9 @@ func buildScoped(d Definition, o *Overridden) (detector.Rule, error) {
 	if s.base == nil && len(s.inst) == 0 {
 		return nil, nil
 	}
-	s.scopes = make([]ownerScope, len(s.inst)+1)
+	s.scopes = make([]detector.Scope, len(s.inst)+1)
 	for i := range s.scopes {
-		s.scopes[i] = ownerScope{s, i - 1}
+		s.scopes[i] = detector.Scope{Owners: &s.owner, Index: i - 1}
 	}
 	for _, r := range s.all() {
 		if r != nil {
@@ -390,7 +382,7 @@ func (s *scoped) first() detector.Rule {
 // route calls fn for base (index 0) and for the instances owning p's
 // destination and source (index i+1), each once, and only those whose
 // interest covers p.
-func (s *scoped) route(p *detector.Packet, fn func(r detector.Rule, scope *ownerScope)) {
+func (s *scoped) route(p *detector.Packet, fn func(r detector.Rule, scope *detector.Scope)) {
 	if s.base != nil && (!s.filter || wants(s.interests[0], p)) {
 		fn(s.base, &s.scopes[0])
 	}
@@ -405,7 +397,7 @@ func (s *scoped) route(p *detector.Packet, fn func(r detector.Rule, scope *owner
 
 // routeAll is route without the interest filter (frames that are no
 // ICMP message: the decoder's anomalies).
-func (s *scoped) routeAll(p *detector.Packet, fn func(r detector.Rule, scope *ownerScope)) {
+func (s *scoped) routeAll(p *detector.Packet, fn func(r detector.Rule, scope *detector.Scope)) {
 	if s.base != nil {
 		fn(s.base, &s.scopes[0])
 	}
@@ -426,7 +418,7 @@ func (s *scoped) Interest() detector.Interest { return s.union }
 
 // Observe implements detector.Rule.
 func (s *scoped) Observe(p *detector.Packet, rep detector.Reporter) {
-	s.route(p, func(r detector.Rule, sc *ownerScope) { r.Observe(p, rep.Within(sc)) })
+	s.route(p, func(r detector.Rule, sc *detector.Scope) { r.Observe(p, rep.Within(sc)) })
 }
 
 // Tick implements detector.Rule: every instance ticks.
@@ -441,7 +433,7 @@ func (s *scoped) Tick(now time.Time, rep detector.Reporter) {
 
 // Classify implements detector.Classifier for the instances that are.
 func (s *scoped) Classify(p *detector.Packet) {
-	s.route(p, func(r detector.Rule, _ *ownerScope) {
+	s.route(p, func(r detector.Rule, _ *detector.Scope) {
 		if c, ok := r.(detector.Classifier); ok {
 			c.Classify(p)
 		}
@@ -450,7 +442,7 @@ func (s *scoped) Classify(p *detector.Packet) {
 
 // Shadow implements detector.Shadower for the instances that are.
 func (s *scoped) Shadow(p *detector.Packet) {
-	s.route(p, func(r detector.Rule, _ *ownerScope) {
+	s.route(p, func(r detector.Rule, _ *detector.Scope) {
 		if sh, ok := r.(detector.Shadower); ok {
 			sh.Shadow(p)
 		}
@@ -459,7 +451,7 @@ func (s *scoped) Shadow(p *detector.Packet) {
 
 // ObserveSource implements detector.SourceObserver for the instances that are.
 func (s *scoped) ObserveSource(p *detector.Packet, rep detector.Reporter) {
-	s.route(p, func(r detector.Rule, sc *ownerScope) {
+	s.route(p, func(r detector.Rule, sc *detector.Scope) {
 		if so, ok := r.(detector.SourceObserver); ok {
 			so.ObserveSource(p, rep.Within(sc))
 		}
@@ -513,7 +505,7 @@ func (s *scoped) Tables() []detector.TableStat {
 
 // ObserveLink implements detector.LinkObserver for the instances that are.
 func (s *scoped) ObserveLink(p *detector.Packet, rep detector.Reporter) {
-	s.route(p, func(r detector.Rule, sc *ownerScope) {
+	s.route(p, func(r detector.Rule, sc *detector.Scope) {
 		if l, ok := r.(detector.LinkObserver); ok {
 			l.ObserveLink(p, rep.Within(sc))
 		}
@@ -523,7 +515,7 @@ func (s *scoped) ObserveLink(p *detector.Packet, rep detector.Reporter) {
 // ObserveAnomaly implements detector.AnomalyObserver for the instances
 // that are (routed by the frame's addresses as far as decoded).
 func (s *scoped) ObserveAnomaly(p *detector.Packet, rep detector.Reporter) {
-	s.routeAll(p, func(r detector.Rule, sc *ownerScope) {
+	s.routeAll(p, func(r detector.Rule, sc *detector.Scope) {
 		if a, ok := r.(detector.AnomalyObserver); ok {
 			a.ObserveAnomaly(p, rep.Within(sc))
 		}
