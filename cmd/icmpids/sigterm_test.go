@@ -2,13 +2,11 @@ package main
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,37 +25,13 @@ func TestReplaySIGTERMNonReadingCollector(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never read
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	collector := nonReadingCollector(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stderr syncBuffer
-	cmd := exec.Command(exe, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
+	cmd := exec.Command(exe, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+collector, pcap)
 	cmd.Env = append(os.Environ(), "ICMPIDS_TEST_AS_MAIN=1")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

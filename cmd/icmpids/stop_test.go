@@ -103,32 +103,8 @@ func TestReplayDeadCollectors(t *testing.T) {
 	}
 
 	// TCP: a receiver that accepts and never reads.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	code, _, stderr, took = runFor(t, 0, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
+	collector := nonReadingCollector(t)
+	code, _, stderr, took = runFor(t, 0, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+collector, pcap)
 	if took > 2*time.Second+15*time.Second {
 		t.Errorf("a never-reading receiver held the replay %v (block_timeout 2s)", took)
 	}
@@ -142,7 +118,7 @@ func TestReplayDeadCollectors(t *testing.T) {
 	}
 
 	// And a signal ends the wait at once.
-	_, _, _, took = runFor(t, 500*time.Millisecond, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+l.Addr().String(), pcap)
+	_, _, _, took = runFor(t, 500*time.Millisecond, "replay", "--config", cfg, "--format", "none", "--syslog", "tcp://"+collector, pcap)
 	if took > 5*time.Second {
 		t.Errorf("the signal took %v to end the replay", took)
 	}
@@ -241,4 +217,37 @@ func TestReplayEVEStatsInPacketTime(t *testing.T) {
 	if strings.Join(stamps, " ") != strings.Join(want, " ") {
 		t.Errorf("stats events at %v, want %v", stamps, want)
 	}
+}
+
+// nonReadingCollector listens on a loopback TCP port, accepts every
+// connection and never reads from it (a collector that has stalled), and
+// returns its address; the listener and connections close with the test.
+func nonReadingCollector(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }
