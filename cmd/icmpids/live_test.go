@@ -44,7 +44,12 @@ func TestMain(m *testing.M) {
 	// Events name their sensor (EVE host, attack ids): the same name on
 	// every machine keeps the golden files exact.
 	os.Setenv("ICMPIDS_SENSOR_NAME", "test-sensor")
-	os.Exit(m.Run())
+	debDir := startDebBuildEarly()
+	code := m.Run()
+	if debDir != "" {
+		os.RemoveAll(debDir)
+	}
+	os.Exit(code)
 }
 
 // inject writes every frame of the pcap at path onto iface with libpcap.
