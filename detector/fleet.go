@@ -34,8 +34,15 @@ type Observation struct {
 	SlotWidth time.Duration
 	FirstSlot int64
 	Slots     int
-	// Echo counts echo requests, Any every ICMP message.
-	Echo, Any [FleetSlots]SlotCount
+	// Echo counts echo requests, Any every ICMP message (icmp_flood,
+	// icmp_carpet_flood); PortUnreach port unreachables (ICMP 3/3, ICMPv6
+	// 1/4: blacknurse); TrainsOpened and TrainsCompleted the fragment
+	// trains opened and completed (frag_flood: packets are trains, bytes
+	// the fragments' that opened or completed them). A rule fills the
+	// classes it judges; the engine zeroes the others.
+	Echo, Any                     [FleetSlots]SlotCount
+	PortUnreach                   [FleetSlots]SlotCount
+	TrainsOpened, TrainsCompleted [FleetSlots]SlotCount
 	// Hosts is the rule's 512-bit linear-counting bitmap of the distinct
 	// hosts hit (over its last one to two windows): bitmaps merge by OR.
 	Hosts [8]uint64
@@ -44,8 +51,8 @@ type Observation struct {
 	TopHosts  []SourceCount
 	HostTotal uint64
 	// AttackStarted is set when this engine has an attack of Rule on Key
-	// open itself (its start), so that a correlator does not raise it
-	// again.
+	// open itself (its events' Started: the attack's first hit), so that a
+	// correlator does not raise it again and names it by its attack id.
 	AttackStarted time.Time
 }
 
@@ -72,6 +79,7 @@ type fleetState struct {
 	floor    float64
 	next     int64
 	report   func(*Observation)
+	each     func(*Observation) // Engine.fleetReport, made once (a method value per interval would allocate)
 	obs      Observation
 	rule     int
 }
@@ -82,6 +90,7 @@ type fleetState struct {
 // goroutine and must not keep o.
 func (e *Engine) SetFleet(interval time.Duration, floor float64, report func(o *Observation)) {
 	e.fleet = &fleetState{interval: int64(interval), floor: floor, report: report}
+	e.fleet.each = e.fleetReport
 	e.fleet.obs.TopHosts = make([]SourceCount, 0, 8)
 }
 
@@ -118,14 +127,22 @@ func (e *Engine) fleetReportUntil(until int64) {
 			continue
 		}
 		n := int(min(f.interval/width, FleetSlots))
-		fs.FleetReport(until/width, max(n, 1), f.floor, &f.obs, e.fleetReport)
+		f.obs.clearCounts()
+		fs.FleetReport(until/width, max(n, 1), f.floor, &f.obs, f.each)
 	}
+}
+
+// clearCounts zeroes every class's slots, so that a rule reporting some
+// classes leaves none of another rule's counts in the reused Observation.
+func (o *Observation) clearCounts() {
+	o.Echo, o.Any, o.PortUnreach = [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}
+	o.TrainsOpened, o.TrainsCompleted = [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}
 }
 
 func (e *Engine) fleetReport(o *Observation) {
 	o.AttackStarted = time.Time{}
 	if a, ok := e.tracker.attacks[attackKey{e.fleet.rule, o.Key}]; ok && a.active {
-		o.AttackStarted = a.started
+		o.AttackStarted = a.first // its events' Started, which their attack id is made of
 	}
 	e.fleet.report(o)
 }
@@ -155,7 +172,9 @@ func (r Reporter) HitMany(target netip.Addr, p *Packet, m *Measure, packets, byt
 	t := r.e.tracker
 	t.hit(r.rule, target, p, m)
 	key := attackKey{r.rule, target}
-	if a := t.lastA; a != nil && t.lastKey == key && a.hits > 1 && packets > 0 {
+	// The hit counted p once; the first hit of an attack whose measure
+	// carries the rule's window counted the window (the slot included).
+	if a := t.lastA; a != nil && t.lastKey == key && (a.hits > 1 || m.WindowPackets == 0) && packets > 0 {
 		a.packets += packets - 1
 		a.bytes += bytes - min(bytes, uint64(p.WireLen))
 		if p.HasICMP {

@@ -200,7 +200,10 @@ func (c *Correlator) judge(k groupKey, g *group) {
 			s.Echo[i].Bytes += o.Echo[i].Bytes
 			s.Any[i].Packets += o.Any[i].Packets
 			s.Any[i].Bytes += o.Any[i].Bytes
-			pk += uint64(o.Any[i].Packets)
+			addSlot(&s.PortUnreach[i], o.PortUnreach[i])
+			addSlot(&s.TrainsOpened[i], o.TrainsOpened[i])
+			addSlot(&s.TrainsCompleted[i], o.TrainsCompleted[i])
+			pk += uint64(o.Any[i].Packets) + uint64(o.PortUnreach[i].Packets) + uint64(o.TrainsOpened[i].Packets)
 		}
 		for i := range s.Hosts {
 			s.Hosts[i] |= o.Hosts[i]
@@ -267,3 +270,9 @@ func (c *Correlator) Describe(rule string, target netip.Addr, extra map[string]a
 
 // Pending is the number of key intervals waiting for the watermark.
 func (c *Correlator) Pending() int { return len(c.groups) }
+
+// addSlot adds one sensor's slot to the fleet's sum.
+func addSlot(sum *detector.SlotCount, s detector.SlotCount) {
+	sum.Packets += s.Packets
+	sum.Bytes += s.Bytes
+}

@@ -38,6 +38,16 @@ type Record struct {
 	EchoBytes   []uint64 `json:"echo_bytes"`
 	AnyPackets  []uint32 `json:"any_packets"`
 	AnyBytes    []uint64 `json:"any_bytes"`
+	// PortUnreach (blacknurse) and TrainsOpened and TrainsCompleted
+	// (frag_flood: packets are trains) are there when not all zero, with
+	// as many slots as the echo and any arrays; a record without them
+	// (an older sensor's) counts none.
+	PortUnreachPackets     []uint32 `json:"port_unreach_packets,omitempty"`
+	PortUnreachBytes       []uint64 `json:"port_unreach_bytes,omitempty"`
+	TrainsOpenedPackets    []uint32 `json:"trains_opened_packets,omitempty"`
+	TrainsOpenedBytes      []uint64 `json:"trains_opened_bytes,omitempty"`
+	TrainsCompletedPackets []uint32 `json:"trains_completed_packets,omitempty"`
+	TrainsCompletedBytes   []uint64 `json:"trains_completed_bytes,omitempty"`
 	// HostsBitmap is the 512-bit linear-counting bitmap of the distinct
 	// hosts hit, hex: several sensors' merge by OR.
 	HostsBitmap string      `json:"hosts_bitmap"`
@@ -76,6 +86,9 @@ func Encode(sensor string, o *detector.Observation) (key, value []byte, err erro
 		r.AnyPackets = append(r.AnyPackets, o.Any[i].Packets)
 		r.AnyBytes = append(r.AnyBytes, o.Any[i].Bytes)
 	}
+	r.PortUnreachPackets, r.PortUnreachBytes = encodeClass(&o.PortUnreach, o.Slots)
+	r.TrainsOpenedPackets, r.TrainsOpenedBytes = encodeClass(&o.TrainsOpened, o.Slots)
+	r.TrainsCompletedPackets, r.TrainsCompletedBytes = encodeClass(&o.TrainsCompleted, o.Slots)
 	var bm [64]byte
 	for i, w := range o.Hosts {
 		for j := 0; j < 8; j++ {
@@ -112,6 +125,27 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 	if n == 0 || n > detector.FleetSlots || len(r.AnyBytes) != n || len(r.EchoPackets) != n || len(r.EchoBytes) != n {
 		return nil, errors.New("observation: slot arrays of unequal or bad length")
 	}
+	for _, c := range []struct {
+		name string
+		p    []uint32
+		b    []uint64
+		to   *[detector.FleetSlots]detector.SlotCount
+	}{
+		{"port_unreach", r.PortUnreachPackets, r.PortUnreachBytes, &o.PortUnreach},
+		{"trains_opened", r.TrainsOpenedPackets, r.TrainsOpenedBytes, &o.TrainsOpened},
+		{"trains_completed", r.TrainsCompletedPackets, r.TrainsCompletedBytes, &o.TrainsCompleted},
+	} {
+		*c.to = [detector.FleetSlots]detector.SlotCount{}
+		if len(c.p) == 0 && len(c.b) == 0 {
+			continue
+		}
+		if len(c.p) != n || len(c.b) != n {
+			return nil, fmt.Errorf("observation: %s arrays of %d and %d slots, want %d", c.name, len(c.p), len(c.b), n)
+		}
+		for i := range n {
+			c.to[i] = detector.SlotCount{Packets: c.p[i], Bytes: c.b[i]}
+		}
+	}
 	if len(r.TopHosts) > maxTopHosts {
 		return nil, fmt.Errorf("observation: %d top_hosts, at most %d", len(r.TopHosts), maxTopHosts)
 	}
@@ -125,8 +159,10 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 	if err != nil || len(bm) != 64 {
 		return nil, errors.New("observation: hosts_bitmap is not 128 hex digits")
 	}
+	pu, to, tc := o.PortUnreach, o.TrainsOpened, o.TrainsCompleted
 	*o = detector.Observation{Rule: r.Rule, Key: p.Addr(), Bits: p.Bits(), SlotWidth: time.Duration(r.SlotNs),
-		FirstSlot: r.FirstSlot, Slots: n, HostTotal: r.HostTotal, TopHosts: o.TopHosts[:0]}
+		FirstSlot: r.FirstSlot, Slots: n, HostTotal: r.HostTotal, TopHosts: o.TopHosts[:0],
+		PortUnreach: pu, TrainsOpened: to, TrainsCompleted: tc}
 	for i := 0; i < n; i++ {
 		o.Echo[i] = detector.SlotCount{Packets: r.EchoPackets[i], Bytes: r.EchoBytes[i]}
 		o.Any[i] = detector.SlotCount{Packets: r.AnyPackets[i], Bytes: r.AnyBytes[i]}
@@ -144,4 +180,24 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 		o.TopHosts = append(o.TopHosts, detector.SourceCount{Addr: a, Packets: t.Packets})
 	}
 	return &r, nil
+}
+
+// encodeClass returns a class's first n slots as packet and byte arrays,
+// or nil, nil when they are all zero (the class is not the rule's).
+func encodeClass(c *[detector.FleetSlots]detector.SlotCount, n int) ([]uint32, []uint64) {
+	n = min(n, detector.FleetSlots)
+	zero := true
+	for _, s := range c[:n] {
+		if s.Packets != 0 || s.Bytes != 0 {
+			zero = false
+		}
+	}
+	if zero {
+		return nil, nil
+	}
+	p, b := make([]uint32, n), make([]uint64, n)
+	for i, s := range c[:n] {
+		p[i], b[i] = s.Packets, s.Bytes
+	}
+	return p, b
 }

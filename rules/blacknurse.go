@@ -72,6 +72,8 @@ type BlackNurse struct {
 	targets *table.Table[netip.Addr, window.Counter]
 	door    *sketch.Doorkeeper // admits a host to a full targets table at its second packet
 	sweep   sweepClock
+	m       detector.Measure // judge's result
+	fleetP  detector.Packet  // JudgeFleet's hit
 }
 
 // NewBlackNurse returns the blacknurse rule.
@@ -119,13 +121,23 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 		c, _ = r.targets.Get(p.Dst, p.TimeNs)
 	}
 	c.Add(p.TimeNs, r.width, p.WireLen)
+	if m := r.judge(c); m != nil {
+		rep.Hit(p.Dst, p, m)
+	}
+}
+
+// judge is the host's measure when its window's rate is at least the stop
+// level, else nil (Observe's judgement, and JudgeFleet's of the fleet's
+// sums).
+func (r *BlackNurse) judge(c *window.Counter) *detector.Measure {
 	pps, bps := c.Rates(r.cfg.Window)
 	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
 	if lvl == detector.LevelQuiet {
-		return
+		return nil
 	}
-	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.PPS,
-		WindowPackets: c.Packets(), WindowBytes: c.Bytes()})
+	r.m = detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.PPS,
+		WindowPackets: c.Packets(), WindowBytes: c.Bytes()}
+	return &r.m
 }
 
 // Tick implements detector.Rule: idle hosts leave the table.

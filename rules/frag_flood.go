@@ -89,6 +89,8 @@ type FragFlood struct {
 	width   int64
 	targets *table.Table[netip.Addr, fragFloodTarget]
 	sweep   sweepClock
+	m       detector.Measure // judge's result
+	fleetP  detector.Packet  // JudgeFleet's hit
 }
 
 // NewFragFlood returns the frag_flood rule.
@@ -123,6 +125,15 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	} else {
 		t.completed.Advance(now, r.width)
 	}
+	if m := r.judge(t); m != nil {
+		rep.Hit(p.Dst, p, m)
+	}
+}
+
+// judge is the target's measure when its rate of incomplete trains is at
+// least the stop level, else nil (Observe's judgement, and JudgeFleet's
+// of the fleet's sums).
+func (r *FragFlood) judge(t *fragFloodTarget) *detector.Measure {
 	rate := float64(t.incomplete()) / r.cfg.Window.Seconds()
 	var lv detector.Level
 	switch {
@@ -131,10 +142,11 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	case rate >= r.cfg.TrainsPPS*r.cfg.StopRatio:
 		lv = detector.LevelSustain
 	default:
-		return
+		return nil
 	}
 	_, bps := t.opened.Rates(r.cfg.Window)
-	rep.Hit(p.Dst, p, &detector.Measure{Level: lv, PPS: rate, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.TrainsPPS})
+	r.m = detector.Measure{Level: lv, PPS: rate, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.TrainsPPS}
+	return &r.m
 }
 
 // Tick implements detector.Rule: every few windows it drops targets idle

@@ -27,8 +27,8 @@ default icmpids.obs) in the consumer group fleet.group, so that several
 correlators split the partitions. Every sensor's record of a prefix is
 summed per fleet.interval in event (packet) time; an interval is judged once
 the newest interval seen is fleet.lateness past it. The sums go through the
-same rules (icmp_carpet_flood, icmp_flood) with the same thresholds and the same
-attack tracker as on a sensor: one start, rate-limited updates, one end.
+same rules (icmp_carpet_flood, icmp_flood, blacknurse, frag_flood) with the
+same thresholds and the same attack tracker as on a sensor: one start, rate-limited updates, one end.
 Fleet alerts carry alert.context.attack.sensors ([{name, pps, share}]) and
 host = this correlator's sensor_name; attack ids depend on the rule, the
 prefix and the attack's start alone, so a correlator restarted on its
