@@ -56,13 +56,21 @@ type keyInfo struct {
 	attackIDs []string // sensors' own attacks on the key
 }
 
-// maxGroups and maxKeys bound the correlator's state: groups waiting for
-// the watermark, and keys described. Past them the oldest groups are
-// judged early, and the key table is cleared (counted).
+// maxGroups, maxHeld and maxKeys bound the correlator's state, all of it
+// keyed by what the topic's records say (prefixes, sensor names: a forger
+// on the bus chooses them): groups waiting for the watermark, records
+// held in them, keys described. Past maxGroups or maxHeld the oldest
+// groups are judged early (Evicted); past maxKeys the key table is
+// cleared (KeysCleared). maxAheadGroups bounds the groups held ahead of
+// the watermark (see Correlator): past it an ahead record is refused
+// (Evicted). maxSensors bounds the sensors of one group and the sensors
+// whose clocks are ahead.
 const (
-	maxGroups  = 1 << 16
-	maxKeys    = 1 << 16
-	maxSensors = 1024 // per key and interval
+	maxGroups      = 1 << 16
+	maxHeld        = 1 << 17
+	maxAheadGroups = 1 << 12
+	maxKeys        = 1 << 16
+	maxSensors     = 1024
 )
 
 // Correlator sums sensors' observation records per key and interval, in
@@ -72,26 +80,51 @@ const (
 // judged is late: dropped and counted. A sensor's record replaces its
 // earlier record of the same key and interval, so redelivered records
 // are not counted twice.
+//
+// One sensor cannot drag the fleet's clock: a record whose interval ends
+// more than maxSkew past the latest end seen (a sensor with a wrong clock,
+// a forged record) is ahead (counted): it is held, but does not move the
+// watermark, until a second sensor's records reach within maxSkew of it
+// (the whole fleet came back after a quiet spell); held records the fleet
+// never reaches are dropped at the end. A correlator that has only ever
+// seen one sensor follows that sensor's clock. Records far behind are late
+// as above. There is no minimum over the sensors' clocks, so a sensor that
+// went quiet or died holds nothing back.
 type Correlator struct {
 	eng      Engine
 	lateness int64
+	maxSkew  int64
 	groups   map[groupKey]*group
-	maxEnd   int64 // latest interval end seen
+	maxEnd   int64 // latest interval end seen (not ahead)
+	started  bool  // maxEnd is set
 	judged   int64 // intervals ending at or before this are judged
 	keys     map[ruleKey]*keyInfo
 	sum      detector.Observation
 	order    []groupKey
+	held     int // records in groups
+	// aheadGroups are the groups ending past maxEnd+maxSkew; ahead the
+	// furthest end of each sensor's ahead records; first the first
+	// sensor seen, multi whether another was seen since.
+	aheadGroups int
+	ahead       map[string]int64
+	first       string
+	multi       bool
+	marks       []int64
 
 	// Records, Late and Evicted count what Add took, what came too late,
 	// and groups judged early or records refused for lack of room;
-	// Suppressed the key intervals a sensor reported itself.
-	Records, Late, Evicted, Suppressed uint64
+	// Ahead the records more than the skew ahead of the fleet's clock
+	// (held until confirmed, then summed, or dropped at the end);
+	// Suppressed the key intervals a sensor reported itself; KeysCleared
+	// how often the key table was full and cleared.
+	Records, Late, Evicted, Ahead, Suppressed, KeysCleared uint64
 }
 
-// New returns a correlator feeding eng, waiting lateness for records.
-func New(eng Engine, lateness time.Duration) *Correlator {
-	return &Correlator{eng: eng, lateness: int64(lateness), groups: map[groupKey]*group{},
-		keys: map[ruleKey]*keyInfo{}, judged: math.MinInt64}
+// New returns a correlator feeding eng, waiting lateness for records and
+// refusing to let one sensor move the clock more than maxSkew at once.
+func New(eng Engine, lateness, maxSkew time.Duration) *Correlator {
+	return &Correlator{eng: eng, lateness: int64(lateness), maxSkew: int64(maxSkew), groups: map[groupKey]*group{},
+		keys: map[ruleKey]*keyInfo{}, judged: math.MinInt64, ahead: map[string]int64{}}
 }
 
 // Add takes one sensor's record (decoded into o, which it copies).
@@ -101,44 +134,125 @@ func (c *Correlator) Add(sensor, attackID string, o *detector.Observation) {
 		c.Late++
 		return
 	}
-	c.Records++
+	if c.first == "" {
+		c.first = sensor
+	} else if sensor != c.first {
+		c.multi = true
+	}
+	ahead := c.started && end > c.maxEnd+c.maxSkew && c.multi
+	if ahead {
+		c.Ahead++
+	}
 	k := groupKey{o.Rule, o.Key, o.Bits, o.FirstSlot}
 	g := c.groups[k]
 	if g == nil {
-		if len(c.groups) >= maxGroups {
-			c.judgeUntil(c.oldestEnd())
-			c.Evicted++
+		switch {
+		case ahead && (c.aheadGroups >= maxAheadGroups || len(c.groups) >= maxGroups):
+			c.Evicted++ // a flood of records from the future
+			return
+		case len(c.groups) >= maxGroups || c.held >= maxHeld:
+			c.evict()
 		}
 		g = &group{end: end, sensors: map[string]*sensorObs{}}
 		c.groups[k] = g
+		if ahead {
+			c.aheadGroups++
+		}
 	}
-	if _, ok := g.sensors[sensor]; !ok && len(g.sensors) >= maxSensors {
-		c.Evicted++ // a flood of sensor names on the topic
-		return
+	if _, ok := g.sensors[sensor]; !ok {
+		if len(g.sensors) >= maxSensors {
+			c.Evicted++ // a flood of sensor names on the topic
+			return
+		}
+		if c.held >= maxHeld {
+			c.evict()
+		}
+		c.held++
 	}
+	c.Records++
 	s := &sensorObs{attackID: attackID}
 	s.o = *o
 	s.o.TopHosts = slices.Clone(o.TopHosts)
 	g.sensors[sensor] = s
-	c.maxEnd = max(c.maxEnd, end)
+	if ahead {
+		c.noteAhead(sensor, end)
+		return
+	}
+	c.advanceTo(end)
 }
 
-func (c *Correlator) oldestEnd() int64 {
+// advanceTo moves the latest end seen to end (if later).
+func (c *Correlator) advanceTo(end int64) {
+	if c.started && end <= c.maxEnd {
+		return
+	}
+	c.maxEnd, c.started = end, true
+	if c.aheadGroups > 0 {
+		c.aheadGroups = 0
+		for _, g := range c.groups {
+			if g.end > c.maxEnd+c.maxSkew {
+				c.aheadGroups++
+			}
+		}
+	}
+	for s, m := range c.ahead {
+		if m <= c.maxEnd+c.maxSkew {
+			delete(c.ahead, s)
+		}
+	}
+}
+
+// noteAhead records that sensor's clock reached end, ahead of the fleet's;
+// once two sensors' ahead clocks are within maxSkew of each other, the
+// fleet's clock moves to the earlier of the two.
+func (c *Correlator) noteAhead(sensor string, end int64) {
+	if m, ok := c.ahead[sensor]; ok || len(c.ahead) < maxSensors {
+		c.ahead[sensor] = max(m, end)
+	}
+	c.marks = c.marks[:0]
+	for _, m := range c.ahead {
+		c.marks = append(c.marks, m)
+	}
+	slices.Sort(c.marks)
+	for i := 0; i+1 < len(c.marks); i++ {
+		if c.marks[i+1]-c.marks[i] <= c.maxSkew {
+			c.advanceTo(c.marks[i])
+			return
+		}
+	}
+}
+
+// evict judges the oldest groups that are not ahead, early, to make room.
+func (c *Correlator) evict() {
 	oldest := int64(math.MaxInt64)
 	for _, g := range c.groups {
-		oldest = min(oldest, g.end)
+		if g.end <= c.maxEnd+c.maxSkew {
+			oldest = min(oldest, g.end)
+		}
 	}
-	return oldest
+	if oldest != math.MaxInt64 {
+		c.judgeUntil(oldest)
+		c.Evicted++
+	}
 }
 
 // Flush judges every interval the watermark has passed; all judges every
-// interval held (the input ended).
+// interval held (the input ended) but those ahead of the fleet's clock,
+// which are dropped (they were counted as Ahead).
 func (c *Correlator) Flush(all bool) {
-	until := c.maxEnd - c.lateness
-	if all {
-		until = math.MaxInt64
+	if !c.started {
+		return
 	}
-	c.judgeUntil(until)
+	if !all {
+		c.judgeUntil(c.maxEnd - c.lateness)
+		return
+	}
+	c.judgeUntil(c.maxEnd)
+	for k, g := range c.groups {
+		c.held -= len(g.sensors)
+		delete(c.groups, k)
+	}
+	c.aheadGroups = 0
 }
 
 // judgeUntil judges the groups ending at or before until, in order of
@@ -165,10 +279,11 @@ func (c *Correlator) judgeUntil(until int64) {
 	for _, k := range c.order {
 		g := c.groups[k]
 		c.judge(k, g)
+		c.held -= len(g.sensors)
 		delete(c.groups, k)
 		c.judged = max(c.judged, g.end)
 	}
-	if until != math.MaxInt64 && until > c.judged {
+	if until > c.judged {
 		c.judged = until
 		c.eng.Advance(time.Unix(0, until).UTC())
 	}
@@ -232,6 +347,7 @@ func (c *Correlator) judge(k groupKey, g *group) {
 	})
 	if len(c.keys) >= maxKeys {
 		clear(c.keys)
+		c.KeysCleared++
 	}
 	c.keys[ruleKey{k.rule, k.key}] = info
 	if len(info.attackIDs) > 0 {

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -50,7 +51,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []string{`{}`, `{"type":"x"}`, `not json`,
 		strings.Replace(string(value), `"hosts_bitmap":"`, `"hosts_bitmap":"zz`, 1),
-		strings.Replace(string(value), `"key":"10.20.0.0/24"`, `"key":"10.20.0.0"`, 1)} {
+		strings.Replace(string(value), `"key":"10.20.0.0/24"`, `"key":"10.20.0.0"`, 1),
+		strings.Replace(string(value), fmt.Sprintf(`"first_slot":%d`, o.FirstSlot), `"first_slot":9223372036854775000`, 1),
+		strings.Replace(string(value), fmt.Sprintf(`"first_slot":%d`, o.FirstSlot), `"first_slot":-1`, 1)} {
 		if _, err := Decode([]byte(bad), &got); err == nil {
 			t.Errorf("Decode(%.60q) passed", bad)
 		}
@@ -73,7 +76,7 @@ func (e *recordingEngine) Close(string)                         {}
 // not judged.
 func TestCorrelatorSums(t *testing.T) {
 	e := &recordingEngine{}
-	c := New(e, 2*time.Second)
+	c := New(e, 2*time.Second, 10*time.Second)
 	slot := t0.UnixNano() / int64(100*time.Millisecond)
 	c.Add("gw0", "", obs("10.20.0.0", slot, 100))
 	c.Add("gw1", "", obs("10.20.0.0", slot, 50))
@@ -134,7 +137,7 @@ func FuzzDecode(f *testing.F) {
 		if got.Slots < 1 || got.Slots > detector.FleetSlots || len(got.TopHosts) > maxTopHosts || got.SlotWidth <= 0 {
 			t.Errorf("accepted %+v", got)
 		}
-		c := New(&recordingEngine{}, time.Second)
+		c := New(&recordingEngine{}, time.Second, 10*time.Second)
 		c.Add("s", "", &got)
 		c.Flush(true)
 	})

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -154,6 +155,9 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 	}
 	if r.SlotNs <= 0 || r.SlotNs > int64(time.Minute) {
 		return nil, errors.New("observation: slot_ns must be in (0, 1m]")
+	}
+	if r.FirstSlot < 0 || r.FirstSlot > math.MaxInt64/r.SlotNs-int64(n) {
+		return nil, errors.New("observation: first_slot is out of range (the interval's end overflows)")
 	}
 	bm, err := hex.DecodeString(r.HostsBitmap)
 	if err != nil || len(bm) != 64 {

@@ -139,7 +139,7 @@ func TestFleetRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c := fleet.New(e, 2*time.Second)
+				c := fleet.New(e, 2*time.Second, 10*time.Second)
 				for gw := range 4 {
 					name := fmt.Sprintf("gw%d", gw)
 					for i := range obs[name] {

@@ -111,7 +111,7 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 		}
 	}
 	eng.SetRules(judges...)
-	c = fleet.New(eng, cfg.Fleet.Lateness)
+	c = fleet.New(eng, cfg.Fleet.Lateness, cfg.Fleet.MaxSkew)
 
 	opts, err := output.KafkaClientOpts(cfg.Output.Kafka)
 	if err != nil {
@@ -128,7 +128,8 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 	reason, err := consumeFleet(ctx, cl, c, untilIdle, log)
 	cl.Close()
 	s.logSummary("correlate done")
-	log.WithFields(logrus.Fields{"records": c.Records, "late": c.Late, "evicted": c.Evicted, "reported_by_a_sensor": c.Suppressed}).Info("fleet observations")
+	log.WithFields(logrus.Fields{"records": c.Records, "late": c.Late, "ahead": c.Ahead, "evicted": c.Evicted,
+		"keys_cleared": c.KeysCleared, "reported_by_a_sensor": c.Suppressed}).Info("fleet observations")
 	cerr := s.close(reason)
 	return errors.Join(err, cerr)
 }

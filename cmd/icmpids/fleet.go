@@ -49,12 +49,18 @@ type FleetConfig struct {
 	// Lateness is how long (event time) the correlator waits for sensors
 	// behind the newest before it judges an interval.
 	Lateness time.Duration `mapstructure:"lateness"`
+	// MaxSkew is how far (event time) past the newest interval seen one
+	// sensor's records may be and still move the correlator's clock; a
+	// record further ahead waits until a second sensor's records come
+	// within MaxSkew of it (a wrong clock or a forged record alone ends
+	// nothing early).
+	MaxSkew time.Duration `mapstructure:"max_skew"`
 	// Group is the correlators' Kafka consumer group.
 	Group string `mapstructure:"group"`
 }
 
 func defaultFleetConfig() FleetConfig {
-	return FleetConfig{Interval: time.Second, ReportFloor: 0.125, Lateness: 2 * time.Second, Group: "icmpids-correlate"}
+	return FleetConfig{Interval: time.Second, ReportFloor: 0.125, Lateness: 2 * time.Second, MaxSkew: 10 * time.Second, Group: "icmpids-correlate"}
 }
 
 func (c FleetConfig) validate() error {
@@ -67,6 +73,9 @@ func (c FleetConfig) validate() error {
 	}
 	if c.Lateness < 0 || c.Lateness > time.Hour {
 		errs = append(errs, fmt.Errorf("fleet.lateness: %v is out of range [0, 1h]", c.Lateness))
+	}
+	if c.MaxSkew < time.Second || c.MaxSkew > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("fleet.max_skew: %v is out of range [1s, 24h]", c.MaxSkew))
 	}
 	if c.Group == "" {
 		errs = append(errs, errors.New("fleet.group: must not be empty"))
