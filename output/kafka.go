@@ -211,7 +211,9 @@ type KafkaOptions struct {
 	// live sensor never waits).
 	Block bool
 	// Stop, when done, ends a blocking Emit's wait (the record is dropped
-	// and counted). Nil never stops.
+	// and counted); later Emits never wait (a full client refuses). It
+	// never fails a record already taken: Close bounds their delivery.
+	// Nil never stops.
 	Stop context.Context
 	// Log receives the sink's messages; nil discards them.
 	Log *logrus.Entry
@@ -397,8 +399,15 @@ func (k *Kafka) Emit(ev *detector.Event) {
 	case "target":
 		rec.Key = ev.Target.AppendTo(nil)
 	}
-	if k.block {
-		k.cl.Produce(k.stop, rec, k.promise)
+	if k.block && k.stop.Err() == nil {
+		// Stop may end the wait for room, but not the delivery of a
+		// record once taken: franz-go fails a buffered record whose
+		// produce context is done, and the end events of a shutdown
+		// must reach the topic (Close bounds that wait).
+		ctx, cancel := context.WithCancel(context.Background())
+		unhook := context.AfterFunc(k.stop, cancel)
+		k.cl.Produce(ctx, rec, k.promise)
+		unhook()
 		return
 	}
 	k.cl.TryProduce(context.Background(), rec, k.promise)

@@ -127,10 +127,10 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 	log.WithFields(logrus.Fields{"topic": topic, "group": cfg.Fleet.Group}).Info("correlating the fleet's observations")
 	reason, err := consumeFleet(ctx, cl, c, untilIdle, log)
 	cl.Close()
+	cerr := s.close(reason)
 	s.logSummary("correlate done")
 	log.WithFields(logrus.Fields{"records": c.Records, "late": c.Late, "ahead": c.Ahead, "evicted": c.Evicted,
 		"keys_cleared": c.KeysCleared, "reported_by_a_sensor": c.Suppressed}).Info("fleet observations")
-	cerr := s.close(reason)
 	return errors.Join(err, cerr)
 }
 

@@ -214,8 +214,11 @@ func parseFleet(t *testing.T, out string) []fleetAlert {
 // correlate` raises exactly one icmp_carpet_flood start and end for the
 // /24, with the 4 sensors, the packets within 1 % of the carpet's and the
 // start within 0.2 s of one sensor seeing the whole carpet. The control, 4
-// × 1,000/s (4,000/s, below the 5,000/s start level), raises nothing.
+// × 1,000/s (4,000/s, below the 5,000/s start level), raises nothing. The
+// alerts topic, read back by kcat, holds what the correlators printed,
+// the end events of one stopped by a signal too.
 func TestFleetCarpet(t *testing.T) {
+	needTool(t, "kcat")
 	for _, tc := range []struct {
 		name  string
 		rate  int
@@ -303,6 +306,26 @@ func TestFleetCarpet(t *testing.T) {
 			if code != 0 || len(ev2) != 2 || ev2[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID ||
 				ev2[1].Alert.Context.Attack.EndReason != "shutdown" || ev2[0].Timestamp != evs[0].Timestamp {
 				t.Errorf("second correlator, stopped: exit %d\n%s\n%s", code, out2, stderr2)
+			}
+			// The alerts topic holds both correlators' events as stdout
+			// printed them, the shutdown end included: a signal must not
+			// cost the bus the end events stdout got.
+			{
+				kctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				raw, err := exec.CommandContext(kctx, "kcat", "-C", "-b", addr, "-t", "icmpids.eve", "-e", "-q").CombinedOutput()
+				if err != nil {
+					t.Fatalf("kcat: %v: %s", err, raw)
+				}
+				var topic []string
+				for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+					line, _ := dropSeq(t, l)
+					topic = append(topic, line)
+				}
+				want := strings.TrimSpace(out) + "\n" + strings.TrimSpace(out2)
+				if got := strings.Join(topic, "\n"); got != want {
+					t.Errorf("the alerts topic holds:\n%s\nstdout printed:\n%s\n%s", got, want, lastLines(stderr2, 6))
+				}
 			}
 			st, err1 := time.Parse(eveTime, evs[0].Timestamp)
 			ss, err2 := time.Parse(eveTime, single[0].Timestamp)

@@ -351,6 +351,12 @@ func (s *sensor) logSummary(what string) {
 			f["syslog_dropped"] = n
 		}
 	}
+	for _, st := range s.fleet.stats() {
+		f[st.Name+"_sent"] = st.Sent
+		if n := st.Dropped + st.Undelivered + st.Rejected; n > 0 {
+			f[st.Name+"_dropped"] = n
+		}
+	}
 	s.log.WithFields(f).Info(what)
 }
 
