@@ -349,7 +349,7 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
 	}
-	if e.ignored(p) {
+	if e.ignore.Len() != 0 && e.ignored(p) { // free without ignore_sources
 		return
 	}
 	if e.cold != nil {
@@ -366,9 +366,6 @@ func (e *Engine) handle(p *Packet, tn int64) {
 
 // ignored tells whether p comes from an ignore_sources network.
 func (e *Engine) ignored(p *Packet) bool {
-	if e.ignore.Len() == 0 {
-		return false
-	}
 	_, ok := e.ignore.Lookup(p.Src)
 	return ok
 }

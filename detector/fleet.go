@@ -170,7 +170,7 @@ func (r Reporter) HitMany(target netip.Addr, p *Packet, m *Measure, packets, byt
 		return
 	}
 	t := r.e.tracker
-	t.hit(r.rule, target, p, m)
+	t.hit(r.rule, nil, target, p, m) // the scope is checked above
 	key := attackKey{r.rule, target}
 	// The hit counted p once; the first hit of an attack whose measure
 	// carries the rule's window counted the window (the slot included).

@@ -168,10 +168,7 @@ func (r Reporter) Within(s *Scope) Reporter {
 // moves over those 8-byte stores, a store-forwarding stall per packet —
 // BenchmarkEngineFlood shows it.)
 func (r Reporter) Hit(target netip.Addr, p *Packet, m *Measure) {
-	if r.scope != nil && !r.scope.Owns(target) {
-		return
-	}
-	r.e.tracker.hit(r.rule, target, p, m)
+	r.e.tracker.hit(r.rule, r.scope, target, p, m) // inlined: the tracker checks the scope
 }
 
 // Alert reports a one-shot finding (e.g. one oversized reassembly): the

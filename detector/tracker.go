@@ -85,8 +85,10 @@ func newTracker(e *Engine) *tracker {
 	return &tracker{e: e, attacks: make(map[attackKey]*attack)}
 }
 
-func (t *tracker) hit(rule int, target netip.Addr, p *Packet, m *Measure) {
-	if m.Level < LevelSustain {
+// hit is Reporter.Hit: a hit of rule's at target, dropped when scope (nil:
+// none) does not own target.
+func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *Measure) {
+	if m.Level < LevelSustain || scope != nil && !scope.Owns(target) {
 		return
 	}
 	key := attackKey{rule, target}
