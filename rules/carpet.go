@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"net/netip"
@@ -194,15 +195,18 @@ func (r *Carpet) prefixOf(dst netip.Addr) (netip.Addr, int, bool) {
 		}
 		return netip.Addr{}, 0, false
 	}
+	if dst.Is4() {
+		a := dst.As4()
+		v := binary.BigEndian.Uint32(a[:])
+		if v>>28 == 0xe { // multicast (224/4)
+			return netip.Addr{}, 0, false
+		}
+		n := r.cfg.IPv4Prefix
+		binary.BigEndian.PutUint32(a[:], v&(^uint32(0)<<(32-n)))
+		return netip.AddrFrom4(a), n, true
+	}
 	if dst.IsMulticast() {
 		return netip.Addr{}, 0, false
-	}
-	if dst.Is4() {
-		n := r.cfg.IPv4Prefix
-		a := dst.As4()
-		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-		v &= ^uint32(0) << (32 - n)
-		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), n, true
 	}
 	n := r.cfg.IPv6Prefix
 	a := dst.As16()
@@ -219,7 +223,13 @@ func (r *Carpet) prefixOf(dst netip.Addr) (netip.Addr, int, bool) {
 // scanners).
 func (r *Carpet) FloodScope() detector.FloodScope {
 	w := r.cfg.Window.Seconds()
-	return detector.FloodScope{Key: r.floodKey, Start: r.cfg.EchoPPS * w, Stop: r.cfg.EchoPPS * r.cfg.StopRatio * w, Window: r.cfg.Window}
+	fs := detector.FloodScope{Start: r.cfg.EchoPPS * w, Stop: r.cfg.EchoPPS * r.cfg.StopRatio * w, Window: r.cfg.Window}
+	if len(r.home) > 0 {
+		fs.Key = r.floodKey
+	} else {
+		fs.Bits4, fs.Bits6 = r.cfg.IPv4Prefix, r.cfg.IPv6Prefix // prefixOf's networks, worked out inline
+	}
+	return fs
 }
 
 // floodKey is prefixOf's network address (configuration only: safe for
