@@ -73,9 +73,11 @@ type tracker struct {
 	attacks map[attackKey]*attack
 	free    []*attack // recycled entries: a pending attack costs no allocation
 	// lastKey and lastA are the attack hit last: a flood hits one attack
-	// packet after packet, and skips the map.
-	lastKey attackKey
-	lastA   *attack
+	// packet after packet, and skips the map; prevKey and prevA the one
+	// hit before it (two floods at once, an IPv4 and an IPv6 victim,
+	// hit by turns).
+	lastKey, prevKey attackKey
+	lastA, prevA     *attack
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
@@ -94,7 +96,12 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 	key := attackKey{rule, target}
 	a, ok := t.lastA, t.lastA != nil && t.lastKey == key
 	if !ok {
-		a, ok = t.attacks[key]
+		if t.prevA != nil && t.prevKey == key {
+			a, ok = t.prevA, true
+		} else {
+			a, ok = t.attacks[key]
+		}
+		t.prevKey, t.prevA = t.lastKey, t.lastA
 	}
 	if !ok {
 		if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
@@ -164,6 +171,9 @@ func (t *tracker) release(key attackKey, a *attack) {
 	t.full = false
 	if a == t.lastA {
 		t.lastA = nil
+	}
+	if a == t.prevA {
+		t.prevA = nil
 	}
 	delete(t.attacks, key)
 	*a = attack{}
@@ -264,7 +274,7 @@ func (t *tracker) expire(now int64) {
 // active attacks end with reason (pending ones are dropped). It runs
 // before the engine swaps its rules, so ends still name the old rule.
 func (t *tracker) remap(to func(old int) (int, bool), reason string) {
-	t.lastA = nil
+	t.lastA, t.prevA = nil, nil
 	moved := make(map[attackKey]*attack, len(t.attacks))
 	var gone []attackKey
 	for k, a := range t.attacks {
