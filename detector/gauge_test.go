@@ -73,3 +73,18 @@ func TestGaugePrefixScopeMatchesKey(t *testing.T) {
 		t.Fatal("no query was found flooded: the test compares nothing")
 	}
 }
+
+// Packet.DstMulticast is netip.Addr.IsMulticast.
+func TestDstMulticast(t *testing.T) {
+	for _, s := range []string{"224.0.0.1", "239.255.255.255", "223.255.255.255", "240.0.0.1", "10.0.0.1", "0.0.0.0",
+		"ff02::1", "ff00::", "fe80::1", "2001:db8::1", "::", "::ffff:224.0.0.1", "::ffff:10.0.0.1", "::224.0.0.1", "::1:ffff:e000:1"} {
+		a := netip.MustParseAddr(s)
+		p := detector.Packet{Dst: a}
+		if p.DstMulticast() != a.IsMulticast() {
+			t.Errorf("%s: DstMulticast %v, IsMulticast %v", s, p.DstMulticast(), a.IsMulticast())
+		}
+	}
+	if (&detector.Packet{}).DstMulticast() {
+		t.Error("the zero address is multicast")
+	}
+}

@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -196,16 +197,37 @@ type Tunnel struct {
 	cfg   TunnelConfig
 	pairs *table.Table[tunnelPair, tunnelState]
 	cells []tunnelCell
+	// held has the bit of every pair in the table set (by its pairHash;
+	// pairs evicted since the last sweep too): a request or reply whose
+	// bit is clear has no state, and costs no table lookup.
+	held  []uint64
 	sweep sweepClock
+}
+
+// tunnelHeldBits sizes Tunnel.held: 128 Ki bits, 16 KiB (a full table of
+// 16,384 pairs sets at most one bit in eight).
+const tunnelHeldBits = 17
+
+// mayHold tells whether the pair of hash h may have state.
+func (r *Tunnel) mayHold(h uint64) bool {
+	i := h >> (64 - tunnelHeldBits)
+	return r.held[i/64]&(1<<(i%64)) != 0
+}
+
+// hold sets the bit of the pair of hash h.
+func (r *Tunnel) hold(h uint64) {
+	i := h >> (64 - tunnelHeldBits)
+	r.held[i/64] |= 1 << (i % 64)
 }
 
 // NewTunnel returns the icmp_tunnel rule.
 func NewTunnel(cfg TunnelConfig) *Tunnel {
-	return &Tunnel{cfg: cfg, pairs: table.New[tunnelPair, tunnelState](cfg.MaxPairs, nil), cells: make([]tunnelCell, 1<<tunnelCellBits)}
+	return &Tunnel{cfg: cfg, pairs: table.New[tunnelPair, tunnelState](cfg.MaxPairs, nil), cells: make([]tunnelCell, 1<<tunnelCellBits),
+		held: make([]uint64, 1<<tunnelHeldBits/64)}
 }
 
 // Warm implements detector.Warmer: the admission cells.
-func (r *Tunnel) Warm() { table.Prefault(r.cells) }
+func (r *Tunnel) Warm() { table.Prefault(r.cells); table.Prefault(r.held) }
 
 // Info implements detector.Rule: its own hold time.
 func (r *Tunnel) Info() detector.RuleInfo {
@@ -225,7 +247,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // message with its header (a whole one, or a first fragment: its data
 // is what the fragment holds) to a unicast address.
 func echoData(p *detector.Packet) ([]byte, bool) {
-	if len(p.ICMPData) < 8 || (p.Fragment && p.FragOffset != 0) || p.Dst.IsMulticast() {
+	if len(p.ICMPData) < 8 || (p.Fragment && p.FragOffset != 0) || p.DstMulticast() {
 		return nil, false
 	}
 	return p.ICMPData[8:], true
@@ -233,15 +255,19 @@ func echoData(p *detector.Packet) ([]byte, bool) {
 
 // Observe implements detector.Rule.
 func (r *Tunnel) Observe(p *detector.Packet, rep detector.Reporter) {
-	d, ok := echoData(p)
-	if !ok {
-		return
+	if p.Class.Flooded && r.pairs.Len() == 0 {
+		return // a flood's query, and no pair with state to read it for (see request)
+	}
+	if len(p.ICMPData) < 8 || (p.Fragment && p.FragOffset != 0) || p.DstMulticast() {
+		return // as echoData
 	}
 	switch {
-	case p.IsEchoRequest() && !p.SourceRemote:
-		r.request(p, d, rep)
+	case p.IsEchoRequest():
+		if !p.SourceRemote {
+			r.request(p, p.ICMPData[8:], rep)
+		}
 	case p.IsEchoReply():
-		r.reply(p, d, rep)
+		r.reply(p, p.ICMPData[8:], rep)
 	}
 }
 
@@ -264,10 +290,10 @@ func (r *Tunnel) cellOf(h uint64) (*tunnelCell, uint32) {
 
 func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
 	now := p.TimeNs
-	key := tunnelPair{p.Src, p.Dst}
+	h := pairHash(p.SrcHash(), p.DstHash())
 	var s *tunnelState
-	if r.pairs.Len() > 0 {
-		s, _ = r.pairs.Touch(key, now)
+	if r.mayHold(h) {
+		s, _ = r.pairs.Touch(tunnelPair{p.Src, p.Dst}, now)
 	}
 	if s == nil && p.Class.Flooded {
 		// A flooded host's or prefix's query from a pair that has shown
@@ -278,7 +304,7 @@ func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
 	salt := patternSalt(now, p.ICMPSeq)
 	pattern := pingPattern(d, salt)
 	if s == nil {
-		s = r.admitRequest(p, d, pattern, salt)
+		s = r.admitRequest(p, d, pattern, salt, h)
 		if s == nil {
 			return
 		}
@@ -314,17 +340,16 @@ func (s *tunnelState) countData(n int, now int64) {
 // admitRequest records a request of a pair without state in its sketch
 // cell, and returns the pair's new table entry when this request admits
 // it (a second request with new data no ping sends), else nil.
-func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt uint64) *tunnelState {
-	c, fp := r.cellOf(pairHash(p.SrcHash(), p.DstHash()))
+// h is the pair's pairHash.
+func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt, h uint64) *tunnelState {
+	c, fp := r.cellOf(h)
 	sec := int32(p.TimeNs / 1e9)
 	if c.fp != fp || sec-c.last > tunnelCellFresh {
 		*c = tunnelCell{fp: fp}
 	}
 	c.id, c.seq, c.salt, c.last = p.ICMPID, p.ICMPSeq, uint32(salt), sec
-	c.sum, c.n, c.frag, c.pre = dataPrint(d, uint64(c.salt)), uint16(min(len(d), 0xffff)), p.Fragment, 0
-	if len(d) >= fragPrefix {
-		c.pre = dataPrint(d[:fragPrefix], uint64(c.salt))
-	}
+	c.sum, c.pre = echoPrints(d, uint64(c.salt))
+	c.n, c.frag = uint16(min(len(d), 0xffff)), p.Fragment
 	if pattern {
 		return nil
 	}
@@ -339,6 +364,7 @@ func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt u
 	// The second request with new odd data: the pair gets state, with
 	// what the cell knew (the first odd request's data is counted once).
 	s, _ := r.pairs.Get(tunnelPair{p.Src, p.Dst}, p.TimeNs)
+	r.hold(h)
 	*s = tunnelState{lastSum: ^uint32(0)}
 	s.pktsOut = uint64(c.nodd)
 	s.payloads = uint32(c.nodd)
@@ -351,12 +377,13 @@ func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt u
 }
 
 func (r *Tunnel) reply(p *detector.Packet, d []byte, rep detector.Reporter) {
+	h := pairHash(p.DstHash(), p.SrcHash())
 	var s *tunnelState
-	if r.pairs.Len() > 0 {
+	if r.mayHold(h) {
 		s, _ = r.pairs.Lookup(tunnelPair{p.Dst, p.Src})
 	}
 	if s == nil {
-		if s = r.admitReply(p, d); s == nil {
+		if s = r.admitReply(p, d, h); s == nil {
 			return
 		}
 		r.judge(s, p, rep)
@@ -391,8 +418,9 @@ func (r *Tunnel) reply(p *detector.Packet, d []byte, rep detector.Reporter) {
 // request its sketch cell holds, and returns the pair's new table entry
 // when the data differ (RFC 792: the reply returns the request's data),
 // else nil.
-func (r *Tunnel) admitReply(p *detector.Packet, d []byte) *tunnelState {
-	c, fp := r.cellOf(pairHash(p.DstHash(), p.SrcHash()))
+// h is the pair's pairHash.
+func (r *Tunnel) admitReply(p *detector.Packet, d []byte, h uint64) *tunnelState {
+	c, fp := r.cellOf(h)
 	if c.fp != fp || c.id != p.ICMPID || c.seq != p.ICMPSeq || int32(p.TimeNs/1e9)-c.last > tunnelCellFresh {
 		return nil
 	}
@@ -408,6 +436,7 @@ func (r *Tunnel) admitReply(p *detector.Packet, d []byte) *tunnelState {
 		return nil
 	}
 	s, _ := r.pairs.Get(tunnelPair{p.Dst, p.Src}, p.TimeNs)
+	r.hold(h)
 	*s = tunnelState{lastSum: ^uint32(0), mismatches: 1, pktsOut: 1, pktsIn: 1, bytesIn: uint64(len(d)), last: p.TimeNs}
 	s.noteID(p.ICMPID)
 	if c.nodd > 0 {
@@ -420,25 +449,67 @@ func (r *Tunnel) admitReply(p *detector.Packet, d []byte) *tunnelState {
 // dataPrint is a fingerprint of echo data in a constant number of steps:
 // its length, its first 32 bytes, its last 8 and four 8-byte words at
 // positions drawn from salt (a request's, stored with the print, so that
-// its reply is read at the same places).
+// its reply is read at the same places). salt seeds the whole print, so
+// data that collides with another's cannot be made without it.
 func dataPrint(d []byte, salt uint64) uint32 {
-	n := len(d)
-	h := uint64(n)*0x9e3779b97f4a7c15 + 1
-	if n < 8 {
+	return printTail(printHead(d, salt), d, salt)
+}
+
+// echoPrints is dataPrint of d and, when d holds fragPrefix bytes or
+// more, of d[:fragPrefix] (else 0): the two share their first 32 bytes'
+// steps.
+func echoPrints(d []byte, salt uint64) (sum, pre uint32) {
+	h := printHead(d, salt)
+	if len(d) >= fragPrefix {
+		pre = printTail(h, d[:fragPrefix], salt)
+	}
+	return printTail(h, d, salt), pre
+}
+
+// printK is the odd multiplier of a print's steps.
+const printK = 0x9e3779b97f4a7c15
+
+// printStep folds the 8-byte word w into a print's state h.
+func printStep(h, w uint64) uint64 { return bits.RotateLeft64((h^w)*printK, 29) }
+
+// printHead is a print's state after d's first 32 bytes (fewer in
+// shorter data, the last of them zero-padded to a word).
+func printHead(d []byte, salt uint64) uint64 {
+	h := sketch.Mix64(salt ^ 0x5851f42d4c957f2d)
+	if len(d) >= 32 {
+		h = printStep(h, binary.LittleEndian.Uint64(d[0:8]))
+		h = printStep(h, binary.LittleEndian.Uint64(d[8:16]))
+		h = printStep(h, binary.LittleEndian.Uint64(d[16:24]))
+		return printStep(h, binary.LittleEndian.Uint64(d[24:32]))
+	}
+	i := 0
+	for ; i+8 <= len(d); i += 8 {
+		h = printStep(h, binary.LittleEndian.Uint64(d[i:]))
+	}
+	if i < len(d) {
 		var w [8]byte
-		copy(w[:], d)
-		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(w[:]))
-		return uint32(h ^ h>>32)
+		copy(w[:], d[i:])
+		h = printStep(h, binary.LittleEndian.Uint64(w[:]))
 	}
-	for i := 0; i+8 <= min(n, 32); i += 8 {
-		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[i:]))
+	return h
+}
+
+// printTail ends a print begun by printHead over d: d's length and,
+// beyond 32 bytes, its last 8 and four words at positions drawn from
+// salt (16 bits of one step each).
+func printTail(h uint64, d []byte, salt uint64) uint32 {
+	n := len(d)
+	h ^= uint64(n)
+	if n > 32 {
+		h = printStep(h, binary.LittleEndian.Uint64(d[n-8:]))
+		span := uint64(n - 7)
+		x := salt*0x5851f42d4c957f2d + 0x14057b7ef767814f
+		h = printStep(h, binary.LittleEndian.Uint64(d[(x&0xffff)*span>>16:]))
+		h = printStep(h, binary.LittleEndian.Uint64(d[(x>>16&0xffff)*span>>16:]))
+		h = printStep(h, binary.LittleEndian.Uint64(d[(x>>32&0xffff)*span>>16:]))
+		h = printStep(h, binary.LittleEndian.Uint64(d[(x>>48)*span>>16:]))
 	}
-	h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[n-8:]))
-	span := uint64(n - 7)
-	for k := 0; k < 4; k++ {
-		salt = salt*0x5851f42d4c957f2d + 0x14057b7ef767814f
-		h = sketch.Mix64(h ^ binary.LittleEndian.Uint64(d[(salt>>32)%span:]))
-	}
+	h = sketch.Mix64(h)
 	return uint32(h ^ h>>32)
 }
 
@@ -490,6 +561,12 @@ func (r *Tunnel) Tick(now time.Time, _ detector.Reporter) {
 	if r.sweep.due(now, time.Minute) {
 		before := now.Add(-r.cfg.HoldTime - time.Minute).UnixNano()
 		r.pairs.Sweep(func(_ tunnelPair, s *tunnelState, _ int64) bool { return s.last < before })
+		// The bits of the pairs left, without those swept or evicted.
+		clear(r.held)
+		r.pairs.Range(func(k tunnelPair, _ *tunnelState) bool {
+			r.hold(pairHash(sketch.HashAddr(k.client), sketch.HashAddr(k.server)))
+			return true
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -62,6 +63,69 @@ func BenchmarkTunnelFloods(b *testing.B) {
 					f := frames[i%len(frames)]
 					e.HandleFrame(detector.LinkEthernet, f.Data, f.Time.Add(time.Duration(i/len(frames))*20*time.Millisecond), len(f.Data))
 					i++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTunnelWorst replays the worst echo floods of issue 27 through
+// one engine running the default rules, icmp_tunnel on and off, with a new
+// spoofed source per packet (and, for echo-random-pairs, a new
+// destination of 10.0.0.0/8 too) written over 4,096 crafted frames, so
+// that no pair ever repeats, at 1 M packets/s of packet time. The
+// difference of the two is icmp_tunnel's cost per packet; cachegrind's
+// instruction counts of two -benchtime values make it deterministic:
+//
+//	go test -c -o t.test ./rules && valgrind --tool=cachegrind --cache-sim=no \
+//	  ./t.test -test.run '^$' -test.bench 'TunnelWorst/echo-random-pairs/on' -test.benchtime 60000x
+func BenchmarkTunnelWorst(b *testing.B) {
+	for _, kind := range []string{synth.CraftEchoRandomPairs, synth.CraftEchoSameData, synth.CraftEchoZeroTail,
+		synth.CraftEchoZero, synth.CraftEchoRandomData} {
+		next, err := synth.Crafted{Kind: kind, Seed: 1}.Gen()
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames := make([][]byte, 4096)
+		for i := range frames {
+			if frames[i], err = next(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, on := range []bool{true, false} {
+			name := kind + "/on"
+			if !on {
+				name = kind + "/off"
+			}
+			b.Run(name, func(b *testing.B) {
+				rc := rules.DefaultConfig()
+				if !on {
+					if err := rc.SetEnabled("icmp_tunnel", false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				rs, err := rules.Enabled(rc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), rs...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				ts := ruleEpoch
+				n := 0
+				for b.Loop() {
+					f := frames[n%len(frames)]
+					if kind != synth.CraftEchoRandomData { // its 1,000 sources stay
+						binary.BigEndian.PutUint32(f[26:30], uint32(n)*2654435761) // the IPv4 source
+					}
+					if kind == synth.CraftEchoRandomPairs {
+						binary.BigEndian.PutUint32(f[30:34], 10<<24|uint32(n)*0x9e3779b1>>8) // the destination, in 10/8
+					}
+					ts = ts.Add(time.Microsecond)
+					e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
+					n++
 				}
 			})
 		}

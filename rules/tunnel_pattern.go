@@ -1,6 +1,9 @@
 package rules
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // The ping-pattern test is bounded by a constant whatever the payload: it
 // reads the timestamp slot, a prefix of patPrefix bytes of the pattern in
@@ -145,15 +148,38 @@ func pingPattern(d []byte, salt uint64) bool {
 // first patPrefix bytes repeat, shown in full at least twice (len >= 2p),
 // or 0. When body repeats a unit of at most patMaxUnit bytes, its
 // prefix's shortest period divides it (Fine and Wilf), so one candidate
-// is all there is to verify.
+// is all there is to verify. The candidates are the positions 1..16
+// holding body[0], found 8 at a time (random data has none).
 func minPeriod(body []byte) int {
 	l := min(len(body), patPrefix)
-	for p := 1; p <= patMaxUnit && 2*p <= l; p++ {
-		if body[p] == body[0] && string(body[p:l]) == string(body[:l-p]) {
+	if l < 2*patMaxUnit+1 {
+		for p := 1; p <= patMaxUnit && 2*p <= l; p++ {
+			if body[p] == body[0] && string(body[p:l]) == string(body[:l-p]) {
+				return p
+			}
+		}
+		return 0
+	}
+	b0 := uint64(body[0]) * 0x0101010101010101
+	// bit 8k+7 of m1 (m2): body[1+k] (body[9+k]) == body[0]
+	m1, m2 := zeroBytes(binary.LittleEndian.Uint64(body[1:9])^b0), zeroBytes(binary.LittleEndian.Uint64(body[9:17])^b0)
+	for ; m1 != 0; m1 &= m1 - 1 {
+		if p := 1 + bits.TrailingZeros64(m1)/8; string(body[p:l]) == string(body[:l-p]) {
+			return p
+		}
+	}
+	for ; m2 != 0; m2 &= m2 - 1 {
+		if p := 9 + bits.TrailingZeros64(m2)/8; string(body[p:l]) == string(body[:l-p]) {
 			return p
 		}
 	}
 	return 0
+}
+
+// zeroBytes has the high bit of each zero byte of x set, and no other bit.
+func zeroBytes(x uint64) uint64 {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	return ^((x&low7 + low7) | x | low7)
 }
 
 // continues tells whether head, the k bytes before body, are the unit of

@@ -136,3 +136,61 @@ func BenchmarkPingPattern(b *testing.B) {
 		})
 	}
 }
+
+// minPeriod finds its candidates 8 bytes at a time; it must agree with a
+// scan of every period, on random bodies and on bodies repeating a unit
+// of 1 to 17 bytes with a byte changed anywhere.
+func TestMinPeriodMatchesScan(t *testing.T) {
+	scan := func(body []byte) int {
+		l := min(len(body), patPrefix)
+		for p := 1; p <= patMaxUnit && 2*p <= l; p++ {
+			if string(body[p:l]) == string(body[:l-p]) {
+				return p
+			}
+		}
+		return 0
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	for n := 0; n < 20000; n++ {
+		body := make([]byte, r.IntN(90))
+		unit := make([]byte, 1+r.IntN(17))
+		for i := range unit {
+			unit[i] = byte(r.IntN(3)) // few values: many candidate positions
+		}
+		for i := range body {
+			body[i] = unit[i%len(unit)]
+		}
+		if len(body) > 0 && r.IntN(2) == 0 {
+			body[r.IntN(len(body))] ^= byte(1 + r.IntN(255))
+		}
+		if got, want := minPeriod(body), scan(body); got != want {
+			t.Fatalf("minPeriod(% x) = %d, a scan finds %d", body, got, want)
+		}
+	}
+}
+
+// echoPrints is dataPrint of the data and of its first fragPrefix bytes.
+func TestEchoPrints(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 40, 255, 256, 257, 1400, 65000} {
+		d := make([]byte, n)
+		for i := range d {
+			d[i] = byte(r.Uint32())
+		}
+		salt := r.Uint64()
+		sum, pre := echoPrints(d, salt)
+		wantPre := uint32(0)
+		if n >= fragPrefix {
+			wantPre = dataPrint(d[:fragPrefix], salt)
+		}
+		if sum != dataPrint(d, salt) || pre != wantPre {
+			t.Errorf("%d bytes: echoPrints %x %x, dataPrint %x %x", n, sum, pre, dataPrint(d, salt), wantPre)
+		}
+		if n > 0 {
+			d[r.IntN(n)] ^= 0x40
+			if n <= 40 && dataPrint(d, salt) == sum { // every byte of a short payload is read
+				t.Errorf("%d bytes: a changed byte kept the print", n)
+			}
+		}
+	}
+}

@@ -358,3 +358,25 @@ func TestTunnelFragmented(t *testing.T) {
 		})
 	}
 }
+
+// A slow tunnel, one exchange every 70 s, outlives the minute's sweeps of
+// the pair table: the sweep rebuilds the bits that spare pairs without
+// state a table lookup (Tunnel.held), and a pair kept by the sweep is
+// still read — its third reply mismatch, after two sweeps, raises it.
+func TestTunnelStateOutlivesSweeps(t *testing.T) {
+	c, s := addr("192.168.1.10"), addr("203.0.113.50")
+	frames := conversation(c, s, 3, 70*time.Second, random(31, 200, 200), random(32, 200, 200))
+	if ev := firstStart(replay(t, frames, defaultRules(t)...), "icmp_tunnel"); ev == nil || ev.Extra["signal"] != "reply_mismatch" {
+		t.Fatalf("got %v, want the tunnel raised at its third mismatch", ev)
+	}
+	// Its benign twin: the same exchanges, replies returning the data.
+	same := random(31, 200, 200)
+	data := make([][]byte, 3)
+	for i := range data {
+		data[i] = same(i)
+	}
+	frames = conversation(c, s, 3, 70*time.Second, func(i int) []byte { return data[i] }, func(i int) []byte { return data[i] })
+	if ev := firstStart(replay(t, frames, defaultRules(t)...), "icmp_tunnel"); ev != nil {
+		t.Fatalf("answered pings raised %v", ev.Extra)
+	}
+}
