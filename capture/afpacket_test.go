@@ -18,6 +18,7 @@ import (
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/internal/netnstest"
 )
 
 func TestOpenAFPacketErrors(t *testing.T) {
@@ -80,7 +81,7 @@ func pingFrom(t *testing.T, ns string, args ...string) {
 func TestAFPacketNetns(t *testing.T) {
 	p := newNetnsPair(t)
 	var live, udp *capture.AFPacket
-	inNetns(t, p.a, func() (err error) {
+	netnstest.Do(t, p.a, func() (err error) {
 		cfg := capture.AFPacketConfig{LiveConfig: capture.LiveConfig{Interface: p.vethA, SnapLen: 256, Immediate: true, Promiscuous: true, BufferSize: 8 << 20, ReadTimeout: 100 * time.Millisecond}}
 		if live, err = capture.OpenAFPacket(cfg); err != nil {
 			return err
@@ -98,7 +99,7 @@ func TestAFPacketNetns(t *testing.T) {
 	pingFrom(t, p.b, "-c", fmt.Sprint(pings), "-i", "0.01", p.a4.String())
 	pingFrom(t, p.b, "-c", fmt.Sprint(pings), "-i", "0.01", p.a6.String())
 	pingFrom(t, p.b, "-c", fmt.Sprint(big), "-i", "0.01", "-s", "1000", p.a4.String())
-	inNetns(t, p.b, func() error {
+	netnstest.Do(t, p.b, func() error {
 		for _, dst := range []netip.Addr{p.a4, p.a6} {
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
 			if err != nil {
@@ -228,7 +229,7 @@ func TestAFPacketFanout(t *testing.T) {
 		}
 	}
 	var live *capture.AFPacket
-	inNetns(t, p.a, func() (err error) {
+	netnstest.Do(t, p.a, func() (err error) {
 		live, err = capture.OpenAFPacket(capture.AFPacketConfig{
 			LiveConfig: capture.LiveConfig{Interface: p.vethA, SnapLen: 128, Immediate: true, ReadTimeout: 100 * time.Millisecond},
 			Fanout:     2,

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,11 +19,11 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
-	"golang.org/x/sys/unix"
 
 	"github.com/icmpids/icmpids/capture"
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/internal/netnstest"
 	"github.com/icmpids/icmpids/internal/testenv"
 )
 
@@ -287,50 +286,13 @@ func newNetnsPair(t *testing.T) *netnsPair {
 	return p
 }
 
-// inNetns runs fn on an OS thread that has entered namespace ns; sockets
-// fn opens (a pcap handle included) stay in ns afterwards.
-func inNetns(t *testing.T, ns string, fn func() error) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			done <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: the runtime ends it with the goroutine.
-			done <- fmt.Errorf("setns back: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestLiveNetns captures on a veth inside a namespace while the peer
 // namespace pings it (IPv4 and IPv6) and sends UDP datagrams: the default
 // filter keeps the pings and drops the UDP, which a "udp" handle sees.
 func TestLiveNetns(t *testing.T) {
 	p := newNetnsPair(t)
 	var live, udp, any *capture.Live
-	inNetns(t, p.a, func() (err error) {
+	netnstest.Do(t, p.a, func() (err error) {
 		cfg := capture.LiveConfig{Interface: p.vethA, SnapLen: 256, Immediate: true, Promiscuous: true, ReadTimeout: 100 * time.Millisecond}
 		if live, err = capture.OpenLive(cfg); err != nil {
 			return err
@@ -364,7 +326,7 @@ func TestLiveNetns(t *testing.T) {
 			t.Fatalf("ping %v: %v: %s", dst, err, out)
 		}
 	}
-	inNetns(t, p.b, func() error {
+	netnstest.Do(t, p.b, func() error {
 		for _, dst := range []netip.Addr{p.a4, p.a6} {
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
 			if err != nil {

@@ -38,7 +38,8 @@ on itself is not raised again by the fleet.
 Alerts go where a sensor's go: stdout (--format), --eve, --syslog, and
 output.kafka.topic. --until-idle D exits once no record has come for D of
 wall time (batch use); SIGTERM closes the open attacks (end_reason
-shutdown) and exits.`,
+shutdown), flushes their end events to the outputs for at most 3 s (what
+is left is counted as undelivered) and exits.`,
 		Example: `  icmpids correlate --kafka kafka1:9092,kafka2:9092 --eve /var/log/icmpids/fleet.json
   icmpids correlate --kafka 127.0.0.1:9092 --until-idle 5s --format eve`,
 		Args: argsUsage(cobra.NoArgs),
@@ -95,6 +96,7 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 	if err != nil {
 		return err
 	}
+	s.grace = shutdownGrace
 	eng, ok := s.engine.(*detector.Engine)
 	if !ok {
 		return fmt.Errorf("correlate: engine is %T", s.engine)

@@ -52,7 +52,8 @@ full an alert is dropped (the oldest queued one for the EVE and text
 outputs), counted and reported (log line, metric).
 
 Signals: SIGINT or SIGTERM stops the sensor: open attacks are closed with
-an end event and the output queues are flushed (at most 10 s). SIGHUP
+an end event and the output queues are flushed (at most 3 s after the
+signal; what is left is counted as undelivered). SIGHUP
 reopens the EVE file (for logrotate), makes the syslog output reconnect
 (reading its TLS files again), and re-reads the configuration file: it
 applies the rules and their thresholds (rules.*: open attacks carry on

@@ -23,7 +23,9 @@ import (
 // sensor is one wired detection pipeline: rules → engine → sinks.
 type sensor struct {
 	stop context.Context // the command's signal context
-	live bool            // run (not replay): see close
+	// grace bounds the flush at close after a signal (signalGrace,
+	// shutdownGrace).
+	grace time.Duration
 	// meta is what events say of the sensor and its input; metas set it
 	// on the outputs that write it.
 	meta    output.Meta
@@ -71,7 +73,10 @@ func isTerminal(w io.Writer) bool {
 // stop is the command's signal context: once done, no output waits any
 // more (a blocking replay sink drops instead).
 func newSensor(stop context.Context, cfg Config, stdout io.Writer, log *logrus.Logger, live bool, taps ...sensorTap) (*sensor, error) {
-	s := &sensor{log: log, started: time.Now(), stop: stop, live: live}
+	s := &sensor{log: log, started: time.Now(), stop: stop, grace: signalGrace}
+	if live {
+		s.grace = shutdownGrace
+	}
 	var sinks []detector.Sink
 	format := cfg.Output.Format
 	if format == "auto" {
@@ -262,14 +267,19 @@ const closeDeadline = 10 * time.Second
 // must not hold the exit (what it did not take is counted undelivered).
 const signalGrace = time.Second
 
+// shutdownGrace is the same for a live sensor and the correlator, which
+// stop only on a signal and whose last events are the end events of the
+// attacks still open: a little longer, for a collector or broker that is
+// slow but reads.
+const shutdownGrace = 3 * time.Second
+
 // close ends the open attacks and flushes the sinks: at most closeDeadline,
-// and in a replay at most signalGrace after a signal (before or during the
-// flush).
+// and at most grace after a signal (before or during the flush).
 func (s *sensor) close(reason string) error {
 	s.engine.Close(reason)
 	ctx, cancel := context.WithTimeout(context.Background(), closeDeadline)
 	defer cancel()
-	if !s.live && s.stop != nil {
+	if s.stop != nil {
 		flushed := make(chan struct{})
 		defer close(flushed)
 		go func() {
@@ -278,7 +288,7 @@ func (s *sensor) close(reason string) error {
 			case <-flushed:
 				return
 			}
-			t := time.NewTimer(signalGrace)
+			t := time.NewTimer(s.grace)
 			defer t.Stop()
 			select {
 			case <-t.C:

@@ -228,6 +228,12 @@ func nonReadingCollector(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return holdConnections(t, l)
+}
+
+// holdConnections accepts every connection on l and never reads from it;
+// l and the connections close with the test. It returns l's address.
+func holdConnections(t *testing.T, l net.Listener) string {
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
