@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/window"
 )
 
@@ -46,6 +47,11 @@ type Observation struct {
 	// Hosts is the rule's 512-bit linear-counting bitmap of the distinct
 	// hosts hit (over its last one to two windows): bitmaps merge by OR.
 	Hosts [8]uint64
+	// Sources and HostsHLL count the distinct sources (every rule) and
+	// hosts (icmp_carpet_flood) the key's packets had since the rule's
+	// last report, about the interval: HyperLogLog registers, merged by
+	// maximum into the fleet's. Empty where the sensor had none.
+	Sources, HostsHLL sketch.MiniHLL
 	// TopHosts are the most hit hosts with their (estimated) packets, out
 	// of HostTotal packets counted for the share test.
 	TopHosts  []SourceCount
@@ -137,6 +143,8 @@ func (e *Engine) fleetReportUntil(until int64) {
 func (o *Observation) clearCounts() {
 	o.Echo, o.Any, o.PortUnreach = [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}
 	o.TrainsOpened, o.TrainsCompleted = [FleetSlots]SlotCount{}, [FleetSlots]SlotCount{}
+	o.Sources.Reset()
+	o.HostsHLL.Reset()
 }
 
 func (e *Engine) fleetReport(o *Observation) {
@@ -151,6 +159,9 @@ func (e *Engine) fleetReport(o *Observation) {
 // each slot, the clock moves to the slot's end (ending attacks gone quiet)
 // and the rule named o.Rule judges it (FleetJudge).
 func (e *Engine) ObserveFleet(o *Observation) {
+	// The attacks o's slots hit count o's sources (tracker.hit).
+	e.tracker.fleetObs = o
+	defer func() { e.tracker.fleetObs = nil }()
 	for i := 0; i < o.Slots && i < FleetSlots; i++ {
 		end := (o.FirstSlot + int64(i) + 1) * int64(o.SlotWidth)
 		e.advance(time.Unix(0, end).UTC(), end)

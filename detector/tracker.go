@@ -37,8 +37,12 @@ type attack struct {
 	// every phase).
 	firstSource netip.Addr
 	sources     sketch.HLL
-	top         sketch.TopK[netip.Addr]
-	types       sketch.TopK[uint16]
+	// fleet: the attack is a correlator's, of the fleet's sums, whose
+	// distinct sources are fleetSources (the union of the sensors').
+	fleet        bool
+	fleetSources sketch.MiniHLL
+	top          sketch.TopK[netip.Addr]
+	types        sketch.TopK[uint16]
 }
 
 // packetSummary is what an event needs of its triggering packet.
@@ -81,6 +85,8 @@ type tracker struct {
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
+	// fleetObs is the fleet's sums being judged (Engine.ObserveFleet).
+	fleetObs *Observation
 }
 
 func newTracker(e *Engine) *tracker {
@@ -137,6 +143,9 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		h := p.SrcHash() // one hash for both source sketches (and smurf's)
 		a.sources.AddHash(h)
 		a.top.AddHash(p.Src, h, 1)
+	} else if o := t.fleetObs; o != nil {
+		a.fleet = true
+		a.fleetSources.Merge(&o.Sources)
 	}
 	if p.HasICMP {
 		a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), 1)
@@ -392,7 +401,9 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 		a.firstSource = ev.Source
 	}
 	ev.FirstSource = a.firstSource
-	if a.top.Exact() {
+	if a.fleet {
+		ev.Sources, ev.SourcesEstimated = min(a.fleetSources.Estimate(), a.packets), true
+	} else if a.top.Exact() {
 		ev.Sources = uint64(a.top.Len())
 	} else {
 		ev.Sources, ev.SourcesEstimated = min(a.sources.Estimate(), a.packets), true

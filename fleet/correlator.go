@@ -323,6 +323,8 @@ func (c *Correlator) judge(k groupKey, g *group) {
 		for i := range s.Hosts {
 			s.Hosts[i] |= o.Hosts[i]
 		}
+		s.Sources.Merge(&o.Sources)
+		s.HostsHLL.Merge(&o.HostsHLL)
 		for _, t := range o.TopHosts {
 			hostCounts[t.Addr] += t.Packets
 		}

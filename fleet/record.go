@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/output"
 )
 
@@ -51,9 +52,16 @@ type Record struct {
 	TrainsCompletedBytes   []uint64 `json:"trains_completed_bytes,omitempty"`
 	// HostsBitmap is the 512-bit linear-counting bitmap of the distinct
 	// hosts hit, hex: several sensors' merge by OR.
-	HostsBitmap string      `json:"hosts_bitmap"`
-	TopHosts    []HostCount `json:"top_hosts,omitempty"`
-	HostTotal   uint64      `json:"host_total"`
+	HostsBitmap string `json:"hosts_bitmap"`
+	// SourcesHLL and HostsHLL are HyperLogLog registers (64 one-byte
+	// registers, hex) of the distinct sources and hosts (icmp_carpet_flood)
+	// of the key's packets over about the interval: several sensors'
+	// merge by register-wise maximum. Left out when empty, and in an
+	// older sensor's record.
+	SourcesHLL string      `json:"sources_hll,omitempty"`
+	HostsHLL   string      `json:"hosts_hll,omitempty"`
+	TopHosts   []HostCount `json:"top_hosts,omitempty"`
+	HostTotal  uint64      `json:"host_total"`
 	// AttackID is the sensor's own attack of Rule on Key, when it has one
 	// open: the fleet does not raise it a second time.
 	AttackID string `json:"attack_id,omitempty"`
@@ -97,6 +105,7 @@ func Encode(sensor string, o *detector.Observation) (key, value []byte, err erro
 		}
 	}
 	r.HostsBitmap = hex.EncodeToString(bm[:])
+	r.SourcesHLL, r.HostsHLL = encodeHLL(&o.Sources), encodeHLL(&o.HostsHLL)
 	for _, t := range o.TopHosts {
 		r.TopHosts = append(r.TopHosts, HostCount{IP: t.Addr.String(), Packets: t.Packets})
 	}
@@ -171,6 +180,12 @@ func Decode(value []byte, o *detector.Observation) (*Record, error) {
 		o.Echo[i] = detector.SlotCount{Packets: r.EchoPackets[i], Bytes: r.EchoBytes[i]}
 		o.Any[i] = detector.SlotCount{Packets: r.AnyPackets[i], Bytes: r.AnyBytes[i]}
 	}
+	if err := decodeHLL(r.SourcesHLL, &o.Sources); err != nil {
+		return nil, fmt.Errorf("observation: sources_hll: %w", err)
+	}
+	if err := decodeHLL(r.HostsHLL, &o.HostsHLL); err != nil {
+		return nil, fmt.Errorf("observation: hosts_hll: %w", err)
+	}
 	for i := range o.Hosts {
 		for j := 0; j < 8; j++ {
 			o.Hosts[i] |= uint64(bm[i*8+j]) << (8 * j)
@@ -204,4 +219,26 @@ func encodeClass(c *[detector.FleetSlots]detector.SlotCount, n int) ([]uint32, [
 		p[i], b[i] = s.Packets, s.Bytes
 	}
 	return p, b
+}
+
+// encodeHLL is h's registers in hex, "" when h is empty.
+func encodeHLL(h *sketch.MiniHLL) string {
+	if h.Empty() {
+		return ""
+	}
+	reg := h.Registers()
+	return hex.EncodeToString(reg[:])
+}
+
+// decodeHLL sets h from a record's hex registers ("": empty).
+func decodeHLL(s string, h *sketch.MiniHLL) error {
+	h.Reset()
+	if s == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return err
+	}
+	return h.SetRegisters(b)
 }

@@ -49,3 +49,40 @@ func TestRecordClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordHLL: the source and host registers travel as 128 hex digits,
+// left out when empty; an older record without them decodes with empty
+// registers; registers of another size, not hex, or above the largest
+// rank are refused.
+func TestRecordHLL(t *testing.T) {
+	o := obs("10.20.0.0", t0.UnixNano()/int64(100*time.Millisecond), 5)
+	for i := range 300 {
+		o.Sources.AddHash(uint64(i+1) * 0x9e3779b97f4a7c15)
+	}
+	_, value, err := Encode("gw0", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(value)
+	if strings.Contains(s, "hosts_hll") || !strings.Contains(s, `"sources_hll":"`) {
+		t.Fatalf("record %s", s)
+	}
+	var got detector.Observation
+	got.HostsHLL.AddHash(1) // left over
+	if _, err := Decode(value, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Sources != o.Sources || !got.HostsHLL.Empty() {
+		t.Errorf("registers %v / %v, want %v / empty", got.Sources, got.HostsHLL, o.Sources)
+	}
+	i := strings.Index(s, `"sources_hll":"`) + len(`"sources_hll":"`)
+	for _, bad := range []string{
+		s[:i] + "zz" + s[i+2:],
+		s[:i] + s[i+2:],
+		s[:i] + "ff" + s[i+2:], // rank 255
+	} {
+		if _, err := Decode([]byte(bad), &got); err == nil || !strings.Contains(err.Error(), "sources_hll") {
+			t.Errorf("Decode(…%.40q…): %v", bad[i-15:], err)
+		}
+	}
+}

@@ -69,11 +69,19 @@ func (c BlackNurseConfig) Validate() error {
 type BlackNurse struct {
 	cfg     BlackNurseConfig
 	width   int64
-	targets *table.Table[netip.Addr, window.Counter]
+	targets *table.Table[netip.Addr, blackNurseTarget]
 	door    *sketch.Doorkeeper // admits a host to a full targets table at its second packet
 	sweep   sweepClock
 	m       detector.Measure // judge's result
 	fleetP  detector.Packet  // JudgeFleet's hit
+	fleetOn bool             // a fleet takes the reports: count sources (blacknurse_fleet.go)
+}
+
+// blackNurseTarget is one host's window, and its distinct sources since
+// the last fleet report (fleet on).
+type blackNurseTarget struct {
+	c    window.Counter
+	srcs sketch.MiniHLL
 }
 
 // NewBlackNurse returns the blacknurse rule.
@@ -81,7 +89,7 @@ func NewBlackNurse(cfg BlackNurseConfig) *BlackNurse {
 	return &BlackNurse{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
-		targets: table.New[netip.Addr, window.Counter](cfg.MaxTargets, nil),
+		targets: table.New[netip.Addr, blackNurseTarget](cfg.MaxTargets, nil),
 		door:    sketch.NewDoorkeeper(14),
 	}
 }
@@ -110,7 +118,7 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !portUnreachable(p) || p.Class.Owner != "" {
 		return
 	}
-	c, ok := r.targets.Touch(p.Dst, p.TimeNs)
+	t, ok := r.targets.Touch(p.Dst, p.TimeNs)
 	if !ok {
 		// Once the table is full a host gets a counter at its second
 		// port unreachable (the doorkeeper): a spray to a new host per
@@ -118,10 +126,13 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 		if r.targets.Len() >= r.targets.Cap() && !r.door.Seen(p.DstHash()) {
 			return
 		}
-		c, _ = r.targets.Get(p.Dst, p.TimeNs)
+		t, _ = r.targets.Get(p.Dst, p.TimeNs)
 	}
-	c.Add(p.TimeNs, r.width, p.WireLen)
-	if m := r.judge(c); m != nil {
+	t.c.Add(p.TimeNs, r.width, p.WireLen)
+	if r.fleetOn {
+		t.srcs.AddHash(p.SrcHash())
+	}
+	if m := r.judge(&t.c); m != nil {
 		rep.Hit(p.Dst, p, m)
 	}
 }

@@ -16,16 +16,22 @@ func (r *BlackNurse) FleetSlotWidth() time.Duration { return time.Duration(r.wid
 // FleetReport implements detector.FleetSource: every host whose rate of
 // port unreachables over the n buckets before until is at least floor
 // times the start level is reported with those buckets (PortUnreach). It
-// walks the host table (bounded by max_targets) once per interval.
+// walks the host table (bounded by max_targets) once per interval. From
+// its first call on, the rule counts each host's distinct sources (one
+// register update per packet), sent with the next report and then
+// cleared.
 func (r *BlackNurse) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	r.fleetOn = true
 	least := floor * r.cfg.PPS * float64(n) * float64(r.width) / 1e9
-	r.targets.Range(func(dst netip.Addr, c *window.Counter) bool {
-		if !fillClass(&o.PortUnreach, c, until, n, least) {
+	r.targets.Range(func(dst netip.Addr, t *blackNurseTarget) bool {
+		defer t.srcs.Reset()
+		if !fillClass(&o.PortUnreach, &t.c, until, n, least) {
 			return true
 		}
 		o.Rule, o.Key, o.Bits = blackNurseInfo.Name, dst, dst.BitLen()
 		o.SlotWidth, o.FirstSlot, o.Slots = time.Duration(r.width), until-int64(n), n
 		o.Hosts, o.TopHosts, o.HostTotal = [8]uint64{}, o.TopHosts[:0], 0
+		o.Sources = t.srcs
 		report(o)
 		return true
 	})
@@ -40,10 +46,10 @@ func (r *BlackNurse) JudgeFleet(o *detector.Observation, i int, rep detector.Rep
 	}
 	idx := o.FirstSlot + int64(i)
 	now := (idx + 1) * r.width
-	c, _ := r.targets.Get(o.Key, now)
+	t, _ := r.targets.Get(o.Key, now)
 	s := o.PortUnreach[i]
-	c.SeedBucket(idx, idx, s.Packets, s.Bytes)
-	m := r.judge(c)
+	t.c.SeedBucket(idx, idx, s.Packets, s.Bytes)
+	m := r.judge(&t.c)
 	if m == nil || s.Packets == 0 {
 		return
 	}

@@ -34,7 +34,7 @@ func carpetDefinition() Definition {
 			"home_networks":  "The prefixes to watch, each aggregated as one (CIDR, its own length), e.g. [192.0.2.0/24, 198.51.100.0/22, 2001:db8:1::/64]. Empty: every destination, by ipv4_prefix and ipv6_prefix.",
 			"min_hosts":      "The traffic must reach at least this many distinct hosts of the prefix (estimated) ...",
 			"max_host_share": "... and no single host may carry more than this share of it: a flood of one host is icmp_flood's.",
-			"max_prefixes":   "Cap on prefixes with an exact window (about 1 KiB each). Prefixes get one only once an admission filter estimates their rate at 1/8 of the start level; least recently seen are evicted and counted.",
+			"max_prefixes":   "Cap on prefixes with an exact window (about 1.4 KiB each). Prefixes get one only once an admission filter estimates their rate at 1/8 of the start level; least recently seen are evicted and counted.",
 		},
 		DefaultCarpetConfig,
 		func(c CarpetConfig) (detector.Rule, error) { return NewCarpet(c), nil })
@@ -134,6 +134,9 @@ type carpetPrefix struct {
 	// flood of one host costs the carpet rule nothing more.
 	sole  netip.Addr
 	multi bool
+	// srcs and hostRegs count distinct sources and hosts since the last
+	// fleet report (fleet on): mergeable over sensors, unlike hosts.
+	srcs, hostRegs sketch.MiniHLL
 }
 
 // Carpet is the icmp_carpet_flood rule. It aggregates ICMP traffic by
@@ -163,6 +166,7 @@ type Carpet struct {
 	minBits int
 	m       detector.Measure // judge's, reused
 	fleet   carpetFleet      // JudgeFleet's scratch (carpet_fleet.go)
+	fleetOn bool             // a fleet takes the reports: count sources and hosts (carpet_fleet.go)
 }
 
 // NewCarpet returns the icmp_carpet_flood rule.
@@ -293,6 +297,10 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		e.epoch = ep
 	}
 	e.hosts[e.epoch&1].add(h)
+	if r.fleetOn {
+		e.srcs.AddHash(p.SrcHash())
+		e.hostRegs.AddHash(h)
+	}
 	// The top hosts are sampled, one packet in carpetSample (a flood of
 	// one host needs no exact count to show it carries everything).
 	if e.total%carpetSample == 0 {

@@ -22,10 +22,16 @@ func (r *Carpet) FleetSlotWidth() time.Duration { return time.Duration(r.width) 
 // window (admitted at 1/8 of the start level) whose echo or any-ICMP rate
 // over the n buckets before until is at least floor times its start level
 // is reported with those buckets, its host bitmap and its top hosts. It
-// walks the prefix table (bounded by max_prefixes) once per interval.
+// walks the prefix table (bounded by max_prefixes) once per interval. From
+// its first call on, the rule counts each prefix's distinct sources and
+// hosts (two register updates per packet it counts), sent with the next
+// report and then cleared.
 func (r *Carpet) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	r.fleetOn = true
 	secs := float64(n) * float64(r.width) / 1e9
 	r.prefixes.Range(func(net netip.Addr, e *carpetPrefix) bool {
+		defer e.srcs.Reset()
+		defer e.hostRegs.Reset()
 		if !e.multi {
 			return true
 		}
@@ -41,6 +47,7 @@ func (r *Carpet) FleetReport(until int64, n int, floor float64, o *detector.Obse
 			o.TopHosts = append(o.TopHosts, detector.SourceCount{Addr: t.Key, Packets: t.Count})
 		}
 		o.HostTotal = e.total
+		o.Sources, o.HostsHLL = e.srcs, e.hostRegs
 		report(o)
 		return true
 	})
@@ -50,6 +57,8 @@ func (r *Carpet) FleetReport(until int64, n int, floor float64, o *detector.Obse
 // for the prefix o.Key, goes into the prefix's windows, its host bitmap
 // and top hosts replace the prefix's, and the prefix is judged as Observe
 // judges it: the same start and stop levels, min_hosts and max_host_share.
+// The fleet's host registers (the sensors' union) raise the prefix's peak
+// host count where they count more than the bitmap can (a /64 carpet).
 func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporter) {
 	idx := o.FirstSlot + int64(i)
 	now := (idx + 1) * r.width
@@ -73,6 +82,7 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 	if m == nil || o.Any[i].Packets == 0 {
 		return
 	}
+	e.peak = max(e.peak, float64(o.HostsHLL.Estimate()))
 	p := &r.fleet.p
 	fleetPacket(p, o, i, now)
 	rep.HitMany(o.Key, p, m, uint64(o.Any[i].Packets), o.Any[i].Bytes)

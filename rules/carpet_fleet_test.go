@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -64,6 +65,11 @@ func TestCarpetFleetReport(t *testing.T) {
 	// its windows seeded by the admission filter.
 	if echo < 37500 || echo > 38000 {
 		t.Errorf("the interval's buckets hold %d echo requests, the carpet sent 38,000", echo)
+	}
+	// A new spoofed source each packet, 254 hosts: the registers count
+	// them (64 registers: 13 % standard error; 3 of them allowed).
+	if s, h := float64(o.Sources.Estimate()), float64(o.HostsHLL.Estimate()); math.Abs(s-38000) > 0.39*38000 || math.Abs(h-254) > 0.39*254 {
+		t.Errorf("registers estimate %.0f sources and %.0f hosts, want about 38,000 and 254", s, h)
 	}
 	e.Advance(base.Add(3 * time.Second))
 	if len(reports) != 1 {

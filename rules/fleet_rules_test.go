@@ -164,6 +164,10 @@ func TestFleetRules(t *testing.T) {
 				if p := evs[1].Packets; float64(p) < tc.counted*float64(total) || p > total {
 					t.Errorf("the fleet attack counted %d packets of %d", p, total)
 				}
+				// One source a gateway: the registers' union counts 4.
+				if ev := evs[1]; ev.Sources != 4 || !ev.SourcesEstimated {
+					t.Errorf("the fleet attack has %d sources (estimated %v), want 4", ev.Sources, ev.SourcesEstimated)
+				}
 				if st := evs[0].Time.Sub(ruleEpoch); st < 800*time.Millisecond || st > 1200*time.Millisecond {
 					t.Errorf("the fleet attack started %v in, want about 1 s (a full window at the summed rate)", st)
 				}
@@ -202,5 +206,62 @@ func TestFleetRulesNoAllocs(t *testing.T) {
 				t.Errorf("%d observations published over 20 s, want one a second", reports)
 			}
 		})
+	}
+}
+
+// BenchmarkFleetRegisters: what the fleet's per-key source (and carpet
+// host) registers cost per packet, with every rule on: fleet reporting
+// off (the rules hash nothing more) against on (one register update per
+// counted packet, the reports at each interval included), for the spoofed
+// attacks whose keys update them: a carpet, a BlackNurse and a fragment
+// flood, each a new source per packet.
+func BenchmarkFleetRegisters(b *testing.B) {
+	spoof := func(i int) netip.Addr { return synth.RandomAddr(uint64(i)*0x9e3779b97f4a7c15|1, true) }
+	const n = 1 << 16
+	inputs := []struct {
+		name   string
+		frames []synth.Frame
+	}{
+		{"carpet", carpet(netip.MustParsePrefix("192.0.2.0/24"), 254, 40000, n, addr("198.51.100.7"), true)},
+		{"blacknurse", seq(portUnreach(addr("198.51.100.9"), addr("10.40.0.9"), 1000), ruleEpoch, 40000, n, func(i int, m *synth.Msg) {
+			*m = portUnreach(spoof(i), addr("10.40.0.9"), 1000)
+		})},
+	}
+	var frags []synth.Frame
+	for i := range n {
+		d := synth.Datagram{Src: spoof(i), Dst: addr("10.40.0.7"), ID: uint32(i), Proto: 17, Payload: make([]byte, 200)}
+		fr, err := d.Frames([]synth.Piece{{Offset: 0, Len: 200, More: true}}, ruleEpoch.Add(time.Duration(i)*time.Second/40000), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		frags = append(frags, fr...)
+	}
+	inputs = append(inputs, struct {
+		name   string
+		frames []synth.Frame
+	}{"frag_flood", frags})
+	for _, in := range inputs {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/fleet=%v", in.name, on), func(b *testing.B) {
+				e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), defaultRules(b)...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if on {
+					e.SetFleet(time.Second, 0.125, func(*detector.Observation) {})
+				}
+				// The loop replays the input shifted by its length each
+				// round, so packet time only moves on.
+				span := in.frames[len(in.frames)-1].Time.Sub(in.frames[0].Time) + time.Second
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					f := in.frames[i%len(in.frames)]
+					at := f.Time.Add(time.Duration(i/len(in.frames)) * span)
+					e.HandleFrame(detector.LinkEthernet, f.Data, at, len(f.Data))
+					i++
+				}
+			})
+		}
 	}
 }

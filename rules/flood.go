@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -28,7 +29,7 @@ func floodDefinition() Definition {
 			"echo_pps":    "Start levels for echo requests to one target. 1,000/s is ten times a `ping -f` and far above any normal use; 20 Mbit/s catches large-packet floods at lower packet rates.",
 			"any_pps":     "Start levels for ICMP of any type to one target: higher, because busy hosts legitimately receive errors and replies.",
 			"stop_ratio":  "An attack lasts while its rate stays at or above this fraction of the start level (hysteresis: no flapping around the threshold).",
-			"max_targets": "Cap on tracked targets (about 250 bytes each); least recently seen targets are evicted and counted when full.",
+			"max_targets": "Cap on tracked targets (about 380 bytes each); least recently seen targets are evicted and counted when full.",
 		},
 		DefaultFloodConfig,
 		func(c FloodConfig) (detector.Rule, error) { return NewFlood(c), nil })
@@ -87,7 +88,8 @@ func (c FloodConfig) Validate() error {
 // floodTarget is icmp_flood's state for one target.
 type floodTarget struct {
 	echo, any window.Counter
-	trigger   uint8 // which rate last reached the stop level
+	trigger   uint8          // which rate last reached the stop level
+	srcs      sketch.MiniHLL // distinct sources since the last fleet report (fleet on)
 }
 
 const (
@@ -131,6 +133,7 @@ type Flood struct {
 	sweep   sweepClock
 	m       detector.Measure // judge's, reused
 	fleetP  detector.Packet  // JudgeFleet's (flood_fleet.go)
+	fleetOn bool             // a fleet takes the reports: count sources (flood_fleet.go)
 }
 
 // NewFlood returns the icmp_flood rule.
@@ -184,6 +187,9 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		}
 	}
 	t.any.AddBucket(idx, p.WireLen)
+	if f.fleetOn {
+		t.srcs.AddHash(p.SrcHash())
+	}
 	if p.IsEchoRequest() {
 		t.echo.AddBucket(idx, p.WireLen)
 	} else {

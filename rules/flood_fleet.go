@@ -15,16 +15,22 @@ func (f *Flood) FleetSlotWidth() time.Duration { return time.Duration(f.width) }
 // window (admitted at 1/8 of the lowest start level) whose echo or
 // any-ICMP packet rate over the n buckets before until is at least floor
 // times its start level is reported with those buckets. It walks the
-// target table (bounded by max_targets) once per interval.
+// target table (bounded by max_targets) once per interval. From its first
+// call on, the rule counts each target's distinct sources (one register
+// update per packet of an exact window), sent with the next report and
+// then cleared.
 func (f *Flood) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	f.fleetOn = true
 	secs := float64(n) * float64(f.width) / 1e9
 	f.targets.Range(func(dst netip.Addr, t *floodTarget) bool {
 		if fillSlots(o, &t.echo, &t.any, until, n, floor*f.cfg.EchoPPS*secs, floor*f.cfg.AnyPPS*secs) {
 			o.Rule, o.Key, o.Bits = floodInfo.Name, dst, dst.BitLen()
 			o.SlotWidth, o.FirstSlot, o.Slots = time.Duration(f.width), until-int64(n), n
 			o.Hosts, o.TopHosts, o.HostTotal = [8]uint64{}, o.TopHosts[:0], 0
+			o.Sources = t.srcs
 			report(o)
 		}
+		t.srcs.Reset()
 		return true
 	})
 }

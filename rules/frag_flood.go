@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 	"github.com/icmpids/icmpids/detector/window"
 )
@@ -62,6 +63,7 @@ func (c FragFloodConfig) Validate() error {
 
 type fragFloodTarget struct {
 	opened, completed window.Counter
+	srcs              sketch.MiniHLL // distinct sources since the last fleet report (fleet on)
 }
 
 // incomplete is the trains opened in the window less those completed in
@@ -91,6 +93,7 @@ type FragFlood struct {
 	sweep   sweepClock
 	m       detector.Measure // judge's result
 	fleetP  detector.Packet  // JudgeFleet's hit
+	fleetOn bool             // a fleet takes the reports: count sources (frag_flood_fleet.go)
 }
 
 // NewFragFlood returns the frag_flood rule.
@@ -115,6 +118,9 @@ func (r *FragFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	now := p.TimeNs
 	t, _ := r.targets.Get(p.Dst, now)
+	if r.fleetOn {
+		t.srcs.AddHash(p.SrcHash())
+	}
 	if p.Frag.NewTrain {
 		t.opened.Add(now, r.width, p.WireLen)
 	} else {

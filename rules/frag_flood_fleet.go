@@ -15,10 +15,14 @@ func (r *FragFlood) FleetSlotWidth() time.Duration { return time.Duration(r.widt
 // opened less those completed over the n buckets before until are at
 // least floor times the start level is reported with those buckets
 // (TrainsOpened, TrainsCompleted). It walks the target table (bounded by
-// max_targets) once per interval.
+// max_targets) once per interval. From its first call on, the rule counts
+// each target's distinct sources (one register update per tracked
+// fragment), sent with the next report and then cleared.
 func (r *FragFlood) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
+	r.fleetOn = true
 	least := floor * r.cfg.TrainsPPS * float64(n) * float64(r.width) / 1e9
 	r.targets.Range(func(dst netip.Addr, t *fragFloodTarget) bool {
+		defer t.srcs.Reset()
 		var opened, completed uint64
 		for i := 0; i < n; i++ {
 			idx := until - int64(n) + int64(i)
@@ -35,6 +39,7 @@ func (r *FragFlood) FleetReport(until int64, n int, floor float64, o *detector.O
 		o.Rule, o.Key, o.Bits = fragFloodInfo.Name, dst, dst.BitLen()
 		o.SlotWidth, o.FirstSlot, o.Slots = time.Duration(r.width), until-int64(n), n
 		o.Hosts, o.TopHosts, o.HostTotal = [8]uint64{}, o.TopHosts[:0], 0
+		o.Sources = t.srcs
 		report(o)
 		return true
 	})

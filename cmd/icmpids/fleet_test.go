@@ -180,6 +180,9 @@ type fleetAlert struct {
 				Phase     string `json:"phase"`
 				Target    string `json:"target"`
 				Packets   uint64 `json:"packets"`
+				Sources   uint64 `json:"sources"`
+				Estimated bool   `json:"sources_estimated"`
+				Hosts     uint64 `json:"hosts"`
 				Started   string `json:"started"`
 				EndReason string `json:"end_reason"`
 				Sensors   []struct {
@@ -293,6 +296,11 @@ func TestFleetCarpet(t *testing.T) {
 			}
 			if d := float64(end.Packets) - float64(total); d > 0.01*float64(total) || -d > 0.01*float64(total) {
 				t.Errorf("fleet attack counted %d packets, the carpet has %d", end.Packets, total)
+			}
+			// A new source each packet, 256 hosts: the sensors' registers
+			// merged (64 each: within 3 standard errors of 13 %).
+			if s := float64(end.Sources); !end.Estimated || s < 0.61*float64(total) || s > 1.39*float64(total) || end.Hosts < 200 || end.Hosts > 256 {
+				t.Errorf("fleet attack: %d sources (estimated %v), %d hosts; the carpet has %d sources, 256 hosts", end.Sources, end.Estimated, end.Hosts, total)
 			}
 			if len(single) == 0 || single[0].Alert.Context.Attack.Rule != "icmp_carpet_flood" {
 				t.Fatalf("one sensor seeing the whole carpet raised:\n%v", single)
@@ -454,6 +462,9 @@ func TestFleetFlood(t *testing.T) {
 			}
 			if d := float64(end.Packets) - float64(total); d > 0.01*float64(total) || -d > 0.01*float64(total) {
 				t.Errorf("fleet attack counted %d packets, the flood has %d", end.Packets, total)
+			}
+			if s := float64(end.Sources); !end.Estimated || s < 0.61*float64(total) || s > 1.39*float64(total) {
+				t.Errorf("fleet attack: %d sources (estimated %v), the flood has %d", end.Sources, end.Estimated, total)
 			}
 		})
 	}

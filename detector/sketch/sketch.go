@@ -1,13 +1,14 @@
 // Package sketch holds the fixed-size summaries the engine keeps per attack:
 // a HyperLogLog counter for distinct sources and a space-saving top-k for
-// heavy hitters. Both have a fixed memory footprint whatever an attacker
-// sends, never allocate after creation, and are deterministic (no random
-// seeds), so replays give identical figures.
+// heavy hitters; and MiniHLL, a 64-register HyperLogLog rules keep per key
+// for the fleet's mergeable distinct counts. All have a fixed memory
+// footprint whatever an attacker sends, never allocate after creation,
+// and are deterministic (no random seeds), so replays give identical
+// figures.
 package sketch
 
 import (
 	"encoding/binary"
-	"math"
 	"math/bits"
 	"net/netip"
 )
@@ -40,21 +41,7 @@ func (h *HLL) AddHash(x uint64) {
 
 // Estimate returns the estimated number of distinct addresses added.
 func (h *HLL) Estimate() uint64 {
-	const m = float64(hllRegisters)
-	alpha := 0.7213 / (1 + 1.079/m)
-	var sum float64
-	zeros := 0
-	for _, r := range h.reg {
-		sum += math.Ldexp(1, -int(r))
-		if r == 0 {
-			zeros++
-		}
-	}
-	est := alpha * m * m / sum
-	if est <= 2.5*m && zeros > 0 { // small range: linear counting is better
-		est = m * math.Log(m/float64(zeros))
-	}
-	return uint64(est + 0.5)
+	return hllEstimate(h.reg[:], 0.7213/(1+1.079/float64(hllRegisters)))
 }
 
 // Reset empties the counter.
