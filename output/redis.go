@@ -139,8 +139,7 @@ type Redis struct {
 	meta         atomic.Pointer[Meta]
 
 	mu        sync.Mutex
-	ring      [][]byte
-	head, n   int
+	q         ring[[]byte]
 	closing   bool
 	waitSince time.Time
 	stalled   bool
@@ -186,7 +185,7 @@ func NewRedis(cfg RedisConfig, opts RedisOptions) (*Redis, error) {
 		cmd:          cmd,
 		block:        opts.Block,
 		blockTimeout: opts.BlockTimeout,
-		ring:         make([][]byte, cfg.QueueSize),
+		q:            newRing[[]byte](cfg.QueueSize),
 		wake:         make(chan struct{}, 1),
 		room:         make(chan struct{}, 1),
 		closed:       make(chan struct{}),
@@ -232,9 +231,7 @@ func (r *Redis) Emit(ev *detector.Event) {
 			r.dropped.Add(1)
 			return
 		}
-		if r.n < len(r.ring) {
-			r.ring[(r.head+r.n)%len(r.ring)] = line
-			r.n++
+		if r.q.Push(line) {
 			r.mu.Unlock()
 			notify(r.wake)
 			return
@@ -273,10 +270,10 @@ func (r *Redis) Emit(ev *detector.Event) {
 // Stats returns the sink's figures.
 func (r *Redis) Stats() SinkStats {
 	r.mu.Lock()
-	q := r.n
+	q := r.q.Len()
 	r.mu.Unlock()
 	return SinkStats{
-		Name: "redis", Queued: q, Capacity: len(r.ring),
+		Name: "redis", Queued: q, Capacity: r.q.Cap(),
 		Sent: r.sent.Load(), Dropped: r.dropped.Load(), Undelivered: r.undelivered.Load(),
 		Failed: r.failed.Load(), Rejected: r.rejected.Load(),
 		Network: true, Connected: r.connected.Load(), Reconnects: r.reconnects.Load(),
@@ -340,7 +337,7 @@ func (r *Redis) Close(ctx context.Context) error {
 			c.c.Close()
 		}
 		r.mu.Lock()
-		n := r.n
+		n := r.q.Len()
 		r.mu.Unlock()
 		r.undelivered.Store(uint64(n))
 		if n > 0 {
@@ -359,10 +356,8 @@ func (r *Redis) peek(batch [][]byte) [][]byte {
 			return batch
 		}
 		r.mu.Lock()
-		n, closing := r.n, r.closing
-		for i := 0; i < n && i < redisBatch; i++ {
-			batch = append(batch, r.ring[(r.head+i)%len(r.ring)])
-		}
+		n, closing := r.q.Len(), r.closing
+		batch = r.q.Peek(batch, redisBatch)
 		r.mu.Unlock()
 		if n > 0 || closing {
 			return batch
@@ -380,11 +375,7 @@ func (r *Redis) pop(k int) {
 		return
 	}
 	r.mu.Lock()
-	for i := 0; i < k; i++ {
-		r.ring[(r.head+i)%len(r.ring)] = nil
-	}
-	r.head = (r.head + k) % len(r.ring)
-	r.n -= k
+	r.q.Pop(k)
 	r.stalled, r.waitSince = false, time.Time{}
 	r.mu.Unlock()
 	notify(r.room)

@@ -100,8 +100,7 @@ type Syslog struct {
 	tlsConf *tls.Config
 
 	mu      sync.Mutex
-	ring    []*detector.Event
-	head, n int
+	q       ring[*detector.Event]
 	closing bool
 	stalled bool
 	// waitSince is when a blocking Emit began to wait for room in a
@@ -166,7 +165,7 @@ func NewSyslog(rawURL string, cfg SyslogConfig, opts SyslogOptions) (*Syslog, er
 		block:  opts.Block,
 		fmt:    f,
 		log:    log.WithField("syslog", target.String()),
-		ring:   make([]*detector.Event, cfg.QueueSize),
+		q:      newRing[*detector.Event](cfg.QueueSize),
 		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
@@ -239,9 +238,7 @@ func (s *Syslog) Emit(ev *detector.Event) {
 			s.dropped.Add(1)
 			return
 		}
-		if s.n < len(s.ring) {
-			s.ring[(s.head+s.n)%len(s.ring)] = ev
-			s.n++
+		if s.q.Push(ev) {
 			s.mu.Unlock()
 			notify(s.wake)
 			return
@@ -296,12 +293,12 @@ func (s *Syslog) Reconnect() { s.redial.Store(true) }
 // Stats returns the sink's figures.
 func (s *Syslog) Stats() SinkStats {
 	s.mu.Lock()
-	q := s.n
+	q := s.q.Len()
 	s.mu.Unlock()
 	return SinkStats{
 		Name:        "syslog",
 		Queued:      q,
-		Capacity:    len(s.ring),
+		Capacity:    s.q.Cap(),
 		Sent:        s.sent.Load(),
 		Dropped:     s.dropped.Load(),
 		Undelivered: s.undelivered.Load(),
@@ -370,7 +367,7 @@ func (s *Syslog) Close(ctx context.Context) error {
 		}
 		s.abort()
 		s.mu.Lock()
-		n := s.n
+		n := s.q.Len()
 		s.mu.Unlock()
 		s.undelivered.Store(uint64(n))
 		s.reportDrops(true)
@@ -391,10 +388,8 @@ func (s *Syslog) peek(batch []*detector.Event, max int) []*detector.Event {
 			return batch
 		}
 		s.mu.Lock()
-		n, closing := s.n, s.closing
-		for i := 0; i < n && i < max; i++ {
-			batch = append(batch, s.ring[(s.head+i)%len(s.ring)])
-		}
+		n, closing := s.q.Len(), s.closing
+		batch = s.q.Peek(batch, max)
 		s.mu.Unlock()
 		if n > 0 || closing {
 			return batch
@@ -412,12 +407,8 @@ func (s *Syslog) pop(k int) {
 		return
 	}
 	s.mu.Lock()
-	for i := 0; i < k; i++ {
-		s.ring[(s.head+i)%len(s.ring)] = nil
-	}
-	s.head = (s.head + k) % len(s.ring)
-	s.n -= k
-	if s.n <= len(s.ring)/2 && s.troubleSince.Load() == 0 {
+	s.q.Pop(k)
+	if s.q.Len() <= s.q.Cap()/2 && s.troubleSince.Load() == 0 {
 		// Real progress: the collector takes alerts again. (Not while
 		// in trouble: a new connection's kernel buffers take a queue's
 		// worth of alerts from a collector that reads nothing.)
@@ -517,7 +508,7 @@ func (s *Syslog) run() {
 			dialed = true
 			if !downAt.IsZero() {
 				s.mu.Lock()
-				q := s.n
+				q := s.q.Len()
 				s.mu.Unlock()
 				s.log.WithFields(logrus.Fields{"down_for": time.Since(downAt).Round(time.Millisecond).String(), "attempts": attempts, "queued": q}).Info("syslog: collector reachable again: sending the queued alerts")
 				downAt, attempts, lastErr = time.Time{}, 0, ""
@@ -615,7 +606,7 @@ func (s *Syslog) reportDrops(force bool) {
 	}
 	s.lastDrop, s.lastRep = d, time.Now()
 	s.mu.Unlock()
-	s.log.WithFields(logrus.Fields{"dropped": d - last, "dropped_total": d, "queue_size": len(s.ring)}).
+	s.log.WithFields(logrus.Fields{"dropped": d - last, "dropped_total": d, "queue_size": s.q.Cap()}).
 		Warn("syslog: queue full: alerts dropped")
 }
 
