@@ -41,14 +41,21 @@
 # bench/rulecost (one capture at a time, its first RULECOST_MAX frames,
 # RULECOST_RUNS rounds) and prints what each rule costs in ns per packet
 # on each capture, one column a capture (goal: no rule above 100; the
-# engine at most twice its cost on echo-zero).
+# engine at most twice its cost on echo-zero); then bench/instr.sh:
+# the engine's and each rule's instructions per frame on each capture
+# (callgrind; deterministic, so it holds on a loaded machine), echo-zero
+# first.
 #
 # Settings (environment):
 #   COUNT=300000        packets per crafted flood    RATE=1000000  their pps
 #   MIX_COUNT=1000000   MIX_RATE=200000              the mix
 #   FLOOD_COUNT=2000000 FLOOD_RATE=1000000           flood-data
-#   RUNS=3              interleaved runs per capture
+#   RUNS=3              interleaved runs per capture (0: the instruction
+#                       table only; then COUNT=30000 MIX_COUNT=30000
+#                       FLOOD_COUNT=30000 suffice)
 #   RULECOST_RUNS=3     rulecost rounds (0: no rulecost table)
+#   INSTR=1             the instruction table (0: none; needs valgrind)
+#   INSTR_WARM=10000 INSTR_MAX=30000   its frames (bench/instr.sh's WARM, MAX)
 #   RULECOST_MAX=100000 frames of each capture rulecost loads
 #   BASE_BIN=           an icmpids binary to time beside this tree's
 #   ONLY=               space-separated capture names to run (default all)
@@ -59,6 +66,7 @@ set -euo pipefail
 RUNS=${RUNS:-3}
 RULECOST_RUNS=${RULECOST_RUNS:-3}
 RULECOST_MAX=${RULECOST_MAX:-100000}
+INSTR=${INSTR:-1}
 BASE_BIN=${BASE_BIN:-}
 [[ -z $BASE_BIN || -x $BASE_BIN ]] || { echo "worst.sh: BASE_BIN=$BASE_BIN is not an executable" >&2; exit 2; }
 COUNT=${COUNT:-300000}
@@ -116,6 +124,23 @@ timed() {
 	awk '{printf "%d %d\n", $1 * 1e6, ($2 + $3) * 1e6}' <<<"$out"
 }
 
+# instr: the instruction table (bench/instr.sh), echo-zero first.
+instr() {
+	((INSTR > 0)) || return 0
+	local files=() n
+	[[ -s $work/echo-zero.pcap ]] && files+=("$work/echo-zero.pcap")
+	for n in "${names[@]}"; do
+		[[ $n == echo-zero ]] || files+=("$work/$n.pcap")
+	done
+	echo
+	WORKDIR=$work/instr RULECOST=$work/rulecost WARM=${INSTR_WARM:-10000} MAX=${INSTR_MAX:-30000} "$repo/bench/instr.sh" "${files[@]}"
+}
+
+if ((RUNS == 0)); then
+	instr
+	exit 0
+fi
+
 declare -A wall cpu
 tools=(tcpdump icmpids)
 [[ -n $BASE_BIN ]] && tools+=(base)
@@ -153,7 +178,10 @@ for name in "${names[@]}"; do
 done
 echo "# medians of $RUNS interleaved runs, whole-process wall time ($(nproc) CPUs, default workers, --format none); ratio: icmpids / tcpdump wall time (lower is faster); cpu_ratio: the same of user + system time${BASE_BIN:+; base: $BASE_BIN}" >&2
 
-((RULECOST_RUNS > 0)) || exit 0
+if ((RULECOST_RUNS == 0)); then
+	instr
+	exit 0
+fi
 # rulecost, one capture at a time (each is held in memory), merged into
 # one table: a row per rule, a column per capture.
 for name in "${names[@]}"; do
@@ -182,3 +210,4 @@ awk -v names="${names[*]}" '
 		}
 	}' $(for name in "${names[@]}"; do echo "$work/$name.cost"; done)
 echo "# bench/rulecost, median of $RULECOST_RUNS rounds over the first $RULECOST_MAX frames of each capture, thread CPU time, in memory, one engine: a rule's cost is what turning it off saves; rows in the first capture's order (costliest first)" >&2
+instr

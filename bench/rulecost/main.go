@@ -14,6 +14,15 @@
 //
 //	go run ./bench/rulecost -runs 5 mix.pcap flood.pcap
 //	go run ./bench/rulecost -runs 3 -max 100000 -cpu worst.pcap   (its first 100,000 frames, CPU time)
+//
+// With -measure N it times nothing: it replays the first N frames of the
+// capture once through one engine, every rule on, with the garbage
+// collector off, and prints each rule's Go type. Run twice under
+// valgrind's callgrind with two values of N, the difference of the two
+// runs' instruction counts is what the frames between them cost, in steady
+// state — deterministic where timings on a shared machine are not — and
+// the difference of the engine's calls into a rule is that rule's own work
+// (bench/instr.sh does this for every capture of the worst-input suite).
 package main
 
 import (
@@ -24,7 +33,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,15 +50,23 @@ import (
 func main() {
 	runs := flag.Int("runs", 5, "rounds; each times every configuration once")
 	limit := flag.Int("max", 0, "frames to load of each file (0: all)")
+	measure := flag.Int("measure", -1, "replay the first N frames once, every rule on, for valgrind (see the package comment)")
 	cpu := flag.Bool("cpu", false, "time by the replaying thread's CPU time instead of wall time (steadier on a busy machine: time spent descheduled is not counted)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: rulecost [-runs N] FILE...\n\nPer-rule cost, ns per packet, of each capture file (see the package comment).")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() == 0 || *runs < 1 {
+	if flag.NArg() == 0 || *runs < 1 || *measure >= 0 && flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *measure >= 0 {
+		if err := measureOnce(os.Stdout, *measure, *limit, flag.Arg(0)); err != nil {
+			fmt.Fprintln(os.Stderr, "rulecost:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *cpu {
 		runtime.LockOSThread() // the replays run on this goroutine: its thread's CPU time is theirs
@@ -240,4 +259,45 @@ func run(w io.Writer, runs, limit int, cpu bool, paths []string) error {
 func shortName(p string) string {
 	b := filepath.Base(p)
 	return strings.TrimSuffix(b, filepath.Ext(b))
+}
+
+// measureOnce replays the first n frames of path (of its first limit
+// when limit > 0) once through one engine with every rule on, and prints
+// a line "rule NAME TYPE" for each rule, TYPE its Go type as valgrind
+// names its methods (github.com/.../rules.(*RogueRA)).
+func measureOnce(w io.Writer, n, limit int, path string) error {
+	fs, err := load(path, limit)
+	if err != nil {
+		return err
+	}
+	if n > len(fs.recs) {
+		return fmt.Errorf("%s: -measure %d: it has %d frames", path, n, len(fs.recs))
+	}
+	rs, err := rules.Enabled(rules.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	eng, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), rs...)
+	if err != nil {
+		return err
+	}
+	// No garbage collection during the replay (the hot path allocates
+	// nothing, so none starts once this one is done): its work would
+	// count for whichever run it fell in.
+	debug.FreeOSMemory()
+	debug.SetGCPercent(-1)
+	for _, f := range fs.recs[:n] {
+		eng.HandleFrame(f.link, fs.buf[f.off:f.off+f.n], f.ts, f.wireLen)
+	}
+	eng.Close(detector.EndInputEnd)
+	for _, r := range rs {
+		t := reflect.TypeOf(r)
+		name := t.Name()
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+			name = "(*" + t.Name() + ")"
+		}
+		fmt.Fprintf(w, "rule %s %s.%s\n", r.Info().Name, t.PkgPath(), name)
+	}
+	return nil
 }
