@@ -8,6 +8,7 @@ import (
 
 	"github.com/icmpids/icmpids/detector"
 	"github.com/icmpids/icmpids/detector/icmpmsg"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/detector/table"
 )
 
@@ -161,7 +162,9 @@ type RogueRA struct {
 	routers  *table.Table[netip.Addr, raRouter] // routers not (or no longer) trusted
 	trusted  [maxTrusted]raRouter               // the link's routers: configured ones heard, and learned
 	ntrusted int
-	refused  uint64 // routers not learned because the trusted array was full
+	refused  uint64             // routers not learned because the trusted array was full
+	door     *sketch.Doorkeeper // admits an untrusted router to a full routers table at its second RA
+	scratch  raRouter           // a router judged without an entry (not admitted)
 	targets  *table.Table[netip.Addr, rogueTarget]
 	first    int64 // packet time of the first packet seen (the learning period's start)
 	started  bool
@@ -176,6 +179,7 @@ func NewRogueRA(cfg RogueRAConfig) *RogueRA {
 		macs:    map[[6]byte]bool{},
 		routers: table.New[netip.Addr, raRouter](cfg.MaxRouters, nil),
 		targets: table.New[netip.Addr, rogueTarget](cfg.MaxRouters, nil),
+		door:    sketch.NewDoorkeeper(14),
 	}
 	for _, s := range cfg.Routers {
 		if a, err := netip.ParseAddr(s); err == nil {
@@ -254,7 +258,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
 	reasons |= r.judge(p, ra, mac, haveMAC, announces, all[:nall], nd.RouteInfo, nd.Truncated, learning, flood)
-	if r.configured() && len(r.macs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
+	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
 	if reasons == 0 {
@@ -307,8 +311,23 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		rt.heard(ra, pfx, routes)
 		return 0
 	}
-	rt, created := r.routers.Get(p.Src, now)
-	if created {
+	configured := len(r.addrs) > 0 && r.addrs[p.Src] || haveMAC && len(r.macs) > 0 && r.macs[mac]
+	rt, known := r.routers.Touch(p.Src, now)
+	if !known {
+		// Admission: once the table is full, an untrusted router gets an
+		// entry at its second RA (the doorkeeper), so a flood of forged
+		// routers, each sending one, costs a cell write per RA instead of
+		// an insertion and an eviction, and evicts none of the routers
+		// the table holds. Its first RA is judged all the same, as a
+		// router heard for the first time (what a new entry would say);
+		// only what it taught is not kept. A router that may become one
+		// of the link's (configured, or announcing while learning) always
+		// gets its entry.
+		if learning && announces || configured || r.routers.Len() < r.routers.Cap() || r.door.Seen(p.SrcHash()) {
+			rt, _ = r.routers.Get(p.Src, now)
+		} else {
+			rt = &r.scratch
+		}
 		*rt = raRouter{addr: p.Src, mac: mac}
 		if want, ok := eui64MAC(p.Src); ok {
 			rt.mac, rt.eui, rt.bound = want, true, true // the MAC its EUI-64 address names, not a forger's
@@ -327,7 +346,6 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 	}
 	rt.last = now
 	rt.heard(ra, pfx, routes)
-	configured := r.addrs[p.Src] || haveMAC && r.macs[mac]
 	if configured {
 		r.trust(p.Src, false)
 		return 0
@@ -335,7 +353,14 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 	var reasons uint32
 	displaced := false
 	if !flood && announces && rt.bound && r.demote(*rt, now) {
-		// The table moved under rt (the demoted went back into it).
+		// The table moved under rt (the demoted went back into it). A
+		// router not admitted gets its entry now: it may take the
+		// demoted one's place.
+		if rt == &r.scratch {
+			n := r.scratch
+			rt, _ = r.routers.Get(p.Src, now)
+			*rt = n
+		}
 		if rt, displaced = r.routers.Lookup(p.Src); !displaced {
 			return 0
 		}

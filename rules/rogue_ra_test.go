@@ -9,6 +9,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/rules"
 )
 
 // raAs is a Router Advertisement in src's name sent from the Ethernet
@@ -160,5 +161,75 @@ func TestRogueRARoutersSurviveAFlood(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d rogue_ra starts, want the flood's", n)
+	}
+}
+
+// TestRogueRAAdmission: once rogue_ra's routers table is full, an
+// untrusted router gets an entry at its second RA only (the doorkeeper in
+// front of the table), so a flood of forged routers neither pays an
+// insertion and an eviction per RA nor evicts the routers it holds — and
+// it must not open a way past the rule. Attack twin: after learning, the
+// table filled with routers that announce nothing, a rogue sends one RA
+// from each of 60 new addresses (one RA per forged router, never a
+// second): every one of them is judged and counted (unknown_router,
+// new_prefix), as it was before admission. Benign twins: a real router
+// first heard while the table is full during learning is still learned
+// (its RAs after learning raise nothing), and the junk alone raises
+// nothing.
+func TestRogueRAAdmission(t *testing.T) {
+	cfg := rules.DefaultRogueRAConfig()
+	cfg.MaxRouters = 8
+	junk := seq(synth.Msg{Src: addr("fe80::2:0"), Dst: allNodes, Type: 134, Rest: synth.RA(0, 0)}, ruleEpoch.Add(5*time.Second), 10, 40,
+		func(i int, m *synth.Msg) {
+			m.Src, m.SrcMAC = nth(addr("fe80::2:0"), i), synth.MAC(uint32(2000+i))
+		})
+	rogue := seq(ra(addr("fe80::3:0"), synth.MAC(3000), 1800, netip.MustParsePrefix("2001:db8:bad::/64")), ruleEpoch.Add(100*time.Second), 0.5, 60,
+		func(i int, m *synth.Msg) {
+			mac := synth.MAC(uint32(3000 + i))
+			*m = ra(nth(addr("fe80::3:0"), i), mac, 1800, netip.MustParsePrefix("2001:db8:bad::/64"))
+		})
+	// The real router speaks first at 20 s, the table already full of junk.
+	late := synth.Every(ra(routerLL, routerMAC, 1800, link64), ruleEpoch.Add(20*time.Second), 200*time.Second, 18, nil)
+	tests := []struct {
+		name    string
+		frames  []synth.Frame
+		packets uint64 // rogue_ra's packets on ff02::1 (0: no attack)
+		evicted uint64 // from the routers table (before admission: 92, 32, 33, 92)
+	}{
+		{"one RA per forged router, table full", synth.Merge(periodicRAs(), junk, rogue), 60, 0},
+		{"the junk alone", synth.Merge(periodicRAs(), junk), 0, 0},
+		{"a router first heard with the table full, while learning", synth.Merge(junk, late), 0, 1},
+		{"the same router, then the one-RA rogues", synth.Merge(junk, late, rogue), 60, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rules.NewRogueRA(cfg)
+			evs := replay(t, tc.frames, r)
+			var packets uint64
+			reasons := map[string]bool{}
+			for _, ev := range evs {
+				if ev.Rule.Name != "rogue_ra" {
+					continue
+				}
+				if ev.Target != allNodes {
+					t.Errorf("rogue_ra on %v, want ff02::1 only", ev.Target)
+				}
+				packets = max(packets, ev.Packets)
+				if rs, ok := ev.Extra["reasons"].(map[string]any); ok {
+					for k := range rs {
+						reasons[k] = true
+					}
+				}
+			}
+			if packets != tc.packets {
+				t.Fatalf("rogue_ra counted %d packets, want %d (reasons %v)", packets, tc.packets, reasons)
+			}
+			if tc.packets > 0 && (!reasons["unknown_router"] || !reasons["new_prefix"]) {
+				t.Errorf("reasons %v, want unknown_router and new_prefix", reasons)
+			}
+			if tb := r.Tables()[0]; tb.Len > cfg.MaxRouters || tb.Evicted != tc.evicted {
+				t.Errorf("routers table: %d entries (cap %d), %d evicted, want %d", tb.Len, cfg.MaxRouters, tb.Evicted, tc.evicted)
+			}
+		})
 	}
 }
