@@ -79,9 +79,13 @@ type tracker struct {
 	// lastKey and lastA are the attack hit last: a flood hits one attack
 	// packet after packet, and skips the map; prevKey and prevA the one
 	// hit before it (two floods at once, an IPv4 and an IPv6 victim,
-	// hit by turns).
+	// hit by turns). recent[rule] is the attack each rule hit last: when
+	// more than two rules report each packet of a flood (icmp_flood,
+	// blacknurse and icmp_error_abuse on forged port unreachables), each
+	// finds its own there.
 	lastKey, prevKey attackKey
 	lastA, prevA     *attack
+	recent           []recentHit
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
@@ -101,9 +105,12 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 	}
 	key := attackKey{rule, target}
 	a, ok := t.lastA, t.lastA != nil && t.lastKey == key
+	cached := ok // recent[rule] already holds it (set when it was hit before)
 	if !ok {
 		if t.prevA != nil && t.prevKey == key {
 			a, ok = t.prevA, true
+		} else if c := t.recentOf(rule); c != nil && c.a != nil && c.target == target {
+			a, ok = c.a, true
 		} else {
 			a, ok = t.attacks[key]
 		}
@@ -124,6 +131,12 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		t.attacks[key] = a
 	}
 	t.lastKey, t.lastA = key, a
+	if !cached {
+		if rule >= len(t.recent) {
+			t.recent = append(t.recent, make([]recentHit, rule+1-len(t.recent))...) // once per rule
+		}
+		t.recent[rule] = recentHit{target, a}
+	}
 	a.last, a.lastNs = p.Time, p.TimeNs
 	a.hits++
 	a.packets++
@@ -172,6 +185,20 @@ func (t *tracker) newAttack() *attack {
 	return new(attack)
 }
 
+// recentHit is the attack a rule hit last, and its target.
+type recentHit struct {
+	target netip.Addr
+	a      *attack
+}
+
+// recentOf is rule's entry of recent, or nil before its first hit.
+func (t *tracker) recentOf(rule int) *recentHit {
+	if rule < len(t.recent) {
+		return &t.recent[rule]
+	}
+	return nil
+}
+
 // makeRoomSample is how many attacks makeRoom looks at before it settles
 // for the stalest pending one it has seen.
 const makeRoomSample = 32
@@ -183,6 +210,9 @@ func (t *tracker) release(key attackKey, a *attack) {
 	}
 	if a == t.prevA {
 		t.prevA = nil
+	}
+	if c := t.recentOf(key.rule); c != nil && c.a == a {
+		*c = recentHit{}
 	}
 	delete(t.attacks, key)
 	*a = attack{}
@@ -283,7 +313,7 @@ func (t *tracker) expire(now int64) {
 // active attacks end with reason (pending ones are dropped). It runs
 // before the engine swaps its rules, so ends still name the old rule.
 func (t *tracker) remap(to func(old int) (int, bool), reason string) {
-	t.lastA, t.prevA = nil, nil
+	t.lastA, t.prevA, t.recent = nil, nil, nil
 	moved := make(map[attackKey]*attack, len(t.attacks))
 	var gone []attackKey
 	for k, a := range t.attacks {
