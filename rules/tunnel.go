@@ -461,9 +461,24 @@ func dataPrint(d []byte, salt uint64) uint32 {
 func echoPrints(d []byte, salt uint64) (sum, pre uint32) {
 	h := printHead(d, salt)
 	if len(d) >= fragPrefix {
-		pre = printTail(h, d[:fragPrefix], salt)
+		pre = printTailPrefix(h, (*[fragPrefix]byte)(d), salt)
 	}
 	return printTail(h, d, salt), pre
+}
+
+// printTailPrefix is printTail(h, d[:], salt), its positions worked out
+// for fragPrefix bytes (no bounds to check).
+func printTailPrefix(h uint64, d *[fragPrefix]byte, salt uint64) uint32 {
+	const span = fragPrefix - 7
+	h ^= fragPrefix
+	h = printStep(h, binary.LittleEndian.Uint64(d[fragPrefix-8:]))
+	x := salt*0x5851f42d4c957f2d + 0x14057b7ef767814f
+	h = printStep(h, binary.LittleEndian.Uint64(d[min((x&0xffff)*span>>16, span-1):]))
+	h = printStep(h, binary.LittleEndian.Uint64(d[min((x>>16&0xffff)*span>>16, span-1):]))
+	h = printStep(h, binary.LittleEndian.Uint64(d[min((x>>32&0xffff)*span>>16, span-1):]))
+	h = printStep(h, binary.LittleEndian.Uint64(d[min((x>>48)*span>>16, span-1):]))
+	h = sketch.Mix64(h)
+	return uint32(h ^ h>>32)
 }
 
 // printK is the odd multiplier of a print's steps.

@@ -108,19 +108,12 @@ func pingPattern(d []byte, salt uint64) bool {
 			return true
 		}
 	}
-	// Counting bytes from 16, 8 or 0, after a timestamp that long.
-	for _, c := range [3]int{16, 8, 0} {
-		if n < c+2 || d[c] != byte(c) || d[c+1] != byte(c+1) {
-			continue
-		}
-		if (c == 16 && !timestamp16(d)) || (c == 8 && !timestamp8(d)) {
-			continue
-		}
-		l := min(n, c+patPrefix)
-		if string(d[c:l]) == string(countingBytes[c:l]) &&
-			sampled(d, l, salt, func(i int) uint64 { return binary.LittleEndian.Uint64(countingBytes[i&0xff:]) }) {
-			return true
-		}
+	// Counting bytes from 16, 8 or 0, after a timestamp that long (the
+	// first two bytes tested here, the rest by counting).
+	if n >= 18 && d[16] == 16 && d[17] == 17 && timestamp16(d) && countingFrom(d, 16, salt) ||
+		n >= 10 && d[8] == 8 && d[9] == 9 && timestamp8(d) && countingFrom(d, 8, salt) ||
+		d[0] == 0 && d[1] == 1 && countingFrom(d, 0, salt) {
+		return true
 	}
 	// A repeated unit. Its body starts after the timestamp slot (16
 	// bytes, or less in a short payload); the head before it must be a
@@ -142,6 +135,14 @@ func pingPattern(d []byte, salt uint64) bool {
 		return true
 	}
 	return continues(d, body, p, k)
+}
+
+// countingFrom tells whether d holds Linux's counting bytes from c on (byte i
+// = i), in its first patPrefix bytes from c and at salt's samples.
+func countingFrom(d []byte, c int, salt uint64) bool {
+	l := min(len(d), c+patPrefix)
+	return string(d[c:l]) == string(countingBytes[c:l]) &&
+		sampled(d, l, salt, func(i int) uint64 { return binary.LittleEndian.Uint64(countingBytes[i&0xff:]) })
 }
 
 // minPeriod returns the shortest unit p (1..patMaxUnit) that body's
