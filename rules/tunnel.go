@@ -31,7 +31,7 @@ func tunnelDefinition() Definition {
 			"sizes":      "size_variance: this many distinct payload sizes (in 16-byte steps) among such requests of one pair.",
 			"volume":     "volume: this many bytes of such payloads in one pair.",
 			"hold_time":  "A tunnel is one attack until it has been idle this long: covert channels run at under a packet a second.",
-			"max_pairs":  "Cap on (client, server) pairs tracked (about 200 bytes each). Pairs get state only past a 512 KiB admission sketch: once a reply differs from its request, or a second request carries new data no ping tool sends; least recently seen are evicted and counted.",
+			"max_pairs":  "Cap on (client, server) pairs tracked (about 200 bytes each). Pairs get state only past a 640 KiB admission sketch: once a reply differs from its request, or a second request carries new data no ping tool sends; least recently seen are evicted and counted.",
 		},
 		DefaultTunnelConfig,
 		func(c TunnelConfig) (detector.Rule, error) { return NewTunnel(c), nil })
