@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -74,5 +75,64 @@ func TestCarpetFleetReport(t *testing.T) {
 	e.Advance(base.Add(3 * time.Second))
 	if len(reports) != 1 {
 		t.Errorf("a quiet prefix was reported again: %d reports", len(reports))
+	}
+}
+
+// TestCarpetFleetHosts: a fleet carpet over a /64 and 50,000 hosts
+// saturates the 512-bit bitmap (about 3,200 at most); the sensors' merged
+// host registers give its alerts' hosts instead, within their error. Over
+// a /24 the bitmap's count stands.
+func TestCarpetFleetHosts(t *testing.T) {
+	for _, tc := range []struct {
+		key        string
+		bits       int
+		hosts      int
+		lo, hi     uint64
+		bitmapFull bool
+	}{
+		{"2001:db8:1::", 64, 50000, 30500, 69500, true},
+		{"192.0.2.0", 24, 200, 190, 210, false},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			var evs []*detector.Event
+			e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) { evs = append(evs, ev) }), rules.NewCarpet(rules.DefaultCarpetConfig()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slot := ruleEpoch.UnixNano() / int64(100*time.Millisecond)
+			var hll sketch.MiniHLL
+			var bm [8]uint64
+			base := addr(tc.key).As16()
+			for i := range tc.hosts {
+				b := base
+				b[12], b[13], b[14], b[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+				a := netip.AddrFrom16(b)
+				if tc.bits == 24 {
+					a = netip.AddrFrom4([4]byte{b[0], b[1], b[2], byte(i)})
+				}
+				h := sketch.HashAddr(a)
+				hll.AddHash(h)
+				bm[h%512/64] |= 1 << (h % 64) // the rule's hostBitmap.add
+			}
+			if tc.bitmapFull {
+				bm = [8]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+			}
+			for s := range 3 {
+				o := &detector.Observation{Rule: "icmp_carpet_flood", Key: addr(tc.key), Bits: tc.bits, SlotWidth: 100 * time.Millisecond,
+					FirstSlot: slot + int64(10*s), Slots: 10, Hosts: bm, HostsHLL: hll, HostTotal: 10000}
+				for i := range 10 {
+					o.Echo[i] = detector.SlotCount{Packets: 1000, Bytes: 98000}
+					o.Any[i] = o.Echo[i]
+				}
+				e.ObserveFleet(o)
+			}
+			e.Close(detector.EndInputEnd)
+			if len(evs) != 2 {
+				t.Fatalf("%d events, want a start and an end", len(evs))
+			}
+			if h, _ := evs[1].Extra["hosts"].(uint64); h < tc.lo || h > tc.hi {
+				t.Errorf("hosts %v, want %d (%d to %d)", evs[1].Extra["hosts"], tc.hosts, tc.lo, tc.hi)
+			}
+		})
 	}
 }

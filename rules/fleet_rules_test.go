@@ -176,18 +176,25 @@ func TestFleetRules(t *testing.T) {
 	}
 }
 
-// TestFleetRulesNoAllocs: with fleet reporting on, blacknurse's and
-// frag_flood's packets, and the reports at the intervals among them, cost
-// no allocation (10 s of traffic under the stop level: 10 reports).
+// TestFleetRulesNoAllocs: with fleet reporting on and every rule on,
+// blacknurse's and frag_flood's packets (icmp_flood's too: port
+// unreachables are ICMP), the source register updates, and the reports
+// at the intervals among them cost no allocation (10 s of traffic under
+// the stop levels: 10 reports).
 func TestFleetRulesNoAllocs(t *testing.T) {
 	for _, tc := range fleetCases() {
 		t.Run(tc.rule, func(t *testing.T) {
-			e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), tc.judge())
+			e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), defaultRules(t)...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			reports := 0
-			e.SetFleet(time.Second, 0.125, func(*detector.Observation) { reports++ })
+			reports, sources := 0, uint64(0)
+			e.SetFleet(time.Second, 0.125, func(o *detector.Observation) {
+				if o.Rule == tc.rule {
+					reports++
+					sources = max(sources, o.Sources.Estimate())
+				}
+			})
 			frames := tc.gen(t, 0, tc.quiet, 20)
 			half := len(frames) / 2
 			chunk := 0
@@ -202,8 +209,8 @@ func TestFleetRulesNoAllocs(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("%.0f allocations over %d packets and their reports with fleet reporting on", allocs, half)
 			}
-			if reports < 15 {
-				t.Errorf("%d observations published over 20 s, want one a second", reports)
+			if reports < 15 || sources != 1 {
+				t.Errorf("%d observations published over 20 s, want one a second; sources %d, want 1", reports, sources)
 			}
 		})
 	}
@@ -217,32 +224,36 @@ func TestFleetRulesNoAllocs(t *testing.T) {
 // flood, each a new source per packet.
 func BenchmarkFleetRegisters(b *testing.B) {
 	spoof := func(i int) netip.Addr { return synth.RandomAddr(uint64(i)*0x9e3779b97f4a7c15|1, true) }
-	const n = 1 << 16
+	const n = 1 << 15
 	inputs := []struct {
 		name   string
-		frames []synth.Frame
+		frames func() []synth.Frame
 	}{
-		{"carpet", carpet(netip.MustParsePrefix("192.0.2.0/24"), 254, 40000, n, addr("198.51.100.7"), true)},
-		{"blacknurse", seq(portUnreach(addr("198.51.100.9"), addr("10.40.0.9"), 1000), ruleEpoch, 40000, n, func(i int, m *synth.Msg) {
-			*m = portUnreach(spoof(i), addr("10.40.0.9"), 1000)
-		})},
+		{"carpet", func() []synth.Frame {
+			return carpet(netip.MustParsePrefix("192.0.2.0/24"), 254, 40000, n, addr("198.51.100.7"), true)
+		}},
+		{"blacknurse", func() []synth.Frame {
+			return seq(portUnreach(addr("198.51.100.9"), addr("10.40.0.9"), 1000), ruleEpoch, 40000, n, func(i int, m *synth.Msg) {
+				*m = portUnreach(spoof(i), addr("10.40.0.9"), 1000)
+			})
+		}},
+		{"frag_flood", func() []synth.Frame {
+			var frags []synth.Frame
+			for i := range n {
+				d := synth.Datagram{Src: spoof(i), Dst: addr("10.40.0.7"), ID: uint32(i), Proto: 17, Payload: make([]byte, 200)}
+				fr, err := d.Frames([]synth.Piece{{Offset: 0, Len: 200, More: true}}, ruleEpoch.Add(time.Duration(i)*time.Second/40000), 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				frags = append(frags, fr...)
+			}
+			return frags
+		}},
 	}
-	var frags []synth.Frame
-	for i := range n {
-		d := synth.Datagram{Src: spoof(i), Dst: addr("10.40.0.7"), ID: uint32(i), Proto: 17, Payload: make([]byte, 200)}
-		fr, err := d.Frames([]synth.Piece{{Offset: 0, Len: 200, More: true}}, ruleEpoch.Add(time.Duration(i)*time.Second/40000), 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		frags = append(frags, fr...)
-	}
-	inputs = append(inputs, struct {
-		name   string
-		frames []synth.Frame
-	}{"frag_flood", frags})
 	for _, in := range inputs {
 		for _, on := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/fleet=%v", in.name, on), func(b *testing.B) {
+				frames := in.frames()
 				e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), defaultRules(b)...)
 				if err != nil {
 					b.Fatal(err)
@@ -252,12 +263,12 @@ func BenchmarkFleetRegisters(b *testing.B) {
 				}
 				// The loop replays the input shifted by its length each
 				// round, so packet time only moves on.
-				span := in.frames[len(in.frames)-1].Time.Sub(in.frames[0].Time) + time.Second
+				span := frames[len(frames)-1].Time.Sub(frames[0].Time) + time.Second
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
-					f := in.frames[i%len(in.frames)]
-					at := f.Time.Add(time.Duration(i/len(in.frames)) * span)
+					f := frames[i%len(frames)]
+					at := f.Time.Add(time.Duration(i/len(frames)) * span)
 					e.HandleFrame(detector.LinkEthernet, f.Data, at, len(f.Data))
 					i++
 				}
