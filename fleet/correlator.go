@@ -386,6 +386,10 @@ func (c *Correlator) Describe(rule string, target netip.Addr, extra map[string]a
 	}
 }
 
+// Judged is the watermark: every interval ending at or before it (Unix
+// ns) is judged; math.MinInt64 before the first.
+func (c *Correlator) Judged() int64 { return c.judged }
+
 // Pending is the number of key intervals waiting for the watermark.
 func (c *Correlator) Pending() int { return len(c.groups) }
 

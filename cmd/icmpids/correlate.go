@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -32,8 +33,11 @@ same thresholds and the same attack tracker as on a sensor: one start, rate-limi
 Fleet alerts carry alert.context.attack.sensors ([{name, pps, share}]) and
 host = this correlator's sensor_name; attack ids depend on the rule, the
 prefix and the attack's start alone, so a correlator restarted on its
-committed offsets raises the same ids. A prefix a sensor reports an attack
-on itself is not raised again by the fleet.
+committed offsets raises the same ids: offsets are committed only up to
+the records of intervals not yet judged and, while a fleet attack is open,
+up to 3 s before its start (a restart reads them again); at --until-idle's
+end, all of them. A prefix a sensor reports an attack on itself is not
+raised again by the fleet.
 
 Alerts go where a sensor's go: stdout (--format), --eve, --syslog, and
 output.kafka.topic. --until-idle D exits once no record has come for D of
@@ -92,7 +96,8 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 	// would read them back), and is one engine: its input is sums.
 	cfg.Output.Kafka.ObservationsTopic = ""
 	cfg.Engine.Workers = 1
-	s, err := newSensor(ctx, cfg, a.stdout, log, false)
+	commits := newFleetCommits(topic)
+	s, err := newSensor(ctx, cfg, a.stdout, log, false, sensorTap{sink: commits})
 	if err != nil {
 		return err
 	}
@@ -120,6 +125,7 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 		return configError{err}
 	}
 	opts = append(opts, kgo.ConsumerGroup(cfg.Fleet.Group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.OnPartitionsRevoked(commits.revoked), kgo.OnPartitionsLost(commits.revoked),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -127,19 +133,21 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 		return fmt.Errorf("correlate: %w", err)
 	}
 	log.WithFields(logrus.Fields{"topic": topic, "group": cfg.Fleet.Group}).Info("correlating the fleet's observations")
-	reason, err := consumeFleet(ctx, cl, c, untilIdle, log)
+	reason, err := consumeFleet(ctx, cl, c, commits, untilIdle, log)
 	cl.Close()
 	cerr := s.close(reason)
 	s.logSummary("correlate done")
 	log.WithFields(logrus.Fields{"records": c.Records, "late": c.Late, "ahead": c.Ahead, "evicted": c.Evicted,
-		"keys_cleared": c.KeysCleared, "reported_by_a_sensor": c.Suppressed}).Info("fleet observations")
+		"keys_cleared": c.KeysCleared, "reported_by_a_sensor": c.Suppressed, "committed_early": commits.GaveUp}).Info("fleet observations")
 	return errors.Join(err, cerr)
 }
 
 // consumeFleet feeds the records to c until ctx is done (the open attacks
 // end as shutdown) or, with untilIdle, no record came for untilIdle (they
-// end as input_end). It returns the end reason.
-func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, untilIdle time.Duration, log *logrus.Logger) (string, error) {
+// end as input_end). It returns the end reason. Offsets are committed as
+// commits decides (up to the open attacks' records: a restart raises them
+// again with the same ids), and at the input's end all of them.
+func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, commits *fleetCommits, untilIdle time.Duration, log *logrus.Logger) (string, error) {
 	var o detector.Observation
 	last := time.Now()
 	bad := 0
@@ -152,11 +160,13 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, unti
 			n++
 			rec, err := fleet.Decode(r.Value, &o)
 			if err != nil {
+				commits.polled(r, math.MinInt64)
 				if bad++; bad <= 10 {
 					log.WithError(err).WithField("offset", r.Offset).Warn("correlate: record skipped")
 				}
 				return
 			}
+			commits.polled(r, (o.FirstSlot+int64(o.Slots))*int64(o.SlotWidth))
 			c.Add(rec.Sensor, rec.AttackID, &o)
 		})
 		fs.EachError(func(t string, p int32, err error) {
@@ -167,9 +177,11 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, unti
 		if n > 0 {
 			last = time.Now()
 			c.Flush(false)
+			commits.commit(cl, c.Judged(), false, log)
 		}
 		if ctx.Err() != nil {
 			c.Flush(true)
+			commits.commit(cl, c.Judged(), true, log)
 			return detector.EndShutdown, nil
 		}
 		if untilIdle > 0 && time.Since(last) >= untilIdle {

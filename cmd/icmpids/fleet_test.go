@@ -335,6 +335,22 @@ func TestFleetCarpet(t *testing.T) {
 					t.Errorf("the alerts topic holds:\n%s\nstdout printed:\n%s\n%s", got, want, lastLines(stderr2, 6))
 				}
 			}
+			// Restarts. The stopped correlator committed its offsets only
+			// up to the open attack's start: restarted in its group, it
+			// reads the attack's records again and raises it with the
+			// same id and start. The first ran to the input's end
+			// (--until-idle, input_end) and committed everything:
+			// restarted, it raises nothing again.
+			code, out3, stderr3, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
+			ev3 := parseFleet(t, out3)
+			if code != 0 || len(ev3) != 2 || ev3[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID || ev3[0].Timestamp != evs[0].Timestamp {
+				t.Errorf("second correlator, restarted on its committed offsets: exit %d, want the same attack again\n%s\n%s", code, out3, lastLines(stderr3, 4))
+			}
+			t.Setenv("ICMPIDS_FLEET_GROUP", "icmpids-correlate")
+			code, out4, stderr4 := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "3s")
+			if code != 0 || strings.TrimSpace(out4) != "" {
+				t.Errorf("first correlator, restarted after the input's end: exit %d, want nothing raised again\n%s\n%s", code, out4, lastLines(stderr4, 4))
+			}
 			st, err1 := time.Parse(eveTime, evs[0].Timestamp)
 			ss, err2 := time.Parse(eveTime, single[0].Timestamp)
 			if err1 != nil || err2 != nil {

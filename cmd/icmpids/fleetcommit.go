@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/icmpids/icmpids/detector"
+)
+
+// restartMargin is how far before an open fleet attack's start the
+// correlator keeps its records uncommitted: the rules' window (1 s) and
+// the host bitmap's second window, which the start was judged over.
+const restartMargin = 3 * time.Second
+
+// maxMarks bounds the records a partition keeps uncommitted for a restart
+// (an attack open for hours over many prefixes); past it the oldest are
+// committed anyway (a restart then raises that attack with a new start)
+// and counted.
+const maxMarks = 1 << 20
+
+// fleetCommits decides the correlator's committed offsets, so that a
+// correlator restarted in its group re-reads every record it needs to
+// raise the same attacks again with the same ids (they depend on the
+// start): per partition, the offset of the oldest record polled whose
+// interval ends after the floor — the judged watermark, or, while a fleet
+// attack is open, restartMargin before the earliest open start. It is
+// also a sink tapping the correlator's events, to know the open attacks.
+type fleetCommits struct {
+	topic string
+	mu    sync.Mutex // parts: the group's rebalance callbacks run beside the loop
+	parts map[int32][]recordMark
+	done  map[int32]int64 // offsets committed
+	open  map[openAttack]time.Time
+	// GaveUp counts the records committed early for lack of room.
+	GaveUp uint64
+	last   time.Time
+}
+
+type recordMark struct{ offset, end int64 }
+
+type openAttack struct {
+	rule   string
+	target netip.Addr
+}
+
+func newFleetCommits(topic string) *fleetCommits {
+	return &fleetCommits{topic: topic, parts: map[int32][]recordMark{}, done: map[int32]int64{}, open: map[openAttack]time.Time{}}
+}
+
+// Emit implements detector.Sink: it follows the fleet attacks' starts and
+// ends.
+func (f *fleetCommits) Emit(ev *detector.Event) {
+	k := openAttack{ev.Rule.Name, ev.Target}
+	switch ev.Phase {
+	case detector.PhaseStart:
+		f.open[k] = ev.Started
+	case detector.PhaseEnd:
+		delete(f.open, k)
+	}
+}
+
+// polled notes a record the correlator took (end: its interval's end,
+// Unix ns).
+func (f *fleetCommits) polled(r *kgo.Record, end int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.done[r.Partition]; !ok {
+		f.done[r.Partition] = r.Offset // where this correlator began
+	}
+	m := append(f.parts[r.Partition], recordMark{r.Offset, end})
+	if len(m) > maxMarks {
+		n := len(m) - maxMarks
+		f.GaveUp += uint64(n)
+		m = m[n:]
+	}
+	f.parts[r.Partition] = m
+}
+
+// revoked forgets partitions the group gave to another correlator (it
+// starts from what this one committed).
+func (f *fleetCommits) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range m[f.topic] {
+		delete(f.parts, p)
+		delete(f.done, p)
+	}
+}
+
+// offsets returns what to commit: per partition, the oldest record
+// ending after the floor (judged: the correlator's watermark), or past
+// the last record polled when none does; only those that moved.
+func (f *fleetCommits) offsets(judged int64) map[int32]int64 {
+	floor := judged
+	for _, s := range f.open {
+		floor = min(floor, s.Add(-restartMargin).UnixNano())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[int32]int64{}
+	for p, marks := range f.parts {
+		if len(marks) == 0 {
+			continue
+		}
+		at := marks[len(marks)-1].offset + 1
+		for _, m := range marks {
+			if m.end > floor {
+				at = min(at, m.offset)
+			}
+		}
+		if at <= f.done[p] {
+			continue
+		}
+		out[p] = at
+		i := 0
+		for i < len(marks) && marks[i].offset < at {
+			i++
+		}
+		f.parts[p] = marks[i:]
+	}
+	return out
+}
+
+// commit commits the offsets that moved, at most once a second unless
+// force.
+func (f *fleetCommits) commit(cl *kgo.Client, judged int64, force bool, log *logrus.Logger) {
+	if !force && time.Since(f.last) < time.Second {
+		return
+	}
+	f.last = time.Now()
+	offs := f.offsets(judged)
+	if len(offs) == 0 {
+		return
+	}
+	req := map[int32]kgo.EpochOffset{}
+	for p, o := range offs {
+		req[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{f.topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, e error) { err = e })
+	if err != nil {
+		log.WithError(err).Warn("correlate: committing offsets")
+		return
+	}
+	f.mu.Lock()
+	for p, o := range offs {
+		f.done[p] = max(f.done[p], o)
+	}
+	f.mu.Unlock()
+}
