@@ -342,14 +342,21 @@ func (s *tunnelState) countData(n int, now int64) {
 // it (a second request with new data no ping sends), else nil.
 // h is the pair's pairHash.
 func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt, h uint64) *tunnelState {
+	sum, pre := echoPrints(d, uint64(uint32(salt)))
+	n := uint16(min(len(d), 0xffff))
 	c, fp := r.cellOf(h)
 	sec := int32(p.TimeNs / 1e9)
 	if c.fp != fp || sec-c.last > tunnelCellFresh {
-		*c = tunnelCell{fp: fp}
+		// The pair's first request in the cell (a spoofed flood's every
+		// packet): the cell written once.
+		*c = tunnelCell{fp: fp, id: p.ICMPID, seq: p.ICMPSeq, sum: sum, pre: pre, n: n, frag: p.Fragment, salt: uint32(salt), last: sec}
+		if !pattern {
+			c.odd, c.nodd, c.first = sum, 1, sec
+		}
+		return nil
 	}
 	c.id, c.seq, c.salt, c.last = p.ICMPID, p.ICMPSeq, uint32(salt), sec
-	c.sum, c.pre = echoPrints(d, uint64(c.salt))
-	c.n, c.frag = uint16(min(len(d), 0xffff)), p.Fragment
+	c.sum, c.pre, c.n, c.frag = sum, pre, n, p.Fragment
 	if pattern {
 		return nil
 	}
