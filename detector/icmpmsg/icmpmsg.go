@@ -329,41 +329,51 @@ type ND struct {
 // none.
 func ParseND(msg []byte, off int) ND {
 	var nd ND
-	for off < len(msg) {
-		if nd.Options == MaxNDOptions {
+	if off < 0 || off >= len(msg) {
+		return nd
+	}
+	// One tight loop over the options (an RA padded with unknown
+	// options is a flood's cheapest way to cost its receivers): the
+	// count in a local, the rare kinds the rules read tested for once.
+	b, opts := msg[off:], 0
+	for len(b) > 0 {
+		if opts == MaxNDOptions {
 			nd.Truncated = true
 			break
 		}
-		if off+2 > len(msg) {
+		if len(b) < 2 {
 			nd.Malformed = true
 			break
 		}
-		n := int(msg[off+1]) * 8
-		if n == 0 || off+n > len(msg) {
+		n := int(b[1]) << 3
+		if n == 0 || n > len(b) {
 			nd.Malformed = true
 			break
 		}
-		nd.Options++
-		switch msg[off] {
-		case OptSourceLinkAddr:
-			if !nd.HasSrcLinkAddr {
-				nd.SrcLinkAddr, nd.HasSrcLinkAddr = LinkAddr(msg[off : off+n])
+		opts++
+		if t := b[0]; t <= OptPrefixInfo || t == OptRouteInfo {
+			switch t {
+			case OptSourceLinkAddr:
+				if !nd.HasSrcLinkAddr {
+					nd.SrcLinkAddr, nd.HasSrcLinkAddr = LinkAddr(b[:n])
+				}
+			case OptTargetLinkAddr:
+				if !nd.HasTgtLinkAddr {
+					nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(b[:n])
+				}
+			case OptPrefixInfo:
+				if int(nd.NPrefix) < MaxNDPrefixes {
+					nd.prefixAt[nd.NPrefix] = uint16(len(msg) - len(b))
+					nd.NPrefix++
+				}
+				nd.Prefixes++
+			case OptRouteInfo:
+				nd.RouteInfo = true
 			}
-		case OptTargetLinkAddr:
-			if !nd.HasTgtLinkAddr {
-				nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(msg[off : off+n])
-			}
-		case OptPrefixInfo:
-			if int(nd.NPrefix) < MaxNDPrefixes {
-				nd.prefixAt[nd.NPrefix] = uint16(off)
-				nd.NPrefix++
-			}
-			nd.Prefixes++
-		case OptRouteInfo:
-			nd.RouteInfo = true
 		}
-		off += n
+		b = b[n:]
 	}
+	nd.Options = uint8(opts)
 	return nd
 }
 
