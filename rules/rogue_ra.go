@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/bits"
 	"net"
 	"net/netip"
 	"sort"
@@ -101,6 +102,17 @@ type raRouter struct {
 	last    int64
 }
 
+// reset makes rt a router first heard now at addr from mac: every field
+// as a new raRouter's but the prefixes past npfx (0), which nothing reads
+// (an RA flood's forged routers are judged in the one scratch record: a
+// cleared 256-byte array per RA was a tenth of the rule's cost).
+func (rt *raRouter) reset(addr netip.Addr, mac [6]byte) {
+	// Every field of raRouter but pfx: keep in step with it.
+	rt.addr, rt.mac = addr, mac
+	rt.bound, rt.eui, rt.def, rt.routes, rt.learned = false, false, false, false, false
+	rt.rank, rt.npfx, rt.last = 0, 0, 0
+}
+
 // prefRank orders RFC 4191 preferences: low 0, medium (and reserved) 1,
 // high 2.
 func prefRank(pref uint8) uint8 { return [4]uint8{1, 2, 1, 0}[pref&3] }
@@ -162,9 +174,10 @@ type RogueRA struct {
 	routers  *table.Table[netip.Addr, raRouter] // routers not (or no longer) trusted
 	trusted  [maxTrusted]raRouter               // the link's routers: configured ones heard, and learned
 	ntrusted int
-	refused  uint64             // routers not learned because the trusted array was full
-	door     *sketch.Doorkeeper // admits an untrusted router to a full routers table at its second RA
-	scratch  raRouter           // a router judged without an entry (not admitted)
+	refused  uint64                              // routers not learned because the trusted array was full
+	door     *sketch.Doorkeeper                  // admits an untrusted router to a full routers table at its second RA
+	scratch  raRouter                            // a router judged without an entry (not admitted)
+	all      [icmpmsg.MaxNDPrefixes]netip.Prefix // the prefixes of the RA being judged
 	targets  *table.Table[netip.Addr, rogueTarget]
 	first    int64 // packet time of the first packet seen (the learning period's start)
 	started  bool
@@ -235,21 +248,19 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// counts as announcing.
 	nd := p.NDOptions()
 	announces := ra.Lifetime > 0 || nd.Prefixes > 0 || nd.RouteInfo || nd.Truncated
-	var pfx [4]netip.Prefix
-	npfx := 0
-	for i := 0; i < int(nd.NPrefix) && npfx < len(pfx); i++ {
-		if x, ok := nd.Prefix(p.ICMPData, i); ok {
-			pfx[npfx] = x
-			npfx++
-		}
-	}
 	// The prefixes this RA announces (the walk keeps MaxNDPrefixes; an
-	// RA padded past the walk's bound may hide more).
-	var all [icmpmsg.MaxNDPrefixes]netip.Prefix
-	nall := 0
+	// RA padded past the walk's bound may hide more), each read once:
+	// the first four as sent, for the alert, all of them masked, into
+	// r.all (overwritten, never cleared: only all[:nall] is read).
+	var pfx [4]netip.Prefix
+	npfx, nall := 0, 0
 	for i := 0; i < int(nd.NPrefix); i++ {
 		if x, ok := nd.Prefix(p.ICMPData, i); ok {
-			all[nall] = x.Masked()
+			if npfx < len(pfx) {
+				pfx[npfx] = x
+				npfx++
+			}
+			r.all[nall] = x.Masked()
 			nall++
 		}
 	}
@@ -257,7 +268,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// nothing, even while learning: forged routers are not the link's.
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
-	reasons |= r.judge(p, ra, mac, haveMAC, announces, all[:nall], nd.RouteInfo, nd.Truncated, learning, flood)
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood)
 	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -266,10 +277,8 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	t, _ := r.targets.Get(p.Dst, p.TimeNs)
 	t.last = p.TimeNs
-	for i := 0; i < numRogueReasons; i++ {
-		if reasons&(1<<i) != 0 {
-			t.reasons[i]++
-		}
+	for m := reasons; m != 0; m &= m - 1 {
+		t.reasons[bits.TrailingZeros32(m)]++
 	}
 	t.router, t.mac, t.lifetime, t.pref = p.Src, mac, ra.Lifetime, ra.Preference
 	t.prefixes = append(t.prefixes[:0], pfx[:npfx]...)
@@ -328,7 +337,7 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		} else {
 			rt = &r.scratch
 		}
-		*rt = raRouter{addr: p.Src, mac: mac}
+		rt.reset(p.Src, mac)
 		if want, ok := eui64MAC(p.Src); ok {
 			rt.mac, rt.eui, rt.bound = want, true, true // the MAC its EUI-64 address names, not a forger's
 		}
@@ -339,7 +348,7 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		}
 		// Its RAs so far announced no default router from rt.mac (or
 		// nothing at all): the first MAC announcing one is its own.
-		*rt = raRouter{addr: p.Src, mac: mac}
+		rt.reset(p.Src, mac)
 	}
 	if announces && !rt.bound {
 		rt.bound = true
