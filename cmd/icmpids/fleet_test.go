@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -483,5 +484,37 @@ func TestFleetFlood(t *testing.T) {
 				t.Errorf("fleet attack: %d sources (estimated %v), the flood has %d", end.Sources, end.Estimated, total)
 			}
 		})
+	}
+}
+
+// TestCorrelateSIGTERMBrokerGone: the bus goes away under a correlator
+// with an attack open; SIGTERM still ends it within seconds (the last
+// commit gets 1 s, the alerts topic's flush 3 s; leaving the group is
+// bounded too), and the end event it could not deliver is counted
+// (kafka_dropped), while stdout has it.
+func TestCorrelateSIGTERMBrokerGone(t *testing.T) {
+	c := startKafka(t)
+	addr := c.ListenAddrs()[0]
+	_, quarters, _ := carpetQuarters(t, 8000)
+	for i, q := range quarters {
+		t.Setenv("ICMPIDS_SENSOR_NAME", fmt.Sprintf("gw%d", i))
+		if code, _, stderr := icmpids(t, "replay", "--format", "none", "--kafka", addr, q); code != 0 {
+			t.Fatalf("sensor gw%d: exit %d: %s", i, code, stderr)
+		}
+	}
+	t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
+	time.AfterFunc(3*time.Second, c.Close)
+	code, out, stderr, took := runFor(t, 5*time.Second, "correlate", "--kafka", addr, "--format", "eve")
+	t.Logf("exit %d after %v (signal at 5 s)", code, took.Round(time.Millisecond))
+	evs := parseFleet(t, out)
+	if len(evs) != 2 || evs[1].Alert.Context.Attack.EndReason != "shutdown" {
+		t.Fatalf("stdout:\n%s\n%s", out, lastLines(stderr, 6))
+	}
+	if took > 5*time.Second+8*time.Second { // 4 s promised, with slack
+		t.Errorf("ended %v after the signal, want a few seconds:\n%s", took-5*time.Second, lastLines(stderr, 8))
+	}
+	m := regexp.MustCompile(`kafka_dropped=(\d+)`).FindStringSubmatch(stderr)
+	if m == nil || m[1] == "0" {
+		t.Errorf("the undelivered end event is not counted:\n%s", lastLines(stderr, 8))
 	}
 }

@@ -127,10 +127,18 @@ func (f *fleetCommits) offsets(judged int64) map[int32]int64 {
 	return out
 }
 
+// commitTimeout bounds a commit while consuming; shutdownCommitTimeout
+// the last one, after a signal (the bus may be gone: the outputs' flush
+// still needs its share of the few seconds a shutdown takes).
+const (
+	commitTimeout         = 5 * time.Second
+	shutdownCommitTimeout = time.Second
+)
+
 // commit commits the offsets that moved, at most once a second unless
-// force.
-func (f *fleetCommits) commit(cl *kgo.Client, judged int64, force bool, log *logrus.Logger) {
-	if !force && time.Since(f.last) < time.Second {
+// final (the last commit, after a signal).
+func (f *fleetCommits) commit(cl *kgo.Client, judged int64, final bool, log *logrus.Logger) {
+	if !final && time.Since(f.last) < time.Second {
 		return
 	}
 	f.last = time.Now()
@@ -142,7 +150,11 @@ func (f *fleetCommits) commit(cl *kgo.Client, judged int64, force bool, log *log
 	for p, o := range offs {
 		req[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	timeout := commitTimeout
+	if final {
+		timeout = shutdownCommitTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var err error
 	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{f.topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, e error) { err = e })
