@@ -111,9 +111,12 @@ type errHost struct {
 	mtus    [4]uint32 // distinct claimed MTUs (0: empty slot)
 	quoted  quoteSample
 	// hard counts hard errors quoting TCP; ports[epoch&1] the distinct
-	// quoted source ports per reset_window-long epoch.
+	// quoted source ports per reset_window-long epoch; union the bits
+	// set in either (kept as bits are set, counted afresh when an epoch
+	// clears one: a storm's every error no longer counts 1,024 bits).
 	hard  window.Counter
 	ports [2]portBitmap
+	union int
 	epoch int64
 	last  int64
 }
@@ -548,18 +551,22 @@ func (r *ErrorAbuse) resetStorm(h *errHost, now int64, sport uint16, n int) bool
 		}
 		h.ports[ep&1] = portBitmap{}
 		h.epoch = ep
+		h.union = 0
+		for _, w := range h.ports[(ep+1)&1] {
+			h.union += bits.OnesCount64(w)
+		}
 	}
 	x := uint(sport) * 0x9e37 % errPortBits
-	h.ports[h.epoch&1][x/64] |= 1 << (x % 64)
+	w, bit := x/64, uint64(1)<<(x%64)
+	if (h.ports[0][w]|h.ports[1][w])&bit == 0 {
+		h.union++
+	}
+	h.ports[h.epoch&1][w] |= bit
 	pps, _ := h.hard.Rates(r.cfg.ResetWindow)
 	if pps < r.cfg.ResetPPS {
 		return false
 	}
-	set := 0
-	for i := range h.ports[0] {
-		set += bits.OnesCount64(h.ports[0][i] | h.ports[1][i])
-	}
-	return set >= r.cfg.ResetPorts
+	return h.union >= r.cfg.ResetPorts
 }
 
 // mtuSlots are the distinct MTUs an attack's errors claimed (0: empty).

@@ -51,6 +51,16 @@ func TestErrorAbuse(t *testing.T) {
 		{"blind reset over guessed ports", seq(errMsg(r4, h4, 3, 3, 0, h4, s4, 6, 0, 443, 60), ruleEpoch, 200, 400, func(i int, m *synth.Msg) {
 			*m = errMsg(s4, h4, 3, 3, 0, h4, s4, 6, uint16(32768+i*7), 443, 60)
 		}), "reset_storm"},
+		// The ports seen over two epochs (reset_window long) are counted
+		// as bits are set: 50 ports cycled for 10 s at 100/s never make 64,
+		// however many epochs pass; 130 new ones in 0.65 s (across an
+		// epoch's end when ruleEpoch is on one) do.
+		{"50 ports cycled for 10 s", seq(errMsg(r4, h4, 3, 3, 0, h4, s4, 6, 0, 443, 60), ruleEpoch, 100, 1000, func(i int, m *synth.Msg) {
+			*m = errMsg(s4, h4, 3, 3, 0, h4, s4, 6, uint16(32768+(i%50)*7), 443, 60)
+		}), ""},
+		{"130 new ports across an epoch's end", seq(errMsg(r4, h4, 3, 3, 0, h4, s4, 6, 0, 443, 60), ruleEpoch.Add(1700*time.Millisecond), 200, 130, func(i int, m *synth.Msg) {
+			*m = errMsg(s4, h4, 3, 3, 0, h4, s4, 6, uint16(32768+i*7), 443, 60)
+		}), "reset_storm"},
 		{"a scanner meeting a REJECTing firewall", seq(errMsg(r4, h4, 3, 3, 0, h4, s4, 6, 0, 443, 60), ruleEpoch, 200, 400, func(i int, m *synth.Msg) {
 			*m = errMsg(s4, h4, 3, 3, 0, h4, s4, 6, 55555, uint16(1+i), 60)
 		}), ""},
