@@ -80,6 +80,7 @@ type ndKey struct {
 type ndCounter struct {
 	rate    window.Counter
 	targets [2][8]uint64 // distinct targets per window-long epoch (512-bit bitmaps)
+	set     int          // bits set in either bitmap (kept as they are set)
 	epoch   int64
 	last    int64
 }
@@ -91,20 +92,41 @@ func (c *ndCounter) addTarget(t netip.Addr, now, windowNs int64) {
 		}
 		c.targets[ep&1] = [8]uint64{}
 		c.epoch = ep
+		c.set = 0
+		for _, w := range c.targets[(ep+1)&1] {
+			c.set += bits.OnesCount64(w)
+		}
 	}
 	x := sketch.HashAddr(t) % 512
-	c.targets[c.epoch&1][x/64] |= 1 << (x % 64)
+	w, bit := x/64, uint64(1)<<(x%64)
+	if (c.targets[0][w]|c.targets[1][w])&bit == 0 {
+		c.set++
+	}
+	c.targets[c.epoch&1][w] |= bit
 }
 
-func (c *ndCounter) distinct() float64 {
-	set := 0
-	for i := range c.targets[0] {
-		set += bits.OnesCount64(c.targets[0][i] | c.targets[1][i])
-	}
+// distinct estimates the distinct targets (linear counting).
+func (c *ndCounter) distinct() float64 { return distinctOf(c.set) }
+
+// distinctOf is the linear-counting estimate of a 512-bit bitmap with set
+// bits set.
+func distinctOf(set int) float64 {
 	if set >= 512 {
 		return 512 * math.Log(512)
 	}
 	return -512 * math.Log(float64(512-set)/512)
+}
+
+// setFor is the fewest set bits whose estimate reaches d (513 when none
+// does): distinctOf(c.set) < d exactly when c.set < setFor(d), so the
+// per-packet test compares counts and takes no logarithm.
+func setFor(d float64) int {
+	for s := 0; s <= 512; s++ {
+		if distinctOf(s) >= d {
+			return s
+		}
+	}
+	return 513
 }
 
 // allNodes is ff02::1, the link's target for group floods.
@@ -122,9 +144,13 @@ type NDFlood struct {
 	cfg      NDFloodConfig
 	width    int64
 	windowNs int64
-	keys     *table.Table[ndKey, ndCounter]
-	solo     soloTarget // what the link's solicitations ask for
-	sweep    sweepClock
+	// minSet and stopSet: the set target bits whose estimate reaches
+	// min_targets, and min_targets × stop_ratio (setFor).
+	minSet, stopSet int
+	door            *sketch.Doorkeeper // admits a counter to a full keys table at its second message
+	keys            *table.Table[ndKey, ndCounter]
+	solo            soloTarget // what the link's solicitations ask for
+	sweep           sweepClock
 }
 
 // soloTarget tells whether every solicitation to a group over the last one
@@ -170,7 +196,10 @@ func (s *soloTarget) one() (netip.Addr, bool) {
 // NewNDFlood returns the nd_flood rule.
 func NewNDFlood(cfg NDFloodConfig) *NDFlood {
 	return &NDFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, windowNs: int64(cfg.Window),
-		keys: table.New[ndKey, ndCounter](cfg.MaxKeys, nil)}
+		keys:    table.New[ndKey, ndCounter](cfg.MaxKeys, nil),
+		door:    sketch.NewDoorkeeper(14),
+		minSet:  setFor(float64(cfg.MinTargets)),
+		stopSet: setFor(float64(cfg.MinTargets) * cfg.StopRatio)}
 }
 
 // Info implements detector.Rule.
@@ -201,6 +230,19 @@ func (r *NDFlood) Classify(p *detector.Packet) {
 // Interest implements detector.Interested: solicitations, advertisements.
 func (r *NDFlood) Interest() detector.Interest {
 	return detector.Interest{ICMPv6: detector.Types(icmpmsg.V6NeighSolicit, icmpmsg.V6NeighAdvert)}
+}
+
+// keyHash is the doorkeeper's hash of k, one of p's keys (keysOf): the
+// packet's own hash of the address, the message kind mixed in.
+func (r *NDFlood) keyHash(p *detector.Packet, k ndKey) uint64 {
+	h := p.DstHash()
+	if k.addr == p.Src {
+		h = p.SrcHash()
+	}
+	if k.na {
+		h = ^h
+	}
+	return sketch.Mix64(h)
 }
 
 // keysOf returns the keys p counts toward: the destination host, or for a
@@ -240,7 +282,19 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		if !k.addr.IsValid() {
 			continue
 		}
-		c, _ := r.keys.Get(k, now)
+		c, ok := r.keys.Touch(k, now)
+		if !ok {
+			// Admission: once the table is full, a host's or a source's
+			// counter is made at its second message (the doorkeeper),
+			// so solicitations from spoofed sources, one each, cost a
+			// cell write instead of an insertion and an eviction, and
+			// evict no counter of a host being flooded. The link's
+			// counter is always kept.
+			if k.addr != allNodes && r.keys.Len() >= r.keys.Cap() && !r.door.Seen(r.keyHash(p, k)) {
+				continue
+			}
+			c, _ = r.keys.Get(k, now)
+		}
 		c.last = now
 		c.rate.Add(now, r.width, p.WireLen)
 		c.addTarget(target, now, r.windowNs)
@@ -252,9 +306,9 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		lvl := rateLevel(pps, start, r.cfg.StopRatio)
 		// Solicitations to one host or from one source must also spread
 		// over many targets: resolving a few neighbors fast is no attack.
-		if ns && k.addr != allNodes && c.distinct() < float64(r.cfg.MinTargets) {
+		if ns && k.addr != allNodes && c.set < r.minSet { // fewer distinct targets than min_targets
 			lvl = min(lvl, detector.LevelSustain)
-			if lvl == detector.LevelSustain && c.distinct() < float64(r.cfg.MinTargets)*r.cfg.StopRatio {
+			if lvl == detector.LevelSustain && c.set < r.stopSet {
 				lvl = detector.LevelQuiet
 			}
 		}
