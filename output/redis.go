@@ -138,21 +138,13 @@ type Redis struct {
 	log          *logrus.Entry
 	meta         atomic.Pointer[Meta]
 
-	mu        sync.Mutex
-	q         ring[[]byte]
-	closing   bool
-	waitSince time.Time
-	stalled   bool
-	stop      <-chan struct{}
+	q *sendQueue[[]byte]
 
-	wake   chan struct{}
-	room   chan struct{}
-	closed chan struct{}
-	ctx    context.Context
-	abort  context.CancelFunc
-	done   chan struct{}
-	first  atomic.Pointer[redisConn]
-	cur    atomic.Pointer[redisConn]
+	ctx   context.Context
+	abort context.CancelFunc
+	done  chan struct{}
+	first atomic.Pointer[redisConn]
+	cur   atomic.Pointer[redisConn]
 
 	sent, dropped, undelivered, failed, rejected, reconnects atomic.Uint64
 	connected                                                atomic.Bool
@@ -185,10 +177,6 @@ func NewRedis(cfg RedisConfig, opts RedisOptions) (*Redis, error) {
 		cmd:          cmd,
 		block:        opts.Block,
 		blockTimeout: opts.BlockTimeout,
-		q:            newRing[[]byte](cfg.QueueSize),
-		wake:         make(chan struct{}, 1),
-		room:         make(chan struct{}, 1),
-		closed:       make(chan struct{}),
 		ctx:          ctx,
 		abort:        cancel,
 		done:         make(chan struct{}),
@@ -201,8 +189,13 @@ func NewRedis(cfg RedisConfig, opts RedisOptions) (*Redis, error) {
 	}
 	r.log = log.WithField("redis", r.Target())
 	r.meta.Store(&Meta{})
+	var stop <-chan struct{}
 	if opts.Stop != nil {
-		r.stop = opts.Stop.Done()
+		stop = opts.Stop.Done()
+	}
+	r.q = newSendQueue[[]byte](cfg.QueueSize, r.block, r.blockTimeout, stop)
+	r.q.onStall = func() {
+		r.log.WithField("waited", r.blockTimeout).Error("redis: Redis took nothing for the block timeout: dropping (and counting) events that find the queue full until it takes events again")
 	}
 	go r.run()
 	return r, nil
@@ -217,63 +210,16 @@ func (r *Redis) SetMeta(m Meta) { r.meta.Store(&m) }
 
 // Emit implements detector.Sink: it encodes ev and queues it (see Redis).
 func (r *Redis) Emit(ev *detector.Event) {
-	line := AppendEVE(nil, ev, r.meta.Load())
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	r.mu.Lock()
-	for {
-		if r.closing {
-			r.mu.Unlock()
-			r.dropped.Add(1)
-			return
-		}
-		if r.q.Push(line) {
-			r.mu.Unlock()
-			notify(r.wake)
-			return
-		}
-		if !r.block || r.stalled {
-			r.mu.Unlock()
-			r.dropped.Add(1)
-			return
-		}
-		if r.waitSince.IsZero() {
-			r.waitSince = time.Now()
-		}
-		left := time.Until(r.waitSince.Add(r.blockTimeout))
-		r.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(max(left, 0))
-		} else {
-			timer.Reset(max(left, 0))
-		}
-		select {
-		case <-r.room:
-		case <-r.closed:
-		case <-r.stop:
-			r.dropped.Add(1)
-			return
-		case <-timer.C:
-			r.mu.Lock()
-			r.stalled = true
-			r.mu.Unlock()
-			r.log.WithField("waited", r.blockTimeout).Error("redis: Redis took nothing for the block timeout: dropping (and counting) events that find the queue full until it takes events again")
-		}
-		r.mu.Lock()
+	if !r.q.put(AppendEVE(nil, ev, r.meta.Load())) {
+		r.dropped.Add(1)
 	}
 }
 
 // Stats returns the sink's figures.
 func (r *Redis) Stats() SinkStats {
-	r.mu.Lock()
-	q := r.q.Len()
-	r.mu.Unlock()
+	q := r.q.len()
 	return SinkStats{
-		Name: "redis", Queued: q, Capacity: r.q.Cap(),
+		Name: "redis", Queued: q, Capacity: r.q.capacity(),
 		Sent: r.sent.Load(), Dropped: r.dropped.Load(), Undelivered: r.undelivered.Load(),
 		Failed: r.failed.Load(), Rejected: r.rejected.Load(),
 		Network: true, Connected: r.connected.Load(), Reconnects: r.reconnects.Load(),
@@ -311,12 +257,7 @@ func (r *Redis) Check(ctx context.Context) error {
 // as an error. Later calls return the first call's result.
 func (r *Redis) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
-		r.mu.Lock()
-		r.closing = true
-		stalled := r.stalled
-		r.mu.Unlock()
-		close(r.closed)
-		notify(r.wake)
+		stalled := r.q.close()
 		giveUp := ctx.Done()
 		if stalled {
 			c, cancel := context.WithCancel(context.Background())
@@ -336,9 +277,7 @@ func (r *Redis) Close(ctx context.Context) error {
 		if c := r.first.Swap(nil); c != nil {
 			c.c.Close()
 		}
-		r.mu.Lock()
-		n := r.q.Len()
-		r.mu.Unlock()
+		n := r.q.len()
 		r.undelivered.Store(uint64(n))
 		if n > 0 {
 			r.log.WithField("undelivered", n).Error("redis: closed before every event was delivered")
@@ -348,38 +287,13 @@ func (r *Redis) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
-// peek waits for queued events and copies up to max of them, oldest first.
-// It returns an empty batch when closing with nothing queued, or aborted.
-func (r *Redis) peek(batch [][]byte) [][]byte {
-	for {
-		if r.ctx.Err() != nil {
-			return batch
-		}
-		r.mu.Lock()
-		n, closing := r.q.Len(), r.closing
-		batch = r.q.Peek(batch, redisBatch)
-		r.mu.Unlock()
-		if n > 0 || closing {
-			return batch
-		}
-		select {
-		case <-r.wake:
-		case <-r.ctx.Done():
-		}
-	}
-}
+// peek waits for queued events and copies up to redisBatch of them,
+// oldest first. It returns an empty batch when closing with nothing
+// queued, or aborted.
+func (r *Redis) peek(batch [][]byte) [][]byte { return r.q.next(r.ctx, batch, redisBatch) }
 
 // pop takes k answered events off the queue.
-func (r *Redis) pop(k int) {
-	if k == 0 {
-		return
-	}
-	r.mu.Lock()
-	r.q.Pop(k)
-	r.stalled, r.waitSince = false, time.Time{}
-	r.mu.Unlock()
-	notify(r.room)
-}
+func (r *Redis) pop(k int) { r.q.done(k) }
 
 // run is the sender.
 func (r *Redis) run() {

@@ -99,16 +99,10 @@ type Syslog struct {
 	tlsMu   sync.Mutex
 	tlsConf *tls.Config
 
-	mu      sync.Mutex
-	q       ring[*detector.Event]
-	closing bool
-	stalled bool
-	// waitSince is when a blocking Emit began to wait for room in a
-	// full queue; it is cleared only when the queue drains to half, so
-	// a collector that takes one alert per reconnect still runs out
-	// BlockTimeout.
-	waitSince time.Time
-	stop      <-chan struct{}
+	// q is the queue; a blocking Emit's wait is cleared only when it
+	// drains to half, so a collector that takes one alert per reconnect
+	// still runs out BlockTimeout.
+	q *sendQueue[*detector.Event]
 	// troubleSince is when delivery last began to fail (a dial failed or
 	// a write timed out; Unix ns, 0: no trouble). It is cleared only by
 	// a connection that delivers for a whole write_timeout without
@@ -116,12 +110,10 @@ type Syslog struct {
 	// on each new connection and then stalls stays in trouble, and a
 	// blocking Emit waits at most block_timeout from its start.
 	troubleSince atomic.Int64
-	lastDrop     uint64 // dropped count last reported
+	mu           sync.Mutex // lastDrop, lastRep
+	lastDrop     uint64     // dropped count last reported
 	lastRep      time.Time
 
-	wake   chan struct{} // events queued, or closing (cap 1)
-	room   chan struct{} // room made in the queue (cap 1)
-	closed chan struct{} // closed when Close starts
 	ctx    context.Context
 	abort  context.CancelFunc // Close gave up: stop dialing, sleeping, writing
 	done   chan struct{}      // the sender returned
@@ -165,16 +157,24 @@ func NewSyslog(rawURL string, cfg SyslogConfig, opts SyslogOptions) (*Syslog, er
 		block:  opts.Block,
 		fmt:    f,
 		log:    log.WithField("syslog", target.String()),
-		q:      newRing[*detector.Event](cfg.QueueSize),
-		wake:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
 		ctx:    ctx,
 		abort:  cancel,
 		done:   make(chan struct{}),
 	}
+	var stop <-chan struct{}
 	if opts.Stop != nil {
-		s.stop = opts.Stop.Done()
+		stop = opts.Stop.Done()
+	}
+	s.q = newSendQueue[*detector.Event](cfg.QueueSize, opts.Block, cfg.BlockTimeout, stop)
+	s.q.trouble = s.troubleSince.Load
+	s.q.recovered = func(queued, capacity int) bool {
+		// Real progress: the collector takes alerts again. (Not while
+		// in trouble: a new connection's kernel buffers take a queue's
+		// worth of alerts from a collector that reads nothing.)
+		return queued <= capacity/2 && s.troubleSince.Load() == 0
+	}
+	s.q.onStall = func() {
+		s.log.WithField("waited", s.cfg.BlockTimeout).Error("syslog: the collector took nothing for syslog.block_timeout: dropping (and counting) alerts that find the queue full until it takes events again")
 	}
 	if target.Scheme == "tls" {
 		if s.tlsConf, err = loadSyslogTLS(cfg.TLS, target.Host); err != nil {
@@ -225,63 +225,8 @@ func loadSyslogTLS(c SyslogTLSConfig, host string) (*tls.Config, error) {
 // for room, at most BlockTimeout while the collector takes nothing; then
 // it drops and counts, as it does at once while that stall lasts.
 func (s *Syslog) Emit(ev *detector.Event) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	s.mu.Lock()
-	for {
-		if s.closing {
-			s.mu.Unlock()
-			s.dropped.Add(1)
-			return
-		}
-		if s.q.Push(ev) {
-			s.mu.Unlock()
-			notify(s.wake)
-			return
-		}
-		if !s.block || s.stalled {
-			s.mu.Unlock()
-			s.dropped.Add(1)
-			return
-		}
-		if s.waitSince.IsZero() {
-			s.waitSince = time.Now()
-		}
-		since := s.waitSince
-		if t := s.troubleSince.Load(); t != 0 && time.Unix(0, t).Before(since) {
-			since = time.Unix(0, t)
-		}
-		left := time.Until(since.Add(s.cfg.BlockTimeout))
-		s.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(max(left, 0))
-		} else {
-			timer.Reset(max(left, 0))
-		}
-		select {
-		case <-s.room:
-		case <-s.closed:
-		case <-s.stop:
-			s.dropped.Add(1)
-			return
-		case <-timer.C:
-			s.mu.Lock()
-			s.stalled = true
-			s.mu.Unlock()
-			s.log.WithField("waited", s.cfg.BlockTimeout).Error("syslog: the collector took nothing for syslog.block_timeout: dropping (and counting) alerts that find the queue full until it takes events again")
-		}
-		s.mu.Lock()
-	}
-}
-
-func notify(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
+	if !s.q.put(ev) {
+		s.dropped.Add(1)
 	}
 }
 
@@ -292,13 +237,11 @@ func (s *Syslog) Reconnect() { s.redial.Store(true) }
 
 // Stats returns the sink's figures.
 func (s *Syslog) Stats() SinkStats {
-	s.mu.Lock()
-	q := s.q.Len()
-	s.mu.Unlock()
+	q := s.q.len()
 	return SinkStats{
 		Name:        "syslog",
 		Queued:      q,
-		Capacity:    s.q.Cap(),
+		Capacity:    s.q.capacity(),
 		Sent:        s.sent.Load(),
 		Dropped:     s.dropped.Load(),
 		Undelivered: s.undelivered.Load(),
@@ -340,14 +283,7 @@ func (s *Syslog) Check(ctx context.Context) error {
 // returned as an error. Later calls return the first call's result.
 func (s *Syslog) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
-		close(s.closed)
-		notify(s.wake)
-		s.mu.Lock()
-		stalled := s.stalled
-		s.mu.Unlock()
+		stalled := s.q.close()
 		giveUp := ctx.Done()
 		if stalled {
 			// The collector took nothing for block_timeout: waiting out
@@ -366,9 +302,7 @@ func (s *Syslog) Close(ctx context.Context) error {
 			<-s.done
 		}
 		s.abort()
-		s.mu.Lock()
-		n := s.q.Len()
-		s.mu.Unlock()
+		n := s.q.len()
 		s.undelivered.Store(uint64(n))
 		s.reportDrops(true)
 		if n > 0 {
@@ -383,40 +317,11 @@ func (s *Syslog) Close(ctx context.Context) error {
 // into batch without taking them off the queue. It returns an empty batch
 // when the sink is closing and the queue is empty, or was aborted.
 func (s *Syslog) peek(batch []*detector.Event, max int) []*detector.Event {
-	for {
-		if s.ctx.Err() != nil {
-			return batch
-		}
-		s.mu.Lock()
-		n, closing := s.q.Len(), s.closing
-		batch = s.q.Peek(batch, max)
-		s.mu.Unlock()
-		if n > 0 || closing {
-			return batch
-		}
-		select {
-		case <-s.wake:
-		case <-s.ctx.Done():
-		}
-	}
+	return s.q.next(s.ctx, batch, max)
 }
 
 // pop takes k delivered (or undeliverable) events off the queue.
-func (s *Syslog) pop(k int) {
-	if k == 0 {
-		return
-	}
-	s.mu.Lock()
-	s.q.Pop(k)
-	if s.q.Len() <= s.q.Cap()/2 && s.troubleSince.Load() == 0 {
-		// Real progress: the collector takes alerts again. (Not while
-		// in trouble: a new connection's kernel buffers take a queue's
-		// worth of alerts from a collector that reads nothing.)
-		s.stalled, s.waitSince = false, time.Time{}
-	}
-	s.mu.Unlock()
-	notify(s.room)
-}
+func (s *Syslog) pop(k int) { s.q.done(k) }
 
 // run is the sender: it delivers queued events in order, (re)connecting as
 // needed, until the sink is closed and drained, or aborted.
@@ -507,9 +412,7 @@ func (s *Syslog) run() {
 			}
 			dialed = true
 			if !downAt.IsZero() {
-				s.mu.Lock()
-				q := s.q.Len()
-				s.mu.Unlock()
+				q := s.q.len()
 				s.log.WithFields(logrus.Fields{"down_for": time.Since(downAt).Round(time.Millisecond).String(), "attempts": attempts, "queued": q}).Info("syslog: collector reachable again: sending the queued alerts")
 				downAt, attempts, lastErr = time.Time{}, 0, ""
 				s.reportDrops(true)
@@ -560,9 +463,7 @@ func (s *Syslog) run() {
 			healthySince = time.Now()
 		} else if s.troubleSince.Load() != 0 && time.Since(healthySince) >= s.cfg.WriteTimeout {
 			s.troubleSince.Store(0) // a whole write_timeout without failing
-			s.mu.Lock()
-			s.stalled, s.waitSince = false, time.Time{}
-			s.mu.Unlock()
+			s.q.unstall()
 		}
 	}
 }
@@ -606,7 +507,7 @@ func (s *Syslog) reportDrops(force bool) {
 	}
 	s.lastDrop, s.lastRep = d, time.Now()
 	s.mu.Unlock()
-	s.log.WithFields(logrus.Fields{"dropped": d - last, "dropped_total": d, "queue_size": s.q.Cap()}).
+	s.log.WithFields(logrus.Fields{"dropped": d - last, "dropped_total": d, "queue_size": s.q.capacity()}).
 		Warn("syslog: queue full: alerts dropped")
 }
 
