@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -30,22 +29,6 @@ type fleetRuleAttack struct {
 			} `json:"attack"`
 		} `json:"context"`
 	} `json:"alert"`
-}
-
-func parseFleetRule(t *testing.T, out string) []fleetRuleAttack {
-	t.Helper()
-	var evs []fleetRuleAttack
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if l == "" {
-			continue
-		}
-		var a fleetRuleAttack
-		if err := json.Unmarshal([]byte(l), &a); err != nil {
-			t.Fatalf("not JSON: %v: %q", err, l)
-		}
-		evs = append(evs, a)
-	}
-	return evs
 }
 
 // fleetRuleFrames writes what gateway gw sees of a blacknurse (port
@@ -146,7 +129,7 @@ func TestFleetRules(t *testing.T) {
 					if code != 0 || (gw == tc.sensor) != (strings.TrimSpace(out) != "") {
 						t.Fatalf("sensor gw%d: exit %d, alerts:\n%s\n%s", gw, code, out, stderr)
 					}
-					for _, e := range parseFleetRule(t, out) {
+					for _, e := range parseJSONLines[fleetRuleAttack](t, out) {
 						if a := e.Alert.Context.Attack; a.Rule != rc.rule || a.Target != rc.target.String() {
 							t.Errorf("sensor gw%d raised %+v", gw, a)
 						} else if a.Phase == "start" {
@@ -159,7 +142,7 @@ func TestFleetRules(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("correlate: exit %d: %s", code, stderr)
 				}
-				evs := parseFleetRule(t, out)
+				evs := parseJSONLines[fleetRuleAttack](t, out)
 				if !tc.fleet {
 					if len(evs) != 0 {
 						t.Fatalf("the fleet raised:\n%s", out)

@@ -196,14 +196,16 @@ type fleetAlert struct {
 	} `json:"alert"`
 }
 
-func parseFleet(t *testing.T, out string) []fleetAlert {
+// parseJSONLines decodes every non-empty line of out as one T (EVE
+// lines into the fields a test reads).
+func parseJSONLines[T any](t *testing.T, out string) []T {
 	t.Helper()
-	var evs []fleetAlert
+	var evs []T
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if l == "" {
 			continue
 		}
-		var a fleetAlert
+		var a T
 		if err := json.Unmarshal([]byte(l), &a); err != nil {
 			t.Fatalf("not JSON: %v: %q", err, l)
 		}
@@ -253,13 +255,13 @@ func TestFleetCarpet(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("single sensor: exit %d: %s", code, stderr)
 			}
-			single := parseFleet(t, out)
+			single := parseJSONLines[fleetAlert](t, out)
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
 			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "4s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
-			evs := parseFleet(t, out)
+			evs := parseJSONLines[fleetAlert](t, out)
 			if !tc.fleet {
 				if len(evs) != 0 {
 					t.Fatalf("the fleet raised:\n%s", out)
@@ -311,7 +313,7 @@ func TestFleetCarpet(t *testing.T) {
 			// same id, and closes it as shutdown.
 			t.Setenv("ICMPIDS_FLEET_GROUP", "second")
 			code, out2, stderr2, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
-			ev2 := parseFleet(t, out2)
+			ev2 := parseJSONLines[fleetAlert](t, out2)
 			if code != 0 || len(ev2) != 2 || ev2[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID ||
 				ev2[1].Alert.Context.Attack.EndReason != "shutdown" || ev2[0].Timestamp != evs[0].Timestamp {
 				t.Errorf("second correlator, stopped: exit %d\n%s\n%s", code, out2, stderr2)
@@ -343,7 +345,7 @@ func TestFleetCarpet(t *testing.T) {
 			// (--until-idle, input_end) and committed everything:
 			// restarted, it raises nothing again.
 			code, out3, stderr3, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
-			ev3 := parseFleet(t, out3)
+			ev3 := parseJSONLines[fleetAlert](t, out3)
 			if code != 0 || len(ev3) != 2 || ev3[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID || ev3[0].Timestamp != evs[0].Timestamp {
 				t.Errorf("second correlator, restarted on its committed offsets: exit %d, want the same attack again\n%s\n%s", code, out3, lastLines(stderr3, 4))
 			}
@@ -462,7 +464,7 @@ func TestFleetFlood(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
-			evs := parseFleet(t, out)
+			evs := parseJSONLines[fleetAlert](t, out)
 			if !tc.fleet {
 				if len(evs) != 0 {
 					t.Fatalf("the fleet raised:\n%s", out)
@@ -506,7 +508,7 @@ func TestCorrelateSIGTERMBrokerGone(t *testing.T) {
 	time.AfterFunc(3*time.Second, c.Close)
 	code, out, stderr, took := runFor(t, 5*time.Second, "correlate", "--kafka", addr, "--format", "eve")
 	t.Logf("exit %d after %v (signal at 5 s)", code, took.Round(time.Millisecond))
-	evs := parseFleet(t, out)
+	evs := parseJSONLines[fleetAlert](t, out)
 	if len(evs) != 2 || evs[1].Alert.Context.Attack.EndReason != "shutdown" {
 		t.Fatalf("stdout:\n%s\n%s", out, lastLines(stderr, 6))
 	}
