@@ -169,6 +169,10 @@ type Engine struct {
 	// links those a link copy is (HandleLinkFrame).
 	shadows []shadowRule
 	links   []linkRule
+	// fleetSources and fleetJudges are the rules that report to a fleet
+	// and judge its sums (SetFleet, ObserveFleet).
+	fleetSources []fleetSource
+	fleetJudges  []fleetJudge
 	// gauge measures the rules' flood scopes (nil: none); mark is the
 	// verdict a dispatcher gave the frame being handled (MarkNone: the
 	// engine gauges it itself).
@@ -397,7 +401,14 @@ func (e *Engine) setRules(rules []Rule) {
 	e.dispatch = newDispatch(rules)
 	e.gauge = NewFloodGauge(rules)
 	e.cold, e.shadows, e.links, e.anomalies = nil, nil, nil, nil
+	e.fleetSources, e.fleetJudges = nil, nil
 	for i, r := range rules {
+		if fs, ok := r.(FleetSource); ok && fs.FleetSlotWidth() > 0 {
+			e.fleetSources = append(e.fleetSources, fleetSource{rule: i, src: fs, width: int64(fs.FleetSlotWidth())})
+		}
+		if j, ok := r.(FleetJudge); ok {
+			e.fleetJudges = append(e.fleetJudges, fleetJudge{rule: i, name: r.Info().Name, judge: j})
+		}
 		if l, ok := r.(LinkObserver); ok {
 			e.links = append(e.links, linkRule{rule: i, obs: l})
 		}

@@ -66,9 +66,12 @@ type Observation struct {
 // correlator sums. At each fleet interval the engine calls FleetReport
 // (on its goroutine, never per packet); the rule fills o (reused) for
 // every key whose rate over the slots [until-n, until) is at least floor
-// times its start level, and calls report with it.
+// times its start level, and calls report with it. FleetSlotWidth is the
+// width of the rule's window buckets (0: it reports nothing); the engine
+// reads it when the rules are set.
 type FleetSource interface {
 	FleetReport(until int64, n int, floor float64, o *Observation, report func(*Observation))
+	FleetSlotWidth() time.Duration
 }
 
 // FleetJudge is implemented by rules that judge the fleet's sums: slot i
@@ -119,23 +122,29 @@ func (e *Engine) fleetFlush() {
 func (e *Engine) fleetReportUntil(until int64) {
 	f := e.fleet
 	f.next = until + f.interval
-	for i, r := range e.rules {
-		fs, ok := r.(FleetSource)
-		if !ok {
-			continue
-		}
-		f.rule = i
-		width := int64(0)
-		if w, ok := r.(interface{ FleetSlotWidth() time.Duration }); ok {
-			width = int64(w.FleetSlotWidth())
-		}
-		if width <= 0 {
-			continue
-		}
-		n := int(min(f.interval/width, FleetSlots))
+	for _, s := range e.fleetSources {
+		f.rule = s.rule
+		n := int(min(f.interval/s.width, FleetSlots))
 		f.obs.clearCounts()
-		fs.FleetReport(until/width, max(n, 1), f.floor, &f.obs, f.each)
+		s.src.FleetReport(until/s.width, max(n, 1), f.floor, &f.obs, f.each)
 	}
+}
+
+// fleetSource is a rule that reports to a fleet, resolved when the rules
+// are set: a type assertion per rule at every interval would cost a
+// runtime call each, and now and then an allocation (the assertion's
+// cache growing).
+type fleetSource struct {
+	rule  int
+	src   FleetSource
+	width int64
+}
+
+// fleetJudge is a rule that judges the fleet's sums, by name.
+type fleetJudge struct {
+	rule  int
+	name  string
+	judge FleetJudge
 }
 
 // clearCounts zeroes every class's slots, so that a rule reporting some
@@ -165,9 +174,9 @@ func (e *Engine) ObserveFleet(o *Observation) {
 	for i := 0; i < o.Slots && i < FleetSlots; i++ {
 		end := (o.FirstSlot + int64(i) + 1) * int64(o.SlotWidth)
 		e.advance(time.Unix(0, end).UTC(), end)
-		for ri, r := range e.rules {
-			if j, ok := r.(FleetJudge); ok && r.Info().Name == o.Rule {
-				j.JudgeFleet(o, i, Reporter{e: e, rule: ri})
+		for _, j := range e.fleetJudges {
+			if j.name == o.Rule {
+				j.judge.JudgeFleet(o, i, Reporter{e: e, rule: j.rule})
 			}
 		}
 	}

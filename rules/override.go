@@ -253,6 +253,9 @@ type scoped struct {
 	filter    bool
 	interests []detector.Interest // [0]: base; [i+1]: inst[i]
 	union     detector.Interest
+	// fleet is the rule's own fleet reporting (nil: none), resolved once:
+	// the engine calls it at every fleet interval.
+	fleet detector.FleetSource
 }
 
 // ownerOf is the index of the instance whose networks hold a most
@@ -340,6 +343,7 @@ func buildScoped(d Definition, o *Overridden) (detector.Rule, error) {
 			s.filter = true
 		}
 	}
+	s.fleet, _ = s.first().(detector.FleetSource)
 	if _, ok := s.first().(interface{ Group(*detector.Packet) bool }); ok {
 		return groupedScoped{s}, nil
 	}
@@ -550,15 +554,15 @@ func (s *scoped) FloodScope() detector.FloodScope {
 // FleetReport implements detector.FleetSource with the rule's own
 // observations (see FloodScope): a fleet correlator sums one set per rule.
 func (s *scoped) FleetReport(until int64, n int, floor float64, o *detector.Observation, report func(*detector.Observation)) {
-	if fs, ok := s.first().(detector.FleetSource); ok {
-		fs.FleetReport(until, n, floor, o, report)
+	if s.fleet != nil {
+		s.fleet.FleetReport(until, n, floor, o, report)
 	}
 }
 
 // FleetSlotWidth is the rule's own (0: it reports nothing to a fleet).
 func (s *scoped) FleetSlotWidth() time.Duration {
-	if w, ok := s.first().(interface{ FleetSlotWidth() time.Duration }); ok {
-		return w.FleetSlotWidth()
+	if s.fleet != nil {
+		return s.fleet.FleetSlotWidth()
 	}
 	return 0
 }
