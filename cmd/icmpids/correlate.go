@@ -127,6 +127,7 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 	opts = append(opts, kgo.ConsumerGroup(cfg.Fleet.Group), kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(), kgo.OnPartitionsRevoked(commits.revoked), kgo.OnPartitionsLost(commits.revoked),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	opts = append(opts, a.consumerOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		s.close(detector.EndShutdown)
@@ -144,13 +145,18 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 
 // consumeFleet feeds the records to c until ctx is done (the open attacks
 // end as shutdown) or, with untilIdle, no record came for untilIdle (they
-// end as input_end). It returns the end reason. Offsets are committed as
+// end as input_end). It returns the end reason. c judges once the
+// consumer has caught up with every partition it fetched (a fetch reached
+// the partition's high watermark), or after a poll that brought nothing:
+// a backlog larger than one fetch is summed whole, in packet time, before
+// any of its intervals is judged. Offsets are committed as
 // commits decides (up to the open attacks' records: a restart raises them
 // again with the same ids), and at the input's end all of them.
 func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, commits *fleetCommits, untilIdle time.Duration, log *logrus.Logger) (string, error) {
 	var o detector.Observation
 	last := time.Now()
 	bad := 0
+	backlog := false
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollFetches(pctx)
@@ -174,8 +180,20 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, comm
 				log.WithError(err).WithFields(logrus.Fields{"topic": t, "partition": p}).Warn("correlate: fetching")
 			}
 		})
+		fs.EachPartition(commits.fetched)
 		if n > 0 {
 			last = time.Now()
+		}
+		switch {
+		case n > 0 && !commits.caughtUp():
+			// A backlog (sensors' records one sensor after another, a
+			// correlator started late): read it all before judging, so
+			// that a sensor's records further on in the topic are not
+			// late. The correlator's caps bound what it holds.
+			backlog = true
+		case n > 0 || backlog:
+			// Caught up, or a second without records after a backlog.
+			backlog = false
 			c.Flush(false)
 			commits.commit(cl, c.Judged(), false, log)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/output/redistest"
@@ -518,5 +520,55 @@ func TestCorrelateSIGTERMBrokerGone(t *testing.T) {
 	m := regexp.MustCompile(`kafka_dropped=(\d+)`).FindStringSubmatch(stderr)
 	if m == nil || m[1] == "0" {
 		t.Errorf("the undelivered end event is not counted:\n%s", lastLines(stderr, 8))
+	}
+}
+
+// icmpidsConsumer is icmpids with opts added to the correlator's Kafka
+// client options.
+func icmpidsConsumer(t *testing.T, opts []kgo.Opt, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runApp(context.Background(), &app{stdout: &out, stderr: &errb, v: newViper(), consumerOpts: opts}, args)
+	return code, out.String(), errb.String()
+}
+
+// TestFleetBacklog: the four sensors' records lie in the topic one sensor
+// after another (the gateways replayed their captures in turn, or the
+// correlator started late), and the correlator reads them in fetches of
+// one record batch each (FetchMaxBytes 1): the backlog is read whole
+// before any interval is judged, so that gw1…gw3's records of the
+// carpet's first seconds are not late. One icmp_carpet_flood start and
+// end, the 4 sensors, every packet, no record late. On the code that
+// judged after every poll, the first fetch (gw0's) moved the watermark
+// past the carpet and the others' records were dropped as late: no
+// attack.
+func TestFleetBacklog(t *testing.T) {
+	c := startKafka(t)
+	addr := c.ListenAddrs()[0]
+	_, quarters, total := carpetQuarters(t, 8000)
+	for i, q := range quarters {
+		t.Setenv("ICMPIDS_SENSOR_NAME", fmt.Sprintf("gw%d", i))
+		if code, _, stderr := icmpids(t, "replay", "--format", "none", "--kafka", addr, q); code != 0 {
+			t.Fatalf("sensor gw%d: exit %d: %s", i, code, stderr)
+		}
+	}
+	t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
+	code, out, stderr := icmpidsConsumer(t, []kgo.Opt{kgo.FetchMaxBytes(1)}, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
+	if code != 0 {
+		t.Fatalf("correlate: exit %d: %s", code, stderr)
+	}
+	evs := parseJSONLines[fleetAlert](t, out)
+	if len(evs) != 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[1].Alert.Context.Attack.Phase != "end" {
+		t.Fatalf("want one start and one end, got:\n%s\n%s", out, lastLines(stderr, 4))
+	}
+	end := evs[1].Alert.Context.Attack
+	if end.Rule != "icmp_carpet_flood" || end.Target != "10.20.0.0" || len(end.Sensors) != 4 {
+		t.Errorf("fleet end %+v", end)
+	}
+	if d := float64(end.Packets) - float64(total); d > 0.01*float64(total) || -d > 0.01*float64(total) {
+		t.Errorf("fleet attack counted %d packets, the carpet has %d", end.Packets, total)
+	}
+	if !regexp.MustCompile(`fleet observations.* late=0 `).MatchString(stderr) {
+		t.Errorf("records counted late:\n%s", lastLines(stderr, 4))
 	}
 }

@@ -37,6 +37,9 @@ type fleetCommits struct {
 	parts map[int32][]recordMark
 	done  map[int32]int64 // offsets committed
 	open  map[openAttack]time.Time
+	// behind holds the partitions whose last fetch ended short of their
+	// high watermark: records wait that the next fetch brings.
+	behind map[int32]bool
 	// GaveUp counts the records committed early for lack of room.
 	GaveUp uint64
 	last   time.Time
@@ -50,7 +53,8 @@ type openAttack struct {
 }
 
 func newFleetCommits(topic string) *fleetCommits {
-	return &fleetCommits{topic: topic, parts: map[int32][]recordMark{}, done: map[int32]int64{}, open: map[openAttack]time.Time{}}
+	return &fleetCommits{topic: topic, parts: map[int32][]recordMark{}, done: map[int32]int64{}, open: map[openAttack]time.Time{},
+		behind: map[int32]bool{}}
 }
 
 // Emit implements detector.Sink: it follows the fleet attacks' starts and
@@ -82,6 +86,31 @@ func (f *fleetCommits) polled(r *kgo.Record, end int64) {
 	f.parts[r.Partition] = m
 }
 
+// fetched notes how far a fetch of a partition reached: the partition is
+// behind while the fetch's last record is short of its high watermark (the
+// fetch was cut at the fetch size: more records wait). A partition whose
+// fetch failed is not waited for.
+func (f *fleetCommits) fetched(p kgo.FetchTopicPartition) {
+	if p.Topic != f.topic {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(p.Records); n > 0 && p.Err == nil && p.Records[n-1].Offset+1 < p.HighWatermark {
+		f.behind[p.Partition] = true
+	} else {
+		delete(f.behind, p.Partition)
+	}
+}
+
+// caughtUp tells whether every partition fetched so far was fetched to
+// its high watermark.
+func (f *fleetCommits) caughtUp() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.behind) == 0
+}
+
 // revoked forgets partitions the group gave to another correlator (it
 // starts from what this one committed).
 func (f *fleetCommits) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -90,6 +119,7 @@ func (f *fleetCommits) revoked(_ context.Context, _ *kgo.Client, m map[string][]
 	for _, p := range m[f.topic] {
 		delete(f.parts, p)
 		delete(f.done, p)
+		delete(f.behind, p)
 	}
 }
 

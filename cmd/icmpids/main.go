@@ -24,13 +24,19 @@ func main() {
 
 // run executes the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+	return runApp(ctx, &app{stdout: stdout, stderr: stderr, v: newViper()}, args)
+}
+
+// runApp executes the command line args with a and returns the exit
+// status.
+func runApp(ctx context.Context, a *app, args []string) int {
+	root := newRootCmd(a)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "icmpids: %s\n", err)
+	fmt.Fprintf(a.stderr, "icmpids: %s\n", err)
 	var ce configError
 	if errors.As(err, &ce) {
 		return 2

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // app carries what every subcommand shares: the streams and the viper
@@ -14,10 +15,13 @@ type app struct {
 	stdout, stderr io.Writer
 	v              *viper.Viper
 	configPath     string
+	// consumerOpts are added to the correlator's Kafka client options
+	// (tests: a fetch size small enough to split a backlog).
+	consumerOpts []kgo.Opt
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, v: newViper()}
+func newRootCmd(a *app) *cobra.Command {
+	stdout := a.stdout
 	var showVersion bool
 	root := &cobra.Command{
 		Use:   "icmpids",
@@ -55,7 +59,7 @@ Exit status: 0 done, 1 runtime failure, 2 bad usage or bad configuration.`,
 	// and provisioning scripts call them).
 	root.Flags().BoolVarP(&showVersion, "version", "V", false, "print the version (as icmpids version does) and exit")
 	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return configError{err}
 	})
