@@ -204,7 +204,8 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, comm
 		}
 		if untilIdle > 0 && time.Since(last) >= untilIdle {
 			c.Flush(true)
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			commits.stopInflight()
+			cctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 			err := cl.CommitUncommittedOffsets(cctx)
 			cancel()
 			if err != nil {

@@ -43,6 +43,10 @@ type fleetCommits struct {
 	// GaveUp counts the records committed early for lack of room.
 	GaveUp uint64
 	last   time.Time
+	// inflight is closed when the periodic commit in flight ends (nil:
+	// none); cancel cancels it.
+	inflight chan struct{}
+	cancel   context.CancelFunc
 }
 
 type recordMark struct{ offset, end int64 }
@@ -157,8 +161,8 @@ func (f *fleetCommits) offsets(judged int64) map[int32]int64 {
 	return out
 }
 
-// commitTimeout bounds a commit while consuming; shutdownCommitTimeout
-// the last one, after a signal (the bus may be gone: the outputs' flush
+// commitTimeout bounds a periodic commit (it runs beside the consume
+// loop); shutdownCommitTimeout the last one, after a signal (the bus may be gone: the outputs' flush
 // still needs its share of the few seconds a shutdown takes).
 const (
 	commitTimeout         = 5 * time.Second
@@ -166,9 +170,15 @@ const (
 )
 
 // commit commits the offsets that moved, at most once a second unless
-// final (the last commit, after a signal).
+// final (the last commit, after a signal or at the input's end). A
+// periodic commit goes out beside the consume loop, which goes on judging
+// while the bus is slow or gone: one at a time, for at most commitTimeout
+// (none starts while one is in flight). The final one cancels the one in
+// flight and waits at most shutdownCommitTimeout itself.
 func (f *fleetCommits) commit(cl *kgo.Client, judged int64, final bool, log *logrus.Logger) {
-	if !final && time.Since(f.last) < time.Second {
+	if final {
+		f.stopInflight()
+	} else if f.busy() || time.Since(f.last) < time.Second {
 		return
 	}
 	f.last = time.Now()
@@ -185,16 +195,50 @@ func (f *fleetCommits) commit(cl *kgo.Client, judged int64, final bool, log *log
 		timeout = shutdownCommitTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var err error
-	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{f.topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, e error) { err = e })
-	if err != nil {
-		log.WithError(err).Warn("correlate: committing offsets")
+	done := make(chan struct{})
+	send := func() {
+		defer close(done)
+		defer cancel()
+		var err error
+		cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{f.topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, e error) { err = e })
+		if err != nil {
+			log.WithError(err).Warn("correlate: committing offsets")
+			return
+		}
+		f.mu.Lock()
+		for p, o := range offs {
+			f.done[p] = max(f.done[p], o)
+		}
+		f.mu.Unlock()
+	}
+	if final {
+		send()
 		return
 	}
-	f.mu.Lock()
-	for p, o := range offs {
-		f.done[p] = max(f.done[p], o)
+	f.inflight, f.cancel = done, cancel
+	go send()
+}
+
+// busy tells whether a periodic commit is in flight.
+func (f *fleetCommits) busy() bool {
+	if f.inflight == nil {
+		return false
 	}
-	f.mu.Unlock()
+	select {
+	case <-f.inflight:
+		f.inflight, f.cancel = nil, nil
+		return false
+	default:
+		return true
+	}
+}
+
+// stopInflight cancels the periodic commit in flight, if any, and waits
+// for it to end (a cancelled commit returns at once).
+func (f *fleetCommits) stopInflight() {
+	if f.inflight != nil {
+		f.cancel()
+		<-f.inflight
+		f.inflight, f.cancel = nil, nil
+	}
 }

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"io"
 	"maps"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/icmpids/icmpids/detector"
 )
@@ -52,5 +59,75 @@ func TestFleetCommitOffsets(t *testing.T) {
 	f.revoked(nil, nil, map[string][]int32{"icmpids.obs": {0}})
 	if _, ok := f.parts[0]; ok {
 		t.Errorf("partition 0 kept after its revocation")
+	}
+}
+
+// TestFleetCommitBusDown: a periodic commit goes out beside the consume
+// loop: with the bus up it lands (the committed offset moves); with the
+// bus gone it does not hold the loop up (the old commit waited
+// commitTimeout, 5 s, each second), a second one is not started while it
+// is in flight, and the final commit after a signal cancels it and ends
+// within about shutdownCommitTimeout. The bounds are behaviour bounds,
+// with slack for a loaded machine.
+func TestFleetCommitBusDown(t *testing.T) {
+	c := startKafka(t)
+	addr := c.ListenAddrs()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "icmpids.obs", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod.Close()
+	f := newFleetCommits("icmpids.obs")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("commit-test"), kgo.ConsumeTopics("icmpids.obs"),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.OnPartitionsRevoked(f.revoked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Record i's interval ends at i+1 (ns): judged at 1, offset 1 is
+	// committed; judged past 3, offset 3.
+	for n := 0; n < 3 && ctx.Err() == nil; {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			f.polled(r, r.Offset+1)
+			n++
+		})
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	f.commit(cl, 1, false, log)
+	for f.busy() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.mu.Lock()
+	got := f.done[0]
+	f.mu.Unlock()
+	if got != 1 {
+		t.Fatalf("committed offset %d with the bus up, want 1", got)
+	}
+	// The group's coordinator goes away (it answers every commit
+	// "not available": the client retries until the commit's deadline).
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.CoordinatorNotAvailable, Count: -1})
+	f.last = time.Time{}
+	for i, final := range []bool{false, false, true} {
+		began := time.Now()
+		f.commit(cl, math.MaxInt64, final, log)
+		took := time.Since(began)
+		if limit := map[bool]time.Duration{false: time.Second, true: shutdownCommitTimeout + 2*time.Second}[final]; took > limit {
+			t.Errorf("commit %d (final %v) with the coordinator gone took %v, want under %v", i, final, took.Round(time.Millisecond), limit)
+		}
+		if i == 0 && !f.busy() {
+			t.Errorf("the commit with the coordinator gone is not in flight")
+		}
+		f.last = time.Time{}
+	}
+	if f.busy() {
+		t.Errorf("a commit is still in flight after the final one")
 	}
 }
