@@ -41,7 +41,8 @@ raised again by the fleet.
 
 Alerts go where a sensor's go: stdout (--format), --eve, --syslog, and
 output.kafka.topic. --until-idle D exits once no record has come for D of
-wall time (batch use); SIGTERM closes the open attacks (end_reason
+wall time since the correlator joined its group (batch use; one that has
+not joined within max(D, 10s) exits too); SIGTERM closes the open attacks (end_reason
 shutdown), flushes their end events to the outputs for at most 3 s (what
 is left is counted as undelivered) and exits.`,
 		Example: `  icmpids correlate --kafka kafka1:9092,kafka2:9092 --eve /var/log/icmpids/fleet.json
@@ -51,7 +52,7 @@ is left is counted as undelivered) and exits.`,
 			return a.correlate(cmd.Context(), untilIdle)
 		},
 	}
-	cmd.Flags().DurationVar(&untilIdle, "until-idle", 0, "exit after this much wall time without a new record (0: run until a signal)")
+	cmd.Flags().DurationVar(&untilIdle, "until-idle", 0, "exit after this much wall time without a new record once in the group (0: run until a signal)")
 	return cmd
 }
 
@@ -125,7 +126,7 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 		return configError{err}
 	}
 	opts = append(opts, kgo.ConsumerGroup(cfg.Fleet.Group), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(), kgo.OnPartitionsRevoked(commits.revoked), kgo.OnPartitionsLost(commits.revoked),
+		kgo.DisableAutoCommit(), kgo.OnPartitionsAssigned(commits.assigned), kgo.OnPartitionsRevoked(commits.revoked), kgo.OnPartitionsLost(commits.revoked),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 	opts = append(opts, a.consumerOpts...)
 	cl, err := kgo.NewClient(opts...)
@@ -144,8 +145,9 @@ func (a *app) correlate(ctx context.Context, untilIdle time.Duration) error {
 }
 
 // consumeFleet feeds the records to c until ctx is done (the open attacks
-// end as shutdown) or, with untilIdle, no record came for untilIdle (they
-// end as input_end). It returns the end reason. c judges once the
+// end as shutdown) or, with untilIdle, no record came for untilIdle since
+// the group gave the correlator its partitions, or it got none within
+// max(untilIdle, joinWait) (the open attacks end as input_end). It returns the end reason. c judges once the
 // consumer has caught up with every partition it fetched (a fetch reached
 // the partition's high watermark), or after a poll that brought nothing:
 // a backlog larger than one fetch is summed whole, in packet time, before
@@ -202,7 +204,7 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, comm
 			commits.commit(cl, c.Judged(), true, log)
 			return detector.EndShutdown, nil
 		}
-		if untilIdle > 0 && time.Since(last) >= untilIdle {
+		if untilIdle > 0 && idle(last, commits.joinedAt(), untilIdle) {
 			c.Flush(true)
 			commits.stopInflight()
 			cctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
@@ -214,4 +216,21 @@ func consumeFleet(ctx context.Context, cl *kgo.Client, c *fleet.Correlator, comm
 			return detector.EndInputEnd, nil
 		}
 	}
+}
+
+// joinWait is how long --until-idle waits for the group to give the
+// correlator its partitions before it counts idle time from its start.
+const joinWait = 10 * time.Second
+
+// idle tells whether --until-idle's d has passed: d without records since
+// the later of the last record and the group's assignment, or, before any
+// assignment, max(d, joinWait) since last (the start).
+func idle(last, joined time.Time, d time.Duration) bool {
+	if joined.IsZero() {
+		return time.Since(last) >= max(d, joinWait)
+	}
+	if joined.After(last) {
+		last = joined
+	}
+	return time.Since(last) >= d
 }

@@ -259,7 +259,7 @@ func TestFleetCarpet(t *testing.T) {
 			}
 			single := parseJSONLines[fleetAlert](t, out)
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "4s")
+			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
@@ -314,7 +314,7 @@ func TestFleetCarpet(t *testing.T) {
 			// start) stopped by a signal raises the same attack, with the
 			// same id, and closes it as shutdown.
 			t.Setenv("ICMPIDS_FLEET_GROUP", "second")
-			code, out2, stderr2, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
+			code, out2, stderr2, _ := runUntil(t, started, "correlate", "--kafka", addr, "--format", "eve")
 			ev2 := parseJSONLines[fleetAlert](t, out2)
 			if code != 0 || len(ev2) != 2 || ev2[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID ||
 				ev2[1].Alert.Context.Attack.EndReason != "shutdown" || ev2[0].Timestamp != evs[0].Timestamp {
@@ -346,13 +346,13 @@ func TestFleetCarpet(t *testing.T) {
 			// same id and start. The first ran to the input's end
 			// (--until-idle, input_end) and committed everything:
 			// restarted, it raises nothing again.
-			code, out3, stderr3, _ := runFor(t, 4*time.Second, "correlate", "--kafka", addr, "--format", "eve")
+			code, out3, stderr3, _ := runUntil(t, started, "correlate", "--kafka", addr, "--format", "eve")
 			ev3 := parseJSONLines[fleetAlert](t, out3)
 			if code != 0 || len(ev3) != 2 || ev3[0].Alert.Context.Attack.ID != evs[0].Alert.Context.Attack.ID || ev3[0].Timestamp != evs[0].Timestamp {
 				t.Errorf("second correlator, restarted on its committed offsets: exit %d, want the same attack again\n%s\n%s", code, out3, lastLines(stderr3, 4))
 			}
 			t.Setenv("ICMPIDS_FLEET_GROUP", "icmpids-correlate")
-			code, out4, stderr4 := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "3s")
+			code, out4, stderr4 := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
 			if code != 0 || strings.TrimSpace(out4) != "" {
 				t.Errorf("first correlator, restarted after the input's end: exit %d, want nothing raised again\n%s\n%s", code, out4, lastLines(stderr4, 4))
 			}
@@ -462,7 +462,7 @@ func TestFleetFlood(t *testing.T) {
 				}
 			}
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-			code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "4s")
+			code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
@@ -507,15 +507,21 @@ func TestCorrelateSIGTERMBrokerGone(t *testing.T) {
 		}
 	}
 	t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-	time.AfterFunc(3*time.Second, c.Close)
-	code, out, stderr, took := runFor(t, 5*time.Second, "correlate", "--kafka", addr, "--format", "eve")
-	t.Logf("exit %d after %v (signal at 5 s)", code, took.Round(time.Millisecond))
+	// Once the attack is open, the broker goes away, and the signal comes.
+	code, out, stderr, took := runUntil(t, func(out string) bool {
+		if !started(out) {
+			return false
+		}
+		c.Close()
+		return true
+	}, "correlate", "--kafka", addr, "--format", "eve")
+	t.Logf("exit %d %v after the signal", code, took.Round(time.Millisecond))
 	evs := parseJSONLines[fleetAlert](t, out)
 	if len(evs) != 2 || evs[1].Alert.Context.Attack.EndReason != "shutdown" {
 		t.Fatalf("stdout:\n%s\n%s", out, lastLines(stderr, 6))
 	}
-	if took > 5*time.Second+8*time.Second { // 4 s promised, with slack
-		t.Errorf("ended %v after the signal, want a few seconds:\n%s", took-5*time.Second, lastLines(stderr, 8))
+	if took > 8*time.Second { // 4 s promised, with slack
+		t.Errorf("ended %v after the signal, want a few seconds:\n%s", took, lastLines(stderr, 8))
 	}
 	m := regexp.MustCompile(`kafka_dropped=(\d+)`).FindStringSubmatch(stderr)
 	if m == nil || m[1] == "0" {
@@ -553,7 +559,7 @@ func TestFleetBacklog(t *testing.T) {
 		}
 	}
 	t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-	code, out, stderr := icmpidsConsumer(t, []kgo.Opt{kgo.FetchMaxBytes(1)}, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
+	code, out, stderr := icmpidsConsumer(t, []kgo.Opt{kgo.FetchMaxBytes(1)}, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
 	if code != 0 {
 		t.Fatalf("correlate: exit %d: %s", code, stderr)
 	}
@@ -570,5 +576,41 @@ func TestFleetBacklog(t *testing.T) {
 	}
 	if !regexp.MustCompile(`fleet observations.* late=0 `).MatchString(stderr) {
 		t.Errorf("records counted late:\n%s", lastLines(stderr, 4))
+	}
+}
+
+// started tells whether EVE lines on stdout hold an attack's start.
+func started(stdout string) bool { return strings.Contains(stdout, `"phase":"start"`) }
+
+// runUntil runs icmpids in-process and stops it, as a signal does, once
+// ready holds for what it has printed on stdout (it fails the test when
+// that takes 30 s, or the run ends first). It returns the exit status,
+// stdout, stderr and the time from the stop to the exit.
+func runUntil(t *testing.T, ready func(stdout string) bool, args ...string) (int, string, string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, &out, &errb) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case code := <-done:
+			t.Errorf("%v ended by itself (exit %d) before it was stopped", args, code)
+			return code, out.String(), errb.String(), 0
+		case <-deadline:
+			t.Errorf("%v: not ready after 30 s", args)
+		case <-tick.C:
+			if !ready(out.String()) {
+				continue
+			}
+		}
+		stopped := time.Now()
+		cancel()
+		code := <-done
+		return code, out.String(), errb.String(), time.Since(stopped)
 	}
 }

@@ -43,6 +43,8 @@ type fleetCommits struct {
 	// GaveUp counts the records committed early for lack of room.
 	GaveUp uint64
 	last   time.Time
+	// joined is when the group last gave this correlator its partitions.
+	joined time.Time
 	// inflight is closed when the periodic commit in flight ends (nil:
 	// none); cancel cancels it.
 	inflight chan struct{}
@@ -113,6 +115,22 @@ func (f *fleetCommits) caughtUp() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.behind) == 0
+}
+
+// assigned notes when the group gave this correlator its partitions
+// (--until-idle counts from then).
+func (f *fleetCommits) assigned(context.Context, *kgo.Client, map[string][]int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.joined = time.Now()
+}
+
+// joinedAt is when the group last assigned this correlator partitions
+// (zero: not yet).
+func (f *fleetCommits) joinedAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.joined
 }
 
 // revoked forgets partitions the group gave to another correlator (it
