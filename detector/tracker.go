@@ -76,16 +76,16 @@ type tracker struct {
 	e       *Engine
 	attacks map[attackKey]*attack
 	free    []*attack // recycled entries: a pending attack costs no allocation
-	// lastKey and lastA are the attack hit last: a flood hits one attack
-	// packet after packet, and skips the map; prevKey and prevA the one
-	// hit before it (two floods at once, an IPv4 and an IPv6 victim,
-	// hit by turns). recent[rule] is the attack each rule hit last: when
-	// more than two rules report each packet of a flood (icmp_flood,
-	// blacknurse and icmp_error_abuse on forged port unreachables), each
-	// finds its own there.
-	lastKey, prevKey attackKey
-	lastA, prevA     *attack
-	recent           []recentHit
+	// recent[rule] holds the attacks each rule hit last and before: a
+	// flood hits one attack packet after packet and skips the map, even
+	// when several rules report each packet (icmp_flood, blacknurse and
+	// icmp_error_abuse on forged port unreachables) or one rule sees two
+	// floods at once (an IPv4 and an IPv6 victim, hit by turns).
+	// lastKey and lastA are the attack hit last, by any rule
+	// (Reporter.HitMany adds to it).
+	lastKey attackKey
+	lastA   *attack
+	recent  []recentHit
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
@@ -104,39 +104,37 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		return
 	}
 	key := attackKey{rule, target}
-	a, ok := t.lastA, t.lastA != nil && t.lastKey == key
-	cached := ok // recent[rule] already holds it (set when it was hit before)
-	if !ok {
-		if t.prevA != nil && t.prevKey == key {
-			a, ok = t.prevA, true
-		} else if c := t.recentOf(rule); c != nil && c.a != nil && c.target == target {
-			a, ok = c.a, true
-		} else {
-			a, ok = t.attacks[key]
-		}
-		t.prevKey, t.prevA = t.lastKey, t.lastA
+	var a *attack
+	if rule >= len(t.recent) {
+		t.recent = append(t.recent, make([]recentHit, rule+1-len(t.recent))...) // once per rule
 	}
-	if !ok {
-		if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
-			t.e.stats.AttacksDropped++
-			return
+	c := &t.recent[rule]
+	switch {
+	case c.a != nil && c.target == target:
+		a = c.a
+	case c.prev != nil && c.prevTarget == target:
+		a = c.prev
+		c.a, c.target, c.prev, c.prevTarget = c.prev, c.prevTarget, c.a, c.target
+	default:
+		var ok bool
+		if a, ok = t.attacks[key]; !ok {
+			if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
+				t.e.stats.AttacksDropped++
+				return
+			}
+			a = t.newAttack()
+			a.first = p.Time
+			// The rate rule's window already holds the packets that
+			// brought the target this far: they belong to the attack's
+			// totals.
+			if m.WindowPackets > 0 {
+				a.packets, a.bytes = m.WindowPackets-1, m.WindowBytes-min(m.WindowBytes, uint64(p.WireLen))
+			}
+			t.attacks[key] = a
 		}
-		a = t.newAttack()
-		a.first = p.Time
-		// The rate rule's window already holds the packets that brought
-		// the target this far: they belong to the attack's totals.
-		if m.WindowPackets > 0 {
-			a.packets, a.bytes = m.WindowPackets-1, m.WindowBytes-min(m.WindowBytes, uint64(p.WireLen))
-		}
-		t.attacks[key] = a
+		c.prev, c.prevTarget, c.a, c.target = c.a, c.target, a, target
 	}
 	t.lastKey, t.lastA = key, a
-	if !cached {
-		if rule >= len(t.recent) {
-			t.recent = append(t.recent, make([]recentHit, rule+1-len(t.recent))...) // once per rule
-		}
-		t.recent[rule] = recentHit{target, a}
-	}
 	a.last, a.lastNs = p.Time, p.TimeNs
 	a.hits++
 	a.packets++
@@ -185,18 +183,11 @@ func (t *tracker) newAttack() *attack {
 	return new(attack)
 }
 
-// recentHit is the attack a rule hit last, and its target.
+// recentHit is the attack a rule hit last (a, at target) and the one it
+// hit before (prev, at prevTarget).
 type recentHit struct {
-	target netip.Addr
-	a      *attack
-}
-
-// recentOf is rule's entry of recent, or nil before its first hit.
-func (t *tracker) recentOf(rule int) *recentHit {
-	if rule < len(t.recent) {
-		return &t.recent[rule]
-	}
-	return nil
+	target, prevTarget netip.Addr
+	a, prev            *attack
 }
 
 // makeRoomSample is how many attacks makeRoom looks at before it settles
@@ -208,11 +199,14 @@ func (t *tracker) release(key attackKey, a *attack) {
 	if a == t.lastA {
 		t.lastA = nil
 	}
-	if a == t.prevA {
-		t.prevA = nil
-	}
-	if c := t.recentOf(key.rule); c != nil && c.a == a {
-		*c = recentHit{}
+	if key.rule < len(t.recent) {
+		c := &t.recent[key.rule]
+		if c.a == a {
+			c.a, c.target = nil, netip.Addr{}
+		}
+		if c.prev == a {
+			c.prev, c.prevTarget = nil, netip.Addr{}
+		}
 	}
 	delete(t.attacks, key)
 	*a = attack{}
@@ -313,7 +307,7 @@ func (t *tracker) expire(now int64) {
 // active attacks end with reason (pending ones are dropped). It runs
 // before the engine swaps its rules, so ends still name the old rule.
 func (t *tracker) remap(to func(old int) (int, bool), reason string) {
-	t.lastA, t.prevA, t.recent = nil, nil, nil
+	t.lastA, t.recent = nil, nil
 	moved := make(map[attackKey]*attack, len(t.attacks))
 	var gone []attackKey
 	for k, a := range t.attacks {

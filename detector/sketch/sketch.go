@@ -99,17 +99,23 @@ const TopKSize = 16
 // slot's count, so each entry carries the bound of its overcount. The zero
 // value is empty.
 //
-// Each slot also holds a 64-bit hash of its key, compared before the key:
-// a scan over 16 words finds a key or shows it absent, and only an equal
-// hash costs a key comparison. Feed a summary through Add, or through
-// AddHash with one hash function (HashAddr for addresses), not both.
+// Each slot also holds a 64-bit hash of its key, and a one-byte tag of
+// that hash packed eight to a word: a lookup compares the key's tag with
+// all sixteen in two word operations, and only a slot whose tag matches
+// (1 in 256 by chance) costs a hash and a key comparison. A spoofed
+// source, absent from the summary, thus costs a few instructions to show
+// absent rather than a scan of sixteen hashes. Feed a summary through
+// Add, or through AddHash with one hash function (HashAddr for
+// addresses), not both.
 type TopK[K comparable] struct {
 	hashes   [TopKSize]uint64
 	keys     [TopKSize]K
 	counts   [TopKSize]uint64
 	errs     [TopKSize]uint64
+	tags     [TopKSize / 8]uint64 // byte i%8 of word i/8: slot i's tag (tagOf its hash)
 	n        int
 	replaced bool
+	last     uint8 // the slot Add matched or filled last (Add's first guess)
 	// The least count of a full summary, and the slots holding it (bit
 	// i: slot i), kept so that a new key takes over a slot without a
 	// scan for the minimum. Counts only grow: a slot leaves the mask when
@@ -130,48 +136,88 @@ type Entry[K comparable] struct {
 // Min is the guaranteed lower bound of the entry's count.
 func (e Entry[K]) Min() uint64 { return e.Count - e.Err }
 
-// Add counts one more occurrence of k (weight w). It is AddHash(k, 0, w):
-// every key compares by value.
-func (t *TopK[K]) Add(k K, w uint64) { t.AddHash(k, 0, w) }
+const (
+	lowBits  = 0x0101010101010101
+	low7Bits = 0x7f7f7f7f7f7f7f7f
+)
 
-// AddHash counts one more occurrence of k (weight w), h being k's hash.
-// One pass finds k or, when it is absent and the summary full, k takes
-// over the slot with the least count (the first of equals).
-func (t *TopK[K]) AddHash(k K, h, w uint64) {
-	n := t.n
-	if n < TopKSize {
-		for i := 0; i < n; i++ {
-			if t.hashes[i] == h && t.keys[i] == k {
-				t.counts[i] += w
-				return
-			}
-		}
-		t.hashes[n], t.keys[n], t.counts[n] = h, k, w
-		t.n++
+// tagOf is the tag of hash h: its top byte.
+func tagOf(h uint64) uint64 { return h >> 56 }
+
+// Add counts one more occurrence of k (weight w). It is AddHash(k, 0, w):
+// every key compares by value; the slot Add found last is tried first (a
+// flood repeats one ICMP type).
+func (t *TopK[K]) Add(k K, w uint64) {
+	if i := t.last; int(i) < t.n && t.hashes[i] == 0 && t.keys[i] == k {
+		t.bump(int(i), w)
 		return
 	}
-	for i := range t.hashes {
-		if t.hashes[i] == h && t.keys[i] == k {
-			t.counts[i] += w
-			if w != 0 {
-				t.minMask &^= 1 << i
-			}
-			return
+	t.last = uint8(t.add(k, 0, w))
+}
+
+// AddHash counts one more occurrence of k (weight w), h being k's hash.
+// One look at the tags finds k or, when it is absent and the summary
+// full, k takes over the slot with the least count (the first of equals).
+func (t *TopK[K]) AddHash(k K, h, w uint64) { t.add(k, h, w) }
+
+// bump adds w to slot i's count.
+func (t *TopK[K]) bump(i int, w uint64) {
+	t.counts[i] += w
+	if w != 0 && t.n == TopKSize {
+		t.minMask &^= 1 << i
+	}
+}
+
+// tagMatches has the high bit of each byte of x that is 0 set, and no
+// other bit (no carry crosses a byte): with x the tags xor a key's tag
+// broadcast, the slots whose tag is the key's.
+func tagMatches(x uint64) uint64 { return ^((x&low7Bits + low7Bits) | x | low7Bits) }
+
+// find is the slot holding k (hash h), or -1.
+func (t *TopK[K]) find(k K, h uint64) int {
+	want := tagOf(h) * lowBits
+	m0, m1 := tagMatches(t.tags[0]^want), tagMatches(t.tags[1]^want)
+	if m0|m1 == 0 {
+		return -1 // the common answer in a flood of spoofed keys
+	}
+	for ; m0 != 0; m0 &= m0 - 1 {
+		if i := bits.TrailingZeros64(m0) >> 3; i < t.n && t.hashes[i] == h && t.keys[i] == k {
+			return i
 		}
 	}
-	if t.minMask == 0 {
-		t.findMin()
+	for ; m1 != 0; m1 &= m1 - 1 {
+		if i := 8 + bits.TrailingZeros64(m1)>>3; i < t.n && t.hashes[i] == h && t.keys[i] == k {
+			return i
+		}
 	}
-	// The first of the slots with the least count, as one scan finds.
-	minI, minC := bits.TrailingZeros32(t.minMask), t.minCount
-	t.hashes[minI] = h
-	t.keys[minI] = k
-	t.errs[minI] = minC
-	t.counts[minI] = minC + w
-	if w != 0 {
-		t.minMask &^= 1 << minI
+	return -1
+}
+
+// add counts k (hash h, weight w) and returns its slot.
+func (t *TopK[K]) add(k K, h, w uint64) int {
+	if i := t.find(k, h); i >= 0 {
+		t.bump(i, w)
+		return i
 	}
-	t.replaced = true
+	i, c, e := t.n, w, uint64(0)
+	if i < TopKSize {
+		t.n++
+	} else {
+		if t.minMask == 0 {
+			t.findMin()
+		}
+		// The first of the slots with the least count, as one scan finds.
+		i, e = bits.TrailingZeros32(t.minMask), t.minCount
+		c += e
+		if w != 0 {
+			t.minMask &^= 1 << i
+		}
+		t.replaced = true
+	}
+	t.hashes[i], t.keys[i], t.counts[i], t.errs[i] = h, k, c, e
+	sh := uint(i%8) * 8
+	t.tags[i/8] = t.tags[i/8]&^(0xff<<sh) | tagOf(h)<<sh
+	return i
 }
 
 // findMin sets minCount and minMask from the counts of a full summary.

@@ -269,6 +269,40 @@ func TestTopKLikeOneScan(t *testing.T) {
 	}
 }
 
+// TestTopKAddHashLikeOneScan: fed through AddHash, the summary holds the
+// one-scan summary's slots, counts and bounds after every addition,
+// whatever the tags: with HashAddr, with hashes whose tags all collide
+// (only the hash and key comparisons tell slots apart) and with hashes
+// that collide whole (only the key comparison does).
+func TestTopKAddHashLikeOneScan(t *testing.T) {
+	hashes := map[string]func(k uint16) uint64{
+		"HashAddr":       func(k uint16) uint64 { return HashAddr(addr(uint32(k))) },
+		"one tag":        func(k uint16) uint64 { return 0xab<<56 | uint64(k) },
+		"three tags":     func(k uint16) uint64 { return uint64(k%3)<<56 | uint64(k)<<8 },
+		"colliding hash": func(k uint16) uint64 { return uint64(k % 2) },
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for name, hash := range hashes {
+		var got TopK[uint16]
+		var want refTopK
+		for i := 0; i < 20000; i++ {
+			k := uint16(rng.IntN(3))
+			if rng.IntN(2) == 0 {
+				k = uint16(rng.IntN(4000))
+			}
+			w := uint64(rng.IntN(3))
+			got.AddHash(k, hash(k), w)
+			want.add(k, w)
+			for j := range want.keys {
+				if got.keys[j] != want.keys[j] || got.counts[j] != want.counts[j] || got.errs[j] != want.errs[j] {
+					t.Fatalf("%s, after %d additions: slot %d holds %d (%d, err %d), want %d (%d, err %d)", name, i+1, j,
+						got.keys[j], got.counts[j], got.errs[j], want.keys[j], want.counts[j], want.errs[j])
+				}
+			}
+		}
+	}
+}
+
 // TestDoorkeeper: a key is admitted on its second sighting, not its first;
 // a flood of new keys is never admitted (but for fingerprint collisions,
 // which are rare), and a key seen twice within the flood's horizon is.
