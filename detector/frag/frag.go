@@ -9,7 +9,10 @@
 // upper-layer header.
 //
 // State is bounded: at most MaxTrains trains, each a fixed-size value of
-// about 280 bytes with no pointers; a train times out Timeout after its first
+// about 280 bytes with no pointers, found through an open-addressing index
+// of a seeded hash (8 bytes a position; positions: the power of two at or
+// above twice MaxTrains at most),
+// both grown as trains arrive; a train times out Timeout after its first
 // fragment (packet time); when the table is full the oldest train is
 // evicted. Timeouts and evictions are counted. In steady state Observe does
 // not allocate.
@@ -45,7 +48,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the tracker defaults: 60 s timeout, 65,536 trains
-// (about 24 MB at most, table and index).
+// (about 20 MB at most, table and index; none until fragments arrive).
 func DefaultConfig() Config {
 	return Config{Timeout: 60 * time.Second, MaxTrains: 65536}
 }
@@ -219,9 +222,17 @@ const (
 // duplicate starts a new train in its place (the id was reused).
 const DoneLinger = 2 * time.Second
 
+// train is one tracked train: its head, and its spans, of which only the
+// first n are ever read (a slot is reused by setting its head alone).
 type train struct {
+	trainHead
+	spans [MaxSpans]span
+}
+
+type trainHead struct {
 	key         key
-	first, last int64 // first fragment (open) or completion (done); last fragment
+	hash        uint32 // the key's index hash
+	first, last int64  // first fragment (open) or completion (done); last fragment
 	prev, next  int32
 	maxEnd      int32
 	lastEnd     int32 // end declared by a last fragment (MF clear), -1 if none seen
@@ -230,8 +241,7 @@ type train struct {
 	proto       uint8
 	icmpType    uint8
 	flags       uint8
-	n           uint8
-	spans       [MaxSpans]span
+	n           uint8 // spans held
 }
 
 // Tracker tracks fragment trains. It is not safe for concurrent use.
@@ -239,7 +249,7 @@ type Tracker struct {
 	cfg     Config
 	timeout int64
 	linger  int64
-	index   map[key]int32
+	index   index
 	slab    []train
 	free    []int32
 	open    list  // incomplete trains, oldest first fragment first
@@ -253,16 +263,14 @@ type list struct{ head, tail int32 }
 
 // New returns a tracker; cfg must be valid.
 func New(cfg Config) *Tracker {
-	hint := cfg.MaxTrains
-	if hint > 4096 {
-		hint = 4096 // grow on demand
-	}
+	// The slab and the index start empty and grow as trains arrive (the
+	// slab doubling up to MaxTrains): an engine that sees no fragment
+	// costs no table.
 	return &Tracker{
 		cfg:     cfg,
 		timeout: int64(cfg.Timeout),
-		index:   make(map[key]int32, hint),
+		index:   newIndex(cfg.MaxTrains),
 		linger:  min(int64(DoneLinger), int64(cfg.Timeout)),
-		slab:    make([]train, 0, hint),
 		open:    list{-1, -1},
 		done:    list{-1, -1},
 	}
@@ -271,12 +279,12 @@ func New(cfg Config) *Tracker {
 // Stats returns the tracker's counters.
 func (t *Tracker) Stats() Stats {
 	s := t.stats
-	s.Len, s.Cap = len(t.index), t.cfg.MaxTrains
+	s.Len, s.Cap = t.index.n, t.cfg.MaxTrains
 	return s
 }
 
 // Len is the number of trains held.
-func (t *Tracker) Len() int { return len(t.index) }
+func (t *Tracker) Len() int { return t.index.n }
 
 // Expire drops trains whose timeout has run out at packet time now (ns) and
 // returns how many. Observe calls it; the engine also calls it on ticks.
@@ -338,7 +346,9 @@ func (t *Tracker) Observe(f *Fragment) Verdict {
 	if !f.IPv6 {
 		k.proto = f.Proto
 	}
-	i, ok := t.index[k]
+	h := t.index.hash(&k)
+	i := t.index.find(t.slab, &k, h)
+	ok := i >= 0
 	if ok && t.slab[i].flags&fDone != 0 {
 		if t.isDuplicate(&t.slab[i], start, end, f.Sum) {
 			tr := &t.slab[i]
@@ -353,7 +363,7 @@ func (t *Tracker) Observe(f *Fragment) Verdict {
 		ok = false
 	}
 	if !ok {
-		i = t.alloc(k, now)
+		i = t.alloc(k, h, now)
 		t.slab[i].proto = f.Proto
 		v.NewTrain = true
 		t.stats.Trains++
@@ -558,8 +568,8 @@ func covered(tr *train) bool {
 	return c >= uint32(tr.lastEnd)
 }
 
-func (t *Tracker) alloc(k key, now int64) int32 {
-	if len(t.index) >= t.cfg.MaxTrains {
+func (t *Tracker) alloc(k key, h uint32, now int64) int32 {
+	if t.index.n >= t.cfg.MaxTrains {
 		if t.done.head >= 0 {
 			t.remove(t.done.head) // a completed train is the cheapest to forget
 		} else if t.open.head >= 0 {
@@ -581,9 +591,9 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 		t.slab = t.slab[:len(t.slab)+1]
 		i = int32(len(t.slab) - 1)
 	}
-	t.slab[i] = train{key: k, first: now, last: now, lastEnd: -1}
+	t.slab[i].trainHead = trainHead{key: k, hash: h, first: now, last: now, lastEnd: -1}
 	t.link(&t.open, i)
-	t.index[k] = i
+	t.index.insert(h, i)
 	return i
 }
 
@@ -622,7 +632,7 @@ func (t *Tracker) unlink(i int32) {
 func (t *Tracker) remove(i int32) {
 	t.unlink(i)
 	tr := &t.slab[i]
-	delete(t.index, tr.key)
-	*tr = train{}
+	t.index.remove(tr.hash, i)
+	tr.n = 0 // its spans are void (alloc sets the rest)
 	t.free = append(t.free, i)
 }

@@ -399,13 +399,13 @@ func FuzzFragTrains(f *testing.F) {
 				t.Fatalf("table over its cap: len %d slab %d", tr.Len(), len(tr.slab))
 			}
 		}
-		for _, i := range tr.index {
+		tr.index.slots(func(i int32) {
 			x := &tr.slab[i]
 			for j := 1; j < int(x.n); j++ {
 				if x.spans[j-1].start > x.spans[j].start {
 					t.Fatalf("spans out of order: %+v", x.spans[:x.n])
 				}
 			}
-		}
+		})
 	})
 }
