@@ -102,12 +102,14 @@ type Decoder struct {
 	fromEthernet, fromSLL, fromLoop, fromIPv4, fromIPv6, fromDot1Q *gopacket.DecodingLayerParser
 	decoded                                                        []gopacket.LayerType
 
-	enc encap     // the encapsulation decoders (DecodeConfig)
-	unw unwrapped // unwrap's result, reused
+	enc encap        // the encapsulation decoders (DecodeConfig)
+	crc *crc32.Table // CRC-32C, for the fragments' sums (fragSum)
+	unw unwrapped    // unwrap's result, reused
 	// lenCheck is decodeLayers' verdict on the IPv4 total length.
 	lenCheck Reason
 	// ipAt is where the last frame's outermost IP header begins (-1: no
-	// IP header, or it was decoded by the fast path).
+	// IP header, or a packet that is no fragment decoded by the fast
+	// path).
 	ipAt int
 }
 
@@ -118,7 +120,7 @@ func NewDecoder() *Decoder { return NewDecoderConfig(DefaultDecodeConfig()) }
 // NewDecoderConfig returns a Decoder that follows the encapsulations cfg
 // enables; cfg must be valid.
 func NewDecoderConfig(cfg DecodeConfig) *Decoder {
-	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16), enc: newEncap(cfg)}
+	d := &Decoder{decoded: make([]gopacket.LayerType, 0, 16), enc: newEncap(cfg), crc: crc32.MakeTable(crc32.Castagnoli)}
 	// gopacket's layers behind guards that turn short and malformed
 	// headers into sentinel errors before gopacket allocates one.
 	all := []gopacket.DecodingLayer{
@@ -423,11 +425,17 @@ func (d *Decoder) decodeLayersInner(lt LinkType, data []byte, p *Packet) Reason 
 
 // --- fragment tracking ---
 
-// fragData sets p.FragSum, a CRC-32 of the fragment's captured data, and
+// fragSum is the sum of a fragment's captured data (Packet.FragSum):
+// CRC-32C, which hash/crc32 computes with the SSE4.2 crc32 instruction on
+// amd64 (about half the time of the IEEE polynomial's carry-less
+// multiplications on a 700-byte fragment).
+func fragSum(tab *crc32.Table, data []byte) uint32 { return crc32.Checksum(data, tab) }
+
+// fragData sets p.FragSum, the sum of the fragment's captured data, and
 // for an IPv6 first fragment p.FragUpperOff.
 func (d *Decoder) fragData(p *Packet, ip4Payload []byte) {
 	if !p.IPv6 {
-		p.FragSum = crc32.ChecksumIEEE(ip4Payload)
+		p.FragSum = fragSum(d.crc, ip4Payload)
 		return
 	}
 	c := d.ip6.Contents
@@ -436,7 +444,7 @@ func (d *Decoder) fragData(p *Packet, ip4Payload []byte) {
 	if start < 0 || start > len(b) {
 		return
 	}
-	p.FragSum = crc32.ChecksumIEEE(b[start:])
+	p.FragSum = fragSum(d.crc, b[start:])
 	if p.FragOffset == 0 && len(c) > start {
 		p.FragUpperOff = len(c) - start
 	}

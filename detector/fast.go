@@ -2,6 +2,7 @@ package detector
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"net/netip"
 )
 
@@ -9,10 +10,12 @@ import (
 // up nearly all traffic: Ethernet (up to two 802.1Q/802.1ad tags) or raw
 // IP, carrying an IPv4 header without options or an IPv6 header without
 // extension headers, that is not a fragment, with TCP, UDP, or an ICMP or
-// ICMPv6 header that is whole. It fills the Packet exactly as the
-// gopacket layers would (TestFastPathMatchesLayers and FuzzFastPath pin
-// that) and declines everything else — options, extension headers,
-// fragments, tunnels, short or malformed headers, other link types —
+// ICMPv6 header that is whole; and IPv4 fragments without options, of any
+// protocol (a first fragment's ICMP header read when it holds one whole,
+// as the gopacket path does), with their sum. It fills the Packet exactly
+// as the gopacket layers would (TestFastPathMatchesLayers and FuzzFastPath
+// pin that) and declines everything else — options, extension headers,
+// IPv6 fragments, tunnels, short or malformed headers, other link types —
 // which then takes the gopacket path with its checks and reason codes.
 // TCP and UDP packets cost a few header reads here: the rules never see
 // them.
@@ -30,6 +33,7 @@ const (
 // reports whether it did. p must have been reset by Decode; it is left
 // untouched when fast declines.
 func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
+	frame := len(data)
 	var bcast, mcast bool
 	var src []byte
 	var vlans [2]uint16
@@ -57,7 +61,7 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		}
 		switch et {
 		case etherIPv4:
-			if !fastIPv4(data, p, &d.enc) {
+			if !fastIPv4(data, p, &d.enc, d.crc) {
 				return false
 			}
 		case etherIPv6:
@@ -73,7 +77,7 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		}
 		switch v := data[0] >> 4; {
 		case v == 4 && lt != LinkIPv6:
-			if !fastIPv4(data, p, &d.enc) {
+			if !fastIPv4(data, p, &d.enc, d.crc) {
 				return false
 			}
 		case v == 6 && lt != LinkIPv4:
@@ -86,6 +90,9 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 	default:
 		return false
 	}
+	if p.Fragment {
+		d.ipAt = frame - len(data) // for the reassembly of carriers
+	}
 	p.L2Broadcast, p.L2Multicast = bcast, mcast
 	if src != nil {
 		p.SrcMAC, p.HasSrcMAC = [6]byte(src), true
@@ -96,20 +103,23 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 	return true
 }
 
-// fastIPv4 fills p from an IPv4 packet without options that is no
-// fragment and carries TCP, UDP (not to a tunnel port of e) or a whole
-// ICMP header, or declines.
-func fastIPv4(b []byte, p *Packet, e *encap) bool {
+// fastIPv4 fills p from an IPv4 packet without options that is a
+// fragment (fastFrag4), or carries TCP, UDP (not to a tunnel port of e) or
+// a whole ICMP header, or declines.
+func fastIPv4(b []byte, p *Packet, e *encap, crc *crc32.Table) bool {
 	if len(b) < 20 || b[0] != 0x45 {
 		return false
 	}
 	length := int(binary.BigEndian.Uint16(b[2:4]))
-	ff := binary.BigEndian.Uint16(b[6:8])
-	if length < 20 || ff&0x3fff != 0 { // TSO (0) and short lengths; MF or an offset
+	if length < 20 { // TSO (0) and short lengths
 		return false
 	}
 	if length > len(b)+p.WireLen-p.CapLen { // longer than the frame on the wire: the slow path counts it
 		return false
+	}
+	if ff := binary.BigEndian.Uint16(b[6:8]); ff&0x3fff != 0 { // MF or an offset
+		fastFrag4(b, length, ff, p, crc)
+		return true
 	}
 	proto := b[9]
 	var hasICMP bool
@@ -146,6 +156,36 @@ func fastIPv4(b []byte, p *Packet, e *encap) bool {
 		p.ICMPData = icmp
 	}
 	return true
+}
+
+// fastFrag4 fills p from an IPv4 fragment without options (b, total
+// length length, flags and offset ff), as the gopacket path does: the
+// fixed header, the fragment fields, for a first fragment of ICMP the
+// ICMP header when it holds 8 bytes, and the sum of the fragment's
+// captured data. A fragment of a tunnel carrier stays a fragment here as
+// there (unwrap never peels one).
+func fastFrag4(b []byte, length int, ff uint16, p *Packet, crc *crc32.Table) {
+	p.IPv6 = false
+	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	p.TTL = b[8]
+	p.Proto = b[9]
+	p.IPLen = length
+	p.HeaderLen = 20
+	p.Fragment = true
+	p.MoreFragments = ff&0x2000 != 0
+	p.FragOffset = int(ff&0x1fff) * 8
+	p.FragID = uint32(binary.BigEndian.Uint16(b[4:6]))
+	p.FragLen = length - 20
+	data := b[20:min(length, len(b))]
+	if p.FragOffset == 0 && p.Proto == ProtoICMPv4 && len(data) >= 8 {
+		p.HasICMP = true
+		p.ICMPType, p.ICMPCode = data[0], data[1]
+		p.ICMPID = binary.BigEndian.Uint16(data[4:6])
+		p.ICMPSeq = binary.BigEndian.Uint16(data[6:8])
+		p.ICMPData = data
+	}
+	p.FragSum = fragSum(crc, data)
 }
 
 // fastIPv6 fills p from an IPv6 packet without extension headers that

@@ -21,6 +21,46 @@ func fastCases(t testing.TB) [][]byte {
 		ser(t, eth(tMAC, layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 5, Type: layers.EthernetTypeIPv6}, ip6Layer(layers.IPProtocolTCP), gopacket.Payload(make([]byte, 20))),
 		ser(t, append([]gopacket.SerializableLayer{eth(tMAC, layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 5, Type: layers.EthernetTypeIPv6}}, echo6Layers(t)...)...),
 	)
+	// IPv4 fragments: of ICMP (a first fragment with 4, 8 and 40 bytes of
+	// it; a later one), of UDP, of GRE and IP-in-IP carriers (never
+	// peeled), with DF and the reserved bit beside MF, behind VLAN tags.
+	frag4 := func(proto layers.IPProtocol, flags layers.IPv4Flag, off uint16) *layers.IPv4 {
+		ip := ip4Layer(proto)
+		ip.Flags, ip.FragOffset = flags, off
+		return ip
+	}
+	data := func(n int) gopacket.Payload {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + 1)
+		}
+		if n > 0 {
+			b[0] = 8 // an echo request, when it is a first ICMP fragment
+		}
+		return b
+	}
+	mf := layers.IPv4MoreFragments
+	for _, fr := range []struct {
+		ip *layers.IPv4
+		n  int
+	}{
+		{frag4(layers.IPProtocolICMPv4, mf, 0), 4},
+		{frag4(layers.IPProtocolICMPv4, mf, 0), 8},
+		{frag4(layers.IPProtocolICMPv4, mf, 0), 40},
+		{frag4(layers.IPProtocolICMPv4, 0, 5), 40},
+		{frag4(layers.IPProtocolICMPv4, mf|layers.IPv4EvilBit, 9), 16},
+		{frag4(layers.IPProtocolICMPv4, mf|layers.IPv4DontFragment, 0), 24},
+		{frag4(layers.IPProtocolUDP, mf, 0), 32},
+		{frag4(layers.IPProtocolGRE, mf, 0), 48},
+		{frag4(layers.IPProtocolIPv4, 0, 3), 48},
+		{frag4(layers.IPProtocolTCP, mf, 0), 0},
+	} {
+		out = append(out,
+			ser(t, fr.ip, data(fr.n)),
+			ser(t, eth(tMAC, layers.EthernetTypeIPv4), fr.ip, data(fr.n)),
+			ser(t, eth(mcast, layers.EthernetTypeQinQ), &layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 8, Type: layers.EthernetTypeIPv4}, fr.ip, data(fr.n)))
+	}
 	return out
 }
 
@@ -29,18 +69,22 @@ func fastCases(t testing.TB) [][]byte {
 // and cut short at every length it still agrees (or declines).
 func TestFastPathMatchesLayers(t *testing.T) {
 	d := NewDecoder()
-	taken := 0
+	taken, frags := 0, 0
 	for _, f := range fastCases(t) {
 		for n := 0; n <= len(f); n++ {
 			for _, lt := range fuzzLinks {
 				if compareFast(t, d, lt, f[:n]) {
 					taken++
+					var p Packet
+					if d.Decode(lt, f[:n], decodeEpoch, n, &p); p.Fragment {
+						frags++
+					}
 				}
 			}
 		}
 	}
-	if taken == 0 {
-		t.Fatal("the fast path took no frame")
+	if taken == 0 || frags == 0 {
+		t.Fatalf("the fast path took %d frames, %d of them fragments", taken, frags)
 	}
 }
 

@@ -84,9 +84,10 @@ type Packet struct {
 	FragLen       int
 
 	// --- fragment tracking ---
-	// FragSum is a CRC-32 of the fragment's captured data (fragments
-	// only): the tracker tells an exact duplicate from conflicting data by
-	// it, without copying the data. FragUpperOff is, in an IPv6 first
+	// FragSum is a CRC-32C (Castagnoli, the SSE4.2 instruction on amd64)
+	// of the fragment's captured data (fragments only): the tracker tells
+	// an exact duplicate from conflicting data by it, without copying the
+	// data. FragUpperOff is, in an IPv6 first
 	// fragment, the bytes of extension headers between the fragment header
 	// and the upper-layer header (0 otherwise).
 	FragSum      uint32
