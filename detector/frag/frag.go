@@ -263,9 +263,9 @@ type list struct{ head, tail int32 }
 
 // New returns a tracker; cfg must be valid.
 func New(cfg Config) *Tracker {
-	// The slab and the index start empty and grow as trains arrive (the
-	// slab doubling up to MaxTrains): an engine that sees no fragment
-	// costs no table.
+	// The slab and the index are allocated at the first fragment, for
+	// warmTrains trains, and grow from there up to MaxTrains: an engine
+	// that sees no fragment costs no table.
 	return &Tracker{
 		cfg:     cfg,
 		timeout: int64(cfg.Timeout),
@@ -583,7 +583,7 @@ func (t *Tracker) alloc(k key, h uint32, now int64) int32 {
 		t.free = t.free[:n-1]
 	} else {
 		if len(t.slab) == cap(t.slab) {
-			nc := min(max(2*cap(t.slab), 16), t.cfg.MaxTrains)
+			nc := min(max(2*cap(t.slab), warmTrains), t.cfg.MaxTrains)
 			s := make([]train, len(t.slab), nc)
 			copy(s, t.slab)
 			t.slab = s

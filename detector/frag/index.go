@@ -11,7 +11,8 @@ import (
 // backward shift) of a seeded hash of the key. An entry holds the key's
 // 32-bit hash in its high half and the slot + 1 in its low half (0: empty
 // position), so a probe compares 8 bytes before it reads a train's key.
-// The table starts small and doubles as trains arrive, up to twice the
+// The table is allocated at the first insert, for the tracker's first
+// trains (warmTrains), and doubles as trains arrive, up to twice the
 // tracker's cap: the worst case is not reserved up front, and once that
 // size is reached inserts and deletes never allocate. Its hash is seeded at
 // random per tracker (the key is attacker-chosen: sources, ids), so nobody
@@ -19,21 +20,32 @@ import (
 // Which train is kept or evicted never depends on the hash (the tracker's
 // lists decide).
 type index struct {
-	pos  []uint64
-	mask uint32
-	n    int
-	max  int // the size the table may reach
-	seed [4]uint64
+	pos     []uint64 // nil until the first insert
+	mask    uint32
+	n       int
+	initial int // the size allocated at the first insert
+	max     int // the size the table may reach
+	seed    [4]uint64
 }
 
+// indexInitial is the smallest table.
 const indexInitial = 16
 
+// warmTrains is how many trains the tracker makes room for at its first
+// fragment (slab and index), as the Go map it replaces was sized: the
+// tables of a test's or a capture's first thousands of trains are
+// allocated once, not doubled one train after another.
+const warmTrains = 4096
+
 func newIndex(capacity int) index {
-	max := indexInitial
-	for max < 2*capacity {
-		max *= 2
+	size := func(n int) int {
+		s := indexInitial
+		for s < 2*n {
+			s *= 2
+		}
+		return s
 	}
-	x := index{pos: make([]uint64, indexInitial), mask: indexInitial - 1, max: max}
+	x := index{initial: size(min(capacity, warmTrains)), max: size(capacity)}
 	for i := range x.seed {
 		x.seed[i] = rand.Uint64() | 1
 	}
@@ -61,6 +73,9 @@ func (x *index) hash(k *key) uint32 {
 
 // find returns the slot of the train with key k (hash h), or -1.
 func (x *index) find(slab []train, k *key, h uint32) int32 {
+	if x.n == 0 {
+		return -1
+	}
 	for p := h & x.mask; ; p = (p + 1) & x.mask {
 		e := x.pos[p]
 		if e == 0 {
@@ -76,6 +91,9 @@ func (x *index) find(slab []train, k *key, h uint32) int32 {
 
 // insert indexes slot i under hash h; the key must be absent.
 func (x *index) insert(h uint32, i int32) {
+	if x.pos == nil {
+		x.pos, x.mask = make([]uint64, x.initial), uint32(x.initial-1)
+	}
 	if 2*(x.n+1) > len(x.pos) && len(x.pos) < x.max {
 		x.grow()
 	}

@@ -21,6 +21,7 @@ func TestIndexAgainstMap(t *testing.T) {
 		{"few hashes", 64, 5, false},
 		{"one hash", 16, 1, false},
 		{"wrapping runs", 64, 3, true},
+		{"grown past the first trains", warmTrains + 1000, 1 << 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(tc.cap), uint64(tc.hashes)))
@@ -68,6 +69,9 @@ func TestIndexAgainstMap(t *testing.T) {
 						}
 					}
 				}
+			}
+			if tc.cap > warmTrains && len(x.pos) == x.initial {
+				t.Errorf("%d entries held at most, and the table never grew from %d positions", tc.cap, x.initial)
 			}
 		})
 	}
