@@ -332,46 +332,59 @@ func ParseND(msg []byte, off int) ND {
 	if off < 0 || off >= len(msg) {
 		return nd
 	}
-	// One tight loop over the options (an RA padded with unknown
-	// options is a flood's cheapest way to cost its receivers): the
-	// count in a local, the rare kinds the rules read tested for once.
-	b, opts := msg[off:], 0
-	for len(b) > 0 {
-		if opts == MaxNDOptions {
-			nd.Truncated = true
+	// An RA padded with unknown options is a flood's cheapest way to cost
+	// its receivers: the options nobody reads are stepped over in a loop
+	// of their own (an index, not a slice cut per option; the count and
+	// the bound tested once an option), and the loop leaves only for the
+	// rare kinds the rules read, or at the end.
+	i, n, opts := uint(off), uint(len(msg)), 0
+	for {
+		for opts < MaxNDOptions && i+1 < n {
+			l := uint(msg[i+1]) << 3
+			t := msg[i]
+			if l == 0 || t-OptSourceLinkAddr <= OptPrefixInfo-OptSourceLinkAddr || t == OptRouteInfo {
+				break
+			}
+			i += l // an option running past the end ends the loop: seen below
+			opts++
+		}
+		if opts == MaxNDOptions || i+1 >= n {
 			break
 		}
-		if len(b) < 2 {
-			nd.Malformed = true
-			break
-		}
-		n := int(b[1]) << 3
-		if n == 0 || n > len(b) {
-			nd.Malformed = true
-			break
+		l := uint(msg[i+1]) << 3
+		if l == 0 || l > n-i {
+			break // malformed: seen below
 		}
 		opts++
-		if t := b[0]; t <= OptPrefixInfo || t == OptRouteInfo {
-			switch t {
-			case OptSourceLinkAddr:
-				if !nd.HasSrcLinkAddr {
-					nd.SrcLinkAddr, nd.HasSrcLinkAddr = LinkAddr(b[:n])
-				}
-			case OptTargetLinkAddr:
-				if !nd.HasTgtLinkAddr {
-					nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(b[:n])
-				}
-			case OptPrefixInfo:
-				if int(nd.NPrefix) < MaxNDPrefixes {
-					nd.prefixAt[nd.NPrefix] = uint16(len(msg) - len(b))
-					nd.NPrefix++
-				}
-				nd.Prefixes++
-			case OptRouteInfo:
-				nd.RouteInfo = true
+		switch msg[i] {
+		case OptSourceLinkAddr:
+			if !nd.HasSrcLinkAddr {
+				nd.SrcLinkAddr, nd.HasSrcLinkAddr = LinkAddr(msg[i : i+l])
 			}
+		case OptTargetLinkAddr:
+			if !nd.HasTgtLinkAddr {
+				nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(msg[i : i+l])
+			}
+		case OptPrefixInfo:
+			if int(nd.NPrefix) < MaxNDPrefixes {
+				nd.prefixAt[nd.NPrefix] = uint16(i)
+				nd.NPrefix++
+			}
+			nd.Prefixes++
+		case OptRouteInfo:
+			nd.RouteInfo = true
 		}
-		b = b[n:]
+		i += l
+	}
+	switch {
+	case i > n: // the last option stepped over runs past the end
+		opts--
+		nd.Malformed = true
+	case i == n:
+	case opts == MaxNDOptions:
+		nd.Truncated = true
+	default: // a zero length, an option running past the end, a lone byte
+		nd.Malformed = true
 	}
 	nd.Options = uint8(opts)
 	return nd
@@ -389,4 +402,18 @@ func (nd *ND) Prefix(msg []byte, i int) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	return Prefix(msg[off:min(off+int(msg[off+1])*8, len(msg))])
+}
+
+// PrefixWords returns what Prefix(msg, i) does, the prefix as sent, as
+// the two big-endian halves of its address and its length, for callers
+// that hash it (no netip.Prefix made); ok is as Prefix's.
+func (nd *ND) PrefixWords(msg []byte, i int) (hi, lo uint64, bits uint8, ok bool) {
+	if i < 0 || i >= int(nd.NPrefix) {
+		return 0, 0, 0, false
+	}
+	off := int(nd.prefixAt[i])
+	if off+32 > len(msg) || msg[off+1] < 4 || msg[off+2] > 128 {
+		return 0, 0, 0, false
+	}
+	return binary.BigEndian.Uint64(msg[off+16:]), binary.BigEndian.Uint64(msg[off+24:]), msg[off+2], true
 }

@@ -1,6 +1,7 @@
 package icmpmsg_test
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -141,8 +142,15 @@ func checkParseND(t *testing.T, msg []byte, off int) {
 		t.Fatalf("ParseND(%x, %d) = %+v, want %+v with %d prefixes", msg, off, got, want, len(prefixes))
 	}
 	for i, p := range prefixes {
-		if g, _ := got.Prefix(msg, i); g != p {
+		g, ok := got.Prefix(msg, i)
+		if g != p {
 			t.Fatalf("prefix %d: %v, want %v", i, g, p)
+		}
+		// PrefixWords says the same in words.
+		hi, lo, bits, wok := got.PrefixWords(msg, i)
+		a := p.Addr().As16()
+		if wok != ok || ok && (hi != binary.BigEndian.Uint64(a[:8]) || lo != binary.BigEndian.Uint64(a[8:]) || int(bits) != p.Bits()) {
+			t.Fatalf("prefix %d: words %x %x /%d %v, want %v %v", i, hi, lo, bits, wok, p, ok)
 		}
 	}
 }
