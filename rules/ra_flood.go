@@ -93,7 +93,9 @@ func (r *RAFlood) Classify(p *detector.Packet) {
 	if !isND(p, icmpmsg.V6RouterAdvert, 16) {
 		return
 	}
-	if t, ok := r.targets.Lookup(p.Dst); ok {
+	// Touch, not Lookup: Observe asks for the same entry next, and a
+	// flood's one destination is then the table's last key (no hash).
+	if t, ok := r.targets.Touch(p.Dst, p.TimeNs); ok {
 		c := t.rate
 		c.Advance(p.TimeNs, r.width)
 		if pps, _ := c.Rates(r.cfg.Window); pps >= r.cfg.PPS*r.cfg.StopRatio {
@@ -117,9 +119,15 @@ func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	t.rate.Add(p.TimeNs, r.width, p.WireLen)
 	nd := p.NDOptions() // the packet's one bounded option walk
 	for i := 0; i < int(nd.NPrefix); i++ {
-		if pfx, ok := nd.Prefix(p.ICMPData, i); ok {
-			x := sketch.HashAddr(pfx.Addr()) ^ uint64(pfx.Bits())
-			x %= 512
+		// The prefix as sent, hashed from its bytes (sketch.HashAddr of
+		// its address, its length mixed in) without making it an
+		// address first.
+		if hi, lo, bits, ok := nd.PrefixWords(p.ICMPData, i); ok {
+			x := sketch.Mix64(lo)
+			if hi != 0 {
+				x = sketch.Mix64(sketch.Mix64(hi) ^ lo)
+			}
+			x = (x ^ uint64(bits)) % 512
 			t.prefixes[x/64] |= 1 << (x % 64)
 		}
 	}
