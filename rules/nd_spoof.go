@@ -224,13 +224,26 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	now := p.TimeNs
-	b, ok := r.bindings.Touch(addr, now)
-	if !ok {
-		// Once the table is full, a binding is learned from its second
-		// packet (the doorkeeper): solicitations and RAs from spoofed
-		// sources, one each, cost a cell write instead of an insertion
-		// and an eviction, and evict no binding.
-		if r.bindings.Len() >= r.bindings.Cap() && !r.door.Seen(sketch.Mix64(sketch.HashAddr(addr)^macKey(mac))) {
+	var b *ndBinding
+	if r.bindings.Len() < r.bindings.Cap() && p.Class.Owner == "" {
+		// Room, and no flood: the binding is learned at its first
+		// packet (one lookup, no second one to insert).
+		var created bool
+		if b, created = r.bindings.Get(addr, now); created {
+			*b = ndBinding{mac: mac, since: now, last: now, router: routerFlag}
+			return
+		}
+	} else if b, ok = r.bindings.Touch(addr, now); !ok {
+		// Once the table is full, or for a message of a flood (ra_flood's
+		// or nd_flood's: forged routers and neighbors, a new one each), a
+		// binding is learned from its second packet (the doorkeeper):
+		// they cost a cell write instead of an insertion (and, once
+		// full, an eviction), and evict no binding.
+		h := p.SrcHash() // (an RA's or a solicitation's address is its source)
+		if na {
+			h = sketch.HashAddr(addr)
+		}
+		if !r.door.Seen(sketch.Mix64(h ^ macKey(mac))) {
 			return
 		}
 		b, _ = r.bindings.Get(addr, now)
