@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/icmpids/icmpids/detector"
@@ -48,6 +49,29 @@ func eui64MAC(a netip.Addr) ([6]byte, bool) {
 func isND(p *detector.Packet, typ uint8, fixed int) bool {
 	whole := !p.Fragment || p.FragOffset == 0 && !p.MoreFragments
 	return p.IPv6 && p.HasICMP && whole && p.ICMPType == typ && len(p.ICMPData) >= fixed
+}
+
+// prefixOf is the prefix whose address has the big-endian halves hi and
+// lo, of length bits (<= 128), as icmpmsg.Prefix reads it (not masked).
+func prefixOf(hi, lo uint64, bits uint8) netip.Prefix {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(bits))
+}
+
+// maskedPrefix is prefixOf(hi, lo, bits).Masked(), its bits past the
+// length cleared on the words (no netip.Addr.Prefix call).
+func maskedPrefix(hi, lo uint64, bits uint8) netip.Prefix {
+	switch {
+	case bits == 0:
+		hi, lo = 0, 0
+	case bits < 64:
+		hi, lo = hi&^(^uint64(0)>>bits), 0
+	case bits < 128:
+		lo &^= ^uint64(0) >> (bits - 64)
+	}
+	return prefixOf(hi, lo, bits)
 }
 
 // macString spells a MAC address the usual way.

@@ -148,7 +148,8 @@ type rogueTarget struct {
 	mac      [6]byte
 	lifetime uint16
 	pref     uint8
-	prefixes []netip.Prefix // the last rogue RA's (at most 4), for the alert
+	prefixes [4]netip.Prefix // the last rogue RA's first nprefix prefixes, for the alert
+	nprefix  uint8
 	last     int64
 }
 
@@ -240,7 +241,8 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	// A modified EUI-64 address names its MAC: an RA sent in its name
 	// from another MAC is forged.
-	if want, ok := eui64MAC(p.Src); ok && haveMAC && mac != want {
+	eui, isEUI := eui64MAC(p.Src)
+	if isEUI && haveMAC && mac != eui {
 		reasons |= 1 << rogueSpoofed
 	}
 	// The options as the packet's one bounded walk read them: an RA padded
@@ -255,12 +257,12 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	var pfx [4]netip.Prefix
 	npfx, nall := 0, 0
 	for i := 0; i < int(nd.NPrefix); i++ {
-		if x, ok := nd.Prefix(p.ICMPData, i); ok {
+		if hi, lo, bits, ok := nd.PrefixWords(p.ICMPData, i); ok {
 			if npfx < len(pfx) {
-				pfx[npfx] = x
+				pfx[npfx] = prefixOf(hi, lo, bits)
 				npfx++
 			}
-			r.all[nall] = x.Masked()
+			r.all[nall] = maskedPrefix(hi, lo, bits)
 			nall++
 		}
 	}
@@ -268,7 +270,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// nothing, even while learning: forged routers are not the link's.
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
-	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood)
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood, eui, isEUI)
 	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -281,7 +283,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 		t.reasons[bits.TrailingZeros32(m)]++
 	}
 	t.router, t.mac, t.lifetime, t.pref = p.Src, mac, ra.Lifetime, ra.Preference
-	t.prefixes = append(t.prefixes[:0], pfx[:npfx]...)
+	t.prefixes, t.nprefix = pfx, uint8(npfx)
 	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
 }
 
@@ -301,8 +303,10 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 // spoofed_router, except that an address whose RAs all had router
 // lifetime 0 (kill_router6 in its name, heard first) is rebound to the
 // first MAC announcing a default router from it.
+//
+// eui and isEUI are eui64MAC(p.Src).
 func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
-	pfx []netip.Prefix, routes, hidden, learning, flood bool) uint32 {
+	pfx []netip.Prefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
 	now := p.TimeNs
 	if k := r.trustedIndex(p.Src); k >= 0 {
 		rt := &r.trusted[k]
@@ -338,8 +342,8 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 			rt = &r.scratch
 		}
 		rt.reset(p.Src, mac)
-		if want, ok := eui64MAC(p.Src); ok {
-			rt.mac, rt.eui, rt.bound = want, true, true // the MAC its EUI-64 address names, not a forger's
+		if isEUI {
+			rt.mac, rt.eui, rt.bound = eui, true, true // the MAC its EUI-64 address names, not a forger's
 		}
 	}
 	if haveMAC && rt.mac != mac {
@@ -535,7 +539,7 @@ func (r *RogueRA) Describe(target netip.Addr, extra map[string]any) {
 	extra["router_lifetime"] = t.lifetime
 	extra["preference"] = [4]string{"medium", "high", "reserved", "low"}[t.pref&3]
 	var ps []string
-	for _, p := range t.prefixes {
+	for _, p := range t.prefixes[:t.nprefix] {
 		ps = append(ps, p.String())
 	}
 	if len(ps) > 0 {
