@@ -94,8 +94,10 @@ func (f *fleetCommits) polled(r *kgo.Record, end int64) {
 
 // fetched notes how far a fetch of a partition reached: the partition is
 // behind while the fetch's last record is short of its high watermark (the
-// fetch was cut at the fetch size: more records wait). A partition whose
-// fetch failed is not waited for.
+// fetch was cut at the fetch size: more records wait). A fetch that
+// brought a partition nothing, or failed, leaves it not waited for: a
+// partition whose last offsets hold no records for the consumer (another
+// producer's transaction markers) must not stall judging.
 func (f *fleetCommits) fetched(p kgo.FetchTopicPartition) {
 	if p.Topic != f.topic {
 		return

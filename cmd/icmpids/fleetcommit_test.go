@@ -131,3 +131,42 @@ func TestFleetCommitBusDown(t *testing.T) {
 		t.Errorf("a commit is still in flight after the final one")
 	}
 }
+
+// TestFleetCaughtUp: a partition is behind while its last fetch ended
+// short of its high watermark, caught up once a fetch reaches it (or
+// brings nothing); a failing partition, another topic's, or a revoked
+// one is not waited for.
+func TestFleetCaughtUp(t *testing.T) {
+	fetch := func(topic string, p int32, last, hw int64, err error) kgo.FetchTopicPartition {
+		fp := kgo.FetchTopicPartition{Topic: topic, FetchPartition: kgo.FetchPartition{Partition: p, HighWatermark: hw, Err: err}}
+		if last >= 0 {
+			fp.Records = []*kgo.Record{{Partition: p, Offset: last}}
+		}
+		return fp
+	}
+	f := newFleetCommits("icmpids.obs")
+	for i, step := range []struct {
+		fetch kgo.FetchTopicPartition
+		want  bool
+	}{
+		{fetch("icmpids.obs", 0, 9, 10, nil), true},
+		{fetch("icmpids.obs", 0, 9, 50, nil), false},  // cut at the fetch size
+		{fetch("icmpids.obs", 1, 4, 5, nil), false},   // partition 0 still behind
+		{fetch("other", 0, 49, 50, nil), false},       // another topic's
+		{fetch("icmpids.obs", 0, 49, 50, nil), true},  // reached
+		{fetch("icmpids.obs", 1, 4, 90, nil), false},  // behind
+		{fetch("icmpids.obs", 1, -1, 90, nil), true},  // brought nothing
+		{fetch("icmpids.obs", 0, 59, 90, nil), false}, // behind
+		{fetch("icmpids.obs", 0, 59, 90, kerr.UnknownServerError), true},
+	} {
+		f.fetched(step.fetch)
+		if got := f.caughtUp(); got != step.want {
+			t.Errorf("step %d: caught up %v, want %v", i, got, step.want)
+		}
+	}
+	f.fetched(fetch("icmpids.obs", 2, 0, 90, nil))
+	f.revoked(nil, nil, map[string][]int32{"icmpids.obs": {2}})
+	if !f.caughtUp() {
+		t.Errorf("a revoked partition is waited for")
+	}
+}
