@@ -324,7 +324,6 @@ func (e *Engine) handle(p *Packet, tn int64) {
 	p.srcHashed, p.dstHashed = false, false // p may be a caller's Packet reused with a new Src
 	p.ndDone = false
 	p.Class = Class{}
-	e.gaugeFlood(p, raw)
 	if p.IPv6 {
 		e.stats.IPv6++
 	} else {
@@ -346,12 +345,15 @@ func (e *Engine) handle(p *Packet, tn int64) {
 			return
 		}
 	}
-	if p.HasICMP { // per-type counters
+	if p.HasICMP { // per-type counters, and the flood gauge for a query
 		if p.IPv6 {
 			e.stats.ICMPv6Types[p.ICMPType]++
 		} else {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
+		e.gaugeFlood(p, raw)
+	} else if e.mark == MarkFlooded {
+		p.Class.Flooded = true // (a dispatcher marks queries only)
 	}
 	if e.ignore.Len() != 0 && e.ignored(p) { // free without ignore_sources
 		return

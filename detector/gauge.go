@@ -48,16 +48,30 @@ type FloodScoper interface {
 // allocated at the first query.
 type FloodGauge struct {
 	scopes []gaugeScope
+	// window is the scopes' window when they share one (all of them, by
+	// default; 0 otherwise), and epoch, epochEnd the window number and the
+	// end (Unix ns) of the last query's window in it: the next queries of
+	// the same window take both without a division.
+	window, epochEnd int64
+	epoch            uint32
+	cold             bool // no cells yet
 }
 
 // gaugeBits sizes a scope's cells: 16 Ki of 16 bytes, 256 KiB.
 const gaugeBits = 14
 
+// How a scope keys a destination (gaugeScope.kind).
+const (
+	scopeHost   = iota // the host itself
+	scopePrefix        // its network of bits4 / bits6 bits (FloodScope.Bits4)
+	scopeKey           // FloodScope.Key's
+)
+
 type gaugeScope struct {
 	key         func(netip.Addr) (netip.Addr, bool)
-	prefix      bool   // key by the network of bits4 / bits6 bits (FloodScope.Bits4)
-	mask4       uint32 // bits4's netmask
+	kind        uint8
 	bits6       uint8
+	mask4       uint32 // bits4's netmask
 	start, stop uint32
 	windowNs    int64
 	cells       []gaugeCell
@@ -83,16 +97,31 @@ func NewFloodGauge(rules []Rule) *FloodGauge {
 		if s.Window <= 0 || s.Start < 1 {
 			continue
 		}
-		gs := gaugeScope{key: s.Key, start: uint32(min(s.Start, 1<<31)), stop: uint32(min(s.Stop, s.Start, 1<<31)), windowNs: int64(s.Window)}
-		if s.Key == nil && (s.Bits4 > 0 || s.Bits6 > 0) {
-			gs.prefix, gs.mask4, gs.bits6 = true, ^uint32(0)<<(32-min(max(s.Bits4, 0), 32)), uint8(min(max(s.Bits6, 0), 128))
+		gs := gaugeScope{key: s.Key, kind: scopeHost, start: uint32(min(s.Start, 1<<31)), stop: uint32(min(s.Stop, s.Start, 1<<31)), windowNs: int64(s.Window)}
+		switch {
+		case s.Key != nil:
+			gs.kind = scopeKey
+		case s.Bits4 > 0 || s.Bits6 > 0:
+			gs.kind, gs.mask4, gs.bits6 = scopePrefix, ^uint32(0)<<(32-min(max(s.Bits4, 0), 32)), uint8(min(max(s.Bits6, 0), 128))
 		}
 		g.scopes = append(g.scopes, gs)
 	}
 	if len(g.scopes) == 0 {
 		return nil
 	}
+	g.shareWindow()
+	g.cold = true
 	return &g
+}
+
+// shareWindow sets g.window when every scope has the same window.
+func (g *FloodGauge) shareWindow() {
+	g.window, g.epochEnd = g.scopes[0].windowNs, 0
+	for _, s := range g.scopes {
+		if s.windowNs != g.window {
+			g.window = 0
+		}
+	}
 }
 
 // IsQuery tells whether p is a query request a flood gauge counts: an
@@ -105,67 +134,138 @@ func IsQuery(p *Packet) bool {
 	if p.IPv6 {
 		return p.ICMPType == ICMPv6EchoRequest
 	}
-	switch p.ICMPType {
-	case ICMPv4EchoRequest, 13, 15, 17:
-		return true
-	}
-	return false
+	return p.ICMPType < 32 && queryTypes4>>p.ICMPType&1 != 0
 }
+
+// queryTypes4 has bit t set for the ICMPv4 query types t: echo (8),
+// timestamp (13), information (15) and address-mask (17) requests.
+const queryTypes4 = 1<<ICMPv4EchoRequest | 1<<13 | 1<<15 | 1<<17
 
 // Observe counts p, a query (IsQuery), captured at tn (Unix ns, the raw
 // capture time), and tells whether its destination is flooded in any
 // scope. It does not allocate once the cells are.
 func (g *FloodGauge) Observe(p *Packet, tn int64) bool {
-	flooded := false
-	// The window's epoch and what is left of it, worked out once for the
-	// scopes that share a window (all of them, by default).
-	var w, left int64
-	var ep uint32
+	if g.cold {
+		g.alloc()
+	}
+	if g.window == 0 {
+		return g.observeEach(p, tn)
+	}
+	// The window's number and what is left of it after tn, shared by
+	// every scope; a division only when tn leaves the last query's window.
+	ep, left := g.epoch, g.epochEnd-tn
+	if left <= 0 || left > g.window || tn < 0 {
+		q := tn / g.window
+		ep, left = uint32(q), (q+1)*g.window-tn
+		if tn >= 0 { // (a time before 1970 is not cached: its quotient rounds up)
+			g.epoch, g.epochEnd = ep, (q+1)*g.window
+		}
+	}
+	// An IPv4 destination (the usual case) is keyed here without a call.
+	var a4 uint32
 	v4 := p.Dst.Is4()
-	var a4 uint32 // an IPv4 destination, hashed here without a call
 	if v4 {
 		b := p.Dst.As4()
 		a4 = binary.BigEndian.Uint32(b[:])
 	}
+	flooded := false
 	for i := range g.scopes {
 		s := &g.scopes[i]
 		var h uint64
 		switch {
-		case s.prefix && v4:
+		case v4 && s.kind == scopeHost:
+			if !p.dstHashed {
+				p.dstHash, p.dstHashed = sketch.Mix64(0xffff<<32|uint64(a4)), true // sketch.HashAddr(p.Dst)
+			}
+			h = p.dstHash
+		case v4 && s.kind == scopePrefix:
 			if a4>>28 == 0xe { // multicast
 				continue
 			}
 			h = sketch.Mix64(0xffff<<32 | uint64(a4&s.mask4)) // sketch.HashAddr of the network
-		case s.prefix:
-			var ok bool
-			if h, ok = prefixHash6(p.Dst, s.bits6); !ok {
-				continue
-			}
-		case s.key == nil && v4 && !p.dstHashed:
-			h = sketch.Mix64(0xffff<<32 | uint64(a4)) // sketch.HashAddr(p.Dst)
-			p.dstHash, p.dstHashed = h, true
-		case s.key == nil:
-			h = p.DstHash()
 		default:
-			k, ok := s.key(p.Dst)
-			if !ok {
+			var ok bool
+			if h, ok = s.hash(p); !ok {
 				continue
 			}
-			h = sketch.HashAddr(k)
 		}
-		if s.cells == nil {
-			s.cells = make([]gaugeCell, 1<<gaugeBits)
+		c := &s.cells[h>>(64-gaugeBits)]
+		if c.epoch != ep {
+			c.roll(ep)
 		}
-		if s.windowNs != w {
-			w = s.windowNs
-			q := tn / w
-			ep, left = uint32(q), w-(tn-q*w)
+		if c.cur < 1<<31 {
+			c.cur++
 		}
-		if s.observe(&s.cells[h>>(64-gaugeBits)], ep, left) {
-			flooded = true
+		// The sliding window's estimate is this epoch's count and the
+		// share of the previous one still in the window: at least cur,
+		// at most cur + prev, so most queries need no product or quotient.
+		switch {
+		case uint64(c.cur)+uint64(c.prev) < uint64(s.stop):
+			c.on = false
+		case c.cur >= s.start:
+			c.on = true
+		default:
+			s.estimate(c, left)
 		}
+		flooded = flooded || c.on
 	}
 	return flooded
+}
+
+// alloc makes the scopes' cells (at the first query).
+func (g *FloodGauge) alloc() {
+	for i := range g.scopes {
+		g.scopes[i].cells = make([]gaugeCell, 1<<gaugeBits)
+	}
+	g.cold = false
+}
+
+// observeEach is Observe for scopes of different windows: each scope's
+// epoch worked out apart.
+func (g *FloodGauge) observeEach(p *Packet, tn int64) bool {
+	flooded := false
+	for i := range g.scopes {
+		s := &g.scopes[i]
+		h, ok := s.hash(p)
+		if !ok {
+			continue
+		}
+		q := tn / s.windowNs
+		c := &s.cells[h>>(64-gaugeBits)]
+		if ep := uint32(q); c.epoch != ep {
+			c.roll(ep)
+		}
+		if c.cur < 1<<31 {
+			c.cur++
+		}
+		s.estimate(c, (q+1)*s.windowNs-tn)
+		flooded = flooded || c.on
+	}
+	return flooded
+}
+
+// hash returns the hash (sketch.HashAddr) of what s counts p's
+// destination under, and false when s does not count it.
+func (s *gaugeScope) hash(p *Packet) (uint64, bool) {
+	switch s.kind {
+	case scopeHost:
+		return p.DstHash(), true
+	case scopePrefix:
+		if p.Dst.Is4() {
+			b := p.Dst.As4()
+			a4 := binary.BigEndian.Uint32(b[:])
+			if a4>>28 == 0xe { // multicast
+				return 0, false
+			}
+			return sketch.Mix64(0xffff<<32 | uint64(a4&s.mask4)), true
+		}
+		return prefixHash6(p.Dst, s.bits6)
+	}
+	k, ok := s.key(p.Dst)
+	if !ok {
+		return 0, false
+	}
+	return sketch.HashAddr(k), true
 }
 
 // prefixHash6 is sketch.HashAddr of the network of the IPv6 address
@@ -188,22 +288,24 @@ func prefixHash6(dst netip.Addr, bits6 uint8) (uint64, bool) {
 	return sketch.Mix64(sketch.Mix64(hi) ^ lo), true
 }
 
-// observe counts a query in c in epoch ep (the packet time's window
-// number; left: the window's nanoseconds after the packet) and returns
-// the cell's state.
-func (s *gaugeScope) observe(c *gaugeCell, ep uint32, left int64) bool {
+// roll moves c to epoch ep (the packet time's window number), c.epoch
+// being another: the next epoch's count starts, the current one becomes
+// the previous; after a longer gap both start from zero. A packet
+// slightly out of order (the epoch before) counts in the current one.
+func (c *gaugeCell) roll(ep uint32) {
 	switch ep - c.epoch {
-	case 0, ^uint32(0): // this epoch, or a packet slightly out of order
+	case ^uint32(0):
 	case 1:
 		c.epoch, c.prev, c.cur = ep, c.cur, 0
 	default:
 		*c = gaugeCell{epoch: ep}
 	}
-	if c.cur < 1<<31 {
-		c.cur++
-	}
-	// The sliding window's estimate: this epoch's count and the share of
-	// the previous one still in the window.
+}
+
+// estimate sets c's state from the sliding window's estimate of its
+// count (left: the window's nanoseconds after the packet, 1 to
+// windowNs), with the scope's hysteresis.
+func (s *gaugeScope) estimate(c *gaugeCell, left int64) {
 	est := uint64(c.cur) + uint64(c.prev)*uint64(left)/uint64(s.windowNs)
 	switch {
 	case est >= uint64(s.start):
@@ -211,7 +313,6 @@ func (s *gaugeScope) observe(c *gaugeCell, ep uint32, left int64) bool {
 	case est < uint64(s.stop):
 		c.on = false
 	}
-	return c.on
 }
 
 // Share returns a new gauge of g's scopes (no counts) whose levels are
@@ -226,7 +327,9 @@ func (g *FloodGauge) Share(n int) *FloodGauge {
 	n = max(n, 1)
 	out := &FloodGauge{scopes: make([]gaugeScope, len(g.scopes))}
 	for i, s := range g.scopes {
-		out.scopes[i] = gaugeScope{key: s.key, prefix: s.prefix, mask4: s.mask4, bits6: s.bits6, start: max(s.start/uint32(n), 1), stop: s.stop / uint32(n), windowNs: s.windowNs}
+		out.scopes[i] = gaugeScope{key: s.key, kind: s.kind, mask4: s.mask4, bits6: s.bits6, start: max(s.start/uint32(n), 1), stop: s.stop / uint32(n), windowNs: s.windowNs}
 	}
+	out.shareWindow()
+	out.cold = true
 	return out
 }
