@@ -250,22 +250,46 @@ type Redirect struct {
 	// packet: errors and replies from spoofed sources, one each, cost a
 	// cell write instead of an insertion and an eviction, and evict no
 	// candidate (a router heard once yet).
-	door    *sketch.Doorkeeper
+	door *sketch.Doorkeeper
+	// held has the bit of every address in routers or candidates set (by
+	// its sketch.HashAddr; evicted ones too until the next sweep): a
+	// packet whose source's bit is clear has no binding, and costs no
+	// table lookup. The two tables share one hash function, so a source
+	// is hashed for them once.
+	held    []uint64
 	refused uint64
 	hosts   *table.Table[netip.Addr, redirHost]
 	width   int64
 	sweep   sweepClock
 }
 
+// redirHeldBits sizes Redirect.held: 128 Ki bits, 16 KiB (two full
+// tables of the default 4,096 bindings set at most one bit in sixteen).
+const redirHeldBits = 17
+
+// mayHold tells whether the address of sketch hash h may have a binding.
+func (r *Redirect) mayHold(h uint64) bool {
+	i := h >> (64 - redirHeldBits)
+	return r.held[i/64]&(1<<(i%64)) != 0
+}
+
+// hold sets the bit of the address of sketch hash h.
+func (r *Redirect) hold(h uint64) {
+	i := h >> (64 - redirHeldBits)
+	r.held[i/64] |= 1 << (i % 64)
+}
+
 // NewRedirect returns the icmp_redirect rule.
 func NewRedirect(cfg RedirectConfig) *Redirect {
+	hash := table.RandomHash[netip.Addr]()
 	return &Redirect{
 		cfg:        cfg,
 		trusted:    parseAddrs(cfg.TrustedRouters),
 		home:       parsePrefixes(cfg.HomeNetworks),
-		routers:    table.New[netip.Addr, binding](cfg.MaxRouters, nil),
-		candidates: table.New[netip.Addr, binding](cfg.MaxRouters, nil),
+		routers:    table.New[netip.Addr, binding](cfg.MaxRouters, hash),
+		candidates: table.New[netip.Addr, binding](cfg.MaxRouters, hash),
 		door:       sketch.NewDoorkeeper(14),
+		held:       make([]uint64, 1<<redirHeldBits/64),
 		hosts:      table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
 		width:      int64(cfg.Window) / window.Buckets,
 	}
@@ -315,16 +339,26 @@ func (r *Redirect) learn(p *detector.Packet) {
 		named = true
 	}
 	now := p.TimeNs
-	if b, ok := r.routers.Touch(p.Src, now); ok {
-		b.hear(mac, named, now)
-		return
+	var b *binding
+	var h uint64 // the tables' hash of p.Src, worked out once
+	held := r.mayHold(p.SrcHash())
+	if held {
+		h = r.routers.Hash(p.Src)
+		if rb, ok := r.routers.TouchHashed(p.Src, h, now); ok {
+			rb.hear(mac, named, now)
+			return
+		}
+		b, _ = r.candidates.TouchHashed(p.Src, h, now)
 	}
-	b, ok := r.candidates.Touch(p.Src, now)
-	if !ok {
+	if b == nil {
 		if r.candidates.Len() >= r.candidates.Cap() && !r.door.Seen(sketch.Mix64(p.SrcHash()^macKey(mac))) {
 			return // full: a new binding's first packet only knocks
 		}
-		b, _ = r.candidates.Get(p.Src, now) // evicts another candidate when full
+		if !held {
+			h = r.routers.Hash(p.Src)
+		}
+		b, _ = r.candidates.GetHashed(p.Src, h, now) // evicts another candidate when full
+		r.hold(p.SrcHash())
 	}
 	b.hear(mac, named, now)
 	if !b.confirmed(now) {
@@ -335,8 +369,8 @@ func (r *Redirect) learn(p *detector.Packet) {
 		return
 	}
 	v := *b
-	r.candidates.Delete(p.Src)
-	nb, _ := r.routers.Get(p.Src, now)
+	r.candidates.DeleteHashed(p.Src, h)
+	nb, _ := r.routers.GetHashed(p.Src, h, now)
 	*nb = v
 }
 
@@ -474,6 +508,14 @@ func (r *Redirect) Tick(now time.Time, _ detector.Reporter) {
 	stale := func(_ netip.Addr, b *binding, _ int64) bool { return b.stale(ns) }
 	r.routers.Sweep(stale)
 	r.candidates.Sweep(stale)
+	// The bits of the bindings left, without those swept or evicted.
+	clear(r.held)
+	hold := func(a netip.Addr, _ *binding) bool {
+		r.hold(sketch.HashAddr(a))
+		return true
+	}
+	r.routers.Range(hold)
+	r.candidates.Range(hold)
 }
 
 // Describe implements detector.Describer: the reasons, the claimed router,

@@ -248,3 +248,57 @@ func TestRedirectLearnsOnlyWhatTheLinkEngineGets(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectBindingsSurviveSweeps: a source is looked up in the binding
+// tables only when its bit in the rule's filter is set (set with every
+// new binding); the sweeps every 10 s rebuild the filter from the tables. The gateway, heard for 45 s
+// across four sweeps (one in the middle of 20,000 one-shot spoofed
+// bindings), keeps its one confirmed binding — no second one as a new
+// candidate — and the forged redirect in its name is still spoofed_router.
+func TestRedirectBindingsSurviveSweeps(t *testing.T) {
+	at := func(s float64) time.Time { return ruleEpoch.Add(time.Duration(s * float64(time.Second))) }
+	victim, other := addr("10.0.0.7"), addr("10.0.0.8")
+	for _, tc := range []struct {
+		name       string
+		frames     []synth.Frame
+		candidates int // want: the candidates table's length
+	}{
+		// (The first sweep comes with the first packet, another host's.)
+		{"the gateway heard 5 times between sweeps", synth.Merge(spoofedReplies(at(0), time.Second, 1, netip.Addr{}, addr("10.0.0.99")), gwReplies(at(1), 5),
+			[]synth.Frame{gwRedirect(bindAttackerMAC, victim, at(7)), gwRedirect(bindRouterMAC, other, at(8))}), 1},
+		{"the gateway alone", synth.Merge(gwReplies(at(0), 45), []synth.Frame{gwRedirect(bindAttackerMAC, victim, at(46)), gwRedirect(bindRouterMAC, other, at(47))}), 0},
+		{"the gateway and 20,000 spoofed bindings", synth.Merge(gwReplies(at(0), 45), spoofedReplies(at(19), 2*time.Second, 20000, addr("10.1.0.0"), netip.Addr{}),
+			[]synth.Frame{gwRedirect(bindAttackerMAC, victim, at(46)), gwRedirect(bindRouterMAC, other, at(47))}), -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rules.NewRedirect(rules.DefaultRedirectConfig())
+			evs := replay(t, tc.frames, r)
+			got := false
+			for _, e := range evs {
+				if e.Phase != detector.PhaseStart {
+					continue
+				}
+				rs, _ := e.Extra["reasons"].(map[string]any)
+				switch e.Target {
+				case victim:
+					got = rs["spoofed_router"] != nil && rs["binding_conflict"] == nil
+				case other:
+					t.Errorf("the gateway's own redirect raised %v", rs)
+				}
+			}
+			if !got {
+				t.Error("the forged redirect was not reported as spoofed_router alone")
+			}
+			stats := map[string]detector.TableStat{}
+			for _, st := range r.Tables() {
+				stats[st.Name] = st
+			}
+			if m := stats["icmp_redirect.routers"]; m.Len != 1 {
+				t.Errorf("routers %+v: want the gateway alone", m)
+			}
+			if c := stats["icmp_redirect.candidates"]; tc.candidates >= 0 && c.Len != tc.candidates {
+				t.Errorf("candidates %+v: want %d (a second binding of the gateway?)", c, tc.candidates)
+			}
+		})
+	}
+}

@@ -63,12 +63,25 @@ func New[K comparable, V any](capacity int, hash func(K) uint64) *Table[K, V] {
 		capacity = 1
 	}
 	if hash == nil {
-		seed := maphash.MakeSeed()
-		hash = func(k K) uint64 { return maphash.Comparable(seed, k) }
+		hash = RandomHash[K]()
 	}
 	const initial = 16
 	return &Table[K, V]{hash: hash, index: make([]uint64, initial), mask: initial - 1, capacity: capacity}
 }
+
+// RandomHash returns the hash New uses when given none: hash/maphash
+// with a random seed of its own. Tables given the same one hash a key
+// alike, so that a caller looking a key up in several hashes it once
+// (Hash, then TouchHashed, GetHashed, DeleteHashed on each).
+func RandomHash[K comparable]() func(K) uint64 {
+	seed := maphash.MakeSeed()
+	return func(k K) uint64 { return maphash.Comparable(seed, k) }
+}
+
+// Hash returns the table's hash of k, for the calls that take it
+// (TouchHashed, GetHashed, DeleteHashed) on this table or another made
+// with the same hash function.
+func (t *Table[K, V]) Hash(k K) uint64 { return t.hash(k) }
 
 // find returns the index position of k (hash h) and its slab slot, or
 // slot -1 when k is absent.
@@ -141,7 +154,20 @@ func (t *Table[K, V]) Get(k K, now int64) (v *V, created bool) {
 		t.touched[i] = now
 		return &t.vals[i], false
 	}
-	h := uint32(t.hash(k))
+	return t.get(k, uint32(t.hash(k)), now)
+}
+
+// GetHashed is Get of k whose hash (Hash) is h.
+func (t *Table[K, V]) GetHashed(k K, h uint64, now int64) (v *V, created bool) {
+	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
+		t.touched[i] = now
+		return &t.vals[i], false
+	}
+	return t.get(k, uint32(h), now)
+}
+
+// get is Get past the last key's check (h: k's hash).
+func (t *Table[K, V]) get(k K, h uint32, now int64) (v *V, created bool) {
 	if _, i := t.find(k, h); i >= 0 {
 		t.touched[i] = now
 		t.last = i
@@ -195,11 +221,31 @@ func (t *Table[K, V]) grow() {
 // keys only after some test (e.g. a rate estimate) call Touch first and Get
 // on admission.
 func (t *Table[K, V]) Touch(k K, now int64) (v *V, ok bool) {
+	if t.n == 0 {
+		return nil, false // (no hash to work out)
+	}
 	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
 		t.touched[i] = now
 		return &t.vals[i], true
 	}
-	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
+	return t.touch(k, uint32(t.hash(k)), now)
+}
+
+// TouchHashed is Touch of k whose hash (Hash) is h.
+func (t *Table[K, V]) TouchHashed(k K, h uint64, now int64) (v *V, ok bool) {
+	if t.n == 0 {
+		return nil, false
+	}
+	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
+		t.touched[i] = now
+		return &t.vals[i], true
+	}
+	return t.touch(k, uint32(h), now)
+}
+
+// touch is Touch past the last key's check (h: k's hash).
+func (t *Table[K, V]) touch(k K, h uint32, now int64) (v *V, ok bool) {
+	if _, i := t.find(k, h); i >= 0 {
 		t.touched[i] = now
 		t.last = i
 		return &t.vals[i], true
@@ -209,6 +255,9 @@ func (t *Table[K, V]) Touch(k K, now int64) (v *V, ok bool) {
 
 // Lookup returns the entry for k without creating or touching it.
 func (t *Table[K, V]) Lookup(k K) (*V, bool) {
+	if t.n == 0 {
+		return nil, false
+	}
 	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
 		return &t.vals[i], true
 	}
@@ -218,6 +267,13 @@ func (t *Table[K, V]) Lookup(k K) (*V, bool) {
 // Delete removes k if present.
 func (t *Table[K, V]) Delete(k K) {
 	if _, i := t.find(k, uint32(t.hash(k))); i >= 0 {
+		t.remove(i)
+	}
+}
+
+// DeleteHashed is Delete of k whose hash (Hash) is h.
+func (t *Table[K, V]) DeleteHashed(k K, h uint64) {
+	if _, i := t.find(k, uint32(h)); i >= 0 {
 		t.remove(i)
 	}
 }

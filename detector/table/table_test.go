@@ -152,17 +152,22 @@ func TestTableDropIdle(t *testing.T) {
 }
 
 // TestTableIndexMatchesMap drives a table and a Go map with the same
-// random inserts, deletes, sweeps and evictions, with a good hash and with
-// one that piles keys into a few probe runs (backward-shift deletion and
-// wrap-around at the end of the index), and checks that both hold the
-// same keys and values throughout.
+// random touches, inserts, deletes, sweeps and evictions, with a good hash
+// and with one that piles keys into a few probe runs (backward-shift
+// deletion and wrap-around at the end of the index), through the calls
+// that hash the key and those given its hash, and checks that both hold
+// the same keys and values throughout.
 func TestTableIndexMatchesMap(t *testing.T) {
+	colliding := func(k int) uint64 { return uint64(k%5) | 0xfffffff0 }
 	for _, tc := range []struct {
-		name string
-		hash func(int) uint64
+		name   string
+		hash   func(int) uint64
+		hashed bool // through the calls given the key's hash (GetHashed, ...)
 	}{
-		{"good hash", hashInt},
-		{"colliding hash", func(k int) uint64 { return uint64(k%5) | 0xfffffff0 }},
+		{"good hash", hashInt, false},
+		{"colliding hash", colliding, false},
+		{"good hash, hashed calls", hashInt, true},
+		{"colliding hash, hashed calls", colliding, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const capacity = 300
@@ -194,10 +199,20 @@ func TestTableIndexMatchesMap(t *testing.T) {
 			}
 			for step := 0; step < 20000; step++ {
 				k := rnd(1000)
+				get, del, touch := tb.Get, tb.Delete, tb.Touch
+				if tc.hashed {
+					h := tb.Hash(k)
+					get = func(k int, now int64) (*int, bool) { return tb.GetHashed(k, h, now) }
+					del = func(k int) { tb.DeleteHashed(k, h) }
+					touch = func(k int, now int64) (*int, bool) { return tb.TouchHashed(k, h, now) }
+				}
+				if v, ok := touch(k, int64(step)); ok != (model[k] != 0) || ok && *v != model[k] {
+					t.Fatalf("step %d: Touch of %d gives ok=%v, the model %d", step, k, ok, model[k])
+				}
 				switch op := rnd(10); {
 				case op < 6:
 					before := tb.Evicted()
-					v, _ := tb.Get(k, int64(step))
+					v, _ := get(k, int64(step))
 					*v = k + 1
 					if tb.Evicted() != before { // drop the evicted key from the model
 						for mk := range model {
@@ -208,7 +223,7 @@ func TestTableIndexMatchesMap(t *testing.T) {
 					}
 					model[k] = k + 1
 				case op < 9:
-					tb.Delete(k)
+					del(k)
 					delete(model, k)
 				default:
 					cut := rnd(1000)
