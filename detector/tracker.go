@@ -11,6 +11,13 @@ import (
 // topReported is how many top sources and ICMP types an event lists.
 const topReported = 5
 
+// topDoorBits sizes the tracker's doorkeeper of top sources: 2^14 cells
+// (64 KiB). A source's fingerprint survives about that many hits of new
+// sources (all attacks together) before another overwrites it, so a real
+// source sending one packet in a few thousand of a spoofed flood is
+// admitted at its second or third.
+const topDoorBits = 14
+
 type attackKey struct {
 	rule   int
 	target netip.Addr
@@ -43,6 +50,12 @@ type attack struct {
 	fleetSources sketch.MiniHLL
 	top          sketch.TopK[netip.Addr]
 	types        sketch.TopK[uint16]
+	// salt keys the attack's sources in the tracker's doorkeeper: made of
+	// the attack's first packet time (ns) and its rule and target, so one
+	// source is a new key in each attack, and a forger who cannot know
+	// the capture's timestamps to the nanosecond cannot aim spoofed
+	// sources at a real source's cell to keep it out of the top.
+	salt uint64
 }
 
 // packetSummary is what an event needs of its triggering packet.
@@ -86,6 +99,9 @@ type tracker struct {
 	lastKey attackKey
 	lastA   *attack
 	recent  []recentHit
+	// door admits a source to the top sources of an attack whose summary
+	// is full only on its second packet (see hit).
+	door *sketch.Doorkeeper
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
@@ -94,7 +110,7 @@ type tracker struct {
 }
 
 func newTracker(e *Engine) *tracker {
-	return &tracker{e: e, attacks: make(map[attackKey]*attack)}
+	return &tracker{e: e, attacks: make(map[attackKey]*attack), door: sketch.NewDoorkeeper(topDoorBits)}
 }
 
 // hit is Reporter.Hit: a hit of rule's at target, dropped when scope (nil:
@@ -124,6 +140,7 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 			}
 			a = t.newAttack()
 			a.first = p.Time
+			a.salt = sketch.Mix64(uint64(p.TimeNs)^uint64(rule)<<48) ^ sketch.HashAddr(target)
 			// The rate rule's window already holds the packets that
 			// brought the target this far: they belong to the attack's
 			// totals.
@@ -153,7 +170,20 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 	if p.Src.IsValid() { // a fleet correlator's sums have no source
 		h := p.SrcHash() // one hash for both source sketches (and smurf's)
 		a.sources.AddHash(h)
-		a.top.AddHash(p.Src, h, 1)
+		// The top sources: a source the summary holds, or one it has
+		// room for, is counted; a new source of a full summary takes over
+		// a slot only at its second packet (the doorkeeper held its
+		// first, which it counts then). A flood of spoofed sources, each
+		// seen once, thus costs a cell write a packet, not a slot taken
+		// over, and leaves the slots to sources that repeat: a real
+		// source among them is not pushed out by the noise.
+		if !a.top.Count(p.Src, h, 1) {
+			if t.door.Seen(h ^ a.salt) {
+				a.top.Replace(p.Src, h, 2)
+			} else {
+				a.top.Pass()
+			}
+		}
 	} else if o := t.fleetObs; o != nil {
 		a.fleet = true
 		a.fleetSources.Merge(&o.Sources)

@@ -55,3 +55,86 @@ func TestTrackerAttacksHitByTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerTopSourcesInSpoofedFlood: an echo flood of one victim where
+// every packet but the real sources' comes from a new spoofed source. The
+// real sources are listed as top sources with (nearly) all their packets,
+// whatever their share: at 10 % (above a sixteenth, which the summary
+// alone guarantees), at 3 % and 1 % (below it: the spoofed sources used to
+// push them out of the summary again and again, each time losing their
+// count), two at 4 % each; a flood of spoofed sources alone lists none,
+// and its distinct sources are estimated.
+func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
+	victim := netip.MustParseAddr("10.0.0.5")
+	real := []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.9")}
+	const n = 20000
+	for _, tc := range []struct {
+		name  string
+		every []int // real source i sends every every[i]-th packet
+	}{
+		{"one at 10 %", []int{10}},
+		{"one at 3 %", []int{33}},
+		{"one at 1 %", []int{100}},
+		{"two at 4 %", []int{25, 25}},
+		{"spoofed only", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var evs []*detector.Event
+			e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) { evs = append(evs, ev) }), allRules(t)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := map[netip.Addr]uint64{}
+			ts := epoch
+			for i := 0; i < n; i++ {
+				src := synth.RandomAddr(uint64(i)*0x9e3779b97f4a7c15+11, true)
+				for j, every := range tc.every {
+					if (i+j)%every == 0 {
+						src = real[j]
+						sent[src]++
+						break
+					}
+				}
+				f, err := synth.EchoFrame(synth.Echo{Src: src, Dst: victim, Seq: uint16(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts = ts.Add(100 * time.Microsecond)
+				e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
+			}
+			e.Close(detector.EndInputEnd)
+			var end *detector.Event
+			for _, ev := range evs {
+				if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
+					end = ev
+				}
+			}
+			if end == nil {
+				t.Fatal("no icmp_flood end event")
+			}
+			listed := map[netip.Addr]uint64{}
+			for _, s := range end.TopSources {
+				listed[s.Addr] = s.Packets
+			}
+			if len(listed) != len(sent) {
+				t.Errorf("top sources %v, want the %d real sources alone", end.TopSources, len(sent))
+			}
+			for src, k := range sent {
+				// The packets before the flood reached its stop level
+				// (a twentieth of the capture) are no attack's.
+				if got := listed[src]; got < k*9/10 || got > k {
+					t.Errorf("%v sent %d packets, listed with %d", src, k, got)
+				}
+			}
+			distinct := float64(n - len(sent))
+			for _, k := range sent {
+				distinct -= float64(k)
+			}
+			// The estimate is within 10 % of the attack's sources, which
+			// lack the spoofed sources of the packets before it (5 %).
+			if !end.SourcesEstimated || float64(end.Sources) < 0.85*distinct || float64(end.Sources) > 1.1*distinct {
+				t.Errorf("sources %d (estimated %v), want about %.0f", end.Sources, end.SourcesEstimated, distinct)
+			}
+		})
+	}
+}

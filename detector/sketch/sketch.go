@@ -199,6 +199,37 @@ func (t *TopK[K]) add(k K, h, w uint64) int {
 		t.bump(i, w)
 		return i
 	}
+	return t.put(k, h, w)
+}
+
+// Count is AddHash for a key that would take over no slot: it counts k
+// when the summary holds it or has a free slot, and tells whether it did.
+// When it did not (k is absent and the summary full) the caller says
+// whether k takes over a slot (Replace) or goes uncounted (Pass): an
+// admission test in front of the summary.
+func (t *TopK[K]) Count(k K, h, w uint64) bool {
+	if i := t.find(k, h); i >= 0 {
+		t.bump(i, w)
+		return true
+	}
+	if t.n < TopKSize {
+		t.put(k, h, w)
+		return true
+	}
+	return false
+}
+
+// Replace puts k (hash h, absent: Count said so) in the slot with the
+// least count, as AddHash would, with weight w.
+func (t *TopK[K]) Replace(k K, h, w uint64) { t.put(k, h, w) }
+
+// Pass records that a key absent from the full summary went uncounted:
+// the summary is no longer exact.
+func (t *TopK[K]) Pass() { t.replaced = true }
+
+// put puts absent key k (hash h) in a free slot, or in the first of the
+// slots with the least count, with weight w, and returns the slot.
+func (t *TopK[K]) put(k K, h, w uint64) int {
 	i, c, e := t.n, w, uint64(0)
 	if i < TopKSize {
 		t.n++
