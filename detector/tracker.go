@@ -72,10 +72,18 @@ type packetSummary struct {
 
 // set records p. Field by field on purpose: a whole-struct copy through
 // a temporary is written in pieces and read back in 16-byte moves, which
-// defeats store-to-load forwarding on every hit.
+// defeats store-to-load forwarding on every hit. hit writes the common
+// fields itself (this is too large to inline) when p has none of what
+// setRest records.
 func (s *packetSummary) set(p *Packet) {
 	s.src, s.dst = p.Src, p.Dst
 	s.proto, s.hasICMP, s.icmpType, s.icmpCode = p.Proto, p.HasICMP, p.ICMPType, p.ICMPCode
+	s.setRest(p)
+}
+
+// setRest is set's for a fragment of an echo, or a packet with VLANs or
+// tunnels, or after one.
+func (s *packetSummary) setRest(p *Packet) {
 	if !p.HasICMP && p.Frag.FirstEcho {
 		s.hasICMP, s.icmpType, s.icmpCode = fragICMP(p)
 	}
@@ -166,7 +174,12 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 	if m.BPS > a.peakBPS {
 		a.peakBPS = m.BPS
 	}
-	a.lastPacket.set(p)
+	if s := &a.lastPacket; p.HasICMP && p.NVLAN|p.Tunnel.Depth|s.nvlan|s.tunnel.Depth == 0 {
+		s.src, s.dst = p.Src, p.Dst // set, inlined for the common case
+		s.proto, s.hasICMP, s.icmpType, s.icmpCode = p.Proto, true, p.ICMPType, p.ICMPCode
+	} else {
+		s.set(p)
+	}
 	if p.Src.IsValid() { // a fleet correlator's sums have no source
 		h := p.SrcHash() // one hash for both source sketches (and smurf's)
 		a.sources.AddHash(h)
@@ -189,7 +202,9 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		a.fleetSources.Merge(&o.Sources)
 	}
 	if p.HasICMP {
-		a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), 1)
+		if k := uint16(p.ICMPType)<<8 | uint16(p.ICMPCode); !a.types.Again(k, 1) {
+			a.types.Add(k, 1)
+		}
 	}
 	switch {
 	case !a.active && m.Level == LevelFire:

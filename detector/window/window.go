@@ -15,6 +15,7 @@ const Buckets = 10
 type Counter struct {
 	head    int64 // bucket index (time / width) of the newest bucket
 	started bool
+	hslot   uint8 // slot(head)
 	pkts    [Buckets]uint32
 	bytes   [Buckets]uint64
 	sumPkts uint64
@@ -28,8 +29,10 @@ func (c *Counter) Add(t, width int64, n int) { c.AddBucket(t/width, n) }
 // AddBucket is Add for the packet time's bucket index idx (t / width),
 // for callers that feed several counters of one width with one packet.
 func (c *Counter) AddBucket(idx int64, n int) {
-	c.advance(idx)
-	i := slot(c.head)
+	if idx != c.head || !c.started { // a flood's packets mostly fall in the newest bucket: inlined
+		c.advance(idx)
+	}
+	i := c.hslot
 	c.pkts[i]++
 	c.bytes[i] += uint64(n)
 	c.sumPkts++
@@ -59,11 +62,15 @@ func (c *Counter) SeedBucket(head, idx int64, pkts uint32, bytes uint64) {
 func (c *Counter) Advance(t, width int64) { c.advance(t / width) }
 
 // AdvanceBucket is Advance for the bucket index idx (t / width).
-func (c *Counter) AdvanceBucket(idx int64) { c.advance(idx) }
+func (c *Counter) AdvanceBucket(idx int64) {
+	if idx != c.head || !c.started {
+		c.advance(idx)
+	}
+}
 
 func (c *Counter) advance(idx int64) {
 	if !c.started {
-		c.started, c.head = true, idx
+		c.started, c.head, c.hslot = true, idx, uint8(slot(idx))
 		return
 	}
 	switch {
@@ -76,14 +83,15 @@ func (c *Counter) advance(idx int64) {
 			c.sumByte -= c.bytes[i]
 			c.pkts[i], c.bytes[i] = 0, 0
 		}
+		c.hslot = uint8(slot(c.head))
 	case idx > c.head:
-		*c = Counter{started: true, head: idx}
+		*c = Counter{started: true, head: idx, hslot: uint8(slot(idx))}
 	case c.head-idx < Buckets:
 		// slightly out of order: the packet still falls in the window;
 		// count it with the newest bucket.
 	default:
 		// the clock went back by more than a window: start afresh
-		*c = Counter{started: true, head: idx}
+		*c = Counter{started: true, head: idx, hslot: uint8(slot(idx))}
 	}
 }
 
