@@ -213,6 +213,8 @@ type ErrorAbuse struct {
 	resetNs           int64
 	windowNs          int64
 	sweep             sweepClock
+	q                 icmpmsg.Quote    // the quote judge read last
+	fire              detector.Measure // observeReceiver's hit
 }
 
 // NewErrorAbuse returns the icmp_error_abuse rule.
@@ -277,10 +279,12 @@ func (r *ErrorAbuse) Interest() detector.Interest {
 }
 
 // judge returns the reasons p is evidence for (a bit per reason), the MTU
-// it claims (0 if none) and what it quotes.
-func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {
+// it claims (0 if none) and how far its quote was read; the quote is left
+// in r.q (read in place by the callers, not copied from call to call).
+func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, st icmpmsg.QuoteStatus) {
 	msg := p.ICMPData
-	q, st = icmpmsg.ParseQuote(p.IPv6, msg)
+	r.q, st = icmpmsg.ParseQuote(p.IPv6, msg)
+	q := &r.q
 	switch st {
 	case icmpmsg.QuoteMalformed:
 		reasons |= 1 << reasonMalformedQuote
@@ -319,7 +323,7 @@ func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, q ic
 	if !p.IPv6 && p.ICMPType == icmpmsg.V4SourceQuench {
 		reasons |= 1 << reasonSourceQuench
 	}
-	return reasons, mtu, q, st
+	return reasons, mtu, st
 }
 
 // immediate are the reasons one error is enough for.
@@ -348,7 +352,8 @@ func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, re
 	if len(r.trusted) > 0 && r.trusted[p.Src] {
 		return
 	}
-	reasons, mtu, q, st := r.judge(p)
+	reasons, mtu, st := r.judge(p)
+	q := &r.q
 	now := p.TimeNs
 	if recv {
 		r.observeReceiver(p, rep, reasons&^immediate, q, st)
@@ -363,11 +368,12 @@ func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, re
 
 // observeReceiver counts p's per-receiver reasons (immediate ones left
 // out) and reports the receiver when they reach their level.
-func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, reasons uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {
+func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, reasons uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus) {
 	now := p.TimeNs
 	storm := false
+	var h *errHost
 	if st == icmpmsg.QuoteOK && q.Proto == 6 && q.HasPorts && q.Src == p.Dst && hardError(p) {
-		h, _ := r.hosts.Get(p.Dst, now)
+		h, _ = r.hosts.Get(p.Dst, now)
 		h.last = now
 		storm = r.resetStorm(h, now, q.SrcPort, p.WireLen)
 		if storm {
@@ -377,7 +383,14 @@ func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, 
 	if reasons == 0 {
 		return
 	}
-	h := r.note(p.Dst, reasons, 0, sampleOf(q, st), now)
+	if h == nil {
+		h, _ = r.hosts.Get(p.Dst, now)
+		h.last = now
+	}
+	h.count(reasons)
+	if st == icmpmsg.QuoteOK {
+		h.quoted.set(q)
+	}
 	fire := storm
 	if counted := reasons & (1<<reasonQuoteMismatch | 1<<reasonMalformedQuote); counted != 0 {
 		if now-h.countStart >= r.windowNs || now < h.countStart {
@@ -387,7 +400,15 @@ func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, 
 		fire = fire || h.counted >= uint32(r.cfg.Count)
 	}
 	if fire {
-		rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
+		r.fire = detector.Measure{Level: detector.LevelFire}
+		rep.Hit(p.Dst, p, &r.fire)
+	}
+}
+
+// count counts reasons in h.
+func (h *errHost) count(reasons uint32) {
+	for b := reasons; b != 0; b &= b - 1 {
+		h.reasons[bits.TrailingZeros32(b)]++
 	}
 }
 
@@ -396,9 +417,7 @@ func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, 
 func (r *ErrorAbuse) note(dst netip.Addr, reasons uint32, mtu uint32, q quoteSample, now int64) *errHost {
 	h, _ := r.hosts.Get(dst, now)
 	h.last = now
-	for b := reasons; b != 0; b &= b - 1 {
-		h.reasons[bits.TrailingZeros32(b)]++
-	}
+	h.count(reasons)
 	if mtu != 0 {
 		mtuSlots(h.mtus[:]).noteMTU(mtu)
 	}
@@ -409,18 +428,24 @@ func (r *ErrorAbuse) note(dst netip.Addr, reasons uint32, mtu uint32, q quoteSam
 }
 
 // sampleOf is the sample of a parsed quote (empty unless st is QuoteOK).
-func sampleOf(q icmpmsg.Quote, st icmpmsg.QuoteStatus) quoteSample {
-	if st != icmpmsg.QuoteOK {
-		return quoteSample{}
+func sampleOf(q *icmpmsg.Quote, st icmpmsg.QuoteStatus) quoteSample {
+	var s quoteSample
+	if st == icmpmsg.QuoteOK {
+		s.set(q)
 	}
-	return quoteSample{src: q.Src, dst: q.Dst, proto: q.Proto, sport: q.SrcPort, dport: q.DstPort,
-		length: q.Length, hasPorts: q.HasPorts, filled: true}
+	return s
+}
+
+// set makes s the sample of quote q (read OK), field by field.
+func (s *quoteSample) set(q *icmpmsg.Quote) {
+	s.src, s.dst, s.proto, s.sport, s.dport = q.Src, q.Dst, q.Proto, q.SrcPort, q.DstPort
+	s.length, s.hasPorts, s.filled = q.Length, q.HasPorts, true
 }
 
 // observeReporter handles an error with a reason one error is enough
 // for: part of its reporter's spray, the receiver's own attack, or held
 // back until it is known which (see ErrorAbuse).
-func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, reasons uint32, mtu uint32, q icmpmsg.Quote, st icmpmsg.QuoteStatus) {
+func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, reasons uint32, mtu uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus) {
 	now := p.TimeNs
 	fire := detector.Measure{Level: detector.LevelFire}
 	sample := sampleOf(q, st)
