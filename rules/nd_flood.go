@@ -151,6 +151,20 @@ type NDFlood struct {
 	keys            *table.Table[ndKey, ndCounter]
 	solo            soloTarget // what the link's solicitations ask for
 	sweep           sweepClock
+	// seen is what Classify found of the packet's keys, for Observe, which
+	// follows it for the same packet (see Classify).
+	seen ndSeen
+}
+
+// ndSeen is what NDFlood.Classify found of a packet's keys (keysOf) in
+// the table: the counters (nil: absent), valid while ok. Observe reads it
+// instead of hashing each key again (an NS and NA flood alternates two
+// keys, so the table's last-key shortcut misses every time), and drops it
+// at its first insertion, which may move the counters.
+type ndSeen struct {
+	keys [2]ndKey
+	c    [2]*ndCounter
+	ok   bool
 }
 
 // soloTarget tells whether every solicitation to a group over the last one
@@ -207,21 +221,26 @@ func (r *NDFlood) Info() detector.RuleInfo { return ndFloodInfo }
 
 // Classify implements detector.Classifier: an NS or NA counted toward a
 // key at its stop level or above is nd_flood's.
+// The engine classifies a packet just before its rules observe it: the
+// counters found are kept for Observe (r.seen), found with Touch (Observe
+// counts the packet at the same time), and every key is looked up.
 func (r *NDFlood) Classify(p *detector.Packet) {
+	r.seen.ok = false
 	ns := isND(p, icmpmsg.V6NeighSolicit, 24)
 	if !ns && !isND(p, icmpmsg.V6NeighAdvert, 24) {
 		return
 	}
-	for _, k := range r.keysOf(p, ns) {
+	r.seen = ndSeen{keys: r.keysOf(p, ns), ok: true}
+	for j, k := range r.seen.keys {
 		if !k.addr.IsValid() {
 			continue
 		}
-		if c, ok := r.keys.Lookup(k); ok {
+		if c, ok := r.keys.Touch(k, p.TimeNs); ok {
+			r.seen.c[j] = c
 			rc := c.rate
 			rc.Advance(p.TimeNs, r.width)
 			if pps, _ := rc.Rates(r.cfg.Window); pps >= r.level(k, ns)*r.cfg.StopRatio {
 				p.Class.Owner = ndFloodInfo.Name
-				return
 			}
 		}
 	}
@@ -278,11 +297,23 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	target, _, _, _, _ := icmpmsg.NeighborTarget(p.ICMPData)
 	now := p.TimeNs
-	for _, k := range r.keysOf(p, ns) {
+	seen := r.seen // Classify's, when it looked this packet's keys up
+	r.seen.ok = false
+	keys := seen.keys
+	if !seen.ok {
+		keys = r.keysOf(p, ns)
+	}
+	for j, k := range keys {
 		if !k.addr.IsValid() {
 			continue
 		}
-		c, ok := r.keys.Touch(k, now)
+		var c *ndCounter
+		ok := seen.ok && seen.c[j] != nil
+		if ok {
+			c = seen.c[j]
+		} else if !seen.ok {
+			c, ok = r.keys.Touch(k, now)
+		}
 		if !ok {
 			// Admission: once the table is full, a host's or a source's
 			// counter is made at its second message (the doorkeeper),
@@ -294,6 +325,7 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 				continue
 			}
 			c, _ = r.keys.Get(k, now)
+			seen.ok = false // (the insertion may have moved the other key's counter)
 		}
 		c.last = now
 		c.rate.Add(now, r.width, p.WireLen)
