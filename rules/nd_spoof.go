@@ -159,6 +159,7 @@ type NDSpoof struct {
 	windowNs int64
 	bindings *table.Table[netip.Addr, ndBinding]
 	door     *sketch.Doorkeeper // admits a binding to a full bindings table at its second packet
+	known    presence           // the addresses bindings may hold (sketch.HashAddr): most of a flood's are proved absent without a lookup
 	cells    []takeoverCell
 	episodes *table.Table[ndEpKey, ndEpisode]
 	fresh    []freshRebind // ring of the last FreshMACs fresh rebindings
@@ -179,6 +180,7 @@ const (
 func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 	return &NDSpoof{cfg: cfg, windowNs: int64(cfg.Window), bindings: table.New[netip.Addr, ndBinding](cfg.MaxBindings, nil),
 		door:     sketch.NewDoorkeeper(14),
+		known:    newPresence(presenceBits(cfg.MaxBindings)),
 		cells:    make([]takeoverCell, ndTakeoverCells),
 		episodes: table.New[ndEpKey, ndEpisode](ndEpisodes, nil),
 		fresh:    make([]freshRebind, max(cfg.FreshMACs, 1))}
@@ -188,7 +190,10 @@ func NewNDSpoof(cfg NDSpoofConfig) *NDSpoof {
 func (r *NDSpoof) Info() detector.RuleInfo { return ndSpoofInfo }
 
 // Warm implements detector.Warmer: the takeover cells.
-func (r *NDSpoof) Warm() { table.Prefault(r.cells) }
+func (r *NDSpoof) Warm() {
+	table.Prefault(r.cells)
+	r.known.warm()
+}
 
 // Observe implements detector.Rule.
 func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
@@ -224,29 +229,34 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	now := p.TimeNs
+	h := p.SrcHash() // the address's hash (an RA's or a solicitation's is its source)
+	if na {
+		h = sketch.HashAddr(addr)
+	}
 	var b *ndBinding
 	if r.bindings.Len() < r.bindings.Cap() && p.Class.Owner == "" {
 		// Room, and no flood: the binding is learned at its first
 		// packet (one lookup, no second one to insert).
 		var created bool
 		if b, created = r.bindings.Get(addr, now); created {
+			r.known.add(h)
 			*b = ndBinding{mac: mac, since: now, last: now, router: routerFlag}
 			return
 		}
-	} else if b, ok = r.bindings.Touch(addr, now); !ok {
+	} else if ok = r.known.mayHold(h); ok { // (a clear bit: no lookup)
+		b, ok = r.bindings.Touch(addr, now)
+	}
+	if b == nil {
 		// Once the table is full, or for a message of a flood (ra_flood's
 		// or nd_flood's: forged routers and neighbors, a new one each), a
 		// binding is learned from its second packet (the doorkeeper):
 		// they cost a cell write instead of an insertion (and, once
 		// full, an eviction), and evict no binding.
-		h := p.SrcHash() // (an RA's or a solicitation's address is its source)
-		if na {
-			h = sketch.HashAddr(addr)
-		}
 		if !r.door.Seen(sketch.Mix64(h ^ macKey(mac))) {
 			return
 		}
 		b, _ = r.bindings.Get(addr, now)
+		r.known.add(h)
 		*b = ndBinding{mac: mac, since: now, last: now, router: routerFlag}
 		return
 	}
@@ -487,6 +497,13 @@ func (r *NDSpoof) Tick(now time.Time, _ detector.Reporter) {
 	if r.sweep.due(now, time.Minute) {
 		before := now.Add(-24 * time.Hour).UnixNano()
 		r.bindings.Sweep(func(_ netip.Addr, b *ndBinding, _ int64) bool { return b.last < before })
+		if r.known.rebuildDue() { // the bits of bindings gone (swept, evicted) add up
+			r.known.reset()
+			r.bindings.Range(func(a netip.Addr, _ *ndBinding) bool {
+				r.known.add(sketch.HashAddr(a))
+				return true
+			})
+		}
 		idle := now.UnixNano() - 2*r.windowNs
 		r.episodes.Sweep(func(_ ndEpKey, e *ndEpisode, _ int64) bool { return e.last < idle })
 	}

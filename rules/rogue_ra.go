@@ -177,6 +177,7 @@ type RogueRA struct {
 	ntrusted int
 	refused  uint64                              // routers not learned because the trusted array was full
 	door     *sketch.Doorkeeper                  // admits an untrusted router to a full routers table at its second RA
+	known    presence                            // the addresses routers may hold (sketch.HashAddr): a forged router's is proved absent without a lookup
 	scratch  raRouter                            // a router judged without an entry (not admitted)
 	all      [icmpmsg.MaxNDPrefixes]netip.Prefix // the prefixes of the RA being judged
 	targets  *table.Table[netip.Addr, rogueTarget]
@@ -194,6 +195,7 @@ func NewRogueRA(cfg RogueRAConfig) *RogueRA {
 		routers: table.New[netip.Addr, raRouter](cfg.MaxRouters, nil),
 		targets: table.New[netip.Addr, rogueTarget](cfg.MaxRouters, nil),
 		door:    sketch.NewDoorkeeper(14),
+		known:   newPresence(presenceBits(cfg.MaxRouters)),
 	}
 	for _, s := range cfg.Routers {
 		if a, err := netip.ParseAddr(s); err == nil {
@@ -325,7 +327,11 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		return 0
 	}
 	configured := len(r.addrs) > 0 && r.addrs[p.Src] || haveMAC && len(r.macs) > 0 && r.macs[mac]
-	rt, known := r.routers.Touch(p.Src, now)
+	var rt *raRouter
+	known := false
+	if r.known.mayHold(p.SrcHash()) { // (a clear bit: a router never heard, no lookup)
+		rt, known = r.routers.Touch(p.Src, now)
+	}
 	if !known {
 		// Admission: once the table is full, an untrusted router gets an
 		// entry at its second RA (the doorkeeper), so a flood of forged
@@ -337,7 +343,7 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		// of the link's (configured, or announcing while learning) always
 		// gets its entry.
 		if learning && announces || configured || r.routers.Len() < r.routers.Cap() || r.door.Seen(p.SrcHash()) {
-			rt, _ = r.routers.Get(p.Src, now)
+			rt = r.router(p.Src, p.SrcHash(), now)
 		} else {
 			rt = &r.scratch
 		}
@@ -371,7 +377,7 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		// demoted one's place.
 		if rt == &r.scratch {
 			n := r.scratch
-			rt, _ = r.routers.Get(p.Src, now)
+			rt = r.router(p.Src, p.SrcHash(), now)
 			*rt = n
 		}
 		if rt, displaced = r.routers.Lookup(p.Src); !displaced {
@@ -399,6 +405,14 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		reasons |= 1 << rogueUnknown
 	}
 	return reasons
+}
+
+// router returns a's entry in the routers table (h: its sketch.HashAddr),
+// made when absent: every entry made is added to r.known.
+func (r *RogueRA) router(a netip.Addr, h uint64, now int64) *raRouter {
+	r.known.add(h)
+	rt, _ := r.routers.Get(a, now)
+	return rt
 }
 
 // trustedIndex is a's index among the trusted routers, or -1.
@@ -448,7 +462,7 @@ func (r *RogueRA) demote(n raRouter, now int64) bool {
 		r.ntrusted--
 		r.trusted[i] = r.trusted[r.ntrusted]
 		r.trusted[r.ntrusted] = raRouter{}
-		rt, _ := r.routers.Get(old.addr, now)
+		rt := r.router(old.addr, sketch.HashAddr(old.addr), now)
 		*rt = old
 		rt.learned = false
 		demoted = true
@@ -517,6 +531,13 @@ func (r *RogueRA) Tick(now time.Time, _ detector.Reporter) {
 	r.targets.Sweep(func(_ netip.Addr, t *rogueTarget, _ int64) bool { return t.last < before })
 	old := now.Add(-24 * time.Hour).UnixNano()
 	r.routers.Sweep(func(_ netip.Addr, rt *raRouter, touched int64) bool { return touched < old })
+	if r.known.rebuildDue() { // the bits of routers gone (swept, evicted, trusted) add up
+		r.known.reset()
+		r.routers.Range(func(a netip.Addr, _ *raRouter) bool {
+			r.known.add(sketch.HashAddr(a))
+			return true
+		})
+	}
 }
 
 // Describe implements detector.Describer: the router, its link-layer
