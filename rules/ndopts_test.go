@@ -20,16 +20,22 @@ func padding(n int) []byte {
 
 // TestNDOptionsPastTheBound: the ND rules read at most MaxNDOptions options
 // of a message (one bounded walk per packet, shared); what an attacker hides
-// past the bound must not make an RA pass. Attack twin: an unknown router
+// past the bound must not make an RA pass. Attack twins: an unknown router
 // after the learning period, router lifetime 0, its prefix behind 40
 // padding options (the old unbounded walk found the prefix; a bounded walk
-// that ignores the cut would not). Benign twins: the link's router padding
+// that ignores the cut would not), or behind 179 (the worst-input suite's
+// padding, the most a 1,500-byte frame holds), and a new router heard
+// while the link's routers are being learned, its prefix behind 179
+// options (new_prefix: nothing the link's router announces; learned as
+// one of the link's, it would stay silent from then on). Checked by
+// mutation: with announcing read from the prefixes alone (not
+// ND.Truncated) the three fail. Benign twins: the link's router padding
 // its RA the same way, and an unknown router's RA that announces nothing
 // within the bound.
 func TestNDOptionsPastTheBound(t *testing.T) {
 	bad := addr("fe80::bad")
 	attacker := synth.MAC(66)
-	padded := func(src netip.Addr, n int, lifetime uint16) synth.Frame {
+	paddedAt := func(src netip.Addr, n int, lifetime uint16, at time.Duration) synth.Frame {
 		m := ra(src, routerMAC, lifetime, link64)
 		if src != routerLL {
 			m.SrcMAC = attacker
@@ -38,7 +44,10 @@ func TestNDOptionsPastTheBound(t *testing.T) {
 		if n == 0 {
 			m.Rest = synth.RA(lifetime, 0)
 		}
-		return m.At(ruleEpoch.Add(5 * time.Minute))
+		return m.At(ruleEpoch.Add(at))
+	}
+	padded := func(src netip.Addr, n int, lifetime uint16) synth.Frame {
+		return paddedAt(src, n, lifetime, 5*time.Minute)
 	}
 	tests := []struct {
 		name  string
@@ -47,6 +56,8 @@ func TestNDOptionsPastTheBound(t *testing.T) {
 	}{
 		{"unknown router, prefix behind 40 options", padded(bad, 40, 0), []string{"rogue_ra ff02::1"}},
 		{"unknown router, prefix behind 20 options (read)", padded(bad, 20, 0), []string{"rogue_ra ff02::1"}},
+		{"unknown router, prefix behind 179 options", padded(bad, 179, 0), []string{"rogue_ra ff02::1"}},
+		{"new router while learning, prefix behind 179 options", paddedAt(bad, 179, 1800, 30*time.Second), []string{"rogue_ra ff02::1"}},
 		{"unknown router announcing nothing", padded(bad, 0, 0), nil},
 		{"the link's router, padded", padded(routerLL, 40, 1800), nil},
 	}
