@@ -49,6 +49,7 @@ is left is counted as undelivered) and exits.`,
   icmpids correlate --kafka 127.0.0.1:9092 --until-idle 5s --format eve`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.startupDone() // a service whose start-up is its connection
 			return a.correlate(cmd.Context(), untilIdle)
 		},
 	}

@@ -16,8 +16,10 @@ import (
 )
 
 func main() {
+	resume := pauseGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := runApp(ctx, &app{stdout: os.Stdout, stderr: os.Stderr, v: newViper(), started: resume}, os.Args[1:])
+	resume()
 	stop()
 	os.Exit(code)
 }

@@ -225,6 +225,7 @@ func (a *app) replay(ctx context.Context, paths []string, o replayOptions) error
 	if s.eveFile != nil {
 		statsEvery = cfg.Output.EVEStatsInterval
 	}
+	a.startupDone()
 	for n := 0; ; n++ {
 		if n%progressEvery == 0 {
 			if ctx.Err() != nil {

@@ -18,6 +18,16 @@ type app struct {
 	// consumerOpts are added to the correlator's Kafka client options
 	// (tests: a fetch size small enough to split a backlog).
 	consumerOpts []kgo.Opt
+	// started, when set, is called when start-up is over (the packet loop
+	// begins): main's pauseGC resume. Tests leave it nil.
+	started func()
+}
+
+// startupDone tells main that start-up is over (see pauseGC).
+func (a *app) startupDone() {
+	if a.started != nil {
+		a.started()
+	}
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -211,6 +211,7 @@ type liveLoop struct {
 }
 
 func (lp *liveLoop) run(ctx context.Context, hup <-chan os.Signal) error {
+	lp.a.startupDone()
 	now := time.Now()
 	lp.schedule(now)
 	if len(lp.fronts) > 0 {
