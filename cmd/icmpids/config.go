@@ -224,10 +224,11 @@ func loadConfig(v *viper.Viper, path string) (Config, error) {
 			return Config{}, usageErrorf("config %s: %v", path, oneLine(err))
 		}
 	}
-	if err := checkEnv(os.Environ()); err != nil {
+	known := knownKeys() // built once: a reflection walk of every default
+	if err := checkEnv(os.Environ(), known); err != nil {
 		return Config{}, usageErrorf("%v", err)
 	}
-	if err := unknownKeys(v.AllKeys(), knownKeys()); err != nil {
+	if err := unknownKeys(v.AllKeys(), known); err != nil {
 		return Config{}, usageErrorf("config%s: %v", inFile(path), err)
 	}
 	cfg := defaultConfig()
@@ -266,19 +267,27 @@ func configHook() mapstructure.DecodeHookFunc {
 
 // checkEnv rejects ICMPIDS_* environment variables that name no key: a
 // misspelt one must not be silently ignored, as an unknown YAML key is
-// not. (ICMPIDS_TEST_* belong to the test binary.)
-func checkEnv(environ []string) error {
-	known := map[string]bool{}
-	var names []string
-	for key := range knownKeys() {
-		name := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-		known[name] = true
-		names = append(names, name)
-	}
+// not. (ICMPIDS_TEST_* belong to the test binary.) keys are the known
+// configuration keys (knownKeys); the variables' names are made from them
+// only when one of the environment's is not found.
+func checkEnv(environ []string, keys map[string]bool) error {
 	var bad []string
+	var known map[string]bool
+	var names []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix+"_") || strings.HasPrefix(name, envPrefix+"_TEST_") || known[name] {
+		if !strings.HasPrefix(name, envPrefix+"_") || strings.HasPrefix(name, envPrefix+"_TEST_") {
+			continue
+		}
+		if known == nil {
+			known = map[string]bool{}
+			for key := range keys {
+				n := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+				known[n] = true
+				names = append(names, n)
+			}
+		}
+		if known[name] {
 			continue
 		}
 		if near := nearest(name, names); near != "" {
