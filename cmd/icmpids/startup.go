@@ -35,34 +35,33 @@ func pauseGC() (resume func()) {
 	return resume
 }
 
-// resumeGC sets the collector back to percent (GOGC's setting), its first
+// resumeGC sets the collector back to percent (GOGC's setting), its next
 // goal as if it had just collected the start-up heap: that heap plus
-// percent of it, not the runtime's first goal (the scannable globals, 5
-// MB, plus percent of them), which would start a collection at the first
-// allocation after start-up. Once that first collection has run, the goal
-// follows percent as usual. With the collector off (GOGC=off), or once a
-// collection has run, it only sets percent back.
+// percent of it, not what the runtime's last marked heap gives (before any
+// collection, the scannable globals, 5 MB, plus percent of them), which
+// would start a collection at the first allocation after start-up. Once
+// that collection has run, the goal follows percent as usual. With the
+// collector off (GOGC=off) it only sets percent back.
 func resumeGC(percent int) {
-	first := firstGCPercent(percent)
-	if first <= percent {
+	next := nextGCPercent(percent)
+	if next <= percent {
 		debug.SetGCPercent(percent)
 		return
 	}
 	// Set once, from the collector still off: a collection started
-	// between two settings would run at the runtime's first goal.
-	sentinel := new([64]byte) // not tiny-allocated: its cleanup runs after the first cycle
+	// between two settings would run at the lower goal.
+	sentinel := new([64]byte) // not tiny-allocated: its cleanup runs after the next cycle
 	runtime.AddCleanup(sentinel, func(p int) { debug.SetGCPercent(p) }, percent)
-	debug.SetGCPercent(first)
+	debug.SetGCPercent(next)
 }
 
-// firstGCPercent is the percentage whose goal, before any collection, is
-// the heap now plus percent of it; percent itself when the collector is
-// off or has run.
-func firstGCPercent(percent int) int {
+// nextGCPercent is the percentage whose goal is the heap now plus percent
+// of it; percent itself when the collector is off.
+func nextGCPercent(percent int) int {
 	if percent <= 0 {
 		return percent
 	}
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/cycles/total:gc-cycles"},
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/globals:bytes"}, {Name: "/gc/scan/stack:bytes"}}
 	metrics.Read(s)
 	for _, x := range s {
@@ -70,12 +69,13 @@ func firstGCPercent(percent int) int {
 			return percent // a runtime without these metrics: as configured
 		}
 	}
-	heap, cycles, roots := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()+s[3].Value.Uint64()
-	if cycles != 0 {
+	heap, live, roots := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()+s[3].Value.Uint64()
+	// The runtime's goal: the heap marked live by the last collection (0
+	// before any) plus percent of it and of the roots, at least percent of
+	// its 4 MB minimum heap.
+	want := heap + heap/100*uint64(percent)
+	if want <= live {
 		return percent
 	}
-	// Before the first collection nothing is marked, and the goal is
-	// percent of the roots (at least of the 4 MB minimum heap).
-	want := heap + heap/100*uint64(percent)
-	return int(min(want*100/max(roots, 4<<20), 1<<20))
+	return int(min((want-live)*100/max(live+roots, 4<<20), 1<<20))
 }
