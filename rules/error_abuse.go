@@ -283,8 +283,8 @@ func (r *ErrorAbuse) Interest() detector.Interest {
 // in r.q (read in place by the callers, not copied from call to call).
 func (r *ErrorAbuse) judge(p *detector.Packet) (reasons uint32, mtu uint32, st icmpmsg.QuoteStatus) {
 	msg := p.ICMPData
-	r.q, st = icmpmsg.ParseQuote(p.IPv6, msg)
 	q := &r.q
+	st = icmpmsg.ParseQuoteInto(q, p.IPv6, msg)
 	switch st {
 	case icmpmsg.QuoteMalformed:
 		reasons |= 1 << reasonMalformedQuote
@@ -464,14 +464,14 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 		sp.receivers.Add(p.Dst)
 		if h := r.heldOf(rp); h != nil {
 			h.live = false
-			sp.note(h.reasons, h.mtu, h.quoted, now)
+			sp.note(h.reasons, h.mtu, &h.quoted, now)
 			rep.Hit(p.Src, &h.pkt, &fire)
 		}
 	}
 	if rp.spray {
 		sp, _ := r.sprays.Get(p.Src, now)
-		sp.receivers.Add(p.Dst)
-		sp.note(reasons, mtu, sample, now)
+		sp.receivers.AddHash(p.DstHash())
+		sp.note(reasons, mtu, &sample, now)
 		rep.Hit(p.Src, p, &fire)
 		return
 	}
@@ -490,7 +490,7 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 }
 
 // note adds an error's reasons, MTU and quote to a spray's evidence.
-func (sp *errSpray) note(reasons, mtu uint32, q quoteSample, now int64) {
+func (sp *errSpray) note(reasons, mtu uint32, q *quoteSample, now int64) {
 	sp.last = now
 	for b := reasons; b != 0; b &= b - 1 {
 		sp.reasons[bits.TrailingZeros32(b)]++
@@ -499,7 +499,7 @@ func (sp *errSpray) note(reasons, mtu uint32, q quoteSample, now int64) {
 		mtuSlots(sp.mtus[:]).noteMTU(mtu)
 	}
 	if q.filled {
-		sp.quoted = q
+		sp.quoted = *q
 	}
 }
 

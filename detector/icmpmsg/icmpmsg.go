@@ -81,22 +81,30 @@ const (
 // tells ICMPv6 (the quote must be IPv6) from ICMP (IPv4).
 func ParseQuote(v6 bool, msg []byte) (Quote, QuoteStatus) {
 	var q Quote
+	st := ParseQuoteInto(&q, v6, msg)
+	return q, st
+}
+
+// ParseQuoteInto is ParseQuote writing the quote into *q (cleared first):
+// for a caller that keeps it, where returning it copied its ~100 bytes.
+func ParseQuoteInto(q *Quote, v6 bool, msg []byte) QuoteStatus {
+	*q = Quote{}
 	if len(msg) <= 8 {
-		return q, QuoteMissing
+		return QuoteMissing
 	}
 	b := msg[8:]
 	if v6 {
-		return parseQuote6(b)
+		return parseQuote6(q, b)
 	}
 	if b[0]>>4 != 4 {
-		return q, QuoteMalformed
+		return QuoteMalformed
 	}
 	hl := int(b[0]&0x0f) * 4
 	if hl < 20 {
-		return q, QuoteMalformed
+		return QuoteMalformed
 	}
 	if len(b) < 20 {
-		return q, QuoteMissing
+		return QuoteMissing
 	}
 	q.Src = netip.AddrFrom4([4]byte(b[12:16]))
 	q.Dst = netip.AddrFrom4([4]byte(b[16:20]))
@@ -107,18 +115,18 @@ func ParseQuote(v6 bool, msg []byte) (Quote, QuoteStatus) {
 	q.FragOffset = int(ff&0x1fff) * 8
 	q.Fragment = ff&0x2000 != 0 || q.FragOffset != 0
 	if len(b) >= hl && q.FragOffset == 0 {
-		upper(&q, b[hl:], q.Proto == 1)
+		upper(q, b[hl:], q.Proto == 1)
 	}
-	return q, QuoteOK
+	return QuoteOK
 }
 
-func parseQuote6(b []byte) (Quote, QuoteStatus) {
-	q := Quote{IPv6: true}
+func parseQuote6(q *Quote, b []byte) QuoteStatus {
+	q.IPv6 = true
 	if b[0]>>4 != 6 {
-		return q, QuoteMalformed
+		return QuoteMalformed
 	}
 	if len(b) < 40 {
-		return q, QuoteMissing
+		return QuoteMissing
 	}
 	q.Src = netip.AddrFrom16([16]byte(b[8:24]))
 	q.Dst = netip.AddrFrom16([16]byte(b[24:40]))
@@ -130,14 +138,14 @@ func parseQuote6(b []byte) (Quote, QuoteStatus) {
 		case 0, 43, 60: // hop-by-hop, routing, destination options
 			if len(b) < off+2 {
 				q.Proto, q.HeaderLen = next, off
-				return q, QuoteOK
+				return QuoteOK
 			}
 			next, off = b[off], off+(int(b[off+1])+1)*8
 			continue
 		case 44: // fragment
 			if len(b) < off+8 {
 				q.Proto, q.HeaderLen = next, off
-				return q, QuoteOK
+				return QuoteOK
 			}
 			fo := binary.BigEndian.Uint16(b[off+2 : off+4])
 			q.Fragment, q.FragOffset = true, int(fo&^7)
@@ -148,9 +156,9 @@ func parseQuote6(b []byte) (Quote, QuoteStatus) {
 	}
 	q.Proto, q.HeaderLen = next, off
 	if off <= len(b) && q.FragOffset == 0 {
-		upper(&q, b[off:], q.Proto == 58)
+		upper(q, b[off:], q.Proto == 58)
 	}
-	return q, QuoteOK
+	return QuoteOK
 }
 
 // upper reads the quoted transport ports or ICMP header from u.
