@@ -108,11 +108,9 @@ func (h *hostBitmap) set() int {
 	return n
 }
 
-func (h *hostBitmap) add(x uint64) { h[x%carpetBits/64] |= 1 << (x % 64) }
-
-// estimate is the linear-counting estimate of distinct hosts in h.
-func (h *hostBitmap) estimate() float64 {
-	set := h.set()
+// estimateHosts is the linear-counting estimate of distinct hosts in a
+// bitmap with set bits set.
+func estimateHosts(set int) float64 {
 	if set >= carpetBits {
 		return carpetBits * math.Log(carpetBits) // saturated: at least this many
 	}
@@ -124,12 +122,18 @@ type carpetPrefix struct {
 	echo, any window.Counter
 	// hosts[epoch&1] is the bitmap of the window-long epoch; the previous
 	// epoch's stays so that a count always spans at least one window.
-	hosts   [2]hostBitmap
-	epoch   int64
-	top     sketch.TopK[netip.Addr] // packets per host since the prefix was admitted
-	total   uint64
-	trigger uint8
-	peak    float64 // the most distinct hosts seen while over the stop level
+	hosts [2]hostBitmap
+	epoch int64
+	// unionSet is the number of bits set in hosts[0]|hosts[1], kept as
+	// bits are set (and counted afresh at an epoch's start), so that
+	// judging a packet counts no bits; peakSet the most that judge found
+	// (peak is their estimate, which grows with them: worked out only
+	// when they do).
+	unionSet, peakSet int
+	top               sketch.TopK[netip.Addr] // packets per host since the prefix was admitted
+	total             uint64
+	trigger           uint8
+	peak              float64 // the most distinct hosts seen while over the stop level
 	// sole is the one host every packet went to while multi is false: a
 	// flood of one host costs the carpet rule nothing more.
 	sole  netip.Addr
@@ -295,8 +299,9 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		}
 		e.hosts[ep&1] = hostBitmap{}
 		e.epoch = ep
+		e.unionSet = e.hosts[(ep+1)&1].set()
 	}
-	e.hosts[e.epoch&1].add(h)
+	e.addHost(h)
 	if r.fleetOn {
 		e.srcs.AddHash(p.SrcHash())
 		e.hostRegs.AddHash(h)
@@ -324,12 +329,15 @@ func (r *Carpet) judge(e *carpetPrefix) *detector.Measure {
 	if anyLevel == detector.LevelQuiet && echoLevel == detector.LevelQuiet {
 		return nil
 	}
-	u := e.union()
-	if u.set() < r.minBits || !r.spread(e) {
+	set := e.unionSet
+	if set < r.minBits || !r.spread(e) {
 		return nil
 	}
-	if hosts := u.estimate(); hosts > e.peak {
-		e.peak = hosts
+	if set > e.peakSet {
+		e.peakSet = set
+		if hosts := estimateHosts(set); hosts > e.peak {
+			e.peak = hosts
+		}
 	}
 	m := &r.m
 	*m = detector.Measure{Window: r.cfg.Window}
@@ -343,6 +351,15 @@ func (r *Carpet) judge(e *carpetPrefix) *detector.Measure {
 		m.WindowPackets, m.WindowBytes = e.any.Packets(), e.any.Bytes()
 	}
 	return m
+}
+
+// addHost sets the bit of the host whose hash is x in the epoch's bitmap.
+func (e *carpetPrefix) addHost(x uint64) {
+	w, bit := x%carpetBits/64, uint64(1)<<(x%64)
+	if (e.hosts[0][w]|e.hosts[1][w])&bit == 0 {
+		e.unionSet++
+	}
+	e.hosts[e.epoch&1][w] |= bit
 }
 
 // union is the bitmap of the hosts of e over the last one to two windows.

@@ -69,6 +69,7 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 	e.any.SeedBucket(idx, idx, o.Any[i].Packets, o.Any[i].Bytes)
 	e.echo.SeedBucket(idx, idx, o.Echo[i].Packets, o.Echo[i].Bytes)
 	e.hosts = [2]hostBitmap{hostBitmap(o.Hosts), {}}
+	e.unionSet = e.hosts[0].set()
 	e.epoch = now / r.windowNs
 	e.top = sketch.TopK[netip.Addr]{}
 	for _, t := range o.TopHosts {
