@@ -351,7 +351,14 @@ func (e *Engine) handle(p *Packet, tn int64) {
 		} else {
 			e.stats.ICMPv4Types[p.ICMPType]++
 		}
-		e.gaugeFlood(p, raw)
+		// The flood verdict: the dispatcher's mark, or the engine's own
+		// gauge. (A packet the engine reassembled is no dispatcher's
+		// frame: it is gauged nowhere, with one engine or several.)
+		if e.mark != MarkNone {
+			p.Class.Flooded = e.mark == MarkFlooded
+		} else if e.gauge != nil && !p.Reassembled && IsQuery(p) {
+			p.Class.Flooded = e.gauge.Observe(p, raw)
+		}
 	} else if e.mark == MarkFlooded {
 		p.Class.Flooded = true // (a dispatcher marks queries only)
 	}
@@ -374,19 +381,6 @@ func (e *Engine) handle(p *Packet, tn int64) {
 func (e *Engine) ignored(p *Packet) bool {
 	_, ok := e.ignore.Lookup(p.Src)
 	return ok
-}
-
-// gaugeFlood sets p.Class.Flooded (raw: p's capture time, Unix ns) from
-// the dispatcher's mark, or from the engine's own gauge.
-func (e *Engine) gaugeFlood(p *Packet, raw int64) {
-	switch {
-	case e.mark != MarkNone:
-		p.Class.Flooded = e.mark == MarkFlooded
-	case e.gauge != nil && !p.Reassembled && IsQuery(p):
-		// (A packet the engine reassembled is no dispatcher's frame: it
-		// is gauged nowhere, with one engine or several.)
-		p.Class.Flooded = e.gauge.Observe(p, raw)
-	}
 }
 
 // warm calls Warm on the rules that have not had it (see Warmer).

@@ -55,6 +55,7 @@ type FloodGauge struct {
 	window, epochEnd int64
 	epoch            uint32
 	cold             bool // no cells yet
+	pair             bool // scopes[0] a host's, scopes[1] a prefix's, one window
 }
 
 // gaugeBits sizes a scope's cells: 16 Ki of 16 bytes, 256 KiB.
@@ -109,19 +110,22 @@ func NewFloodGauge(rules []Rule) *FloodGauge {
 	if len(g.scopes) == 0 {
 		return nil
 	}
-	g.shareWindow()
-	g.cold = true
+	g.setup()
 	return &g
 }
 
-// shareWindow sets g.window when every scope has the same window.
-func (g *FloodGauge) shareWindow() {
-	g.window, g.epochEnd = g.scopes[0].windowNs, 0
+// setup works out how g observes a query: g.window when every scope has
+// the same window, g.pair when the scopes are the usual two (a host's and
+// a prefix's, icmp_flood's and icmp_carpet_flood's); the cells come at
+// the first query.
+func (g *FloodGauge) setup() {
+	g.window, g.epochEnd, g.cold = g.scopes[0].windowNs, 0, true
 	for _, s := range g.scopes {
 		if s.windowNs != g.window {
 			g.window = 0
 		}
 	}
+	g.pair = g.window != 0 && len(g.scopes) == 2 && g.scopes[0].kind == scopeHost && g.scopes[1].kind == scopePrefix
 }
 
 // IsQuery tells whether p is a query request a flood gauge counts: an
@@ -145,71 +149,114 @@ const queryTypes4 = 1<<ICMPv4EchoRequest | 1<<13 | 1<<15 | 1<<17
 // capture time), and tells whether its destination is flooded in any
 // scope. It does not allocate once the cells are.
 func (g *FloodGauge) Observe(p *Packet, tn int64) bool {
-	if g.cold {
-		g.alloc()
-	}
-	if g.window == 0 {
-		return g.observeEach(p, tn)
-	}
 	// The window's number and what is left of it after tn, shared by
-	// every scope; a division only when tn leaves the last query's window.
+	// every scope (g.window); a division only when tn leaves the last
+	// query's window.
 	ep, left := g.epoch, g.epochEnd-tn
-	if left <= 0 || left > g.window || tn < 0 {
+	if left <= 0 || left > g.window || tn < 0 || g.cold {
+		if g.cold {
+			g.alloc()
+		}
+		if g.window == 0 {
+			return g.observeEach(p, tn)
+		}
 		q := tn / g.window
 		ep, left = uint32(q), (q+1)*g.window-tn
 		if tn >= 0 { // (a time before 1970 is not cached: its quotient rounds up)
 			g.epoch, g.epochEnd = ep, (q+1)*g.window
 		}
 	}
-	// An IPv4 destination (the usual case) is keyed here without a call.
-	var a4 uint32
-	v4 := p.Dst.Is4()
-	if v4 {
-		b := p.Dst.As4()
-		a4 = binary.BigEndian.Uint32(b[:])
+	if g.pair {
+		return g.observePair(p, ep, left)
 	}
 	flooded := false
 	for i := range g.scopes {
 		s := &g.scopes[i]
-		var h uint64
-		switch {
-		case v4 && s.kind == scopeHost:
-			if !p.dstHashed {
-				p.dstHash, p.dstHashed = sketch.Mix64(0xffff<<32|uint64(a4)), true // sketch.HashAddr(p.Dst)
-			}
-			h = p.dstHash
-		case v4 && s.kind == scopePrefix:
-			if a4>>28 == 0xe { // multicast
-				continue
-			}
-			h = sketch.Mix64(0xffff<<32 | uint64(a4&s.mask4)) // sketch.HashAddr of the network
-		default:
-			var ok bool
-			if h, ok = s.hash(p); !ok {
-				continue
-			}
+		if h, ok := s.hash(p); ok && s.countCell(&s.cells[h>>(64-gaugeBits)], ep, left) {
+			flooded = true
 		}
-		c := &s.cells[h>>(64-gaugeBits)]
-		if c.epoch != ep {
-			c.roll(ep)
-		}
-		if c.cur < 1<<31 {
-			c.cur++
-		}
-		// The sliding window's estimate is this epoch's count and the
-		// share of the previous one still in the window: at least cur,
-		// at most cur + prev, so most queries need no product or quotient.
-		switch {
-		case uint64(c.cur)+uint64(c.prev) < uint64(s.stop):
-			c.on = false
-		case c.cur >= s.start:
-			c.on = true
-		default:
-			s.estimate(c, left)
-		}
-		flooded = flooded || c.on
 	}
 	return flooded
+}
+
+// observePair is Observe of the usual two scopes (g.pair), in epoch ep
+// with left nanoseconds of it after the packet: no loop, no call but for
+// an IPv6 destination.
+func (g *FloodGauge) observePair(p *Packet, ep uint32, left int64) bool {
+	hs, ps := &g.scopes[0], &g.scopes[1]
+	var hh, hp uint64
+	counted := true // by the prefix scope (not multicast)
+	if p.Dst.Is4() {
+		b := p.Dst.As4()
+		a4 := binary.BigEndian.Uint32(b[:])
+		if !p.dstHashed {
+			p.dstHash, p.dstHashed = sketch.Mix64(0xffff<<32|uint64(a4)), true // sketch.HashAddr(p.Dst)
+		}
+		hh = p.dstHash
+		if a4>>28 == 0xe { // multicast
+			counted = false
+		} else {
+			hp = sketch.Mix64(0xffff<<32 | uint64(a4&ps.mask4)) // sketch.HashAddr of the network
+		}
+	} else {
+		hh = p.DstHash()
+		hp, counted = prefixHash6(p.Dst, ps.bits6)
+	}
+	// countCell twice, its fast path written out (it does not inline).
+	var flooded bool
+	c := &hs.cells[hh>>(64-gaugeBits)]
+	if cur := c.cur + 1; c.epoch == ep && cur <= 1<<31 && (cur >= hs.start || uint64(cur)+uint64(c.prev) < uint64(hs.stop)) {
+		c.cur, c.on = cur, cur >= hs.start
+		flooded = c.on
+	} else {
+		flooded = hs.countSlow(c, ep, left)
+	}
+	if !counted {
+		return flooded
+	}
+	c = &ps.cells[hp>>(64-gaugeBits)]
+	if cur := c.cur + 1; c.epoch == ep && cur <= 1<<31 && (cur >= ps.start || uint64(cur)+uint64(c.prev) < uint64(ps.stop)) {
+		c.cur, c.on = cur, cur >= ps.start
+		return flooded || c.on
+	}
+	return ps.countSlow(c, ep, left) || flooded
+}
+
+// countCell counts a query in c, a cell of s, in epoch ep (left: the
+// window's nanoseconds after the packet) and returns its state. The
+// sliding window's estimate is this epoch's count and the share of the
+// previous one still in the window: at least cur, at most cur + prev, so
+// most queries need no product or quotient (and no call: countCell
+// inlines, countSlow does the rest).
+func (s *gaugeScope) countCell(c *gaugeCell, ep uint32, left int64) bool {
+	if cur := c.cur + 1; c.epoch == ep && cur <= 1<<31 && (cur >= s.start || uint64(cur)+uint64(c.prev) < uint64(s.stop)) {
+		c.cur, c.on = cur, cur >= s.start
+		return c.on
+	}
+	return s.countSlow(c, ep, left)
+}
+
+// countSlow is countCell for a cell that moves to another epoch or whose
+// estimate is near the levels.
+//
+//go:noinline
+func (s *gaugeScope) countSlow(c *gaugeCell, ep uint32, left int64) bool {
+	if c.epoch != ep {
+		c.roll(ep)
+	}
+	c.cur += 1 - c.cur>>31
+	if n := uint64(c.cur) + uint64(c.prev); n < uint64(s.stop) || c.cur >= s.start {
+		c.on = n >= uint64(s.stop)
+		return c.on
+	}
+	est := uint64(c.cur) + uint64(c.prev)*uint64(left)/uint64(s.windowNs)
+	switch {
+	case est >= uint64(s.start):
+		c.on = true
+	case est < uint64(s.stop):
+		c.on = false
+	}
+	return c.on
 }
 
 // alloc makes the scopes' cells (at the first query).
@@ -231,15 +278,9 @@ func (g *FloodGauge) observeEach(p *Packet, tn int64) bool {
 			continue
 		}
 		q := tn / s.windowNs
-		c := &s.cells[h>>(64-gaugeBits)]
-		if ep := uint32(q); c.epoch != ep {
-			c.roll(ep)
+		if s.countCell(&s.cells[h>>(64-gaugeBits)], uint32(q), (q+1)*s.windowNs-tn) {
+			flooded = true
 		}
-		if c.cur < 1<<31 {
-			c.cur++
-		}
-		s.estimate(c, (q+1)*s.windowNs-tn)
-		flooded = flooded || c.on
 	}
 	return flooded
 }
@@ -302,19 +343,6 @@ func (c *gaugeCell) roll(ep uint32) {
 	}
 }
 
-// estimate sets c's state from the sliding window's estimate of its
-// count (left: the window's nanoseconds after the packet, 1 to
-// windowNs), with the scope's hysteresis.
-func (s *gaugeScope) estimate(c *gaugeCell, left int64) {
-	est := uint64(c.cur) + uint64(c.prev)*uint64(left)/uint64(s.windowNs)
-	switch {
-	case est >= uint64(s.start):
-		c.on = true
-	case est < uint64(s.stop):
-		c.on = false
-	}
-}
-
 // Share returns a new gauge of g's scopes (no counts) whose levels are
 // 1/n of g's: with n fronts each seeing a share of the flows (AF_PACKET
 // fanout spreads a spoofed flood evenly over its sockets), each front
@@ -329,7 +357,6 @@ func (g *FloodGauge) Share(n int) *FloodGauge {
 	for i, s := range g.scopes {
 		out.scopes[i] = gaugeScope{key: s.key, kind: s.kind, mask4: s.mask4, bits6: s.bits6, start: max(s.start/uint32(n), 1), stop: s.stop / uint32(n), windowNs: s.windowNs}
 	}
-	out.shareWindow()
-	out.cold = true
+	out.setup()
 	return out
 }
