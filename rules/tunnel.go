@@ -454,23 +454,75 @@ func (r *Tunnel) admitReply(p *detector.Packet, d []byte, h uint64) *tunnelState
 }
 
 // dataPrint is a fingerprint of echo data in a constant number of steps:
-// its length, its first 32 bytes, its last 8 and four 8-byte words at
+// its length and, up to printWhole bytes, every byte (a ping's usual 56);
+// beyond, its first 32 bytes, its last 8 and four 8-byte words at
 // positions drawn from salt (a request's, stored with the print, so that
 // its reply is read at the same places). salt seeds the whole print, so
 // data that collides with another's cannot be made without it.
 func dataPrint(d []byte, salt uint64) uint32 {
+	if len(d) <= printWhole {
+		return wholePrint(d, salt)
+	}
 	return printTail(printHead(d, salt), d, salt)
 }
+
+// printWhole is the longest data dataPrint reads in full.
+const printWhole = 64
 
 // echoPrints is dataPrint of d and, when d holds fragPrefix bytes or
 // more, of d[:fragPrefix] (else 0): the two share their first 32 bytes'
 // steps.
 func echoPrints(d []byte, salt uint64) (sum, pre uint32) {
+	if len(d) <= printWhole {
+		return wholePrint(d, salt), 0
+	}
 	h := printHead(d, salt)
 	if len(d) >= fragPrefix {
 		pre = printTailPrefix(h, (*[fragPrefix]byte)(d), salt)
 	}
 	return printTail(h, d, salt), pre
+}
+
+// wholePrint is dataPrint of data of at most printWhole bytes: every
+// 8-byte word in turn, at fixed offsets in the usual 32 to 64 bytes (the
+// last one overlapping the one before it, or zero-padded in data shorter
+// than a word), then the length.
+func wholePrint(d []byte, salt uint64) uint32 {
+	h := sketch.Mix64(salt ^ 0x5851f42d4c957f2d)
+	n := len(d)
+	switch {
+	case n >= 32:
+		a := (*[32]byte)(d)
+		h = printStep(h, binary.LittleEndian.Uint64(a[0:8]))
+		h = printStep(h, binary.LittleEndian.Uint64(a[8:16]))
+		h = printStep(h, binary.LittleEndian.Uint64(a[16:24]))
+		h = printStep(h, binary.LittleEndian.Uint64(a[24:32]))
+		// The up to 32 bytes after: whole words while more than a word
+		// is left, then the last 8 bytes.
+		if t := d[32:]; len(t) > 0 {
+			if len(t) > 8 {
+				h = printStep(h, binary.LittleEndian.Uint64(t[0:8]))
+			}
+			if len(t) > 16 {
+				h = printStep(h, binary.LittleEndian.Uint64(t[8:16]))
+			}
+			if len(t) > 24 {
+				h = printStep(h, binary.LittleEndian.Uint64(t[16:24]))
+			}
+			h = printStep(h, binary.LittleEndian.Uint64(d[n-8:]))
+		}
+	case n >= 8:
+		for i := 0; i+8 < n; i += 8 {
+			h = printStep(h, binary.LittleEndian.Uint64(d[i:]))
+		}
+		h = printStep(h, binary.LittleEndian.Uint64(d[n-8:]))
+	default:
+		var w [8]byte
+		copy(w[:], d)
+		h = printStep(h, binary.LittleEndian.Uint64(w[:]))
+	}
+	h = sketch.Mix64(h ^ uint64(n))
+	return uint32(h ^ h>>32)
 }
 
 // printTailPrefix is printTail(h, d[:], salt), its positions worked out

@@ -169,10 +169,11 @@ func TestMinPeriodMatchesScan(t *testing.T) {
 	}
 }
 
-// echoPrints is dataPrint of the data and of its first fragPrefix bytes.
+// echoPrints is dataPrint of the data and of its first fragPrefix bytes;
+// every byte of data up to printWhole bytes counts.
 func TestEchoPrints(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
-	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 40, 255, 256, 257, 1400, 65000} {
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 40, 56, 63, 64, 65, 255, 256, 257, 1400, 65000} {
 		d := make([]byte, n)
 		for i := range d {
 			d[i] = byte(r.Uint32())
@@ -186,10 +187,13 @@ func TestEchoPrints(t *testing.T) {
 		if sum != dataPrint(d, salt) || pre != wantPre {
 			t.Errorf("%d bytes: echoPrints %x %x, dataPrint %x %x", n, sum, pre, dataPrint(d, salt), wantPre)
 		}
-		if n > 0 {
-			d[r.IntN(n)] ^= 0x40
-			if n <= 40 && dataPrint(d, salt) == sum { // every byte of a short payload is read
-				t.Errorf("%d bytes: a changed byte kept the print", n)
+		if n <= printWhole { // every byte of a short payload is read
+			for i := range d {
+				d[i] ^= 0x40
+				if dataPrint(d, salt) == sum {
+					t.Errorf("%d bytes: a change of byte %d kept the print", n, i)
+				}
+				d[i] ^= 0x40
 			}
 		}
 	}
