@@ -138,7 +138,7 @@ func TestFleetRules(t *testing.T) {
 					}
 				}
 				t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-				code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
+				code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
 				if code != 0 {
 					t.Fatalf("correlate: exit %d: %s", code, stderr)
 				}

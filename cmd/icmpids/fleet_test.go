@@ -259,7 +259,7 @@ func TestFleetCarpet(t *testing.T) {
 			}
 			single := parseJSONLines[fleetAlert](t, out)
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
+			code, out, stderr = icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
@@ -352,7 +352,7 @@ func TestFleetCarpet(t *testing.T) {
 				t.Errorf("second correlator, restarted on its committed offsets: exit %d, want the same attack again\n%s\n%s", code, out3, lastLines(stderr3, 4))
 			}
 			t.Setenv("ICMPIDS_FLEET_GROUP", "icmpids-correlate")
-			code, out4, stderr4 := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
+			code, out4, stderr4 := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
 			if code != 0 || strings.TrimSpace(out4) != "" {
 				t.Errorf("first correlator, restarted after the input's end: exit %d, want nothing raised again\n%s\n%s", code, out4, lastLines(stderr4, 4))
 			}
@@ -462,7 +462,7 @@ func TestFleetFlood(t *testing.T) {
 				}
 			}
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-			code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
+			code, out, stderr := icmpids(t, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
@@ -566,7 +566,7 @@ func TestFleetBacklog(t *testing.T) {
 				}
 			}
 			t.Setenv("ICMPIDS_SENSOR_NAME", "fleet1")
-			code, out, stderr := icmpidsConsumer(t, []kgo.Opt{kgo.FetchMaxBytes(1)}, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "1s")
+			code, out, stderr := icmpidsConsumer(t, []kgo.Opt{kgo.FetchMaxBytes(1)}, "correlate", "--kafka", addr, "--format", "eve", "--until-idle", "2s")
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}

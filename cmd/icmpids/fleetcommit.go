@@ -119,9 +119,14 @@ func (f *fleetCommits) caughtUp() bool {
 	return len(f.behind) == 0
 }
 
-// assigned notes when the group gave this correlator its partitions
-// (--until-idle counts from then).
-func (f *fleetCommits) assigned(context.Context, *kgo.Client, map[string][]int32) {
+// assigned notes when the group gave this correlator partitions of the
+// topic (--until-idle counts from then); an assignment of none (the
+// group's leader did not know the topic yet: a new assignment follows)
+// does not count.
+func (f *fleetCommits) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if len(m[f.topic]) == 0 {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.joined = time.Now()
