@@ -51,27 +51,36 @@ func isND(p *detector.Packet, typ uint8, fixed int) bool {
 	return p.IPv6 && p.HasICMP && whole && p.ICMPType == typ && len(p.ICMPData) >= fixed
 }
 
-// prefixOf is the prefix whose address has the big-endian halves hi and
-// lo, of length bits (<= 128), as icmpmsg.Prefix reads it (not masked).
-func prefixOf(hi, lo uint64, bits uint8) netip.Prefix {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], hi)
-	binary.BigEndian.PutUint64(b[8:], lo)
-	return netip.PrefixFrom(netip.AddrFrom16(b), int(bits))
+// raPrefix is a prefix of an RA's prefix-information option as words:
+// the big-endian halves of its address and its length (<= 128). Equal
+// prefixes are equal values; it holds no pointer, so keeping and
+// comparing them costs a few words, and a netip.Prefix is made only for
+// an alert (prefix).
+type raPrefix struct {
+	hi, lo uint64
+	bits   uint8
 }
 
-// maskedPrefix is prefixOf(hi, lo, bits).Masked(), its bits past the
-// length cleared on the words (no netip.Addr.Prefix call).
-func maskedPrefix(hi, lo uint64, bits uint8) netip.Prefix {
+// masked is x with the address bits past its length cleared
+// (netip.Prefix.Masked).
+func (x raPrefix) masked() raPrefix {
 	switch {
-	case bits == 0:
-		hi, lo = 0, 0
-	case bits < 64:
-		hi, lo = hi&^(^uint64(0)>>bits), 0
-	case bits < 128:
-		lo &^= ^uint64(0) >> (bits - 64)
+	case x.bits == 0:
+		x.hi, x.lo = 0, 0
+	case x.bits < 64:
+		x.hi, x.lo = x.hi&^(^uint64(0)>>x.bits), 0
+	case x.bits < 128:
+		x.lo &^= ^uint64(0) >> (x.bits - 64)
 	}
-	return prefixOf(hi, lo, bits)
+	return x
+}
+
+// prefix is x as a netip.Prefix (what icmpmsg.Prefix reads of the option).
+func (x raPrefix) prefix() netip.Prefix {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], x.hi)
+	binary.BigEndian.PutUint64(b[8:], x.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(x.bits))
 }
 
 // macString spells a MAC address the usual way.

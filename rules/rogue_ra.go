@@ -97,8 +97,8 @@ type raRouter struct {
 	routes  bool // it announced routes (route-information options)
 	rank    uint8
 	npfx    uint8
-	pfx     [raPrefixes]netip.Prefix
-	learned bool // trusted by learning (configured routers are trusted by the configuration)
+	pfx     [raPrefixes]raPrefix // masked
+	learned bool                 // trusted by learning (configured routers are trusted by the configuration)
 	last    int64
 }
 
@@ -118,7 +118,7 @@ func (rt *raRouter) reset(addr netip.Addr, mac [6]byte) {
 func prefRank(pref uint8) uint8 { return [4]uint8{1, 2, 1, 0}[pref&3] }
 
 // has tells whether rt announced x.
-func (rt *raRouter) has(x netip.Prefix) bool {
+func (rt *raRouter) has(x raPrefix) bool {
 	for _, y := range rt.pfx[:rt.npfx] {
 		if y == x {
 			return true
@@ -128,7 +128,7 @@ func (rt *raRouter) has(x netip.Prefix) bool {
 }
 
 // heard records what an RA of rt announced.
-func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, pfx []netip.Prefix, routes bool) {
+func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, pfx []raPrefix, routes bool) {
 	if ra.Lifetime > 0 {
 		rt.def, rt.rank = true, prefRank(ra.Preference)
 	}
@@ -148,7 +148,7 @@ type rogueTarget struct {
 	mac      [6]byte
 	lifetime uint16
 	pref     uint8
-	prefixes [4]netip.Prefix // the last rogue RA's first nprefix prefixes, for the alert
+	prefixes [4]raPrefix // the last rogue RA's first nprefix prefixes (as sent), for the alert
 	nprefix  uint8
 	last     int64
 }
@@ -175,11 +175,11 @@ type RogueRA struct {
 	routers  *table.Table[netip.Addr, raRouter] // routers not (or no longer) trusted
 	trusted  [maxTrusted]raRouter               // the link's routers: configured ones heard, and learned
 	ntrusted int
-	refused  uint64                              // routers not learned because the trusted array was full
-	door     *sketch.Doorkeeper                  // admits an untrusted router to a full routers table at its second RA
-	known    presence                            // the addresses routers may hold (sketch.HashAddr): a forged router's is proved absent without a lookup
-	scratch  raRouter                            // a router judged without an entry (not admitted)
-	all      [icmpmsg.MaxNDPrefixes]netip.Prefix // the prefixes of the RA being judged
+	refused  uint64                          // routers not learned because the trusted array was full
+	door     *sketch.Doorkeeper              // admits an untrusted router to a full routers table at its second RA
+	known    presence                        // the addresses routers may hold (sketch.HashAddr): a forged router's is proved absent without a lookup
+	scratch  raRouter                        // a router judged without an entry (not admitted)
+	all      [icmpmsg.MaxNDPrefixes]raPrefix // the prefixes of the RA being judged (masked)
 	targets  *table.Table[netip.Addr, rogueTarget]
 	first    int64 // packet time of the first packet seen (the learning period's start)
 	started  bool
@@ -256,15 +256,16 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// RA padded past the walk's bound may hide more), each read once:
 	// the first four as sent, for the alert, all of them masked, into
 	// r.all (overwritten, never cleared: only all[:nall] is read).
-	var pfx [4]netip.Prefix
+	var pfx [4]raPrefix
 	npfx, nall := 0, 0
 	for i := 0; i < int(nd.NPrefix); i++ {
 		if hi, lo, bits, ok := nd.PrefixWords(p.ICMPData, i); ok {
+			x := raPrefix{hi, lo, bits}
 			if npfx < len(pfx) {
-				pfx[npfx] = prefixOf(hi, lo, bits)
+				pfx[npfx] = x
 				npfx++
 			}
-			r.all[nall] = maskedPrefix(hi, lo, bits)
+			r.all[nall] = x.masked()
 			nall++
 		}
 	}
@@ -308,7 +309,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 //
 // eui and isEUI are eui64MAC(p.Src).
 func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
-	pfx []netip.Prefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
+	pfx []raPrefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
 	now := p.TimeNs
 	if k := r.trustedIndex(p.Src); k >= 0 {
 		rt := &r.trusted[k]
@@ -486,7 +487,7 @@ func disagree(a, b *raRouter) bool {
 }
 
 // announced tells whether a trusted router announced x.
-func (r *RogueRA) announced(x netip.Prefix) bool {
+func (r *RogueRA) announced(x raPrefix) bool {
 	for i := range r.trusted[:r.ntrusted] {
 		if r.trusted[i].has(x) {
 			return true
@@ -561,7 +562,7 @@ func (r *RogueRA) Describe(target netip.Addr, extra map[string]any) {
 	extra["preference"] = [4]string{"medium", "high", "reserved", "low"}[t.pref&3]
 	var ps []string
 	for _, p := range t.prefixes[:t.nprefix] {
-		ps = append(ps, p.String())
+		ps = append(ps, p.prefix().String())
 	}
 	if len(ps) > 0 {
 		extra["prefixes"] = ps
