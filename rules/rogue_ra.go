@@ -134,7 +134,9 @@ func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, pfx []raPrefix, routes bool) 
 	}
 	rt.routes = rt.routes || routes
 	for _, x := range pfx {
-		if !rt.has(x) && int(rt.npfx) < raPrefixes {
+		// Room first: once raPrefixes are kept, the rest of an RA's (up
+		// to MaxNDPrefixes) cost no scan of them each.
+		if int(rt.npfx) < raPrefixes && !rt.has(x) {
 			rt.pfx[rt.npfx] = x
 			rt.npfx++
 		}
