@@ -12,10 +12,11 @@ import (
 // extension headers, that is not a fragment, with TCP, UDP, or an ICMP or
 // ICMPv6 header that is whole; and IPv4 fragments without options, of any
 // protocol (a first fragment's ICMP header read when it holds one whole,
-// as the gopacket path does), with their sum. It fills the Packet exactly
-// as the gopacket layers would (TestFastPathMatchesLayers and FuzzFastPath
-// pin that) and declines everything else — options, extension headers,
-// IPv6 fragments, tunnels, short or malformed headers, other link types —
+// as the gopacket path does), and IPv6 fragments whose fragment header is
+// the only extension header (fastFrag6), with their sum. It fills the
+// Packet exactly as the gopacket layers would (TestFastPathMatchesLayers
+// and FuzzFastPath pin that) and declines everything else — options, other
+// extension headers, tunnels, short or malformed headers, other link types —
 // which then takes the gopacket path with its checks and reason codes.
 // TCP and UDP packets cost a few header reads here: the rules never see
 // them.
@@ -65,7 +66,7 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 				return false
 			}
 		case etherIPv6:
-			if !fastIPv6(data, p, &d.enc) {
+			if !fastIPv6(data, p, &d.enc, d.crc) {
 				return false
 			}
 		default:
@@ -81,7 +82,7 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 				return false
 			}
 		case v == 6 && lt != LinkIPv4:
-			if !fastIPv6(data, p, &d.enc) {
+			if !fastIPv6(data, p, &d.enc, d.crc) {
 				return false
 			}
 		default:
@@ -191,7 +192,7 @@ func fastFrag4(b []byte, length int, ff uint16, p *Packet, crc *crc32.Table) {
 // fastIPv6 fills p from an IPv6 packet without extension headers that
 // carries TCP, UDP (not to a tunnel port of e) or a whole ICMPv6 header (8
 // bytes for an echo), or declines.
-func fastIPv6(b []byte, p *Packet, e *encap) bool {
+func fastIPv6(b []byte, p *Packet, e *encap, crc *crc32.Table) bool {
 	if len(b) < 40 || b[0]>>4 != 6 {
 		return false
 	}
@@ -200,6 +201,9 @@ func fastIPv6(b []byte, p *Packet, e *encap) bool {
 		return false
 	}
 	next := b[6]
+	if next == ipv6Fragment {
+		return fastFrag6(b, plen, p, crc)
+	}
 	var hasICMP bool
 	var icmp []byte
 	switch next {
@@ -236,5 +240,60 @@ func fastIPv6(b []byte, p *Packet, e *encap) bool {
 			p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
 		}
 	}
+	return true
+}
+
+// fastFrag6 fills p from an IPv6 fragment whose fragment header follows
+// the fixed header (payload length plen), as the gopacket path (ipv6Layer)
+// does, or declines: a later fragment of any protocol; a first fragment of
+// TCP, UDP, or ICMPv6 with its header whole (8 bytes for an echo). A first
+// fragment with more extension headers, of a tunnel, or whose fragment
+// header is cut or longer than the payload, takes the gopacket path.
+func fastFrag6(b []byte, plen int, p *Packet, crc *crc32.Table) bool {
+	if len(b) < 48 || plen < 8 {
+		return false
+	}
+	ipLen := 40 + plen
+	off := int(binary.BigEndian.Uint16(b[42:44]) &^ 7)
+	next := b[40]
+	data := b[48:min(ipLen, len(b))]
+	var icmp bool
+	if off == 0 {
+		switch next {
+		case protoTCP, protoUDP:
+		case ProtoICMPv6:
+			if len(data) < 4 {
+				return false
+			}
+			if t := data[0]; (t == ICMPv6EchoRequest || t == ICMPv6EchoReply) && len(data) < 8 {
+				return false
+			}
+			icmp = true
+		default:
+			return false
+		}
+	}
+	p.IPv6 = true
+	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	p.TTL = b[7]
+	p.Proto = next
+	p.IPLen = ipLen
+	p.HeaderLen = 40
+	p.Fragment = true
+	p.MoreFragments = b[43]&1 != 0
+	p.FragOffset = off
+	p.FragID = binary.BigEndian.Uint32(b[44:48])
+	p.FragLen = ipLen - 48
+	if icmp {
+		p.HasICMP = true
+		p.ICMPType, p.ICMPCode = data[0], data[1]
+		p.ICMPData = data
+		if t := data[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
+			p.ICMPID = binary.BigEndian.Uint16(data[4:6])
+			p.ICMPSeq = binary.BigEndian.Uint16(data[6:8])
+		}
+	}
+	p.FragSum = fragSum(crc, data)
 	return true
 }
