@@ -131,6 +131,7 @@ type carpetPrefix struct {
 	// when they do).
 	unionSet, peakSet int
 	top               sketch.TopK[netip.Addr] // packets per host since the prefix was admitted
+	topMax            uint64                  // top's MaxCount, kept as top changes (judge reads it every packet)
 	total             uint64
 	trigger           uint8
 	peak              float64 // the most distinct hosts seen while over the stop level
@@ -310,6 +311,7 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	// one host needs no exact count to show it carries everything).
 	if e.total%carpetSample == 0 {
 		e.top.AddHash(p.Dst, h, carpetSample)
+		e.topMax = e.top.MaxCount()
 	}
 	e.total++
 	if m := r.judge(e); m != nil {
@@ -339,8 +341,8 @@ func (r *Carpet) judge(e *carpetPrefix) *detector.Measure {
 			e.peak = hosts
 		}
 	}
-	m := &r.m
-	*m = detector.Measure{Window: r.cfg.Window}
+	m := &r.m // every field set: no clearing first
+	m.Window = r.cfg.Window
 	if echoLevel >= anyLevel {
 		e.trigger = triggerEcho
 		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, r.cfg.EchoPPS
@@ -373,7 +375,7 @@ func (e *carpetPrefix) union() hostBitmap {
 
 // spread tells whether no single host carries most of e's traffic.
 func (r *Carpet) spread(e *carpetPrefix) bool {
-	return float64(e.top.MaxCount()) <= r.cfg.MaxHostShare*float64(e.total)
+	return float64(e.topMax) <= r.cfg.MaxHostShare*float64(e.total)
 }
 
 // carpetIdle is how long a prefix's state outlives its last packet, so

@@ -75,6 +75,7 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 	for _, t := range o.TopHosts {
 		e.top.Add(t.Addr, t.Packets)
 	}
+	e.topMax = e.top.MaxCount()
 	e.total = o.HostTotal
 	if e.echo.Packets() > 0 {
 		e.trigger = triggerEcho

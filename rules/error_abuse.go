@@ -211,6 +211,7 @@ type ErrorAbuse struct {
 	heldEarly         uint64 // released before errSettle: the ring was full
 	width             int64  // reset window bucket width
 	resetNs           int64
+	resetSecs         float64 // reset_window in seconds
 	windowNs          int64
 	sweep             sweepClock
 	q                 icmpmsg.Quote    // the quote judge read last
@@ -228,6 +229,7 @@ func NewErrorAbuse(cfg ErrorAbuseConfig) *ErrorAbuse {
 		held:      make([]heldErr, errHeldMax),
 		width:     int64(cfg.ResetWindow) / window.Buckets,
 		resetNs:   int64(cfg.ResetWindow),
+		resetSecs: cfg.ResetWindow.Seconds(),
 		windowNs:  int64(cfg.Window),
 	}
 }
@@ -587,7 +589,7 @@ func (r *ErrorAbuse) resetStorm(h *errHost, now int64, sport uint16, n int) bool
 		h.union++
 	}
 	h.ports[h.epoch&1][w] |= bit
-	pps, _ := h.hard.Rates(r.cfg.ResetWindow)
+	pps, _ := h.hard.RatesOver(r.resetSecs)
 	if pps < r.cfg.ResetPPS {
 		return false
 	}

@@ -211,8 +211,8 @@ func (f *Flood) judge(t *floodTarget) *detector.Measure {
 	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {
 		return nil
 	}
-	m := &f.m
-	*m = detector.Measure{Window: f.cfg.Window}
+	m := &f.m // every field set: no clearing first
+	m.Window = f.cfg.Window
 	if echoLevel >= anyLevel {
 		t.trigger = triggerEcho
 		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, f.cfg.EchoPPS

@@ -195,6 +195,12 @@ func (t *TopK[K]) find(k K, h uint64) int {
 	if m0|m1 == 0 {
 		return -1 // the common answer in a flood of spoofed keys
 	}
+	return t.match(k, h, m0, m1)
+}
+
+// match is the slot holding k (hash h) among the candidates whose tags
+// match (m0: slots 0-7, m1: 8-15, tagMatches'), or -1.
+func (t *TopK[K]) match(k K, h, m0, m1 uint64) int {
 	for ; m0 != 0; m0 &= m0 - 1 {
 		if i := bits.TrailingZeros64(m0) >> 3; i < t.n && t.hashes[i] == h && t.keys[i] == k {
 			return i
@@ -223,9 +229,13 @@ func (t *TopK[K]) add(k K, h, w uint64) int {
 // whether k takes over a slot (Replace) or goes uncounted (Pass): an
 // admission test in front of the summary.
 func (t *TopK[K]) Count(k K, h, w uint64) bool {
-	if i := t.find(k, h); i >= 0 {
-		t.bump(i, w)
-		return true
+	// find, written out: a spoofed key costs no call.
+	want := tagOf(h) * lowBits
+	if m0, m1 := tagMatches(t.tags[0]^want), tagMatches(t.tags[1]^want); m0|m1 != 0 {
+		if i := t.match(k, h, m0, m1); i >= 0 {
+			t.bump(i, w)
+			return true
+		}
 	}
 	if t.n < TopKSize {
 		t.put(k, h, w)
