@@ -69,6 +69,7 @@ func (c BlackNurseConfig) Validate() error {
 type BlackNurse struct {
 	cfg     BlackNurseConfig
 	width   int64
+	secs    float64 // the window in seconds
 	targets *table.Table[netip.Addr, blackNurseTarget]
 	door    *sketch.Doorkeeper // admits a host to a full targets table at its second packet
 	sweep   sweepClock
@@ -89,6 +90,7 @@ func NewBlackNurse(cfg BlackNurseConfig) *BlackNurse {
 	return &BlackNurse{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
+		secs:    cfg.Window.Seconds(),
 		targets: table.New[netip.Addr, blackNurseTarget](cfg.MaxTargets, nil),
 		door:    sketch.NewDoorkeeper(14),
 	}
@@ -141,7 +143,7 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 // level, else nil (Observe's judgement, and JudgeFleet's of the fleet's
 // sums).
 func (r *BlackNurse) judge(c *window.Counter) *detector.Measure {
-	pps, bps := c.Rates(r.cfg.Window)
+	pps, bps := c.RatesOver(r.secs)
 	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
 	if lvl == detector.LevelQuiet {
 		return nil

@@ -215,7 +215,7 @@ type ErrorAbuse struct {
 	windowNs          int64
 	sweep             sweepClock
 	q                 icmpmsg.Quote    // the quote judge read last
-	fire              detector.Measure // observeReceiver's hit
+	fire              detector.Measure // every hit's measure (LevelFire; the tracker only reads it)
 }
 
 // NewErrorAbuse returns the icmp_error_abuse rule.
@@ -231,6 +231,7 @@ func NewErrorAbuse(cfg ErrorAbuseConfig) *ErrorAbuse {
 		resetNs:   int64(cfg.ResetWindow),
 		resetSecs: cfg.ResetWindow.Seconds(),
 		windowNs:  int64(cfg.Window),
+		fire:      detector.Measure{Level: detector.LevelFire},
 	}
 }
 
@@ -402,7 +403,6 @@ func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, 
 		fire = fire || h.counted >= uint32(r.cfg.Count)
 	}
 	if fire {
-		r.fire = detector.Measure{Level: detector.LevelFire}
 		rep.Hit(p.Dst, p, &r.fire)
 	}
 }
@@ -449,7 +449,7 @@ func (s *quoteSample) set(q *icmpmsg.Quote) {
 // back until it is known which (see ErrorAbuse).
 func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, reasons uint32, mtu uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus) {
 	now := p.TimeNs
-	fire := detector.Measure{Level: detector.LevelFire}
+	fire := &r.fire
 	sample := sampleOf(q, st)
 	rp, created := r.reporters.Get(p.Src, now)
 	if created || now-rp.last >= r.windowNs || now < rp.last {
@@ -467,14 +467,14 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 		if h := r.heldOf(rp); h != nil {
 			h.live = false
 			sp.note(h.reasons, h.mtu, &h.quoted, now)
-			rep.Hit(p.Src, &h.pkt, &fire)
+			rep.Hit(p.Src, &h.pkt, fire)
 		}
 	}
 	if rp.spray {
 		sp, _ := r.sprays.Get(p.Src, now)
 		sp.receivers.AddHash(p.DstHash())
 		sp.note(reasons, mtu, &sample, now)
-		rep.Hit(p.Src, p, &fire)
+		rep.Hit(p.Src, p, fire)
 		return
 	}
 	if h := r.heldOf(rp); h != nil {
@@ -488,7 +488,7 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 	}
 	// Its first error was reported already: the receiver's attack goes on.
 	r.note(p.Dst, reasons, mtu, sample, now)
-	rep.Hit(p.Dst, p, &fire)
+	rep.Hit(p.Dst, p, fire)
 }
 
 // note adds an error's reasons, MTU and quote to a spray's evidence.
@@ -540,7 +540,7 @@ func (r *ErrorAbuse) hold(p *detector.Packet, rp *errReporter, reasons, mtu uint
 func (r *ErrorAbuse) report(h *heldErr, rep detector.Reporter) {
 	h.live = false
 	r.note(h.pkt.Dst, h.reasons, h.mtu, h.quoted, h.pkt.TimeNs)
-	rep.Hit(h.pkt.Dst, &h.pkt, &detector.Measure{Level: detector.LevelFire})
+	rep.Hit(h.pkt.Dst, &h.pkt, &r.fire)
 }
 
 // pop reports the oldest held error (if still held) as its receiver's
