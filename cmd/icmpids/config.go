@@ -335,13 +335,14 @@ func oneLine(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// quotedKey finds the 'dotted.key' that mapstructure names in its errors.
-var quotedKey = regexp.MustCompile(`'([a-z0-9_]+(?:\.[a-z0-9_]+)+)'`)
+// quotedKey matches the 'dotted.key' that mapstructure names in its errors
+// (compiled when a configuration fails to decode, not at every start).
+const quotedKey = `'([a-z0-9_]+(?:\.[a-z0-9_]+)+)'`
 
 // withValues appends the offending value to a decode error naming a key, so
 // the user sees what was wrong: ... cannot parse value as 'float64' (got "lots").
 func withValues(v *viper.Viper, msg string) string {
-	m := quotedKey.FindStringSubmatch(msg)
+	m := regexp.MustCompile(quotedKey).FindStringSubmatch(msg)
 	if m == nil || !v.IsSet(m[1]) {
 		return msg
 	}
