@@ -13,12 +13,15 @@ import (
 // The link-layer rules under attack allocate nothing per packet: a rogue
 // RA in the router's name with its MAC in the option, 32 rogue routers
 // judged against the link's (new_prefix, preference), a parasite6 taking
-// 32 addresses while their owners take them back, and a solicitation
-// flood for one address, with every attack already started.
+// 32 addresses while their owners take them back, a solicitation flood
+// for one address, and RAs and NAs padded past the option walk's bound
+// with the attacker's MAC behind it (padded_options), with every attack
+// already started.
 func TestNDRulesDoNotAllocate(t *testing.T) {
 	attacker := synth.MAC(66)
 	var frames [][]byte
-	frames = append(frames, raAs(routerLL, routerMAC, routerMAC, 1800, 0, link64).Frame())
+	frames = append(frames, raAs(routerLL, routerMAC, routerMAC, 1800, 0, link64).Frame(),
+		raOpts(routerLL, routerMAC, synth.PrefixOpt(link64), padding(40), synth.LinkAddrOpt(1, attacker)).Frame())
 	for i := 0; i < 32; i++ {
 		frames = append(frames,
 			raAs(routerLL, attacker, routerMAC, 0, 1).Frame(),
@@ -26,7 +29,12 @@ func TestNDRulesDoNotAllocate(t *testing.T) {
 			na(ndHost(i), attacker, allNodes, true, true).Frame(),
 			na(ndHost(i), synth.MAC(uint32(100+i)), allNodes, true, true).Frame(),
 			ns(nth(addr("fe80::8000"), i), synth.MAC(uint32(5000+i)), ndHost(5), allNodes).Frame(),
-			ns(nth(addr("fe80::9000"), i), synth.MAC(uint32(6000+i)), ndHost(5), allNodes).Frame())
+			ns(nth(addr("fe80::9000"), i), synth.MAC(uint32(6000+i)), ndHost(5), allNodes).Frame(),
+			func() []byte {
+				m := na(ndHost(i), synth.MAC(uint32(100+i)), allNodes, false, true)
+				m.Rest = synth.NA(ndHost(i), false, false, true, padding(40), synth.LinkAddrOpt(2, attacker))
+				return m.Frame()
+			}())
 	}
 	events := 0
 	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) { events++ }),

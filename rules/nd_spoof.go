@@ -22,7 +22,7 @@ var ndSpoofInfo = detector.RuleInfo{
 // ndSpoofDefinition registers nd_spoof.
 func ndSpoofDefinition() Definition {
 	return define(ndSpoofInfo,
-		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs announcing a default router), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack. One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
+		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs announcing a default router), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack, and so is an NA for a known address padded past the options the sensor reads (32) with no target link-layer address option among them (padded_options: the address it names is unverified). One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
 		map[string]string{
 			"flips":        "An address rebound this many times within window (A to B and back) is being fought over.",
 			"takeovers":    "A link-layer address that took over this many addresses known at other link-layer addresses (of more than one host: one host's addresses moving together are a NIC change or a failover) within window is poisoning caches (parasite6 answers every solicitation).",
@@ -69,9 +69,10 @@ const (
 	ndRouter      // a router's address rebound
 	ndTakeover    // one MAC taking over many addresses
 	ndFreshMACs   // many addresses, each rebound to a new MAC
+	ndPadded      // an NA whose target link-layer option, if any, lies past the option walk's bound
 )
 
-var ndTriggerNames = [...]string{"", "flips", "router", "takeover", "fresh_macs"}
+var ndTriggerNames = [...]string{"", "flips", "router", "takeover", "fresh_macs", "padded_options"}
 
 // ndBinding is an address's learned link-layer address and its history.
 type ndBinding struct {
@@ -82,6 +83,7 @@ type ndBinding struct {
 	since    int64
 	last     int64
 	rebound  int64 // packet time of the last rebinding
+	padded   int64 // packet time of the last NA of it padded past the bound with no target link-layer option read (0: none)
 }
 
 // takeoverCell counts, per link-layer address (hashed into a fixed array
@@ -152,8 +154,11 @@ type freshRebind struct {
 // to them within Window. An attacker taking over many addresses is one
 // attack, on the first address it took (its later addresses, and their
 // owners taking them back, are hits of that attack); NAs that keep a
-// reported binding within Window keep its attack going. Targets: the
-// address taken over, or an attack's first one.
+// reported binding within Window keep its attack going. An NA padded
+// past the option walk's bound with no target link-layer option read is
+// a rebinding nobody can verify: reported for a known address
+// (padded_options), never learned. Targets: the address taken over, or
+// an attack's first one.
 type NDSpoof struct {
 	cfg      NDSpoofConfig
 	windowNs int64
@@ -223,6 +228,10 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	mac, fromOpt, ok := ndLinkAddr(p)
+	// An NA padded past the bound with no target link-layer option read
+	// may carry one after it, which hosts read: the binding it makes is
+	// one the sensor cannot verify (judged below, never learned).
+	padded := na && !fromOpt && p.NDOptions().Truncated
 	// A solicitation binds only by its option; a router's RA binds by
 	// its option or, without one, by the frame's source.
 	if !ok || (!na && !fromOpt && !ra) || !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() {
@@ -234,6 +243,19 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		h = sketch.HashAddr(addr)
 	}
 	var b *ndBinding
+	if padded {
+		if ok = r.known.mayHold(h); ok {
+			b, ok = r.bindings.Touch(addr, now)
+		}
+		if ok {
+			// A known binding rebound to an unknown link-layer address:
+			// kept as it is, reported (a flood of them is one attack on
+			// the address).
+			b.padded = now
+			rep.Hit(addr, p, &detector.Measure{Level: detector.LevelFire})
+		}
+		return
+	}
 	if r.bindings.Len() < r.bindings.Cap() && p.Class.Owner == "" {
 		// Room, and no flood: the binding is learned at its first
 		// packet (one lookup, no second one to insert).
@@ -528,6 +550,14 @@ func (r *NDSpoof) Describe(target netip.Addr, extra map[string]any) {
 		extra["trigger"] = ndTriggerNames[b.trigger]
 	}
 	if !isEp {
+		if ok && b.padded != 0 && (b.trigger == ndNotReported || b.padded > b.rebound) {
+			// The last report of it was a padded NA: its binding, and a
+			// new one nobody could read.
+			extra["old_mac"] = macString(b.mac)
+			extra["new_mac"] = "unverified"
+			extra["rebindings"] = uint64(b.flips)
+			extra["trigger"] = ndTriggerNames[ndPadded]
+		}
 		return
 	}
 	extra["trigger"] = ndTriggerNames[e.trigger]

@@ -50,6 +50,14 @@ func TestNDSpoofTwins(t *testing.T) {
 			*m = na(ndHost(i), synth.MAC(uint32(7000+i)), allNodes, true, true)
 		})
 	}
+	// paddedNA is the owner's NA for ndHost(0) from its own MAC (100)
+	// carrying opts: what hosts read of its options, the sensor reads of
+	// the first MaxNDOptions alone.
+	paddedNA := func(opts ...[]byte) synth.Msg {
+		m := na(ndHost(0), synth.MAC(100), allNodes, false, true)
+		m.Rest = synth.NA(ndHost(0), false, false, true, opts...)
+		return m
+	}
 	tests := []struct {
 		name      string
 		frames    []synth.Frame
@@ -95,7 +103,17 @@ func TestNDSpoofTwins(t *testing.T) {
 				return fs
 			}(),
 			[]string{"nd_spoof 2001:db8:1::100"}, "takeover", 6, 0},
+		// The bound: the attacker's MAC in a target link-layer option past
+		// the 32 options read, from the owner's frame source (hosts take
+		// it; the sensor read no option naming a MAC): 3,000 such NAs at
+		// 1,000/s are one attack.
+		{"the owner's NA padded with 40 options, the attacker's MAC in its TLLA option after them (3,000 at 1,000/s)",
+			synth.Merge(knownHosts(1, ruleEpoch), seq(paddedNA(padding(40), synth.LinkAddrOpt(2, attacker)), at(time.Minute), 1000, 3000, nil)),
+			[]string{"nd_spoof 2001:db8:1::100"}, "padded_options", 0, 3000},
 		// Benign twins.
+		{"the owner's NA padded with 40 options after its TLLA option (3,000 at 1,000/s)",
+			synth.Merge(knownHosts(1, ruleEpoch), seq(paddedNA(synth.LinkAddrOpt(2, synth.MAC(100)), padding(40), synth.LinkAddrOpt(2, attacker)), at(time.Minute), 1000, 3000, nil)),
+			nil, "", 0, 0},
 		{"the router's own RAs and NAs", synth.Merge(periodicRAs(),
 			synth.Every(na(routerLL, routerMAC, allNodes, true, true), at(time.Minute), 30*time.Second, 60, func(_ int, m *synth.Msg) {
 				m.Rest = synth.NA(routerLL, true, true, true, synth.LinkAddrOpt(2, routerMAC))
@@ -141,6 +159,9 @@ func TestNDSpoofTwins(t *testing.T) {
 			}
 			if end.Extra["trigger"] != tc.trigger {
 				t.Errorf("trigger %v, want %s (context %v)", end.Extra["trigger"], tc.trigger, end.Extra)
+			}
+			if tc.trigger == "padded_options" && (end.Extra["new_mac"] != "unverified" || end.Extra["old_mac"] != synth.MAC(100).String()) {
+				t.Errorf("a binding the sensor could not read: context %v, want new_mac unverified, old_mac the owner's", end.Extra)
 			}
 			if tc.addresses > 0 {
 				if end.Extra["addresses"] != tc.addresses {

@@ -30,7 +30,7 @@ func padding(n int) []byte {
 // one of the link's, it would stay silent from then on). Checked by
 // mutation: with announcing read from the prefixes alone (not
 // ND.Truncated) the three fail. Benign twins: the link's router padding
-// its RA the same way, and an unknown router's RA that announces nothing
+// its RA the same way after its source link-layer option, and an unknown router's RA that announces nothing
 // within the bound.
 func TestNDOptionsPastTheBound(t *testing.T) {
 	bad := addr("fe80::bad")
@@ -41,6 +41,9 @@ func TestNDOptionsPastTheBound(t *testing.T) {
 			m.SrcMAC = attacker
 		}
 		m.Rest = synth.RA(lifetime, 0, padding(n), synth.PrefixOpt(netip.MustParsePrefix("2001:db8:bad::/64")))
+		if src == routerLL { // its SLLA option first (one past the bound is padded_options: TestRogueRATwins)
+			m.Rest = synth.RA(lifetime, 0, synth.LinkAddrOpt(1, routerMAC), padding(n), synth.PrefixOpt(netip.MustParsePrefix("2001:db8:bad::/64")))
+		}
 		if n == 0 {
 			m.Rest = synth.RA(lifetime, 0)
 		}

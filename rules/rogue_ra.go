@@ -25,7 +25,7 @@ var rogueRAInfo = detector.RuleInfo{
 // rogueRADefinition registers rogue_ra.
 func rogueRADefinition() Definition {
 	return define(rogueRAInfo,
-		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), an RA whose source link-layer address option names another MAC than the frame's Ethernet source, or an RA with a hop limit other than 255.",
+		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), an RA whose source link-layer address option names another MAC than the frame's Ethernet source, an RA in a known router's name padded past the options the sensor reads (32) with no source link-layer address option among them, or an RA with a hop limit other than 255.",
 		map[string]string{
 			"routers":     "The link's routers: link-local addresses and/or link-layer addresses (e.g. [fe80::1, 00:11:22:33:44:55]). Empty: learned.",
 			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers), except those that announce a prefix none of the known routers announces or a higher preference (reported: new_prefix, preference) and routers seen only in an RA flood.",
@@ -74,10 +74,11 @@ const (
 	rogueFragmented
 	rogueNewPrefix
 	roguePreference
+	roguePadded
 	numRogueReasons
 )
 
-var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch", "fragmented", "new_prefix", "preference"}
+var rogueReasonNames = [numRogueReasons]string{"unknown_router", "spoofed_router", "hop_limit", "slla_mismatch", "fragmented", "new_prefix", "preference", "padded_options"}
 
 // raPrefixes is how many prefixes rogue_ra remembers per router.
 const raPrefixes = 8
@@ -168,8 +169,11 @@ type rogueTarget struct {
 // one it is sent from, is spoofed, and an RA with a hop limit other than
 // 255 is rogue. A router is the frame's Ethernet source, never what its
 // source link-layer option says: an option naming another MAC than the
-// frame's source is itself a reason (slla_mismatch). Tables of routers
-// and targets are capped.
+// frame's source is itself a reason (slla_mismatch). An RA in one of the
+// link's routers' names padded past the option walk's bound with no
+// source link-layer option within it is padded_options: hosts read every
+// option and use the first such option, which the sensor did not read.
+// Tables of routers and targets are capped.
 type RogueRA struct {
 	cfg      RogueRAConfig
 	addrs    map[netip.Addr]bool
@@ -275,7 +279,11 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// nothing, even while learning: forged routers are not the link's.
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
-	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood, eui, isEUI)
+	// Hosts read every option and take the first SLLA: one past the bound
+	// (none read within it) names a link-layer address the sensor could
+	// not check, so the RA is not the link's router's word (padded).
+	padded := nd.Truncated && !nd.HasSrcLinkAddr
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, padded, learning, flood, eui, isEUI)
 	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -311,10 +319,13 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 //
 // eui and isEUI are eui64MAC(p.Src).
 func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
-	pfx []raPrefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
+	pfx []raPrefix, routes, hidden, padded, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
 	now := p.TimeNs
 	if k := r.trustedIndex(p.Src); k >= 0 {
 		rt := &r.trusted[k]
+		if padded {
+			return 1 << roguePadded // teaches nothing: its link-layer address is unknown
+		}
 		if haveMAC && rt.mac != mac {
 			if !rt.bound || !rt.eui && !rt.def && ra.Lifetime > 0 {
 				rt.mac, rt.bound = mac, true // the first MAC to announce a default router from it
@@ -370,6 +381,9 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 	rt.heard(ra, pfx, routes)
 	if configured {
 		r.trust(p.Src, false)
+		if padded {
+			return 1 << roguePadded
+		}
 		return 0
 	}
 	var reasons uint32

@@ -27,6 +27,12 @@ func raAs(src netip.Addr, ether, slla net.HardwareAddr, lifetime uint16, pref ui
 	return synth.Msg{Src: src, Dst: allNodes, SrcMAC: ether, Type: 134, Rest: synth.RA(lifetime, pref, opts...)}
 }
 
+// raOpts is a Router Advertisement from src (Ethernet source ether),
+// router lifetime 1800, carrying opts as given.
+func raOpts(src netip.Addr, ether net.HardwareAddr, opts ...[]byte) synth.Msg {
+	return synth.Msg{Src: src, Dst: allNodes, SrcMAC: ether, Type: 134, Rest: synth.RA(1800, 0, opts...)}
+}
+
 // rogueOf replays frames through every default rule and returns the
 // rogue_ra starts, the reasons its events counted (all of them, summed
 // over targets) and the routers its events named.
@@ -102,7 +108,17 @@ func TestRogueRATwins(t *testing.T) {
 			synth.Merge(synth.Every(raAs(routerLL, attacker, attacker, 0, 0), ruleEpoch, 3*time.Second, 30, nil),
 				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(time.Second), 200*time.Second, 10, nil)),
 			[]string{"spoofed_router"}, []string{"fe80::1"}},
+		// The bound: hosts read every option and use the first SLLA; the
+		// sensor reads MaxNDOptions (32). The router's addresses, padding
+		// to option 41, then the attacker's MAC in an SLLA option: hosts
+		// send the router's traffic to the attacker.
+		{"the router's addresses, its RA padded with 40 options, an SLLA option naming another MAC after them",
+			synth.Merge(periodicRAs(), []synth.Frame{raOpts(routerLL, routerMAC, synth.PrefixOpt(link64), padding(40), synth.LinkAddrOpt(1, attacker)).At(at(5 * time.Minute))}),
+			[]string{"padded_options"}, []string{"fe80::1"}},
 		{"radvd alone: periodic and solicited RAs", periodicRAs(), nil, nil},
+		{"the router's RA padded with 40 options after its SLLA option",
+			synth.Merge(periodicRAs(), []synth.Frame{raOpts(routerLL, routerMAC, synth.LinkAddrOpt(1, routerMAC), synth.PrefixOpt(link64), padding(40), synth.LinkAddrOpt(1, attacker)).At(at(5 * time.Minute))}),
+			nil, nil},
 		{"two routers advertising the same prefix (a VRRP pair)", synth.Merge(
 			synth.Every(ra(routerLL, routerMAC, 1800, link64), ruleEpoch, 200*time.Second, 18, nil),
 			synth.Every(ra(addr("fe80::2"), synth.MAC(2), 1800, link64), at(time.Second), 200*time.Second, 18, nil)), nil, nil},
