@@ -213,6 +213,10 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		// in every forged NA. Only RAs make an address a router's.)
 		addr, _, _, _, _ = icmpmsg.NeighborTarget(p.ICMPData)
 		na = true
+		if nd := p.NDOptions(); nd.Truncated && !nd.HasTgtLinkAddr {
+			r.unverified(p, addr, rep)
+			return
+		}
 	case isND(p, icmpmsg.V6NeighSolicit, 24), isND(p, icmpmsg.V6RouterAdvert, 16):
 		if p.Src.IsUnspecified() {
 			return // duplicate address detection: nobody's binding yet
@@ -228,10 +232,6 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	mac, fromOpt, ok := ndLinkAddr(p)
-	// An NA padded past the bound with no target link-layer option read
-	// may carry one after it, which hosts read: the binding it makes is
-	// one the sensor cannot verify (judged below, never learned).
-	padded := na && !fromOpt && p.NDOptions().Truncated
 	// A solicitation binds only by its option; a router's RA binds by
 	// its option or, without one, by the frame's source.
 	if !ok || (!na && !fromOpt && !ra) || !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() {
@@ -243,19 +243,6 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		h = sketch.HashAddr(addr)
 	}
 	var b *ndBinding
-	if padded {
-		if ok = r.known.mayHold(h); ok {
-			b, ok = r.bindings.Touch(addr, now)
-		}
-		if ok {
-			// A known binding rebound to an unknown link-layer address:
-			// kept as it is, reported (a flood of them is one attack on
-			// the address).
-			b.padded = now
-			rep.Hit(addr, p, &detector.Measure{Level: detector.LevelFire})
-		}
-		return
-	}
 	if r.bindings.Len() < r.bindings.Cap() && p.Class.Owner == "" {
 		// Room, and no flood: the binding is learned at its first
 		// packet (one lookup, no second one to insert).
@@ -323,6 +310,24 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 		b.trigger = trigger
 	}
 	rep.Hit(target, p, &detector.Measure{Level: detector.LevelFire})
+}
+
+// unverified judges an NA for addr padded past the option walk's bound
+// with no target link-layer option read within it: it may carry one after
+// it, which hosts read, so the binding it makes is one the sensor cannot
+// verify. For an address with a known binding it is reported (a flood of
+// them is one attack on the address) and the binding is kept as it is;
+// it never teaches one.
+func (r *NDSpoof) unverified(p *detector.Packet, addr netip.Addr, rep detector.Reporter) {
+	if !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() || !r.known.mayHold(sketch.HashAddr(addr)) {
+		return
+	}
+	b, ok := r.bindings.Touch(addr, p.TimeNs)
+	if !ok {
+		return
+	}
+	b.padded = p.TimeNs
+	rep.Hit(addr, p, &detector.Measure{Level: detector.LevelFire})
 }
 
 // judge decides whether the rebinding of addr (b, now at c's MAC, before

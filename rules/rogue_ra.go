@@ -279,11 +279,7 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// nothing, even while learning: forged routers are not the link's.
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
-	// Hosts read every option and take the first SLLA: one past the bound
-	// (none read within it) names a link-layer address the sensor could
-	// not check, so the RA is not the link's router's word (padded).
-	padded := nd.Truncated && !nd.HasSrcLinkAddr
-	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, padded, learning, flood, eui, isEUI)
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood, eui, isEUI)
 	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -317,14 +313,20 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 // lifetime 0 (kill_router6 in its name, heard first) is rebound to the
 // first MAC announcing a default router from it.
 //
+// An RA in one of the link's routers' names (trusted, or configured)
+// that was padded past the option walk's bound (hidden) with no source
+// link-layer option read within it is padded_options and teaches
+// nothing: hosts read every option and use the first such option, so the
+// RA may name another link-layer address than the router's.
+//
 // eui and isEUI are eui64MAC(p.Src).
 func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
-	pfx []raPrefix, routes, hidden, padded, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
+	pfx []raPrefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
 	now := p.TimeNs
 	if k := r.trustedIndex(p.Src); k >= 0 {
 		rt := &r.trusted[k]
-		if padded {
-			return 1 << roguePadded // teaches nothing: its link-layer address is unknown
+		if hidden && !p.NDOptions().HasSrcLinkAddr {
+			return 1 << roguePadded // teaches nothing: the link-layer address hosts use is unread
 		}
 		if haveMAC && rt.mac != mac {
 			if !rt.bound || !rt.eui && !rt.def && ra.Lifetime > 0 {
@@ -381,7 +383,7 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 	rt.heard(ra, pfx, routes)
 	if configured {
 		r.trust(p.Src, false)
-		if padded {
+		if hidden && !p.NDOptions().HasSrcLinkAddr {
 			return 1 << roguePadded
 		}
 		return 0
