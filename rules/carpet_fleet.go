@@ -73,7 +73,7 @@ func (r *Carpet) JudgeFleet(o *detector.Observation, i int, rep detector.Reporte
 	e.epoch = now / r.windowNs
 	e.top = sketch.TopK[netip.Addr]{}
 	for _, t := range o.TopHosts {
-		e.top.Add(t.Addr, t.Packets)
+		e.top.AddHash(t.Addr, sketch.HashAddr(t.Addr), t.Packets) // the hash Observe feeds it with
 	}
 	e.topMax = e.top.MaxCount()
 	e.total = o.HostTotal
