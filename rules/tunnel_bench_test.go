@@ -43,20 +43,7 @@ func BenchmarkTunnelFloods(b *testing.B) {
 				name = fl.name + "/tunnel-off"
 			}
 			b.Run(name, func(b *testing.B) {
-				rc := rules.DefaultConfig()
-				if !on {
-					if err := rc.SetEnabled("icmp_tunnel", false); err != nil {
-						b.Fatal(err)
-					}
-				}
-				rs, err := rules.Enabled(rc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), rs...)
-				if err != nil {
-					b.Fatal(err)
-				}
+				e := tunnelBenchEngine(b, on)
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
@@ -98,20 +85,7 @@ func BenchmarkTunnelWorst(b *testing.B) {
 				name = kind + "/off"
 			}
 			b.Run(name, func(b *testing.B) {
-				rc := rules.DefaultConfig()
-				if !on {
-					if err := rc.SetEnabled("icmp_tunnel", false); err != nil {
-						b.Fatal(err)
-					}
-				}
-				rs, err := rules.Enabled(rc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), rs...)
-				if err != nil {
-					b.Fatal(err)
-				}
+				e := tunnelBenchEngine(b, on)
 				b.ReportAllocs()
 				ts := ruleEpoch
 				n := 0
@@ -130,4 +104,25 @@ func BenchmarkTunnelWorst(b *testing.B) {
 			})
 		}
 	}
+}
+
+// tunnelBenchEngine is an engine running the default rules, icmp_tunnel
+// among them when on: the two halves of a tunnel benchmark's difference.
+func tunnelBenchEngine(b *testing.B, on bool) *detector.Engine {
+	b.Helper()
+	rc := rules.DefaultConfig()
+	if !on {
+		if err := rc.SetEnabled("icmp_tunnel", false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rs, err := rules.Enabled(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(*detector.Event) {}), rs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
 }
