@@ -23,6 +23,7 @@
 #   redirect        ICMP redirects, a new gateway and destination each
 #   ra-options      RAs: a prefix option and 180 unknown 8-byte options
 #   nd-options      NS/NA with 180 unknown options
+#   ra-prefixes     RAs: 32 prefix options (new /64s each), a new router each
 #   ipip4           echo inside IP-in-IP x4
 #   deep-stack      echo behind 8 VLAN tags, GRE, VXLAN and IP-in-IP
 #   frag-trains     every 1,400-byte echo a complete train of two fragments
@@ -89,6 +90,7 @@ suite=(
 	"redirect|2.5|redirect $COUNT $RATE"
 	"ra-options|2.5|ra-options $COUNT $RATE"
 	"nd-options|2.5|nd-options $COUNT $RATE"
+	"ra-prefixes|2.5|ra-prefixes $COUNT $RATE"
 	"ipip4|2.5|ipip4 $COUNT $RATE"
 	"deep-stack|2.5|deep-stack $COUNT $RATE"
 	"frag-trains|2.5|frag-trains $COUNT $RATE"

@@ -54,6 +54,11 @@ const (
 	// for Target (IPv6), Options unknown 8-byte options (default 180) then
 	// a link-layer address option.
 	CraftNDOptions = "nd-options"
+	// CraftRAPrefixes: router advertisements to ff02::1 from a new
+	// link-local source and MAC, each carrying Options prefix-information
+	// options (default 32, the options the ND walk reads), a new random
+	// /64 of 2001:db8::/32 each.
+	CraftRAPrefixes = "ra-prefixes"
 	// CraftIPIP4: 56-byte echo requests to Target inside four IP-in-IP
 	// layers (the decoder's default depth).
 	CraftIPIP4 = "ipip4"
@@ -69,7 +74,7 @@ const (
 // CraftedKinds lists every flood Crafted builds.
 var CraftedKinds = []string{CraftEchoZero, CraftEchoZeroTail, CraftEchoRandomPairs, CraftEchoSameData,
 	CraftEchoRandomData, CraftUnreachTCP, CraftError6Ext, CraftPTBSpray, CraftRedirect, CraftRAOptions,
-	CraftNDOptions, CraftIPIP4, CraftDeepStack, CraftFragTrains}
+	CraftNDOptions, CraftIPIP4, CraftDeepStack, CraftFragTrains, CraftRAPrefixes}
 
 // Crafted describes a crafted flood (one of CraftedKinds). Zero values
 // take the kind's defaults.
@@ -102,7 +107,7 @@ func (c Crafted) Gen() (func(i int) ([]byte, error), error) {
 	if !g.Target.IsValid() {
 		g.Target = netip.MustParseAddr("10.0.0.5")
 	}
-	v6Only := c.Kind == CraftError6Ext || c.Kind == CraftRAOptions || c.Kind == CraftNDOptions
+	v6Only := c.Kind == CraftError6Ext || c.Kind == CraftRAOptions || c.Kind == CraftNDOptions || c.Kind == CraftRAPrefixes
 	if v6Only && g.Target.Is4() {
 		g.Target = netip.MustParseAddr("2001:db8::5")
 	}
@@ -131,6 +136,8 @@ func (c Crafted) Gen() (func(i int) ([]byte, error), error) {
 		def(&g.Options, 180)
 	case CraftError6Ext:
 		def(&g.Options, 6)
+	case CraftRAPrefixes:
+		def(&g.Options, 32)
 	}
 	def(&g.Payload, 56)
 	if c.Kind == CraftFragTrains && g.Payload < 16 {
@@ -266,6 +273,16 @@ func (g *crafted) frame(i int) ([]byte, error) {
 		src := linkLocal(g.next())
 		ra := RA(1800, 0, PrefixOpt(netip.MustParsePrefix("2001:db8:1::/64")), unknownOpts(g.Options))
 		m := Msg{Src: src, Dst: netip.MustParseAddr("ff02::1"), SrcMAC: MAC(uint32(g.next())), Type: 134, Rest: ra}
+		return m.Frame(), nil
+	case CraftRAPrefixes:
+		src := linkLocal(g.next())
+		opts := make([][]byte, g.Options)
+		for k := range opts {
+			r := g.next()
+			a := [16]byte{0x20, 0x01, 0x0d, 0xb8, byte(r >> 24), byte(r >> 16), byte(r >> 8), byte(r)}
+			opts[k] = PrefixOpt(netip.PrefixFrom(netip.AddrFrom16(a), 64))
+		}
+		m := Msg{Src: src, Dst: netip.MustParseAddr("ff02::1"), SrcMAC: MAC(uint32(g.next())), Type: 134, Rest: RA(1800, 0, opts...)}
 		return m.Frame(), nil
 	case CraftNDOptions:
 		src := g.source(i, true)

@@ -41,6 +41,7 @@
 //	ipip4              echo inside IP-in-IP x4
 //	deep-stack         echo behind 8 VLAN tags, GRE, VXLAN, IP-in-IP
 //	frag-trains        every echo a complete train of two fragments
+//	ra-prefixes        RAs: 32 prefix options (new /64s), a new router each
 //
 // The mix with -floods S carries flood episodes: S of its packets belong to
 // spoofed echo floods of an inside host whose packets all carry the same

@@ -177,6 +177,18 @@ func TestCraftedScenarios(t *testing.T) {
 				}
 			}
 		},
+		synth.CraftRAPrefixes: func(t *testing.T, ps []decoded) {
+			srcs := map[netip.Addr]bool{}
+			for _, d := range ps {
+				srcs[d.p.Src] = true
+				if d.p.ICMPType != 134 || len(d.data) != 16+32*32 || d.data[16] != 3 {
+					t.Fatalf("type %d, %d bytes, option %d, want an RA with 32 prefix options", d.p.ICMPType, len(d.data), d.data[16])
+				}
+			}
+			if len(srcs) != len(ps) {
+				t.Fatalf("%d routers for %d RAs, want a new one each", len(srcs), len(ps))
+			}
+		},
 		synth.CraftPTBSpray: func(t *testing.T, ps []decoded) {
 			dsts := map[netip.Addr]bool{}
 			for _, d := range ps {
