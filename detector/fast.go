@@ -214,33 +214,51 @@ func fastIPv6(b []byte, p *Packet, e *encap, crc *crc32.Table) bool {
 		}
 	case ProtoICMPv6:
 		icmp = b[40:min(40+plen, len(b))]
-		if len(icmp) < 4 {
-			return false
-		}
-		if t := icmp[0]; (t == ICMPv6EchoRequest || t == ICMPv6EchoReply) && len(icmp) < 8 {
+		if !icmpv6Whole(icmp) {
 			return false
 		}
 		hasICMP = true
 	default:
 		return false
 	}
+	fillIPv6(p, b, next, 40+plen)
+	if hasICMP {
+		fillICMPv6(p, icmp)
+	}
+	return true
+}
+
+// icmpv6Whole tells whether icmp holds an ICMPv6 header whole: 4 bytes, 8
+// for an echo (its identifier and sequence).
+func icmpv6Whole(icmp []byte) bool {
+	if len(icmp) < 4 {
+		return false
+	}
+	t := icmp[0]
+	return (t != ICMPv6EchoRequest && t != ICMPv6EchoReply) || len(icmp) >= 8
+}
+
+// fillIPv6 sets p's IPv6 fields from fixed header b: the next header next
+// and the packet's length ipLen.
+func fillIPv6(p *Packet, b []byte, next uint8, ipLen int) {
 	p.IPv6 = true
 	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
 	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
 	p.TTL = b[7]
 	p.Proto = next
-	p.IPLen = 40 + plen
+	p.IPLen = ipLen
 	p.HeaderLen = 40
-	if hasICMP {
-		p.HasICMP = true
-		p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
-		p.ICMPData = icmp
-		if t := icmp[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
-			p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
-			p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
-		}
+}
+
+// fillICMPv6 sets p's ICMPv6 fields from icmp (whole: icmpv6Whole).
+func fillICMPv6(p *Packet, icmp []byte) {
+	p.HasICMP = true
+	p.ICMPType, p.ICMPCode = icmp[0], icmp[1]
+	p.ICMPData = icmp
+	if t := icmp[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
+		p.ICMPID = binary.BigEndian.Uint16(icmp[4:6])
+		p.ICMPSeq = binary.BigEndian.Uint16(icmp[6:8])
 	}
-	return true
 }
 
 // fastFrag6 fills p from an IPv6 fragment whose fragment header follows
@@ -262,10 +280,7 @@ func fastFrag6(b []byte, plen int, p *Packet, crc *crc32.Table) bool {
 		switch next {
 		case protoTCP, protoUDP:
 		case ProtoICMPv6:
-			if len(data) < 4 {
-				return false
-			}
-			if t := data[0]; (t == ICMPv6EchoRequest || t == ICMPv6EchoReply) && len(data) < 8 {
+			if !icmpv6Whole(data) {
 				return false
 			}
 			icmp = true
@@ -273,26 +288,14 @@ func fastFrag6(b []byte, plen int, p *Packet, crc *crc32.Table) bool {
 			return false
 		}
 	}
-	p.IPv6 = true
-	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
-	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
-	p.TTL = b[7]
-	p.Proto = next
-	p.IPLen = ipLen
-	p.HeaderLen = 40
+	fillIPv6(p, b, next, ipLen)
 	p.Fragment = true
 	p.MoreFragments = b[43]&1 != 0
 	p.FragOffset = off
 	p.FragID = binary.BigEndian.Uint32(b[44:48])
 	p.FragLen = ipLen - 48
 	if icmp {
-		p.HasICMP = true
-		p.ICMPType, p.ICMPCode = data[0], data[1]
-		p.ICMPData = data
-		if t := data[0]; t == ICMPv6EchoRequest || t == ICMPv6EchoReply {
-			p.ICMPID = binary.BigEndian.Uint16(data[4:6])
-			p.ICMPSeq = binary.BigEndian.Uint16(data[6:8])
-		}
+		fillICMPv6(p, data)
 	}
 	p.FragSum = fragSum(crc, data)
 	return true
