@@ -198,6 +198,21 @@ type fleetAlert struct {
 	} `json:"alert"`
 }
 
+// fleetAlerts parses the correlator's EVE lines out into T; when the
+// fleet should raise nothing (fleet false) it fails the test on any and
+// returns false, so the caller's case ends there.
+func fleetAlerts[T any](t *testing.T, out string, fleet bool) ([]T, bool) {
+	t.Helper()
+	evs := parseJSONLines[T](t, out)
+	if !fleet {
+		if len(evs) != 0 {
+			t.Fatalf("the fleet raised:\n%s", out)
+		}
+		return nil, false
+	}
+	return evs, true
+}
+
 // parseJSONLines decodes every non-empty line of out as one T (EVE
 // lines into the fields a test reads).
 func parseJSONLines[T any](t *testing.T, out string) []T {
@@ -263,11 +278,8 @@ func TestFleetCarpet(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
-			evs := parseJSONLines[fleetAlert](t, out)
-			if !tc.fleet {
-				if len(evs) != 0 {
-					t.Fatalf("the fleet raised:\n%s", out)
-				}
+			evs, ok := fleetAlerts[fleetAlert](t, out, tc.fleet)
+			if !ok {
 				return
 			}
 			if len(evs) < 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[len(evs)-1].Alert.Context.Attack.Phase != "end" {
@@ -466,11 +478,8 @@ func TestFleetFlood(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("correlate: exit %d: %s", code, stderr)
 			}
-			evs := parseJSONLines[fleetAlert](t, out)
-			if !tc.fleet {
-				if len(evs) != 0 {
-					t.Fatalf("the fleet raised:\n%s", out)
-				}
+			evs, ok := fleetAlerts[fleetAlert](t, out, tc.fleet)
+			if !ok {
 				return
 			}
 			if len(evs) != 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[1].Alert.Context.Attack.Phase != "end" {
@@ -573,11 +582,8 @@ func TestFleetBacklog(t *testing.T) {
 			if !regexp.MustCompile(`fleet observations.* late=0 records=[1-9]`).MatchString(stderr) {
 				t.Errorf("records counted late, or none read:\n%s", lastLines(stderr, 4))
 			}
-			evs := parseJSONLines[fleetAlert](t, out)
-			if !tc.fleet {
-				if len(evs) != 0 {
-					t.Fatalf("the fleet raised:\n%s", out)
-				}
+			evs, ok := fleetAlerts[fleetAlert](t, out, tc.fleet)
+			if !ok {
 				return
 			}
 			if len(evs) != 2 || evs[0].Alert.Context.Attack.Phase != "start" || evs[1].Alert.Context.Attack.Phase != "end" {
