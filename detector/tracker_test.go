@@ -15,11 +15,7 @@ import (
 // own packets, every one of them.
 func TestTrackerAttacksHitByTurns(t *testing.T) {
 	v4, v6, v3 := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("10.0.0.9")
-	var evs []*detector.Event
-	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) { evs = append(evs, ev) }), allRules(t)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, events := collectingEngine(t)
 	sent := map[netip.Addr]uint64{}
 	ts := epoch
 	send := func(dst netip.Addr, i int) {
@@ -44,7 +40,7 @@ func TestTrackerAttacksHitByTurns(t *testing.T) {
 	}
 	e.Close(detector.EndInputEnd)
 	ends := map[netip.Addr]uint64{}
-	for _, ev := range evs {
+	for _, ev := range *events {
 		if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd {
 			ends[ev.Target] += ev.Packets
 		}
@@ -79,11 +75,7 @@ func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
 		{"spoofed only", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var evs []*detector.Event
-			e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) { evs = append(evs, ev) }), allRules(t)...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			e, events := collectingEngine(t)
 			sent := map[netip.Addr]uint64{}
 			ts := epoch
 			for i := 0; i < n; i++ {
@@ -104,7 +96,7 @@ func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
 			}
 			e.Close(detector.EndInputEnd)
 			var end *detector.Event
-			for _, ev := range evs {
+			for _, ev := range *events {
 				if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
 					end = ev
 				}
@@ -137,4 +129,16 @@ func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collectingEngine is an engine running every rule whose events the
+// returned slice collects.
+func collectingEngine(t *testing.T) (*detector.Engine, *[]*detector.Event) {
+	t.Helper()
+	evs := new([]*detector.Event)
+	e, err := detector.New(detector.DefaultConfig(), detector.SinkFunc(func(ev *detector.Event) { *evs = append(*evs, ev) }), allRules(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, evs
 }
