@@ -190,15 +190,15 @@ func (r Reporter) HitMany(target netip.Addr, p *Packet, m *Measure, packets, byt
 		return
 	}
 	t := r.e.tracker
-	t.hit(r.rule, nil, target, p, m) // the scope is checked above
-	key := attackKey{r.rule, target}
+	t.made = false
+	a := t.hit(r.rule, nil, target, p, m) // the scope is checked above
 	// The hit counted p once; the first hit of an attack whose measure
 	// carries the rule's window counted the window (the slot included).
-	if a := t.lastA; a != nil && t.lastKey == key && (a.hits > 1 || m.WindowPackets == 0) && packets > 0 {
+	if a != nil && (!t.made || m.WindowPackets == 0) && packets > 0 {
 		a.packets += packets - 1
 		a.bytes += bytes - min(bytes, uint64(p.WireLen))
 		if p.HasICMP {
-			a.types.Add(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), packets-1)
+			a.countType(uint16(p.ICMPType)<<8|uint16(p.ICMPCode), packets-1)
 		}
 	}
 }

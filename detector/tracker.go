@@ -32,13 +32,15 @@ type attack struct {
 	started    time.Time // start event time
 	last       time.Time // last hit
 	lastNs     int64     // last in Unix ns (what expiry and eviction compare)
-	lastEmitNs int64     // packet time of the last start or update event (Unix ns)
+	nextEmitNs int64     // an active attack's next update is due at this packet time (its last start or update + the update interval)
 	packets    uint64    // packets in the attack, seeded with the rule's window
 	bytes      uint64
-	hits       uint64 // packets reported to the tracker (sketched sources)
 	peakPPS    float64
 	peakBPS    float64
-	measure    Measure
+	// What events report of the rule's last measure.
+	pps, bps   float64
+	window     time.Duration
+	threshold  float64
 	lastPacket packetSummary
 	// firstSource is the attack's source in its first event (src_ip on
 	// every phase).
@@ -50,6 +52,12 @@ type attack struct {
 	fleetSources sketch.MiniHLL
 	top          sketch.TopK[netip.Addr]
 	types        sketch.TopK[uint16]
+	// runType and runN: the ICMP type and code (type<<8 | code) of the
+	// attack's last packets, runN of them in a row not yet in types (a
+	// flood repeats one type: counted there in one go when the type
+	// changes or an event reads types; see countType).
+	runType uint16
+	runN    uint64
 	// salt keys the attack's sources in the tracker's doorkeeper: made of
 	// the attack's first packet time (ns) and its rule and target, so one
 	// source is a new key in each attack, and a forger who cannot know
@@ -102,17 +110,16 @@ type tracker struct {
 	// when several rules report each packet (icmp_flood, blacknurse and
 	// icmp_error_abuse on forged port unreachables) or one rule sees two
 	// floods at once (an IPv4 and an IPv6 victim, hit by turns).
-	// lastKey and lastA are the attack hit last, by any rule
-	// (Reporter.HitMany adds to it).
-	lastKey attackKey
-	lastA   *attack
-	recent  []recentHit
+	recent []recentHit
 	// door admits a source to the top sources of an attack whose summary
 	// is full only on its second packet (see hit).
 	door *sketch.Doorkeeper
 	// full: the table was found full of active attacks; makeRoom fails at
 	// once until an attack is released.
 	full bool
+	// made: hit made a new attack (set there, cleared by
+	// Reporter.HitMany, which reads it).
+	made bool
 	// fleetObs is the fleet's sums being judged (Engine.ObserveFleet).
 	fleetObs *Observation
 }
@@ -122,12 +129,12 @@ func newTracker(e *Engine) *tracker {
 }
 
 // hit is Reporter.Hit: a hit of rule's at target, dropped when scope (nil:
-// none) does not own target.
-func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *Measure) {
+// none) does not own target. It returns the attack hit (nil: dropped);
+// one it made sets t.made (Reporter.HitMany's).
+func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *Measure) *attack {
 	if m.Level < LevelSustain || scope != nil && !scope.Owns(target) {
-		return
+		return nil
 	}
-	key := attackKey{rule, target}
 	var a *attack
 	if rule >= len(t.recent) {
 		t.recent = append(t.recent, make([]recentHit, rule+1-len(t.recent))...) // once per rule
@@ -140,13 +147,15 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		a = c.prev
 		c.a, c.target, c.prev, c.prevTarget = c.prev, c.prevTarget, c.a, c.target
 	default:
+		key := attackKey{rule, target}
 		var ok bool
 		if a, ok = t.attacks[key]; !ok {
 			if len(t.attacks) >= t.e.cfg.MaxAttacks && !t.makeRoom() {
 				t.e.stats.AttacksDropped++
-				return
+				return nil
 			}
 			a = t.newAttack()
+			t.made = true
 			a.first = p.Time
 			a.salt = sketch.Mix64(uint64(p.TimeNs)^uint64(rule)<<48) ^ sketch.HashAddr(target)
 			// The rate rule's window already holds the packets that
@@ -159,15 +168,11 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		}
 		c.prev, c.prevTarget, c.a, c.target = c.a, c.target, a, target
 	}
-	t.lastKey, t.lastA = key, a
 	a.last, a.lastNs = p.Time, p.TimeNs
-	a.hits++
 	a.packets++
 	a.bytes += uint64(p.WireLen)
 	// What events report of the measure, field by field (see packetSummary.set).
-	a.measure.Level, a.measure.PPS, a.measure.BPS = m.Level, m.PPS, m.BPS
-	a.measure.Window, a.measure.Threshold = m.Window, m.Threshold
-	a.measure.WindowPackets, a.measure.WindowBytes = m.WindowPackets, m.WindowBytes
+	a.pps, a.bps, a.window, a.threshold = m.PPS, m.BPS, m.Window, m.Threshold
 	if m.PPS > a.peakPPS {
 		a.peakPPS = m.PPS
 	}
@@ -189,8 +194,10 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		// first, which it counts then). A flood of spoofed sources, each
 		// seen once, thus costs a cell write a packet, not a slot taken
 		// over, and leaves the slots to sources that repeat: a real
-		// source among them is not pushed out by the noise.
-		if !a.top.Count(p.Src, h, 1) {
+		// source among them is not pushed out by the noise. Crowded
+		// answers the spoofed source's case (absent from a full
+		// summary) inline.
+		if a.top.Crowded(h) || !a.top.Count(p.Src, h, 1) {
 			if t.door.Seen(h ^ a.salt) {
 				a.top.Replace(p.Src, h, 2)
 			} else {
@@ -202,20 +209,49 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		a.fleetSources.Merge(&o.Sources)
 	}
 	if p.HasICMP {
-		if k := uint16(p.ICMPType)<<8 | uint16(p.ICMPCode); !a.types.Again(k, 1) {
-			a.types.Add(k, 1)
+		if k := uint16(p.ICMPType)<<8 | uint16(p.ICMPCode); k == a.runType && a.runN != 0 {
+			a.runN++
+		} else {
+			a.countType(k, 1)
 		}
 	}
-	switch {
-	case !a.active && m.Level == LevelFire:
+	if a.active {
+		if p.TimeNs >= a.nextEmitNs {
+			a.nextEmitNs = p.TimeNs + int64(t.e.cfg.UpdateInterval)
+			t.emit(rule, target, a, PhaseUpdate, p.Time, "")
+		}
+	} else if m.Level == LevelFire {
 		a.active = true
 		a.started = p.Time
-		a.lastEmitNs = p.TimeNs
+		a.nextEmitNs = p.TimeNs + int64(t.e.cfg.UpdateInterval)
 		t.e.stats.AttacksStarted++
 		t.emit(rule, target, a, PhaseStart, p.Time, "")
-	case a.active && p.TimeNs-a.lastEmitNs >= int64(t.e.cfg.UpdateInterval):
-		a.lastEmitNs = p.TimeNs
-		t.emit(rule, target, a, PhaseUpdate, p.Time, "")
+	}
+	return a
+}
+
+// countType counts w packets of ICMP type and code k (type<<8 | code):
+// the run of the type counted last grows, or another type's run begins
+// (the one before it counted in types).
+func (a *attack) countType(k uint16, w uint64) {
+	if a.runN != 0 {
+		if k == a.runType {
+			a.runN += w
+			return
+		}
+		a.flushTypes()
+	}
+	a.runType, a.runN = k, w
+}
+
+// flushTypes counts the run of the type counted last in types (before an
+// event reads them).
+func (a *attack) flushTypes() {
+	if a.runN != 0 {
+		if !a.types.Again(a.runType, a.runN) {
+			a.types.Add(a.runType, a.runN)
+		}
+		a.runN = 0
 	}
 }
 
@@ -241,9 +277,6 @@ const makeRoomSample = 32
 
 func (t *tracker) release(key attackKey, a *attack) {
 	t.full = false
-	if a == t.lastA {
-		t.lastA = nil
-	}
 	if key.rule < len(t.recent) {
 		c := &t.recent[key.rule]
 		if c.a == a {
@@ -352,7 +385,7 @@ func (t *tracker) expire(now int64) {
 // active attacks end with reason (pending ones are dropped). It runs
 // before the engine swaps its rules, so ends still name the old rule.
 func (t *tracker) remap(to func(old int) (int, bool), reason string) {
-	t.lastA, t.recent = nil, nil
+	t.recent = nil
 	moved := make(map[attackKey]*attack, len(t.attacks))
 	var gone []attackKey
 	for k, a := range t.attacks {
@@ -441,12 +474,12 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 		LastSeen:  a.last,
 		Packets:   a.packets,
 		Bytes:     a.bytes,
-		PPS:       a.measure.PPS,
-		BPS:       a.measure.BPS,
+		PPS:       a.pps,
+		BPS:       a.bps,
 		PeakPPS:   a.peakPPS,
 		PeakBPS:   a.peakBPS,
-		Window:    a.measure.Window,
-		Threshold: a.measure.Threshold,
+		Window:    a.window,
+		Threshold: a.threshold,
 		EndReason: reason,
 		Tunnel:    a.lastPacket.tunnel,
 	}
@@ -477,6 +510,7 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 	} else {
 		ev.Sources, ev.SourcesEstimated = min(a.sources.Estimate(), a.packets), true
 	}
+	a.flushTypes()
 	for _, tc := range a.types.Top(topReported, 1) {
 		ev.ICMPTypes = append(ev.ICMPTypes, TypeCount{Type: uint8(tc.Key >> 8), Code: uint8(tc.Key), Packets: tc.Min()})
 	}

@@ -142,3 +142,62 @@ func collectingEngine(t *testing.T) (*detector.Engine, *[]*detector.Event) {
 	}
 	return e, evs
 }
+
+// TestTrackerICMPTypesInRuns: a flood whose ICMP types come in runs of
+// different lengths (the tracker counts a run in one go when the type
+// changes or an event reads them). Every hit of the attack is one of its
+// last packets, so the end event's per-type counts are those of its last
+// N packets, N their sum: a run lost or counted twice shows.
+func TestTrackerICMPTypesInRuns(t *testing.T) {
+	victim := netip.MustParseAddr("10.0.0.5")
+	typeOf := func(i int) uint8 {
+		switch j := i % 17; {
+		case j < 9:
+			return 8 // echo request
+		case j < 14:
+			return 13 // timestamp
+		default:
+			return 15 // information request
+		}
+	}
+	e, events := collectingEngine(t)
+	const n = 20000
+	ts := epoch
+	for i := 0; i < n; i++ {
+		src := synth.RandomAddr(uint64(i)*0x9e3779b97f4a7c15+5, true)
+		f, err := synth.EchoFrame(synth.Echo{Src: src, Dst: victim, Seq: uint16(i), Type: typeOf(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = ts.Add(100 * time.Microsecond)
+		e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
+	}
+	e.Close(detector.EndInputEnd)
+	var end *detector.Event
+	for _, ev := range *events {
+		if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
+			end = ev
+		}
+	}
+	if end == nil {
+		t.Fatal("no icmp_flood end event")
+	}
+	got := map[uint8]uint64{}
+	var hits int
+	for _, tc := range end.ICMPTypes {
+		got[tc.Type] += tc.Packets
+		hits += int(tc.Packets)
+	}
+	if hits < n/2 || hits > n {
+		t.Fatalf("icmp_types %v count %d packets of %d", end.ICMPTypes, hits, n)
+	}
+	want := map[uint8]uint64{}
+	for i := n - hits; i < n; i++ {
+		want[typeOf(i)]++
+	}
+	for typ, k := range want {
+		if got[typ] != k {
+			t.Errorf("type %d: counted %d, the last %d packets hold %d (icmp_types %v)", typ, got[typ], hits, k, end.ICMPTypes)
+		}
+	}
+}

@@ -244,6 +244,14 @@ func (t *TopK[K]) Count(k K, h, w uint64) bool {
 	return false
 }
 
+// Crowded tells, in a few instructions (it inlines), that the key whose
+// hash is h is absent from the summary and the summary is full: Count
+// would count nothing and return false. False says nothing (call Count).
+func (t *TopK[K]) Crowded(h uint64) bool {
+	want := tagOf(h) * lowBits
+	return t.n == TopKSize && tagMatches(t.tags[0]^want)|tagMatches(t.tags[1]^want) == 0
+}
+
 // Replace puts k (hash h, absent: Count said so) in the slot with the
 // least count, as AddHash would, with weight w.
 func (t *TopK[K]) Replace(k K, h, w uint64) { t.put(k, h, w) }

@@ -351,3 +351,34 @@ func TestDoorkeeper(t *testing.T) {
 		t.Fatalf("%.0f allocations per Seen", allocs)
 	}
 }
+
+// TestTopKCrowdedAgreesWithCount: Crowded says true only where Count
+// would count nothing (the key absent, the summary full), and it does say
+// so for nearly every absent key of a full summary (a tag collision, 1 in
+// ~16 at sixteen slots, leaves the answer to Count).
+func TestTopKCrowdedAgreesWithCount(t *testing.T) {
+	var k TopK[netip.Addr]
+	crowded := 0
+	for i := uint32(0); i < 5000; i++ {
+		a := addr(i*2654435761 + 3)
+		if i%3 == 0 && i > 0 {
+			a = addr(7) // a source that repeats: present once the summary holds it
+		}
+		h := HashAddr(a)
+		c := k.Crowded(h)
+		probe := k // Count on a copy: what it would do
+		counted := probe.Count(a, h, 1)
+		if c && counted {
+			t.Fatalf("packet %d: Crowded said the summary would not count %v, Count did", i, a)
+		}
+		if c {
+			crowded++
+		}
+		if !k.Count(a, h, 1) {
+			k.Pass()
+		}
+	}
+	if absent := 5000 * 2 / 3; crowded < absent*8/10 {
+		t.Errorf("Crowded true for %d keys, want most of the ~%d absent ones", crowded, absent)
+	}
+}
