@@ -235,6 +235,13 @@ type worker struct {
 	held   []heldEvent
 	served atomic.Uint64
 	direct bool
+
+	// The main front waiting for an empty batch (Front.take): it sets
+	// freeWait and sleeps on freeWake until the worker has handed back
+	// wakeAt batches, or has nothing left to do.
+	freeWait atomic.Bool
+	freeWake chan struct{}
+	wakeAt   int
 }
 
 // heldEvent is an event a worker holds until the dispatcher releases it.
@@ -346,6 +353,9 @@ type Front struct {
 	seq      uint64
 	inFlight [][]uint64
 	sent     []uint64
+	// waits counts the times the main front slept for an empty batch
+	// (take).
+	waits uint64
 }
 
 // record kinds in a batch.
@@ -432,7 +442,8 @@ func New(cfg Config, sink detector.Sink, newEngine NewEngine) (*Set, error) {
 		// Every front holds one batch per worker; Queue-1 circulate. The
 		// channels hold every batch a worker may ever have, so a worker
 		// never blocks returning one.
-		w := &worker{idx: i, set: s, in: make(chan *batch, cfg.Queue+maxFronts), free: make(chan *batch, cfg.Queue+maxFronts), done: make(chan struct{})}
+		w := &worker{idx: i, set: s, in: make(chan *batch, cfg.Queue+maxFronts), free: make(chan *batch, cfg.Queue+maxFronts), done: make(chan struct{}),
+			freeWake: make(chan struct{}, 1), wakeAt: max(1, cfg.Queue/2)}
 		eng, err := newEngine(i, w)
 		if err != nil {
 			s.stop()
@@ -520,17 +531,19 @@ func (s *Set) Front() (*Front, error) {
 // Workers is the number of engines.
 func (s *Set) Workers() int { return len(s.workers) }
 
-// spinPolls is how many times a goroutine about to wait for a batch polls
-// its channel first: about 70 µs here (a poll of an empty channel takes no
-// lock). A goroutine that parks must be woken by its peer, with a futex
-// call paid by the peer — under load, the side that is the bottleneck.
-// Measured (2 M-packet spoofed flood, --workers 2, medians of 11-15):
-// 20,000 polls 356 -> 331 ms, mix 184 -> 180 ms; 1,000 polls: no change.
-// Idle, a worker spins once per batch it gets (computed: 70 µs per
-// 100 ms tick is 0.07 % of a CPU).
+// spinPolls is how many times a worker about to wait for a batch polls
+// its channel first: about 20 µs here (a poll of an empty channel takes
+// no lock, ~20 ns on this machine's 2 cores). A goroutine that parks must
+// be woken by its peer, with a futex call paid by the peer — when the
+// worker waits, the dispatcher is the bottleneck — so the worker polls
+// for about the time a wake-up costs, no longer: every poll is CPU burnt.
+// (It was 20,000 polls, meant as ~70 µs and measured at ~400 µs: with the
+// worker the slower side, the dispatcher polled for most of each batch's
+// time, and the replay's CPU came to twice its wall time.) The
+// dispatcher does not poll at all (Front.take).
 // Only when every busy goroutine has a CPU: with 4 workers on 2 CPUs,
 // spinning took the time of a goroutine with work (flood 474 -> 512 ms).
-const spinPolls = 20000
+const spinPolls = 1000
 
 // receive takes the next batch from c — when spin, polling it spinPolls
 // times before waiting; ok is false when c is closed.
@@ -546,6 +559,52 @@ func receive(c chan *batch, spin bool) (b *batch, ok bool) {
 	}
 	b, ok = <-c
 	return b, ok
+}
+
+// take returns an empty batch of worker w for the front, waiting for one
+// when the worker has them all. The main front, alone (no other fronts),
+// waits without polling until w has handed back half its batches, or has
+// run out of work: the worker is the slower side then, and one wake-up
+// per wakeAt batches costs it less than one per batch, while polling
+// would only burn the dispatcher's core (the worker still holds the other
+// half: it never waits for the dispatcher's wake-up). Other fronts,
+// which share w.free, take a batch as it comes.
+func (f *Front) take(w *worker) *batch {
+	if f != f.s.main || len(f.s.fronts) > 0 {
+		b, _ := receive(w.free, f.s.spin.Load())
+		return b
+	}
+	for {
+		select {
+		case b := <-w.free:
+			return b
+		default:
+		}
+		w.freeWait.Store(true)
+		// Look again: a batch handed back before the worker saw the
+		// flag would not wake us.
+		select {
+		case b := <-w.free:
+			w.freeWait.Store(false)
+			return b
+		default:
+		}
+		f.waits++
+		<-w.freeWake // (a stale wake-up only costs a turn of the loop)
+	}
+}
+
+// handBack returns an empty batch to the fronts and wakes the main front
+// if it waits for one (Front.take) and either wakeAt are free or the
+// worker has no batch left to work on (idle).
+func (w *worker) handBack(b *batch) {
+	w.free <- b
+	if w.freeWait.Load() && (len(w.free) >= w.wakeAt || len(w.in) == 0) && w.freeWait.CompareAndSwap(true, false) {
+		select {
+		case w.freeWake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 }
 
 // spins tells whether goroutines waiting for batches poll first: when the
@@ -601,7 +660,7 @@ func (w *worker) run() {
 		// Served: every event of the batch is held (or emitted) before.
 		w.served.Add(1)
 		b.buf, b.recs, b.rules, b.closing, b.stats, b.sync, b.reqSeq = b.buf[:0], b.recs[:0], nil, "", nil, nil, 0
-		w.free <- b
+		w.handBack(b)
 	}
 }
 
@@ -863,7 +922,7 @@ func (f *Front) flush(i int) {
 		f.sent[i]++
 	}
 	w.in <- b
-	f.cur[i], _ = receive(w.free, f.s.spin.Load())
+	f.cur[i] = f.take(w)
 	if f.s.ordered && f == f.s.main {
 		f.s.release(false)
 	}
