@@ -107,9 +107,17 @@ type Decoder struct {
 	unw unwrapped    // unwrap's result, reused
 	// lenCheck is decodeLayers' verdict on the IPv4 total length.
 	lenCheck Reason
-	// ipAt is where the last frame's outermost IP header begins (-1: no
-	// IP header, or a packet that is no fragment decoded by the fast
-	// path).
+	// frag is the last frame when it decoded as a fragment (the engine
+	// reassembles some trains: reassemble.go); stale otherwise.
+	frag fragFrame
+}
+
+// fragFrame is a frame that decoded as a fragment: its link type, its
+// bytes, and where its outermost IP header begins (-1: behind a tunnel,
+// or not known).
+type fragFrame struct {
+	lt   LinkType
+	data []byte
 	ipAt int
 }
 
@@ -171,28 +179,57 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	if wireLen < len(data) {
 		p.WireLen = len(data)
 	}
-	d.ipAt = -1
 	if d.fast(lt, data, p) { // plain TCP, UDP, ICMP: see fast.go
+		if p.Fragment {
+			// The fast path's IP header follows the Ethernet header and
+			// its tags, or starts the frame.
+			d.keepFragment(lt, data, fastIPAt(p))
+		}
 		return ReasonOK
 	}
+	r, ipAt := d.slow(lt, data, p)
+	if p.Fragment {
+		d.keepFragment(lt, data, ipAt)
+	}
+	return r
+}
+
+// keepFragment records the frame of a fragment (d.frag).
+func (d *Decoder) keepFragment(lt LinkType, data []byte, ipAt int) {
+	d.frag.lt, d.frag.data, d.frag.ipAt = lt, data, ipAt
+}
+
+// fastIPAt is where the IP header of a packet the fast path decoded
+// begins: after the Ethernet header and its tags, or at the frame's start.
+func fastIPAt(p *Packet) int {
+	if p.HasSrcMAC {
+		return 14 + 4*int(p.NVLAN)
+	}
+	return 0
+}
+
+// slow is Decode for the frames the fast path declines; it also returns
+// where the outermost IP header begins (-1: behind a tunnel, or none).
+func (d *Decoder) slow(lt LinkType, data []byte, p *Packet) (Reason, int) {
+	ipAt := -1
 	// Encapsulations (tunnels, mirror formats, label stacks, deep VLAN
 	// stacks): the innermost IP packet is the packet.
 	u := &d.unw
 	d.enc.unwrap(lt, data, u)
 	if u.ip != nil && u.tunnel.Depth == 0 {
-		d.ipAt = len(data) - len(u.ip) // unwrap only cuts from the front until a carrier
+		ipAt = len(data) - len(u.ip) // unwrap only cuts from the front until a carrier
 	}
 	if !u.peeled && u.nvlan <= 2 && u.reason != ReasonTunnelDepth {
-		return d.decodeLayers(lt, data, p)
+		return d.decodeLayers(lt, data, p), ipAt
 	}
 	p.Tunnel = u.tunnel
 	p.VLANs, p.NVLAN = u.vlans, u.nvlan
 	p.GaveUp = u.gaveUp
 	if u.ip == nil {
 		if u.reason == ReasonOK {
-			return ReasonNotIP
+			return ReasonNotIP, ipAt
 		}
-		return u.reason
+		return u.reason, ipAt
 	}
 	reason := ReasonOK
 	if !d.fast(LinkRaw, u.ip, p) {
@@ -200,7 +237,7 @@ func (d *Decoder) Decode(lt LinkType, data []byte, ts time.Time, wireLen int, p 
 	}
 	p.Tunnel, p.VLANs, p.NVLAN = u.tunnel, u.vlans, u.nvlan
 	d.innerLink(u, p)
-	return reason
+	return reason, ipAt
 }
 
 // vlanIDs records the VLAN tags of an Ethernet frame in p (gopacket's

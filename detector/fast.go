@@ -34,7 +34,6 @@ const (
 // reports whether it did. p must have been reset by Decode; it is left
 // untouched when fast declines.
 func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
-	frame := len(data)
 	var bcast, mcast bool
 	var src []byte
 	var vlans [2]uint16
@@ -90,9 +89,6 @@ func (d *Decoder) fast(lt LinkType, data []byte, p *Packet) bool {
 		}
 	default:
 		return false
-	}
-	if p.Fragment {
-		d.ipAt = frame - len(data) // for the reassembly of carriers
 	}
 	p.L2Broadcast, p.L2Multicast = bcast, mcast
 	if src != nil {

@@ -77,10 +77,10 @@ func linkScoped(p *Packet) bool {
 // redirect).
 func isNDType(t uint8) bool { return t >= 133 && t <= 137 }
 
-// reassemble hands p, a fragment of frame (link type lt) that the rules
-// have seen, to the reassembly pool when its train is one the engine
+// reassemble hands p, a fragment the rules have seen, the last frame the
+// decoder decoded, to the reassembly pool when its train is one the engine
 // reassembles, and handles the reassembled packet when p completes it.
-func (e *Engine) reassemble(lt LinkType, frame []byte, p *Packet) {
+func (e *Engine) reassemble(p *Packet) {
 	if e.reasm == nil {
 		return
 	}
@@ -88,7 +88,8 @@ func (e *Engine) reassemble(lt LinkType, frame []byte, p *Packet) {
 	if kind == reasmNone {
 		return
 	}
-	at := e.dec.ipAt
+	lt, frame, at := e.dec.frag.lt, e.dec.frag.data, e.dec.frag.ipAt
+	e.dec.frag.data = nil // the caller's buffer, not to be held
 	if at < 0 || at > len(frame) {
 		return
 	}
