@@ -216,6 +216,18 @@ func (t *Table[K, V]) grow() {
 	t.hashes = slices.Grow(t.hashes, n)
 }
 
+// Again is Get's and Touch's first test alone, small enough to inline:
+// when k is the key found last it marks k's entry as touched at now and
+// returns it; otherwise it changes nothing and returns false (then call
+// Get or Touch). A flood's every packet finds its key so, without a call.
+func (t *Table[K, V]) Again(k K, now int64) (v *V, ok bool) {
+	if i := t.last; int(i) < len(t.keys) && t.keys[i] == k && t.touched[i] != freeSlot {
+		t.touched[i] = now
+		return &t.vals[i], true
+	}
+	return nil, false
+}
+
 // Touch returns the entry for k and marks it as touched at now, like Get,
 // but never creates one: ok is false when k is absent. Callers that admit
 // keys only after some test (e.g. a rate estimate) call Touch first and Get

@@ -61,6 +61,37 @@ func TestTableTouch(t *testing.T) {
 	}
 }
 
+// TestTableAgain: Again finds the key found last, and touches it (a full
+// table then evicts another), and nothing else: not another present
+// key, nor the last key once deleted, nor anything in an empty table.
+func TestTableAgain(t *testing.T) {
+	tb := New[int, int](4, hashInt)
+	if _, ok := tb.Again(0, 1); ok {
+		t.Fatal("Again found a key in an empty table")
+	}
+	tb.Get(2, 20)
+	v, _ := tb.Get(1, 10) // found last, touched before 2
+	*v = 7
+	if p, ok := tb.Again(1, 30); !ok || *p != 7 {
+		t.Fatalf("Again(1) = %v, %v after 1 was found last", p, ok)
+	}
+	if _, ok := tb.Again(2, 31); ok {
+		t.Fatal("Again found 2, which was not found last")
+	}
+	// Again touched 1: 2 is now the stalest, and a full table evicts it.
+	tb.Get(3, 31)
+	tb.Get(4, 32)
+	tb.Get(5, 33)
+	if _, ok := tb.Lookup(1); !ok {
+		t.Fatal("Again did not mark the entry as touched")
+	}
+	tb.Touch(1, 34)
+	tb.Delete(1)
+	if _, ok := tb.Again(1, 35); ok {
+		t.Fatal("Again found a deleted key")
+	}
+}
+
 // TestTableEvictsStalestWhenFull: the cap holds under a stream of new keys,
 // every eviction is counted, and eviction prefers entries not touched
 // recently (with a sample of 8 of 8 entries, exactly the stalest).
