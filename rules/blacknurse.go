@@ -120,7 +120,10 @@ func (r *BlackNurse) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !portUnreachable(p) || p.Class.Owner != "" {
 		return
 	}
-	t, ok := r.targets.Touch(p.Dst, p.TimeNs)
+	t, ok := r.targets.Again(p.Dst, p.TimeNs) // a flood's target, without a call
+	if !ok {
+		t, ok = r.targets.Touch(p.Dst, p.TimeNs)
+	}
 	if !ok {
 		// Once the table is full a host gets a counter at its second
 		// port unreachable (the doorkeeper): a spray to a new host per

@@ -171,8 +171,11 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	now := p.TimeNs
-	idx := now / f.width // both counters' bucket
-	t, ok := f.targets.Touch(p.Dst, now)
+	idx := now / f.width                 // both counters' bucket
+	t, ok := f.targets.Again(p.Dst, now) // a flood's target, without a call
+	if !ok {
+		t, ok = f.targets.Touch(p.Dst, now)
+	}
 	if !ok {
 		if f.admit.level == 0 {
 			t, _ = f.targets.Get(p.Dst, now)
