@@ -209,6 +209,7 @@ type ErrorAbuse struct {
 	heldHead, heldLen int
 	heldGen           uint32
 	heldEarly         uint64 // released before errSettle: the ring was full
+	heldDue           int64  // while heldLen > 0: when the oldest held error is due (its time + errSettle)
 	width             int64  // reset window bucket width
 	resetNs           int64
 	resetSecs         float64 // reset_window in seconds
@@ -216,6 +217,10 @@ type ErrorAbuse struct {
 	sweep             sweepClock
 	q                 icmpmsg.Quote    // the quote judge read last
 	fire              detector.Measure // every hit's measure (LevelFire; the tracker only reads it)
+	// bucketed: reset_window is width*window.Buckets exactly, so a
+	// packet's epoch (now / resetNs) is its bucket index / window.Buckets
+	// (truncated division composes: (n/w)/b = n/(w*b)).
+	bucketed bool
 }
 
 // NewErrorAbuse returns the icmp_error_abuse rule.
@@ -230,6 +235,7 @@ func NewErrorAbuse(cfg ErrorAbuseConfig) *ErrorAbuse {
 		width:     int64(cfg.ResetWindow) / window.Buckets,
 		resetNs:   int64(cfg.ResetWindow),
 		resetSecs: cfg.ResetWindow.Seconds(),
+		bucketed:  int64(cfg.ResetWindow)%window.Buckets == 0,
 		windowNs:  int64(cfg.Window),
 		fire:      detector.Measure{Level: detector.LevelFire},
 	}
@@ -364,7 +370,7 @@ func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, re
 	if reporter && reasons&immediate != 0 {
 		r.observeReporter(p, rep, reasons&immediate, mtu, q, st)
 	}
-	if r.heldLen > 0 {
+	if r.heldLen > 0 && now >= r.heldDue {
 		r.release(now, rep)
 	}
 }
@@ -375,8 +381,13 @@ func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, 
 	now := p.TimeNs
 	storm := false
 	var h *errHost
-	if st == icmpmsg.QuoteOK && q.Proto == 6 && q.HasPorts && q.Src == p.Dst && hardError(p) {
-		h, _ = r.hosts.Get(p.Dst, now)
+	// A hard error quoting TCP from the receiver itself (no
+	// quote_mismatch: judge compared the quote's source already).
+	if st == icmpmsg.QuoteOK && reasons&(1<<reasonQuoteMismatch) == 0 && q.Proto == 6 && q.HasPorts && hardError(p) {
+		var ok bool
+		if h, ok = r.hosts.Again(p.Dst, now); !ok { // a storm's receiver, without a call
+			h, _ = r.hosts.Get(p.Dst, now)
+		}
 		h.last = now
 		storm = r.resetStorm(h, now, q.SrcPort, p.WireLen)
 		if storm {
@@ -450,8 +461,11 @@ func (s *quoteSample) set(q *icmpmsg.Quote) {
 func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, reasons uint32, mtu uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus) {
 	now := p.TimeNs
 	fire := &r.fire
-	sample := sampleOf(q, st)
-	rp, created := r.reporters.Get(p.Src, now)
+	rp, found := r.reporters.Again(p.Src, now) // a sprayer's next error, without a call
+	created := false
+	if !found {
+		rp, created = r.reporters.Get(p.Src, now)
+	}
 	if created || now-rp.last >= r.windowNs || now < rp.last {
 		*rp = errReporter{first: p.Dst}
 	}
@@ -471,12 +485,19 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 		}
 	}
 	if rp.spray {
-		sp, _ := r.sprays.Get(p.Src, now)
+		sp, ok := r.sprays.Again(p.Src, now)
+		if !ok {
+			sp, _ = r.sprays.Get(p.Src, now)
+		}
 		sp.receivers.AddHash(p.DstHash())
-		sp.note(reasons, mtu, &sample, now)
+		sp.count(reasons, mtu, now)
+		if st == icmpmsg.QuoteOK {
+			sp.quoted.set(q) // the sample straight from the quote, not through a copy
+		}
 		rep.Hit(p.Src, p, fire)
 		return
 	}
+	sample := sampleOf(q, st)
 	if h := r.heldOf(rp); h != nil {
 		// A second error to the same receiver: its own attack, now.
 		r.report(h, rep)
@@ -493,15 +514,20 @@ func (r *ErrorAbuse) observeReporter(p *detector.Packet, rep detector.Reporter, 
 
 // note adds an error's reasons, MTU and quote to a spray's evidence.
 func (sp *errSpray) note(reasons, mtu uint32, q *quoteSample, now int64) {
+	sp.count(reasons, mtu, now)
+	if q.filled {
+		sp.quoted = *q
+	}
+}
+
+// count adds an error's reasons and MTU to a spray's evidence.
+func (sp *errSpray) count(reasons, mtu uint32, now int64) {
 	sp.last = now
 	for b := reasons; b != 0; b &= b - 1 {
 		sp.reasons[bits.TrailingZeros32(b)]++
 	}
 	if mtu != 0 {
 		mtuSlots(sp.mtus[:]).noteMTU(mtu)
-	}
-	if q.filled {
-		sp.quoted = *q
 	}
 }
 
@@ -524,6 +550,9 @@ func (r *ErrorAbuse) hold(p *detector.Packet, rp *errReporter, reasons, mtu uint
 		r.pop(rep)
 	}
 	i := (r.heldHead + r.heldLen) % len(r.held)
+	if r.heldLen == 0 {
+		r.heldDue = p.TimeNs + int64(errSettle)
+	}
 	r.heldLen++
 	if r.heldGen++; r.heldGen == 0 { // 0 means "never held"
 		r.heldGen = 1
@@ -549,6 +578,9 @@ func (r *ErrorAbuse) pop(rep detector.Reporter) {
 	h := &r.held[r.heldHead]
 	r.heldHead = (r.heldHead + 1) % len(r.held)
 	r.heldLen--
+	if r.heldLen > 0 {
+		r.heldDue = r.held[r.heldHead].pkt.TimeNs + int64(errSettle)
+	}
 	if h.live {
 		r.report(h, rep)
 	}
@@ -556,7 +588,7 @@ func (r *ErrorAbuse) pop(rep detector.Reporter) {
 
 // release reports the held errors errSettle old at now.
 func (r *ErrorAbuse) release(now int64, rep detector.Reporter) {
-	for r.heldLen > 0 && now-r.held[r.heldHead].pkt.TimeNs >= int64(errSettle) {
+	for r.heldLen > 0 && now >= r.heldDue {
 		r.pop(rep)
 	}
 }
@@ -571,8 +603,13 @@ func (r *ErrorAbuse) Flush(rep detector.Reporter) {
 // resetStorm counts a hard error quoting TCP source port sport of h and
 // tells whether h's hard errors are a reset storm.
 func (r *ErrorAbuse) resetStorm(h *errHost, now int64, sport uint16, n int) bool {
-	h.hard.Add(now, r.width, n)
-	if ep := now / r.resetNs; ep != h.epoch {
+	idx := now / r.width
+	h.hard.AddBucket(idx, n)
+	ep := idx / window.Buckets // now / resetNs, one division fewer (bucketed: see NewErrorAbuse)
+	if !r.bucketed {
+		ep = now / r.resetNs
+	}
+	if ep != h.epoch {
 		if ep != h.epoch+1 {
 			h.ports[(ep+1)&1] = portBitmap{}
 		}

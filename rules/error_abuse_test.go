@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -182,3 +183,62 @@ func TestErrorAbuseSpray(t *testing.T) {
 }
 
 func one(m synth.Msg) []synth.Frame { return []synth.Frame{m.At(ruleEpoch)} }
+
+// TestErrorAbuseResetStormEpochs: reset_storm's epochs are the bucket
+// index / 10 when reset_window is a whole number of buckets and now /
+// reset_window otherwise; windows of either kind give the same verdicts
+// on the storms and their benign twins.
+func TestErrorAbuseResetStormEpochs(t *testing.T) {
+	h4, s4 := addr("10.0.0.5"), addr("192.0.2.80")
+	ports := func(start time.Time, rate float64, count int, port func(i int) uint16) []synth.Frame {
+		return seq(errMsg(s4, h4, 3, 3, 0, h4, s4, 6, 0, 443, 60), start, rate, count, func(i int, m *synth.Msg) {
+			*m = errMsg(s4, h4, 3, 3, 0, h4, s4, 6, port(i), 443, 60)
+		})
+	}
+	cases := []struct {
+		name   string
+		frames []synth.Frame
+		storm  bool
+	}{
+		{"guessed ports at 200/s", ports(ruleEpoch, 200, 400, func(i int) uint16 { return uint16(32768 + i*7) }), true},
+		{"130 new ports across an epoch's end", ports(ruleEpoch.Add(1700*time.Millisecond), 200, 130, func(i int) uint16 { return uint16(32768 + i*7) }), true},
+		{"50 ports cycled for 10 s", ports(ruleEpoch, 100, 1000, func(i int) uint16 { return uint16(32768 + (i%50)*7) }), false},
+	}
+	for _, w := range []time.Duration{2 * time.Second, 2*time.Second + 3, 1500*time.Millisecond + 7} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%v/%s", w, tc.name), func(t *testing.T) {
+				cfg := rules.DefaultErrorAbuseConfig()
+				cfg.ResetWindow = w
+				ev := firstStart(replay(t, tc.frames, rules.NewErrorAbuse(cfg)), "icmp_error_abuse")
+				var storm bool
+				if ev != nil {
+					reasons, _ := ev.Extra["reasons"].(map[string]any)
+					storm = reasons["reset_storm"] != nil
+				}
+				if storm != tc.storm {
+					t.Errorf("reset_storm raised %v, want %v", storm, tc.storm)
+				}
+			})
+		}
+	}
+}
+
+// TestErrorAbuseResetStormNeedsTheReceiversQuote: hard errors at a
+// storm's rate over guessed ports, but quoting another host's packets,
+// are quote mismatches (the receiver never sent them), never a reset
+// storm of the receiver's connections.
+func TestErrorAbuseResetStormNeedsTheReceiversQuote(t *testing.T) {
+	h4, s4, other := addr("10.0.0.5"), addr("192.0.2.80"), addr("10.0.0.77")
+	frames := seq(errMsg(s4, h4, 3, 3, 0, other, s4, 6, 0, 443, 60), ruleEpoch, 200, 400, func(i int, m *synth.Msg) {
+		*m = errMsg(s4, h4, 3, 3, 0, other, s4, 6, uint16(32768+i*7), 443, 60)
+	})
+	var reasons map[string]any
+	for _, ev := range replay(t, frames, defaultRules(t)...) {
+		if ev.Rule.Name == "icmp_error_abuse" && ev.Phase == detector.PhaseEnd {
+			reasons, _ = ev.Extra["reasons"].(map[string]any)
+		}
+	}
+	if reasons["quote_mismatch"] == nil || reasons["reset_storm"] != nil {
+		t.Errorf("reasons %v, want quote_mismatch and no reset_storm", reasons)
+	}
+}
