@@ -312,11 +312,13 @@ type ND struct {
 	SrcLinkAddr, TgtLinkAddr       [6]byte
 	HasSrcLinkAddr, HasTgtLinkAddr bool
 	// prefixAt holds the byte offsets in the message of the first
-	// NPrefix prefix-information options (see Prefix).
+	// NPrefix well-formed prefix-information options (32 bytes or more, a
+	// prefix length of at most 128: what Prefix reads; see Prefix).
 	prefixAt [MaxNDPrefixes]uint16
 	NPrefix  uint8
-	// Prefixes counts every prefix-information option read (kept or not),
-	// RouteInfo is set when a route-information option was read.
+	// Prefixes counts every prefix-information option read (kept or not,
+	// well-formed or not), RouteInfo is set when a route-information
+	// option was read.
 	Prefixes  uint8
 	RouteInfo bool
 	// Options is the number of options read (at most MaxNDOptions).
@@ -340,20 +342,38 @@ func ParseND(msg []byte, off int) ND {
 	if off < 0 || off >= len(msg) {
 		return nd
 	}
-	// An RA padded with unknown options is a flood's cheapest way to cost
-	// its receivers: the options nobody reads are stepped over in a loop
-	// of their own (an index, not a slice cut per option; the count and
-	// the bound tested once an option), and the loop leaves only for the
-	// rare kinds the rules read, or at the end.
-	i, n, opts := uint(off), uint(len(msg)), 0
+	// An RA padded with unknown options, or with prefixes, is a flood's
+	// cheapest way to cost its receivers: the options nobody reads are
+	// stepped over in a loop of their own (an index, not a slice cut per
+	// option; the count and the bound tested once an option), a run of
+	// prefixes read in another (their offsets kept, the counts in
+	// registers), and the walk leaves them only for the rare kinds the
+	// rules read, or at the end.
+	i, n, opts := uint(off), uint(len(msg)), uint(0)
+	kept, prefixes := uint(0), uint8(0)
 	for {
 		for opts < MaxNDOptions && i+1 < n {
 			l := uint(msg[i+1]) << 3
 			t := msg[i]
-			if l == 0 || t-OptSourceLinkAddr <= OptPrefixInfo-OptSourceLinkAddr || t == OptRouteInfo {
+			if l == 0 || t <= OptPrefixInfo || t == OptRouteInfo { // (type 0 too: no option's, stepped over below)
 				break
 			}
 			i += l // an option running past the end ends the loop: seen below
+			opts++
+		}
+		for opts < MaxNDOptions && i+1 < n && msg[i] == OptPrefixInfo {
+			l := uint(msg[i+1]) << 3
+			if l == 0 || l > n-i {
+				break // malformed: seen below
+			}
+			// Kept when well-formed (what Prefix reads): its length (at
+			// least 4 units) and prefix length tested here, once.
+			if l >= 32 && msg[i+2] <= 128 && kept < MaxNDPrefixes {
+				nd.prefixAt[kept] = uint16(i)
+				kept++
+			}
+			prefixes++
+			i += l
 			opts++
 		}
 		if opts == MaxNDOptions || i+1 >= n {
@@ -373,12 +393,6 @@ func ParseND(msg []byte, off int) ND {
 			if !nd.HasTgtLinkAddr {
 				nd.TgtLinkAddr, nd.HasTgtLinkAddr = LinkAddr(msg[i : i+l])
 			}
-		case OptPrefixInfo:
-			if int(nd.NPrefix) < MaxNDPrefixes {
-				nd.prefixAt[nd.NPrefix] = uint16(i)
-				nd.NPrefix++
-			}
-			nd.Prefixes++
 		case OptRouteInfo:
 			nd.RouteInfo = true
 		}
@@ -394,13 +408,13 @@ func ParseND(msg []byte, off int) ND {
 	default: // a zero length, an option running past the end, a lone byte
 		nd.Malformed = true
 	}
-	nd.Options = uint8(opts)
+	nd.NPrefix, nd.Prefixes, nd.Options = uint8(kept), prefixes, uint8(opts)
 	return nd
 }
 
 // Prefix returns the prefix of the i-th kept prefix-information option
-// (i < NPrefix) of msg, the message nd was parsed from; ok is false for a
-// malformed option.
+// (i < NPrefix) of msg, the message nd was parsed from; ok is false when
+// msg is not that message (too short).
 func (nd *ND) Prefix(msg []byte, i int) (netip.Prefix, bool) {
 	if i < 0 || i >= int(nd.NPrefix) {
 		return netip.Prefix{}, false
@@ -414,14 +428,16 @@ func (nd *ND) Prefix(msg []byte, i int) (netip.Prefix, bool) {
 
 // PrefixWords returns what Prefix(msg, i) does, the prefix as sent, as
 // the two big-endian halves of its address and its length, for callers
-// that hash it (no netip.Prefix made); ok is as Prefix's.
+// that hash or compare it (no netip.Prefix made); ok is as Prefix's. The
+// walk kept well-formed options only, so it reads them with one test.
 func (nd *ND) PrefixWords(msg []byte, i int) (hi, lo uint64, bits uint8, ok bool) {
-	if i < 0 || i >= int(nd.NPrefix) {
+	if uint(i) >= uint(nd.NPrefix) || uint(i) >= MaxNDPrefixes {
 		return 0, 0, 0, false
 	}
-	off := int(nd.prefixAt[i])
-	if off+32 > len(msg) || msg[off+1] < 4 || msg[off+2] > 128 {
+	off := uint(nd.prefixAt[i])
+	if off+32 > uint(len(msg)) {
 		return 0, 0, 0, false
 	}
-	return binary.BigEndian.Uint64(msg[off+16:]), binary.BigEndian.Uint64(msg[off+24:]), msg[off+2], true
+	b := msg[off : off+32]
+	return binary.BigEndian.Uint64(b[16:24]), binary.BigEndian.Uint64(b[24:32]), b[2], true
 }

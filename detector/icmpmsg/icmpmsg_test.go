@@ -118,8 +118,8 @@ func walkND(msg []byte, off int) (want icmpmsg.ND, prefixes []netip.Prefix) {
 			}
 		case icmpmsg.OptPrefixInfo:
 			want.Prefixes++
-			if len(prefixes) < icmpmsg.MaxNDPrefixes {
-				p, _ := icmpmsg.Prefix(opt)
+			// The first MaxNDPrefixes well-formed ones are kept.
+			if p, ok := icmpmsg.Prefix(opt); ok && len(prefixes) < icmpmsg.MaxNDPrefixes {
 				prefixes = append(prefixes, p)
 			}
 		case icmpmsg.OptRouteInfo:
@@ -189,6 +189,10 @@ func TestParseND(t *testing.T) {
 			icmpmsg.ND{SrcLinkAddr: [6]byte(mac), HasSrcLinkAddr: true, TgtLinkAddr: [6]byte(mac2), HasTgtLinkAddr: true, Options: 3}},
 		{"prefix and route", ra(pfx(1), route), icmpmsg.ND{Prefixes: 1, RouteInfo: true, Options: 2}},
 		{"twenty prefixes, sixteen kept", ra(many...), icmpmsg.ND{Prefixes: 20, Options: 20}},
+		// A short prefix option (one unit) is counted, never kept: it
+		// cannot push a well-formed one out of the sixteen.
+		{"short prefix options first, then twenty", ra(append([][]byte{{3, 1, 64, 0, 0, 0, 0, 0}, {3, 1, 64, 0, 0, 0, 0, 0}}, many...)...),
+			icmpmsg.ND{Prefixes: 22, Options: 22}},
 		{"zero length", ra(pfx(1), []byte{1, 0, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
 		{"runs past the end", ra(pfx(1), []byte{1, 2, 0, 0, 0, 0, 0, 0}), icmpmsg.ND{Prefixes: 1, Options: 1, Malformed: true}},
 		{"32 options: all read", ra(junk(31), synth.LinkAddrOpt(1, mac)),
@@ -211,6 +215,11 @@ func TestParseND(t *testing.T) {
 	nd := icmpmsg.ParseND(ra(many...), icmpmsg.RouterAdvertOptions)
 	if p, ok := nd.Prefix(ra(many...), 15); !ok || p.Addr().As16()[4] != 15 {
 		t.Errorf("16th prefix %v %v", p, ok)
+	}
+	short := ra(append([][]byte{{3, 1, 64, 0, 0, 0, 0, 0}}, many...)...)
+	nd = icmpmsg.ParseND(short, icmpmsg.RouterAdvertOptions)
+	if p, ok := nd.Prefix(short, 0); nd.NPrefix != icmpmsg.MaxNDPrefixes || !ok || p.Addr().As16()[4] != 0 {
+		t.Errorf("after a short prefix option: %d kept, the first %v %v", nd.NPrefix, p, ok)
 	}
 }
 
