@@ -2,7 +2,6 @@ package rules
 
 import (
 	"math"
-	"math/bits"
 	"net/netip"
 	"time"
 
@@ -64,6 +63,7 @@ func (c RAFloodConfig) Validate() error {
 type raTarget struct {
 	rate     window.Counter
 	prefixes [8]uint64 // linear-counting bitmap of the prefixes announced (512 bits)
+	set      int       // bits set in prefixes (kept as they are set)
 	last     int64
 }
 
@@ -117,18 +117,25 @@ func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	t, _ := r.targets.Get(p.Dst, p.TimeNs)
 	t.last = p.TimeNs
 	t.rate.Add(p.TimeNs, r.width, p.WireLen)
-	nd := p.NDOptions() // the packet's one bounded option walk
-	for i := 0; i < int(nd.NPrefix); i++ {
-		// The prefix as sent, hashed from its bytes (sketch.HashAddr of
-		// its address, its length mixed in) without making it an
-		// address first.
-		if hi, lo, bits, ok := nd.PrefixWords(p.ICMPData, i); ok {
-			x := sketch.Mix64(lo)
-			if hi != 0 {
-				x = sketch.Mix64(sketch.Mix64(hi) ^ lo)
+	// The prefixes as sent (the packet's one bounded option walk), until
+	// the bitmap is full: a flood of new prefixes fills it within a few
+	// hundred RAs, and from then on its RAs cost no prefix read (a full
+	// bitmap counts nothing more).
+	if nd := p.NDOptions(); t.set < 512 {
+		for i := 0; i < int(nd.NPrefix); i++ {
+			// Hashed from its words (sketch.HashAddr of its address,
+			// its length mixed in) without making it an address first.
+			if hi, lo, n, ok := nd.PrefixWords(p.ICMPData, i); ok {
+				x := sketch.Mix64(lo)
+				if hi != 0 {
+					x = sketch.Mix64(sketch.Mix64(hi) ^ lo)
+				}
+				x = (x ^ uint64(n)) % 512
+				if w, bit := &t.prefixes[x/64], uint64(1)<<(x%64); *w&bit == 0 {
+					*w |= bit
+					t.set++
+				}
 			}
-			x = (x ^ uint64(bits)) % 512
-			t.prefixes[x/64] |= 1 << (x % 64)
 		}
 	}
 	pps, bps := t.rate.Rates(r.cfg.Window)
@@ -155,11 +162,7 @@ func (r *RAFlood) Describe(target netip.Addr, extra map[string]any) {
 	if !ok {
 		return
 	}
-	set := 0
-	for _, w := range t.prefixes {
-		set += bits.OnesCount64(w)
-	}
-	if set < 512 {
+	if set := t.set; set < 512 {
 		extra["prefixes"] = uint64(math.Round(-512 * math.Log(float64(512-set)/512)))
 	} else {
 		extra["prefixes"] = uint64(512 * math.Log(512))
