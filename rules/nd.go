@@ -61,6 +61,13 @@ type raPrefix struct {
 	bits   uint8
 }
 
+// ndPrefix is the i-th kept prefix of an ND message's options (nd, the
+// packet's walk of msg) as sent, in words.
+func ndPrefix(nd *icmpmsg.ND, msg []byte, i int) (raPrefix, bool) {
+	hi, lo, bits, ok := nd.PrefixWords(msg, i)
+	return raPrefix{hi, lo, bits}, ok
+}
+
 // masked is x with the address bits past its length cleared
 // (netip.Prefix.Masked).
 func (x raPrefix) masked() raPrefix {

@@ -128,18 +128,80 @@ func (rt *raRouter) has(x raPrefix) bool {
 	return false
 }
 
-// heard records what an RA of rt announced.
-func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, pfx []raPrefix, routes bool) {
+// heard records what an RA of rt announced but its prefixes (see
+// keep).
+func (rt *raRouter) heard(ra icmpmsg.RouterAdvert, routes bool) {
 	if ra.Lifetime > 0 {
 		rt.def, rt.rank = true, prefRank(ra.Preference)
 	}
 	rt.routes = rt.routes || routes
-	for _, x := range pfx {
-		// Room first: once raPrefixes are kept, the rest of an RA's (up
-		// to MaxNDPrefixes) cost no scan of them each.
-		if int(rt.npfx) < raPrefixes && !rt.has(x) {
+}
+
+// keep records the prefixes (masked) of an RA of rt, as the packet's one
+// option walk found them (nd, of msg), while rt has room for them; each
+// it keeps that set did not hold is added to set (when not nil: the
+// link's prefixes, rt being trusted).
+func (rt *raRouter) keep(nd *icmpmsg.ND, msg []byte, set *pfxSet) {
+	// Room first: once raPrefixes are kept, the rest of an RA's (up to
+	// MaxNDPrefixes) cost no read and no scan each.
+	for i := 0; i < int(nd.NPrefix) && int(rt.npfx) < raPrefixes; i++ {
+		x, ok := ndPrefix(nd, msg, i)
+		if !ok {
+			continue
+		}
+		if x = x.masked(); !rt.has(x) {
 			rt.pfx[rt.npfx] = x
 			rt.npfx++
+			if set != nil {
+				set.add(x)
+			}
+		}
+	}
+}
+
+// pfxSet is the link's prefixes: every prefix (masked) its trusted
+// routers announced (maxTrusted × raPrefixes at most), an open-addressing
+// set in twice as many slots, so that an RA's prefix is weighed against
+// the link's by one probe or a few, however many routers and prefixes
+// the link has. Its hash needs no key: only trusted routers' prefixes
+// are inserted, and an attacker aiming its prefixes at a cluster of them
+// buys a few more probes at most.
+type pfxSet struct {
+	slot [pfxSlots]raPrefix
+	full [pfxSlots / 64]uint64 // which slots hold a prefix
+}
+
+// pfxSlots is the link prefix set's size: twice the most it holds.
+const pfxSlots = 2 * maxTrusted * raPrefixes
+
+// pfxSlot is x's home slot in a pfxSet.
+func pfxSlot(x raPrefix) uint {
+	return uint((x.hi^bits.RotateLeft64(x.lo, 32)^uint64(x.bits))*0x9e3779b97f4a7c15>>32) % pfxSlots
+}
+
+// has tells whether the set holds x.
+func (s *pfxSet) has(x raPrefix) bool {
+	for i := pfxSlot(x); ; i = (i + 1) % pfxSlots {
+		if s.full[i/64]&(1<<(i%64)) == 0 {
+			return false
+		}
+		if s.slot[i] == x {
+			return true
+		}
+	}
+}
+
+// add puts x in the set (a set never holds more than half its slots: see
+// pfxSlots).
+func (s *pfxSet) add(x raPrefix) {
+	for i := pfxSlot(x); ; i = (i + 1) % pfxSlots {
+		if s.full[i/64]&(1<<(i%64)) == 0 {
+			s.full[i/64] |= 1 << (i % 64)
+			s.slot[i] = x
+			return
+		}
+		if s.slot[i] == x {
+			return
 		}
 	}
 }
@@ -181,11 +243,11 @@ type RogueRA struct {
 	routers  *table.Table[netip.Addr, raRouter] // routers not (or no longer) trusted
 	trusted  [maxTrusted]raRouter               // the link's routers: configured ones heard, and learned
 	ntrusted int
-	refused  uint64                          // routers not learned because the trusted array was full
-	door     *sketch.Doorkeeper              // admits an untrusted router to a full routers table at its second RA
-	known    presence                        // the addresses routers may hold (sketch.HashAddr): a forged router's is proved absent without a lookup
-	scratch  raRouter                        // a router judged without an entry (not admitted)
-	all      [icmpmsg.MaxNDPrefixes]raPrefix // the prefixes of the RA being judged (masked)
+	refused  uint64             // routers not learned because the trusted array was full
+	door     *sketch.Doorkeeper // admits an untrusted router to a full routers table at its second RA
+	known    presence           // the addresses routers may hold (sketch.HashAddr): a forged router's is proved absent without a lookup
+	scratch  raRouter           // a router judged without an entry (not admitted)
+	link     pfxSet             // the trusted routers' prefixes
 	targets  *table.Table[netip.Addr, rogueTarget]
 	first    int64 // packet time of the first packet seen (the learning period's start)
 	started  bool
@@ -256,30 +318,17 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// The options as the packet's one bounded walk read them: an RA padded
 	// past its bound (no router sends one) may hide prefixes there, so it
 	// counts as announcing.
+	// The prefixes this RA announces (the walk keeps MaxNDPrefixes; an
+	// RA padded past the walk's bound may hide more) are read where they
+	// are weighed, and only there: a router heard once, not admitted to
+	// the table, keeps none (see judge).
 	nd := p.NDOptions()
 	announces := ra.Lifetime > 0 || nd.Prefixes > 0 || nd.RouteInfo || nd.Truncated
-	// The prefixes this RA announces (the walk keeps MaxNDPrefixes; an
-	// RA padded past the walk's bound may hide more), each read once:
-	// the first four as sent, for the alert, all of them masked, into
-	// r.all (overwritten, never cleared: only all[:nall] is read).
-	var pfx [4]raPrefix
-	npfx, nall := 0, 0
-	for i := 0; i < int(nd.NPrefix); i++ {
-		if hi, lo, bits, ok := nd.PrefixWords(p.ICMPData, i); ok {
-			x := raPrefix{hi, lo, bits}
-			if npfx < len(pfx) {
-				pfx[npfx] = x
-				npfx++
-			}
-			r.all[nall] = x.masked()
-			nall++
-		}
-	}
 	// RAs of a flood (ra_flood's, by the classification step) teach
 	// nothing, even while learning: forged routers are not the link's.
 	flood := p.Class.Owner != ""
 	learning := !r.configured() && p.TimeNs-r.first < int64(r.cfg.Learning) && !flood
-	reasons |= r.judge(p, ra, mac, haveMAC, announces, r.all[:nall], nd.RouteInfo, nd.Truncated, learning, flood, eui, isEUI)
+	reasons |= r.judge(p, ra, mac, haveMAC, announces, nd, learning, flood, eui, isEUI)
 	if len(r.macs) > 0 && len(r.addrs) > 0 && haveMAC && !r.macs[mac] && r.addrs[p.Src] {
 		reasons |= 1 << rogueSpoofed // a configured router's address from an unlisted MAC
 	}
@@ -292,7 +341,14 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 		t.reasons[bits.TrailingZeros32(m)]++
 	}
 	t.router, t.mac, t.lifetime, t.pref = p.Src, mac, ra.Lifetime, ra.Preference
-	t.prefixes, t.nprefix = pfx, uint8(npfx)
+	// The first four prefixes as sent, for the alert.
+	t.nprefix = 0
+	for i := 0; i < int(nd.NPrefix) && t.nprefix < uint8(len(t.prefixes)); i++ {
+		if x, ok := ndPrefix(nd, p.ICMPData, i); ok {
+			t.prefixes[t.nprefix] = x
+			t.nprefix++
+		}
+	}
 	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
 }
 
@@ -319,14 +375,28 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 // nothing: hosts read every option and use the first such option, so the
 // RA may name another link-layer address than the router's.
 //
-// eui and isEUI are eui64MAC(p.Src).
+// Such a padded RA never makes a router one of the link's either, not
+// even the first heard while learning.
+//
+// Prefixes the walk read but did not keep (more than MaxNDPrefixes, or
+// malformed ones) count as new: hosts may use them.
+//
+// A router's prefixes are weighed against the link's (r.link, one probe
+// each) until the first the link does not announce. What an RA taught
+// is kept only of a router with an entry: one not admitted (a forged
+// router heard once, see below) keeps no prefix, unless it may demote a
+// learned router (demotable), which compares prefixes.
+//
+// nd is the packet's option walk; eui and isEUI are eui64MAC(p.Src).
 func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte, haveMAC, announces bool,
-	pfx []raPrefix, routes, hidden, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
+	nd *icmpmsg.ND, learning, flood bool, eui [6]byte, isEUI bool) uint32 {
 	now := p.TimeNs
+	routes, hidden := nd.RouteInfo, nd.Truncated
+	padded := hidden && !nd.HasSrcLinkAddr // the link-layer address hosts use is unread
 	if k := r.trustedIndex(p.Src); k >= 0 {
 		rt := &r.trusted[k]
-		if hidden && !p.NDOptions().HasSrcLinkAddr {
-			return 1 << roguePadded // teaches nothing: the link-layer address hosts use is unread
+		if padded {
+			return 1 << roguePadded // teaches nothing
 		}
 		if haveMAC && rt.mac != mac {
 			if !rt.bound || !rt.eui && !rt.def && ra.Lifetime > 0 {
@@ -339,7 +409,8 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		if announces {
 			rt.bound = true
 		}
-		rt.heard(ra, pfx, routes)
+		rt.heard(ra, routes)
+		rt.keep(nd, p.ICMPData, &r.link)
 		return 0
 	}
 	configured := len(r.addrs) > 0 && r.addrs[p.Src] || haveMAC && len(r.macs) > 0 && r.macs[mac]
@@ -380,10 +451,13 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		rt.bound = true
 	}
 	rt.last = now
-	rt.heard(ra, pfx, routes)
+	rt.heard(ra, routes)
+	if rt != &r.scratch || !flood && announces && rt.bound && r.demotable(rt) {
+		rt.keep(nd, p.ICMPData, nil)
+	}
 	if configured {
 		r.trust(p.Src, false)
-		if hidden && !p.NDOptions().HasSrcLinkAddr {
+		if padded {
 			return 1 << roguePadded
 		}
 		return 0
@@ -404,21 +478,19 @@ func (r *RogueRA) judge(p *detector.Packet, ra icmpmsg.RouterAdvert, mac [6]byte
 		}
 	}
 	if r.ntrusted > 0 && announces {
-		if hidden || routes && !r.anyRoutes() {
+		// Prefixes the walk did not keep (past MaxNDPrefixes, or
+		// malformed) may be new: an RA padded with the link's own
+		// prefixes hides a new one behind them, as one padded past the
+		// walk's bound (hidden) does.
+		if hidden || nd.Prefixes > nd.NPrefix || routes && !r.anyRoutes() || r.newPrefix(nd, p.ICMPData) {
 			reasons |= 1 << rogueNewPrefix
-		}
-		for _, x := range pfx {
-			if !r.announced(x) {
-				reasons |= 1 << rogueNewPrefix
-				break
-			}
 		}
 		if top, ok := r.topRank(); ok && ra.Lifetime > 0 && prefRank(ra.Preference) > top {
 			reasons |= 1 << roguePreference
 		}
 	}
 	switch {
-	case reasons == 0 && announces && rt.bound && (learning || displaced):
+	case reasons == 0 && announces && rt.bound && (learning || displaced) && !padded:
 		r.trust(p.Src, true) // a router of the link, learned (or the one a demoted router had hidden)
 	case announces && (!learning || flood):
 		reasons |= 1 << rogueUnknown
@@ -456,6 +528,9 @@ func (r *RogueRA) trust(a netip.Addr, learned bool) {
 	}
 	r.trusted[r.ntrusted] = *rt
 	r.trusted[r.ntrusted].learned = learned
+	for _, x := range rt.pfx[:rt.npfx] {
+		r.link.add(x)
+	}
 	r.ntrusted++
 	r.routers.Delete(a)
 }
@@ -486,6 +561,9 @@ func (r *RogueRA) demote(n raRouter, now int64) bool {
 		rt.learned = false
 		demoted = true
 	}
+	if demoted {
+		r.relink()
+	}
 	return demoted
 }
 
@@ -504,14 +582,40 @@ func disagree(a, b *raRouter) bool {
 	return false
 }
 
-// announced tells whether a trusted router announced x.
-func (r *RogueRA) announced(x raPrefix) bool {
-	for i := range r.trusted[:r.ntrusted] {
-		if r.trusted[i].has(x) {
+// newPrefix tells whether the RA's prefixes (nd, of msg) hold one (masked)
+// no trusted router announced; it reads them up to the first such.
+func (r *RogueRA) newPrefix(nd *icmpmsg.ND, msg []byte) bool {
+	for i := 0; i < int(nd.NPrefix); i++ {
+		if x, ok := ndPrefix(nd, msg, i); ok && !r.link.has(x.masked()) {
 			return true
 		}
 	}
 	return false
+}
+
+// demotable tells whether demote(n) may demote a router: n announces a
+// default route below high preference and a learned router claims high
+// preference. Only then are n's prefixes compared.
+func (r *RogueRA) demotable(n *raRouter) bool {
+	if !n.def || n.rank >= 2 {
+		return false
+	}
+	for i := range r.trusted[:r.ntrusted] {
+		if a := &r.trusted[i]; a.learned && a.def && a.rank >= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// relink rebuilds the link's prefixes from the trusted routers'.
+func (r *RogueRA) relink() {
+	r.link.full = [pfxSlots / 64]uint64{}
+	for i := range r.trusted[:r.ntrusted] {
+		for _, x := range r.trusted[i].pfx[:r.trusted[i].npfx] {
+			r.link.add(x)
+		}
+	}
 }
 
 // anyRoutes tells whether a trusted router announced routes.

@@ -3,6 +3,7 @@ package rules_test
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -31,6 +32,15 @@ func raAs(src netip.Addr, ether, slla net.HardwareAddr, lifetime uint16, pref ui
 // router lifetime 1800, carrying opts as given.
 func raOpts(src netip.Addr, ether net.HardwareAddr, opts ...[]byte) synth.Msg {
 	return synth.Msg{Src: src, Dst: allNodes, SrcMAC: ether, Type: 134, Rest: synth.RA(1800, 0, opts...)}
+}
+
+// manyPrefixes is n /64s of 2001:db8:100::/40.
+func manyPrefixes(n int) []netip.Prefix {
+	var ps []netip.Prefix
+	for i := 0; i < n; i++ {
+		ps = append(ps, netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 1, 0, byte(i)}), 64))
+	}
+	return ps
 }
 
 // rogueOf replays frames through every default rule and returns the
@@ -115,7 +125,26 @@ func TestRogueRATwins(t *testing.T) {
 		{"the router's addresses, its RA padded with 40 options, an SLLA option naming another MAC after them",
 			synth.Merge(periodicRAs(), []synth.Frame{raOpts(routerLL, routerMAC, synth.PrefixOpt(link64), padding(40), synth.LinkAddrOpt(1, attacker)).At(at(5 * time.Minute))}),
 			[]string{"padded_options"}, []string{"fe80::1"}},
+		// Learning is not trust of what the sensor did not read: a rogue
+		// heard first, padded past the walk's bound with its prefix
+		// behind the padding and no SLLA option read, must not become the
+		// link's router (before: learned, so the real router's RAs were
+		// the new_prefix alerts, and the rogue silent).
+		{"a rogue's padded RAs from the sensor's start, its prefix behind 40 options; the router heard 3 s later",
+			synth.Merge(synth.Every(raOpts(rogue, attacker, padding(40), synth.PrefixOpt(badPfx)), ruleEpoch, 5*time.Second, 30, nil),
+				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(3*time.Second), 200*time.Second, 10, nil)),
+			[]string{"new_prefix"}, []string{"fe80::bad"}},
+		// The walk keeps MaxNDPrefixes (16) prefixes: a rogue padding
+		// its RA with the link's own prefix hides a new one behind them
+		// (before: learned while learning, silent from then on).
+		{"a rogue while learning: the router's prefix 16 times, then its own",
+			synth.Merge(periodicRAs(), synth.Every(raAs(rogue, attacker, attacker, 1800, 0, append(slices.Repeat([]netip.Prefix{link64}, 16), badPfx)...), at(30*time.Second), 5*time.Second, 12, nil)),
+			[]string{"new_prefix"}, []string{"fe80::bad"}},
 		{"radvd alone: periodic and solicited RAs", periodicRAs(), nil, nil},
+		{"the router's first RA padded with 40 options after its SLLA option, then its periodic RAs",
+			synth.Merge([]synth.Frame{raOpts(routerLL, routerMAC, synth.LinkAddrOpt(1, routerMAC), synth.PrefixOpt(link64), padding(40)).At(ruleEpoch)},
+				synth.Every(ra(routerLL, routerMAC, 1800, link64), at(time.Second), 200*time.Second, 18, nil)), nil, nil},
+		{"a router announcing 17 prefixes", synth.Every(raAs(routerLL, routerMAC, routerMAC, 1800, 0, manyPrefixes(17)...), ruleEpoch, 200*time.Second, 18, nil), nil, nil},
 		{"the router's RA padded with 40 options after its SLLA option",
 			synth.Merge(periodicRAs(), []synth.Frame{raOpts(routerLL, routerMAC, synth.LinkAddrOpt(1, routerMAC), synth.PrefixOpt(link64), padding(40), synth.LinkAddrOpt(1, attacker)).At(at(5 * time.Minute))}),
 			nil, nil},
