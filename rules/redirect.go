@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"encoding/binary"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -83,7 +85,7 @@ var redirReasonNames = [numRedirReasons]string{"offlink_source", "bad_gateway", 
 // claim is one link-layer address heard speaking for a router's IP
 // address.
 type claim struct {
-	mac [6]byte
+	mac uint64 // macKey of the link-layer address
 	// heard counts hearings at least confirmSpacing apart (saturating);
 	// named: an RA from this MAC names the address a router.
 	heard   uint16
@@ -116,34 +118,36 @@ type binding struct {
 	claims [2]claim
 }
 
-// hear records that mac spoke for the binding's address at now (named:
-// in an RA). A MAC it does not hold takes a stale or empty slot, else the
-// weaker claim's: an unconfirmed one before a confirmed one, the one heard
-// least recently between equals.
-func (b *binding) hear(mac [6]byte, named bool, now int64) {
-	i := -1
-	for j := range b.claims {
-		if b.claims[j].last != 0 && b.claims[j].mac == mac {
-			i = j
+// hear records that mac (a macKey) spoke for the binding's address at
+// now (named: in an RA), and tells whether the binding is confirmed now
+// (a live claim of it is). A MAC it does not hold takes a stale or empty
+// slot, else the weaker claim's: an unconfirmed one before a confirmed
+// one, the one heard least recently between equals.
+func (b *binding) hear(mac uint64, named bool, now int64) bool {
+	i := 0
+	if b.claims[0].mac != mac || b.claims[0].last == 0 {
+		i = 1
+		if b.claims[1].mac != mac || b.claims[1].last == 0 {
+			i = -1
 		}
 	}
-	if i >= 0 && !b.claims[i].live(now) {
-		b.claims[i] = claim{} // heard again after going stale: a new claim
-	}
-	if i < 0 || b.claims[i].last == 0 {
-		if i < 0 {
-			i = b.weaker(now)
-		}
+	switch {
+	case i < 0:
+		i = b.weaker(now)
+		fallthrough
+	case !b.claims[i].live(now): // (heard again after going stale: a new claim)
 		b.claims[i] = claim{mac: mac, heard: 1, named: named, counted: now, last: now}
-		return
+	default:
+		c := &b.claims[i]
+		if now-c.counted >= confirmSpacing && c.heard < ^uint16(0) {
+			c.heard++
+			c.counted = now
+		}
+		c.last = now
+		c.named = c.named || named
 	}
-	c := &b.claims[i]
-	if now-c.counted >= confirmSpacing && c.heard < ^uint16(0) {
-		c.heard++
-		c.counted = now
-	}
-	c.last = now
-	c.named = c.named || named
+	o := &b.claims[1-i]
+	return b.claims[i].confirmed() || o.live(now) && o.confirmed()
 }
 
 // weaker returns the slot a new claim takes (see hear).
@@ -170,16 +174,6 @@ func (b *binding) weaker(now int64) int {
 	return 0
 }
 
-// confirmed tells whether a live claim of the binding is confirmed.
-func (b *binding) confirmed(now int64) bool {
-	for i := range b.claims {
-		if c := &b.claims[i]; c.live(now) && c.confirmed() {
-			return true
-		}
-	}
-	return false
-}
-
 // stale tells whether no claim of the binding is live.
 func (b *binding) stale(now int64) bool { return !b.claims[0].live(now) && !b.claims[1].live(now) }
 
@@ -188,7 +182,7 @@ func (b *binding) stale(now int64) bool { return !b.claims[0].live(now) && !b.cl
 // against an unconfirmed rival; spoofed_router when mac is no live claim,
 // or an unconfirmed one against a confirmed rival; binding_conflict
 // whenever two live claims stand and mac is not the only confirmed one.
-func (b *binding) judge(mac [6]byte, now int64) uint32 {
+func (b *binding) judge(mac uint64, now int64) uint32 {
 	var match, other *claim
 	for i := range b.claims {
 		c := &b.claims[i]
@@ -232,8 +226,9 @@ type redirHost struct {
 // packets, its RAs and NAs, never a redirect — weighing the claims (a
 // confirmed one outweighs a one-shot one, two live ones are a
 // binding_conflict) in two capped tables (candidates, confirmed routers;
-// see learn), and judges every redirect by the reasons of the contract. A redirect with a reason, or redirects to one receiver at the
-// storm rate, start or feed an attack on that receiver.
+// see learn), and judges every redirect by the reasons of the contract. A
+// redirect with a reason, or redirects to one receiver at the storm rate,
+// start or feed an attack on that receiver.
 type Redirect struct {
 	cfg     RedirectConfig
 	trusted map[netip.Addr]bool
@@ -251,47 +246,95 @@ type Redirect struct {
 	// cell write instead of an insertion and an eviction, and evict no
 	// candidate (a router heard once yet).
 	door *sketch.Doorkeeper
-	// held has the bit of every address in routers or candidates set (by
-	// its sketch.HashAddr; evicted ones too until the next sweep): a
-	// packet whose source's bit is clear has no binding, and costs no
-	// table lookup. The two tables share one hash function, so a source
-	// is hashed for them once.
-	held    []uint64
+	// held filters the addresses the two tables may hold: two bits per
+	// bucket of sketch.HashAddr (the packet's SrcHash, which other rules
+	// share), one set when routers may hold an address of the bucket,
+	// one when candidates may. A table whose bit is clear is not probed:
+	// a source that is no router costs no probe of routers, and a new
+	// one none at all, nor the keyed hash. Evicted and deleted bindings
+	// leave their bits set until the filter is rebuilt (at every sweep,
+	// or once a quarter of the candidates' bits are); the hash need not be
+	// secret: an address aimed at a router's bucket only buys a probe.
+	held      *[1 << redirHeldBits / 32]uint64
+	heldCands int // candidates' bits set
+	// key is the tables' keyed hash: a source is hashed for both binding
+	// tables once, and only when one is probed or written.
+	key     addrKey
 	refused uint64
 	hosts   *table.Table[netip.Addr, redirHost]
+	m       detector.Measure // the measure Observe reports, reused
 	width   int64
+	secs    float64 // cfg.Window in seconds
 	sweep   sweepClock
 }
 
-// redirHeldBits sizes Redirect.held: 128 Ki bits, 16 KiB (two full
-// tables of the default 4,096 bindings set at most one bit in sixteen).
-const redirHeldBits = 17
+// addrKey is a keyed hash of addresses: wyhash's multiply-and-fold of the
+// 16-byte form, twice, with random words (as detector/frag's index). It
+// costs a dozen instructions where hash/maphash's cost ~90, and without
+// the words nobody can aim addresses at one index position of a table (a
+// long probe chain), as sketch.HashAddr's collisions would.
+type addrKey struct{ s0, s1, s2, s3 uint64 }
 
-// mayHold tells whether the address of sketch hash h may have a binding.
-func (r *Redirect) mayHold(h uint64) bool {
-	i := h >> (64 - redirHeldBits)
-	return r.held[i/64]&(1<<(i%64)) != 0
+// newAddrKey returns a key of random words.
+func newAddrKey() addrKey {
+	return addrKey{rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64() | 1}
 }
 
-// hold sets the bit of the address of sketch hash h.
-func (r *Redirect) hold(h uint64) {
-	i := h >> (64 - redirHeldBits)
-	r.held[i/64] |= 1 << (i % 64)
+// hash is the keyed hash of a (its zone aside: equal addresses hash alike).
+func (k *addrKey) hash(a netip.Addr) uint64 {
+	b := a.As16()
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^k.s0, binary.LittleEndian.Uint64(b[8:])^k.s1)
+	hi, lo = bits.Mul64(hi^lo^k.s2, k.s3)
+	return hi ^ lo
 }
 
 // NewRedirect returns the icmp_redirect rule.
 func NewRedirect(cfg RedirectConfig) *Redirect {
-	hash := table.RandomHash[netip.Addr]()
-	return &Redirect{
-		cfg:        cfg,
-		trusted:    parseAddrs(cfg.TrustedRouters),
-		home:       parsePrefixes(cfg.HomeNetworks),
-		routers:    table.New[netip.Addr, binding](cfg.MaxRouters, hash),
-		candidates: table.New[netip.Addr, binding](cfg.MaxRouters, hash),
-		door:       sketch.NewDoorkeeper(14),
-		held:       make([]uint64, 1<<redirHeldBits/64),
-		hosts:      table.New[netip.Addr, redirHost](cfg.MaxHosts, nil),
-		width:      int64(cfg.Window) / window.Buckets,
+	r := &Redirect{
+		cfg:     cfg,
+		trusted: parseAddrs(cfg.TrustedRouters),
+		home:    parsePrefixes(cfg.HomeNetworks),
+		door:    sketch.NewDoorkeeper(14),
+		held:    new([1 << redirHeldBits / 32]uint64),
+		key:     newAddrKey(),
+		width:   int64(cfg.Window) / window.Buckets,
+		secs:    cfg.Window.Seconds(),
+	}
+	hash := r.key.hash
+	r.routers = table.New[netip.Addr, binding](cfg.MaxRouters, hash)
+	r.candidates = table.New[netip.Addr, binding](cfg.MaxRouters, hash)
+	r.hosts = table.New[netip.Addr, redirHost](cfg.MaxHosts, hash)
+	return r
+}
+
+// redirHeldBits is log2 of Redirect.held's buckets: 65,536, two bits
+// each, 16 KiB (two full tables of the default 4,096 bindings set one bit
+// in sixteen of each kind; larger tables only make a set bit likelier).
+const redirHeldBits = 16
+
+// The two bits of a bucket of Redirect.held.
+const (
+	heldRouter    = 1
+	heldCandidate = 2
+)
+
+// heldBits returns the bits of the bucket of sketch hash h: which tables
+// may hold the address.
+func (r *Redirect) heldBits(h uint64) uint64 {
+	j := h >> (64 - redirHeldBits)
+	return r.held[j/32] >> (2 * (j % 32)) & 3
+}
+
+// hold sets bit (heldRouter or heldCandidate) in the bucket of sketch
+// hash h.
+func (r *Redirect) hold(h, bit uint64) {
+	j := h >> (64 - redirHeldBits)
+	w, b := &r.held[j/32], bit<<(2*(j%32))
+	if *w&b == 0 {
+		*w |= b
+		if bit == heldCandidate {
+			r.heldCands++
+		}
 	}
 }
 
@@ -319,67 +362,101 @@ func (r *Redirect) Interest() detector.Interest {
 // a message a router sends itself from its link (an RA, an NA, an error
 // or an echo reply) and arrived unrouted: its TTL or hop limit is still a
 // usual initial value (64, 128, 255), so the source is on the sensor's
-// link and the frame's Ethernet source is its own. An RA names its
-// sender a router (a confirmed claim at once) when its source link-layer
-// option, if any, agrees with the Ethernet source; one whose option names
-// another MAC teaches nothing. A claim stands until not heard for
-// routerBindingTTL; two MACs claiming one address are both kept (see
-// binding). A new binding enters a full candidates table at its second
-// packet (the doorkeeper). It does not allocate: the tables' slabs are
-// reused.
+// link and the frame's Ethernet source is its own. Over ICMPv6 only a
+// link-local source teaches: a host takes a redirect from a link-local
+// source only (RFC 4861 8.1), so a global address's binding could only
+// add reasons to a redirect that is offlink_source already. An RA names
+// its sender a router (a confirmed claim at once) when its source
+// link-layer option, if any, agrees with the Ethernet source; one whose
+// option names another MAC teaches nothing. A claim stands until not
+// heard for routerBindingTTL; two MACs claiming one address are both kept
+// (see binding). A new binding enters a full candidates table at its
+// second packet (the doorkeeper). The filter (by the packet's SrcHash)
+// says which tables may hold the source: one whose bit is clear is not
+// probed, and the keyed hash is worked out once, only for a table probed
+// or written. It does not allocate: the tables' slabs are reused.
 func (r *Redirect) learn(p *detector.Packet) {
 	if !p.HasSrcMAC || !detector.UnroutedTTL(p.TTL) || !routerMessage(p) {
 		return
 	}
-	mac, named := p.SrcMAC, false
-	if p.IPv6 && p.ICMPType == icmpmsg.V6RouterAdvert {
-		if nd := p.NDOptions(); nd.HasSrcLinkAddr && nd.SrcLinkAddr != mac {
-			return
+	named := false
+	if p.IPv6 {
+		if !p.Src.IsLinkLocalUnicast() {
+			return // (as Observe's offlink_source)
 		}
-		named = true
+		if p.ICMPType == icmpmsg.V6RouterAdvert {
+			if nd := p.NDOptions(); nd.HasSrcLinkAddr && nd.SrcLinkAddr != p.SrcMAC {
+				return
+			}
+			named = true
+		}
 	}
-	now := p.TimeNs
-	var b *binding
-	var h uint64 // the tables' hash of p.Src, worked out once
-	held := r.mayHold(p.SrcHash())
-	if held {
-		h = r.routers.Hash(p.Src)
-		if rb, ok := r.routers.TouchHashed(p.Src, h, now); ok {
+	mac, now := macKey(p.SrcMAC), p.TimeNs
+	sh := p.SrcHash()
+	held := r.heldBits(sh)
+	var h uint64 // the tables' keyed hash of p.Src, worked out once if at all
+	hashed := false
+	if held&heldRouter != 0 {
+		rb, ok := r.routers.Again(p.Src, now)
+		if !ok {
+			h, hashed = r.key.hash(p.Src), true
+			rb, ok = r.routers.TouchHashed(p.Src, h, now)
+		}
+		if ok {
 			rb.hear(mac, named, now)
 			return
 		}
-		b, _ = r.candidates.TouchHashed(p.Src, h, now)
+	}
+	var b *binding
+	if held&heldCandidate != 0 {
+		var ok bool
+		if b, ok = r.candidates.Again(p.Src, now); !ok {
+			if !hashed {
+				h, hashed = r.key.hash(p.Src), true
+			}
+			b, _ = r.candidates.TouchHashed(p.Src, h, now)
+		}
 	}
 	if b == nil {
-		if r.candidates.Len() >= r.candidates.Cap() && !r.door.Seen(sketch.Mix64(p.SrcHash()^macKey(mac))) {
+		if r.candidates.Len() >= r.candidates.Cap() && !r.door.Seen(sh^mac) {
 			return // full: a new binding's first packet only knocks
 		}
-		if !held {
-			h = r.routers.Hash(p.Src)
+		if !hashed {
+			h, hashed = r.key.hash(p.Src), true
 		}
 		b, _ = r.candidates.GetHashed(p.Src, h, now) // evicts another candidate when full
-		r.hold(p.SrcHash())
+		r.hold(sh, heldCandidate)
 	}
-	b.hear(mac, named, now)
-	if !b.confirmed(now) {
-		return
+	if !b.hear(mac, named, now) {
+		return // not confirmed yet
 	}
 	if r.routers.Len() >= r.routers.Cap() {
 		r.refused++ // full of live confirmed bindings: it stays a candidate
 		return
 	}
+	if !hashed {
+		h = r.key.hash(p.Src)
+	}
 	v := *b
 	r.candidates.DeleteHashed(p.Src, h)
 	nb, _ := r.routers.GetHashed(p.Src, h, now)
 	*nb = v
+	r.hold(sh, heldRouter)
 }
 
-// binding returns what is known of router address a, confirmed or not.
-func (r *Redirect) binding(a netip.Addr) (*binding, bool) {
-	if b, ok := r.routers.Lookup(a); ok {
-		return b, true
+// binding returns what is known of router address a (sketch hash sh),
+// confirmed or not.
+func (r *Redirect) binding(a netip.Addr, sh uint64) (*binding, bool) {
+	held := r.heldBits(sh)
+	if held&heldRouter != 0 {
+		if b, ok := r.routers.Lookup(a); ok {
+			return b, true
+		}
 	}
-	return r.candidates.Lookup(a)
+	if held&heldCandidate != 0 {
+		return r.candidates.Lookup(a)
+	}
+	return nil, false
 }
 
 // macKey is a MAC address as a 64-bit word.
@@ -434,33 +511,43 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 			return
 		}
 		gateway = gw
-		if q, st := icmpmsg.ParseQuote(false, p.ICMPData); st == icmpmsg.QuoteOK {
-			dest = q.Dst
-		}
-		if gw.IsUnspecified() || gw.IsMulticast() || gw.IsLoopback() || gw == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		// 0.0.0.0, multicast, loopback or broadcast, from the word.
+		if g4 := gw.As4(); badGateway4(binary.BigEndian.Uint32(g4[:])) {
 			reasons |= 1 << redirBadGateway
 		}
-		if link, ok := r.linkOf(p.Dst); ok {
-			if !link.Contains(p.Src) {
-				reasons |= 1 << redirOfflink
-			}
-			if !gw.IsUnspecified() && !link.Contains(gw) {
-				reasons |= 1 << redirBadGateway
+		if len(r.home) > 0 {
+			if link, ok := r.linkOf(p.Dst); ok {
+				if !link.Contains(p.Src) {
+					reasons |= 1 << redirOfflink
+				}
+				if !gw.IsUnspecified() && !link.Contains(gw) {
+					reasons |= 1 << redirBadGateway
+				}
 			}
 		}
 	}
-	if len(r.trusted) > 0 && !r.trusted[p.Src] {
-		reasons |= 1 << redirSpoofed
+	var trusted bool
+	if len(r.trusted) > 0 {
+		if trusted = r.trusted[p.Src]; !trusted {
+			reasons |= 1 << redirSpoofed
+		}
 	}
-	if b, ok := r.binding(p.Src); ok && p.HasSrcMAC {
-		reasons |= b.judge(p.SrcMAC, p.TimeNs)
+	if p.HasSrcMAC {
+		if sh := p.SrcHash(); r.heldBits(sh) != 0 { // (a clear bucket: no binding, no call)
+			if b, ok := r.binding(p.Src, sh); ok {
+				reasons |= b.judge(macKey(p.SrcMAC), p.TimeNs)
+			}
+		}
 	}
-	h, _ := r.hosts.Get(p.Dst, p.TimeNs)
+	h, ok := r.hosts.Again(p.Dst, p.TimeNs)
+	if !ok {
+		h, _ = r.hosts.Get(p.Dst, p.TimeNs)
+	}
 	h.last = p.TimeNs
-	h.rate.Add(p.TimeNs, r.width, p.WireLen)
-	pps, bps := h.rate.Rates(r.cfg.Window)
+	h.rate.AddBucket(p.TimeNs/r.width, p.WireLen)
+	pps, bps := h.rate.RatesOver(r.secs)
 	lvl := rateLevel(pps, r.cfg.Rate, r.cfg.StopRatio)
-	if lvl == detector.LevelFire && !r.trusted[p.Src] {
+	if lvl == detector.LevelFire && !trusted {
 		reasons |= 1 << redirRate
 	}
 	if reasons == 0 && lvl == detector.LevelQuiet {
@@ -471,10 +558,36 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 		for b := reasons; b != 0; b &= b - 1 {
 			h.reasons[bits.TrailingZeros32(b)]++
 		}
+		if !p.IPv6 {
+			dest = quotedDst4(p.ICMPData)
+		}
 		h.router, h.gateway, h.dest = p.Src, gateway, dest
 	}
-	rep.Hit(p.Dst, p, &detector.Measure{Level: lvl, PPS: pps, BPS: bps, Window: r.cfg.Window, Threshold: r.cfg.Rate,
-		WindowPackets: h.rate.Packets(), WindowBytes: h.rate.Bytes()})
+	m := &r.m // every field set
+	m.Level, m.PPS, m.BPS, m.Window, m.Threshold = lvl, pps, bps, r.cfg.Window, r.cfg.Rate
+	m.WindowPackets, m.WindowBytes = h.rate.Packets(), h.rate.Bytes()
+	rep.Hit(p.Dst, p, m)
+}
+
+// badGateway4 tells whether the IPv4 address of word g is no gateway a
+// redirect may name: 0.0.0.0, multicast, loopback or broadcast.
+func badGateway4(g uint32) bool {
+	return g == 0 || g>>28 == 0xe || g>>24 == 127 || g == 0xffffffff
+}
+
+// quotedDst4 is the destination of the IPv4 header an ICMP message (msg:
+// its header and body) quotes, or the zero address where
+// icmpmsg.ParseQuote finds no whole header: the redirected destination,
+// read without parsing the rest of the quote.
+func quotedDst4(msg []byte) netip.Addr {
+	if len(msg) < 8+20 {
+		return netip.Addr{}
+	}
+	b := msg[8:]
+	if b[0]>>4 != 4 || b[0]&0x0f < 5 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte(b[16:20]))
 }
 
 // ObserveLink implements detector.LinkObserver: with several engines, the
@@ -500,6 +613,11 @@ func (r *Redirect) linkOf(a netip.Addr) (netip.Prefix, bool) {
 // Tick implements detector.Rule: idle receivers and stale bindings go.
 func (r *Redirect) Tick(now time.Time, _ detector.Reporter) {
 	if !r.sweep.due(now, 10*time.Second) {
+		// A quarter of the candidates' bits set, most by bindings gone
+		// (evicted): a probe for nothing on every fourth new source.
+		if 4*r.heldCands >= 1<<redirHeldBits && r.heldCands > 2*r.candidates.Len() {
+			r.rebuildFilters()
+		}
 		return
 	}
 	before := now.Add(-2 * time.Minute).UnixNano()
@@ -509,13 +627,22 @@ func (r *Redirect) Tick(now time.Time, _ detector.Reporter) {
 	r.routers.Sweep(stale)
 	r.candidates.Sweep(stale)
 	// The bits of the bindings left, without those swept or evicted.
-	clear(r.held)
-	hold := func(a netip.Addr, _ *binding) bool {
-		r.hold(sketch.HashAddr(a))
+	r.rebuildFilters()
+}
+
+// rebuildFilters sets the filter's bits of the bindings held, and only
+// those.
+func (r *Redirect) rebuildFilters() {
+	*r.held = [1 << redirHeldBits / 32]uint64{}
+	r.heldCands = 0
+	r.routers.Range(func(a netip.Addr, _ *binding) bool {
+		r.hold(sketch.HashAddr(a), heldRouter)
 		return true
-	}
-	r.routers.Range(hold)
-	r.candidates.Range(hold)
+	})
+	r.candidates.Range(func(a netip.Addr, _ *binding) bool {
+		r.hold(sketch.HashAddr(a), heldCandidate)
+		return true
+	})
 }
 
 // Describe implements detector.Describer: the reasons, the claimed router,

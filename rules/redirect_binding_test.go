@@ -7,6 +7,7 @@ import (
 
 	"github.com/icmpids/icmpids/capture/synth"
 	"github.com/icmpids/icmpids/detector"
+	"github.com/icmpids/icmpids/detector/sketch"
 	"github.com/icmpids/icmpids/rules"
 )
 
@@ -54,10 +55,7 @@ func gwRedirect(mac []byte, host netip.Addr, at time.Time) synth.Frame {
 func TestRedirectBindings(t *testing.T) {
 	at := func(s float64) time.Time { return ruleEpoch.Add(time.Duration(s * float64(time.Second))) }
 	victim, other := addr("10.0.0.7"), addr("10.0.0.8")
-	type want struct {
-		target  netip.Addr
-		reasons []string // nil: no alert on target
-	}
+	type want = redirectWant
 	cases := []struct {
 		name   string
 		frames []synth.Frame
@@ -102,41 +100,53 @@ func TestRedirectBindings(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rules.NewRedirect(rules.DefaultRedirectConfig())
-			evs := replay(t, tc.frames, r)
-			for _, w := range tc.want {
-				var ev *detector.Event
-				for _, e := range evs {
-					if e.Phase == detector.PhaseStart && e.Target == w.target {
-						ev = e
-						break
-					}
-				}
-				if w.reasons == nil {
-					if ev != nil {
-						t.Errorf("%v: raised %v", w.target, ev.Extra["reasons"])
-					}
-					continue
-				}
-				if ev == nil {
-					t.Errorf("%v: silent, want %v", w.target, w.reasons)
-					continue
-				}
-				rs, _ := ev.Extra["reasons"].(map[string]any)
-				for _, reason := range w.reasons {
-					if rs[reason] == nil {
-						t.Errorf("%v: reasons %v, want %s", w.target, rs, reason)
-					}
-				}
-				if len(rs) != len(w.reasons) {
-					t.Errorf("%v: reasons %v, want exactly %v", w.target, rs, w.reasons)
-				}
-			}
+			checkRedirectAlerts(t, replay(t, tc.frames, r), tc.want)
 			for _, st := range r.Tables() {
 				if st.Len > st.Cap {
 					t.Errorf("%s holds %d > cap %d", st.Name, st.Len, st.Cap)
 				}
 			}
 		})
+	}
+}
+
+// redirectWant: the reasons of the alert on target (nil: no alert).
+type redirectWant struct {
+	target  netip.Addr
+	reasons []string
+}
+
+// checkRedirectAlerts checks that each target of wants raised an alert
+// with exactly its reasons, or none.
+func checkRedirectAlerts(t *testing.T, evs []*detector.Event, wants []redirectWant) {
+	t.Helper()
+	for _, w := range wants {
+		var ev *detector.Event
+		for _, e := range evs {
+			if e.Phase == detector.PhaseStart && e.Target == w.target {
+				ev = e
+				break
+			}
+		}
+		if w.reasons == nil {
+			if ev != nil {
+				t.Errorf("%v: raised %v", w.target, ev.Extra["reasons"])
+			}
+			continue
+		}
+		if ev == nil {
+			t.Errorf("%v: silent, want %v", w.target, w.reasons)
+			continue
+		}
+		rs, _ := ev.Extra["reasons"].(map[string]any)
+		for _, reason := range w.reasons {
+			if rs[reason] == nil {
+				t.Errorf("%v: reasons %v, want %s", w.target, rs, reason)
+			}
+		}
+		if len(rs) != len(w.reasons) {
+			t.Errorf("%v: reasons %v, want exactly %v", w.target, rs, w.reasons)
+		}
 	}
 }
 
@@ -301,4 +311,93 @@ func TestRedirectBindingsSurviveSweeps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedirectLearningShortcuts: the attacker against what icmp_redirect
+// skips to learn cheaply. It learns ICMPv6 bindings from link-local
+// sources only (a host takes a redirect from no other, RFC 4861 8.1); it
+// probes a binding table only when the source's bucket in its filter (by
+// sketch.HashAddr, which anyone can compute) has that table's bit set;
+// and it rebuilds the filter once the evicted candidates' bits add up.
+func TestRedirectLearningShortcuts(t *testing.T) {
+	at := func(s float64) time.Time { return ruleEpoch.Add(time.Duration(s * float64(time.Second))) }
+	victim, other, third := addr("10.0.0.7"), addr("10.0.0.8"), addr("10.0.0.9")
+	r6, g6, h6 := addr("fe80::1"), addr("2001:db8::1"), addr("fe80::5")
+	reply6 := func(src netip.Addr, start float64, n int) []synth.Frame {
+		return seq(synth.Msg{Src: src, Dst: addr("2001:db8::5"), Type: 129, SrcMAC: bindRouterMAC, Rest: make([]byte, 56)}, at(start), 1, n, nil)
+	}
+	redirect6 := func(src netip.Addr, mac []byte, s float64) synth.Frame {
+		return synth.Msg{Src: src, Dst: h6, Type: 137, TTL: 255, SrcMAC: mac, Rest: synth.Redirect6(addr("fe80::2"), addr("2001:db8::80"))}.At(at(s))
+	}
+	// A second router whose address shares the gateway's filter bucket
+	// (16 bits of HashAddr at the default max_routers): an attacker can
+	// find one as easily, and it must cost only a probe.
+	gwBucket := sketch.HashAddr(bindGW) >> 48
+	var twin netip.Addr
+	for i := 2; i < 1<<24; i++ {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if sketch.HashAddr(a)>>48 == gwBucket {
+			twin = a
+			break
+		}
+	}
+	if !twin.IsValid() {
+		t.Fatal("no address shares the gateway's bucket")
+	}
+	twinReplies := func(start float64, n int) []synth.Frame {
+		return seq(synth.Msg{Src: twin, Dst: addr("10.0.0.5"), Type: 0, SrcMAC: synth.MAC(2), Rest: make([]byte, 56)}, at(start), 0.9, n, nil)
+	}
+	twinRedirect := func(mac []byte, host netip.Addr, s float64) synth.Frame {
+		m := redirect4(twin, host, addr("10.0.0.2"), addr("192.0.2.80"))
+		m.SrcMAC = mac
+		return m.At(at(s))
+	}
+	small := rules.DefaultRedirectConfig()
+	small.MaxRouters = 64 // a filter of 1,024 buckets: a flood fills half of them in a second
+	cases := []struct {
+		name   string
+		cfg    rules.RedirectConfig
+		frames []synth.Frame
+		want   []redirectWant
+	}{
+		{"IPv6: the router's link-local address, learned from its echo replies, forged from another MAC", rules.DefaultRedirectConfig(),
+			synth.Merge(reply6(r6, 0, 5), []synth.Frame{redirect6(r6, bindAttackerMAC, 10)}), []redirectWant{{h6, []string{"spoofed_router"}}}},
+		{"IPv6: the router's own redirect from its link-local address", rules.DefaultRedirectConfig(),
+			synth.Merge(reply6(r6, 0, 5), []synth.Frame{redirect6(r6, bindRouterMAC, 10)}), []redirectWant{{h6, nil}}},
+		// Its global address teaches nothing: a redirect in its name is
+		// offlink_source whatever the MAC.
+		{"IPv6: a forged redirect from the router's global address", rules.DefaultRedirectConfig(),
+			synth.Merge(reply6(g6, 0, 5), []synth.Frame{redirect6(g6, bindAttackerMAC, 10)}), []redirectWant{{h6, []string{"offlink_source"}}}},
+		{"a router in the gateway's filter bucket, heard twice: a forged redirect in its name", rules.DefaultRedirectConfig(),
+			synth.Merge(gwReplies(at(0), 5), twinReplies(1, 2), []synth.Frame{twinRedirect(bindAttackerMAC, victim, 10), twinRedirect(synth.MAC(2), other, 11), gwRedirect(bindAttackerMAC, third, at(12))}),
+			[]redirectWant{{victim, []string{"spoofed_router"}}, {other, nil}, {third, []string{"spoofed_router"}}}},
+		{"a router in the gateway's filter bucket, heard first", rules.DefaultRedirectConfig(),
+			synth.Merge(twinReplies(0, 5), gwReplies(at(1), 2), []synth.Frame{gwRedirect(bindAttackerMAC, victim, at(10)), gwRedirect(bindRouterMAC, other, at(11)), twinRedirect(bindAttackerMAC, third, 12)}),
+			[]redirectWant{{victim, []string{"spoofed_router"}}, {other, nil}, {third, []string{"spoofed_router"}}}},
+		// 28,000 spoofed bindings, each twice (the doorkeeper admits most)
+		// in 2.1 s between two sweeps: the filter is rebuilt before the
+		// next sweep, and keeps the gateway and the router heard after
+		// the flood.
+		{"the filter rebuilt under a flood of bindings keeps the routers", small,
+			synth.Merge(gwReplies(at(0), 5), bindingFlood(at(12), 14, 2000), twinReplies(15, 2),
+				[]synth.Frame{gwRedirect(bindAttackerMAC, victim, at(18)), gwRedirect(bindRouterMAC, other, at(18.5)), twinRedirect(bindAttackerMAC, third, 19)}),
+			[]redirectWant{{victim, []string{"spoofed_router"}}, {other, nil}, {third, []string{"spoofed_router"}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkRedirectAlerts(t, replay(t, tc.frames, rules.NewRedirect(tc.cfg)), tc.want)
+		})
+	}
+}
+
+// bindingFlood: batches of n spoofed replies (a new source each, from the
+// attacker's MAC), every batch sent twice in a row, 75 ms a batch.
+func bindingFlood(start time.Time, batches, n int) []synth.Frame {
+	var out [][]synth.Frame
+	for b := 0; b < batches; b++ {
+		base := nth(addr("10.1.0.0"), b*n)
+		at := start.Add(time.Duration(2*b) * 75 * time.Millisecond)
+		out = append(out, spoofedReplies(at, 75*time.Millisecond, n, base, netip.Addr{}), spoofedReplies(at.Add(75*time.Millisecond), 75*time.Millisecond, n, base, netip.Addr{}))
+	}
+	return synth.Merge(out...)
 }
