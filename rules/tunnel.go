@@ -157,12 +157,14 @@ type tunnelCell struct {
 	fp      uint32 // the pair's fingerprint; 0: empty
 	id, seq uint16
 	// sum and pre are dataPrints of the last request's data and of its
-	// first fragPrefix bytes (see echoPrint), n its length; salt their
-	// samples' salt.
+	// first fragPrefix bytes (see echoPrint), or, when kind is a ping
+	// pattern's (patShort to patCount0, a whole message), its slot
+	// (slotOf); n its length; salt the salt of their samples.
 	sum, pre uint32
 	n        uint16
 	frag     bool
-	answered bool // a reply returned a request's data
+	answered bool  // a reply returned a request's data
+	kind     uint8 // patNone: sum and pre are prints
 	salt     uint32
 	odd      uint32 // dataPrint of the last request with data no ping sends
 	last     int32  // packet time of the last request, in seconds (mod 2^32)
@@ -302,9 +304,10 @@ func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
 		return
 	}
 	salt := patternSalt(now, p.ICMPSeq)
-	pattern := pingPattern(d, salt)
+	kind := pingPattern(d, salt)
+	pattern := kind != patNone
 	if s == nil {
-		s = r.admitRequest(p, d, pattern, salt, h)
+		s = r.admitRequest(p, d, kind, salt, h)
 		if s == nil {
 			return
 		}
@@ -339,25 +342,35 @@ func (s *tunnelState) countData(n int, now int64) {
 
 // admitRequest records a request of a pair without state in its sketch
 // cell, and returns the pair's new table entry when this request admits
-// it (a second request with new data no ping sends), else nil.
-// h is the pair's pairHash.
-func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, pattern bool, salt, h uint64) *tunnelState {
-	sum, pre := echoPrints(d, uint64(uint32(salt)))
+// it (a second request with new data no ping sends), else nil. kind is
+// the data's pingPattern with salt (32 bits, patternSalt), h the pair's
+// pairHash. A whole message of a ping pattern's but a repeated unit's
+// is kept by its slot, without a print: its reply is checked against
+// the pattern (patternEchoes).
+func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, kind uint8, salt, h uint64) *tunnelState {
+	var sum, pre uint32
+	k := kind
+	if k == patNone || k == patUnit || p.Fragment {
+		k = patNone
+		sum, pre = echoPrints(d, salt)
+	} else {
+		sum, pre = slotOf(d, k)
+	}
 	n := uint16(min(len(d), 0xffff))
 	c, fp := r.cellOf(h)
 	sec := int32(p.TimeNs / 1e9)
 	if c.fp != fp || sec-c.last > tunnelCellFresh {
 		// The pair's first request in the cell (a spoofed flood's every
 		// packet): the cell written once.
-		*c = tunnelCell{fp: fp, id: p.ICMPID, seq: p.ICMPSeq, sum: sum, pre: pre, n: n, frag: p.Fragment, salt: uint32(salt), last: sec}
-		if !pattern {
+		*c = tunnelCell{fp: fp, id: p.ICMPID, seq: p.ICMPSeq, sum: sum, pre: pre, n: n, frag: p.Fragment, kind: k, salt: uint32(salt), last: sec}
+		if kind == patNone {
 			c.odd, c.nodd, c.first = sum, 1, sec
 		}
 		return nil
 	}
 	c.id, c.seq, c.salt, c.last = p.ICMPID, p.ICMPSeq, uint32(salt), sec
-	c.sum, c.pre, c.n, c.frag = sum, pre, n, p.Fragment
-	if pattern {
+	c.sum, c.pre, c.n, c.frag, c.kind = sum, pre, n, p.Fragment, k
+	if kind != patNone {
 		return nil
 	}
 	print := c.sum
@@ -431,14 +444,30 @@ func (r *Tunnel) admitReply(p *detector.Packet, d []byte, h uint64) *tunnelState
 	if c.fp != fp || c.id != p.ICMPID || c.seq != p.ICMPSeq || int32(p.TimeNs/1e9)-c.last > tunnelCellFresh {
 		return nil
 	}
-	req := echoPrint{sum: c.sum, pre: c.pre, n: int(c.n), frag: c.frag}
-	got := echoPrint{n: len(d), frag: p.Fragment}
-	if !got.frag && !req.frag {
-		got.sum = dataPrint(d, uint64(c.salt))
-	} else if len(d) >= fragPrefix {
-		got.pre = dataPrint(d[:fragPrefix], uint64(c.salt))
+	// Whether the data differ: for a request of a ping pattern, by its
+	// slot and the pattern (no print; a first fragment by its first
+	// fragPrefix bytes, when both hold them), else as echoPrint.differs.
+	var differs bool
+	if c.kind != patNone {
+		switch {
+		case p.Fragment && (c.n < fragPrefix || len(d) < fragPrefix):
+			// no verdict
+		case p.Fragment:
+			differs = !patternEchoes(d[:fragPrefix], c.kind, c.sum, c.pre, uint64(c.salt))
+		default:
+			differs = len(d) != int(c.n) || !patternEchoes(d, c.kind, c.sum, c.pre, uint64(c.salt))
+		}
+	} else {
+		req := echoPrint{sum: c.sum, pre: c.pre, n: int(c.n), frag: c.frag}
+		got := echoPrint{n: len(d), frag: p.Fragment}
+		if !got.frag && !req.frag {
+			got.sum = dataPrint(d, uint64(c.salt))
+		} else if len(d) >= fragPrefix {
+			got.pre = dataPrint(d[:fragPrefix], uint64(c.salt))
+		}
+		differs = req.differs(got)
 	}
-	if !req.differs(got) {
+	if !differs {
 		c.answered = true
 		return nil
 	}

@@ -88,7 +88,7 @@ func TestPingPattern(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for seq := uint16(0); seq < 4; seq++ {
-				if got := pingPattern(tc.d, patternSalt(1765100000e9+int64(seq)*1e6, seq)); got != tc.want {
+				if got := pingPattern(tc.d, patternSalt(1765100000e9+int64(seq)*1e6, seq)) != patNone; got != tc.want {
 					t.Fatalf("pingPattern = %v, want %v", got, tc.want)
 				}
 			}
@@ -104,7 +104,7 @@ func TestPingPatternSampled(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		d := cat(ts, counting(16, 1384))
 		copy(d[400:], randomBytes(uint64(i), 300)) // 300 of 1,400 bytes hidden
-		if !pingPattern(d, patternSalt(1765100000e9+int64(i)*1037123, uint16(i))) {
+		if pingPattern(d, patternSalt(1765100000e9+int64(i)*1037123, uint16(i))) == patNone {
 			caught++
 		}
 	}
@@ -195,6 +195,70 @@ func TestEchoPrints(t *testing.T) {
 				}
 				d[i] ^= 0x40
 			}
+		}
+	}
+}
+
+// A reply to a ping is checked against its request's pattern and slot,
+// without a print: what that costs on the usual sizes, to set against
+// dataPrint's.
+func BenchmarkPatternEchoes(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		d    []byte
+	}{
+		{"linux56", cat(timeval16(1765100000, 5), counting(16, 40))},
+		{"bsd56", counting(0, 56)}, // read as an 8-byte timestamp, then counting
+		{"linux1400", cat(timeval16(1765100000, 5), counting(16, 1384))},
+	} {
+		k := pingPattern(bc.d, 1)
+		sa, sb := slotOf(bc.d, k)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !patternEchoes(bc.d, k, sa, sb, 1) {
+					b.Fatal("the request's own data differs")
+				}
+			}
+		})
+	}
+}
+
+// countingFrom compares its prefix a word at a time; it must agree with a
+// byte-by-byte comparison (and the same samples) on counting data of
+// every length and start with bytes changed anywhere, one or several,
+// and changes that cancel out in a careless combination of words.
+func TestCountingFromMatchesBytes(t *testing.T) {
+	ref := func(d []byte, c int, salt uint64) bool {
+		l := min(len(d), c+patPrefix)
+		for i := c; i < l; i++ {
+			if d[i] != byte(i) {
+				return false
+			}
+		}
+		return len(d) < l+8 || countingSamples(d, l, salt)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	for n := 0; n < 40000; n++ {
+		c := []int{0, 8, 16}[r.IntN(3)]
+		d := counting(0, c+r.IntN(200))
+		switch r.IntN(4) {
+		case 1: // one byte
+			if len(d) > 0 {
+				d[r.IntN(len(d))] ^= byte(1 + r.IntN(255))
+			}
+		case 2: // a few
+			for k := r.IntN(4); k >= 0 && len(d) > 0; k-- {
+				d[r.IntN(len(d))] = byte(r.Uint32())
+			}
+		case 3: // a word made equal to the next one's (x^a|b^b ... cancels)
+			if i := c + 8*r.IntN(8); i+16 <= len(d) {
+				copy(d[i:i+8], d[i+8:i+16])
+			}
+		}
+		salt := r.Uint64()
+		if got, want := countingFrom(d, c, salt), ref(d, c, salt); got != want {
+			t.Fatalf("countingFrom(% x, %d) = %v, bytes say %v", d, c, got, want)
 		}
 	}
 }

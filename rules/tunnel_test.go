@@ -380,3 +380,108 @@ func TestTunnelStateOutlivesSweeps(t *testing.T) {
 		t.Fatalf("answered pings raised %v", ev.Extra)
 	}
 }
+
+// Replies to ping-pattern requests are checked by the request's slot (its
+// timestamp, or all of an 8-byte payload) and the pattern, without a
+// print of either (issue 27.3): a reply that keeps the pattern's first
+// bytes and carries data after them, or the pattern with other free
+// bytes, is a mismatch all the same. Their benign twins, the same
+// requests answered with their data (also a whole request answered in
+// fragments), stay silent.
+func TestTunnelPatternReplies(t *testing.T) {
+	c, s := addr("192.168.1.10"), addr("203.0.113.50")
+	c6, s6 := addr("2001:db8::10"), addr("2001:db8:9::50")
+	bsd := func(size int) func(int) []byte { // an 8-byte timestamp (tv32), counting from 8
+		return func(i int) []byte {
+			d := make([]byte, size)
+			binary.LittleEndian.PutUint32(d, uint32(1700000000+i))
+			binary.LittleEndian.PutUint32(d[4:], uint32(i*1000))
+			for j := 8; j < size; j++ {
+				d[j] = byte(j)
+			}
+			return d
+		}
+	}
+	windows := fill(1000, []byte("abcdefghijklmnopqrstuvw")...)
+	// keep returns req's data with what follows its first k bytes
+	// replaced by random data (k < 0: all but the last -k bytes kept and
+	// those changed).
+	keep := func(req func(int) []byte, k int, seed uint64) func(int) []byte {
+		r := random(seed, 2000, 2000)
+		return func(i int) []byte {
+			d, x := req(i), r(i)
+			if k < 0 {
+				k = len(d) + k
+			}
+			copy(d[k:], x)
+			return d
+		}
+	}
+	// otherSlot returns req's data with byte j (of the slot of n bytes)
+	// changed, j moving through it.
+	otherSlot := func(req func(int) []byte, n int) func(int) []byte {
+		return func(i int) []byte {
+			d := req(i)
+			d[i%n] ^= 0x5a
+			return d
+		}
+	}
+	// oneByte returns req's data with one byte after the slot changed,
+	// its position moving through the data.
+	oneByte := func(req func(int) []byte, from int) func(int) []byte {
+		return func(i int) []byte {
+			d := req(i)
+			d[from+i%(len(d)-from)] ^= 0x01
+			return d
+		}
+	}
+	tests := []struct {
+		name   string
+		frames []synth.Frame
+		client netip.Addr // zero: silent
+	}{
+		{"Linux ping -s 1400, replies keep 80 bytes then carry data", conversation(c, s, 60, time.Second, linuxPing(1400), keep(linuxPing(1400), 80, 51)), c},
+		{"Linux ping -s 1400, replies carry data in their last 8 bytes", conversation(c, s, 60, time.Second, linuxPing(1400), keep(linuxPing(1400), -8, 52)), c},
+		{"Linux ping, replies with another timestamp", conversation(c, s, 60, time.Second, linuxPing(56), otherSlot(linuxPing(56), 16)), c},
+		{"Linux ping, replies with one byte of the pattern changed", conversation(c, s, 60, time.Second, linuxPing(56), oneByte(linuxPing(56), 16)), c},
+		{"BSD ping, replies with another timestamp", conversation(c, s, 60, time.Second, bsd(56), otherSlot(bsd(56), 8)), c},
+		{"BSD ping, replies with one byte of the pattern changed", conversation(c, s, 60, time.Second, bsd(56), oneByte(bsd(56), 8)), c},
+		{"counting from 0, replies with one byte changed", conversation(c, s, 60, time.Second, fill(40, counting0(40)...), oneByte(fill(40, counting0(40)...), 0)), c},
+		{"Windows ping -l 1000, replies keep 64 bytes then carry data", conversation(c, s, 60, time.Second, windows, keep(windows, 64, 53)), c},
+		{"8-byte requests, 8 other bytes back", conversation(c, s, 60, time.Second, random(54, 8, 8), random(55, 8, 8)), c},
+		{"IPv6 Linux ping, replies one byte longer", conversation(c6, s6, 60, time.Second, linuxPing(56), linuxPing(57)), c6},
+		{"ping -s 1400 whole, fragmented replies keep 80 bytes then carry data", fragConversation(t, c, s, 60, time.Second, linuxPing(1400), keep(linuxPing(1400), 80, 56), 2000, 504), c},
+		{"Linux ping answered", conversation(c, s, 60, time.Second, linuxPing(56), linuxPing(56)), netip.Addr{}},
+		{"Linux ping -s 1400 answered", conversation(c, s, 60, time.Second, linuxPing(1400), linuxPing(1400)), netip.Addr{}},
+		{"BSD ping answered", conversation(c, s, 60, time.Second, bsd(56), bsd(56)), netip.Addr{}},
+		{"counting from 0 answered", conversation(c, s, 60, time.Second, fill(40, counting0(40)...), fill(40, counting0(40)...)), netip.Addr{}},
+		{"ping -s 1400 whole, answered in fragments", fragConversation(t, c, s, 60, time.Second, linuxPing(1400), linuxPing(1400), 2000, 504), netip.Addr{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := replay(t, tc.frames, defaultRules(t)...)
+			starts := startsOf(evs)
+			if !tc.client.IsValid() {
+				if len(starts) != 0 {
+					t.Fatalf("raised %v", starts)
+				}
+				return
+			}
+			if !equal(starts, []string{"icmp_tunnel " + tc.client.String()}) {
+				t.Fatalf("starts %v, want one icmp_tunnel of %v", starts, tc.client)
+			}
+			if ev := firstStart(evs, "icmp_tunnel"); ev.Extra["signal"] != "reply_mismatch" {
+				t.Errorf("context %v, want reply_mismatch", ev.Extra)
+			}
+		})
+	}
+}
+
+// counting0 is byte i = i, n bytes.
+func counting0(n int) []byte {
+	d := make([]byte, n)
+	for i := range d {
+		d[i] = byte(i)
+	}
+	return d
+}
