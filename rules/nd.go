@@ -33,11 +33,10 @@ func ndLinkAddr(p *detector.Packet) (mac [6]byte, fromOption, ok bool) {
 // eui64MAC returns the MAC address a modified EUI-64 interface identifier
 // (RFC 4291 appendix A: ff:fe in its middle) was made from.
 func eui64MAC(a netip.Addr) ([6]byte, bool) {
-	if !a.Is6() || a.Is4In6() {
-		return [6]byte{}, false
-	}
+	// The ff:fe first: most addresses fail it (a forged router's random
+	// interface identifier, one in 65,536 passes).
 	b := a.As16()
-	if b[11] != 0xff || b[12] != 0xfe {
+	if b[11] != 0xff || b[12] != 0xfe || !a.Is6() || a.Is4In6() {
 		return [6]byte{}, false
 	}
 	return [6]byte{b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]}, true
@@ -59,13 +58,6 @@ func isND(p *detector.Packet, typ uint8, fixed int) bool {
 type raPrefix struct {
 	hi, lo uint64
 	bits   uint8
-}
-
-// ndPrefix is the i-th kept prefix of an ND message's options (nd, the
-// packet's walk of msg) as sent, in words.
-func ndPrefix(nd *icmpmsg.ND, msg []byte, i int) (raPrefix, bool) {
-	hi, lo, bits, ok := nd.PrefixWords(msg, i)
-	return raPrefix{hi, lo, bits}, ok
 }
 
 // masked is x with the address bits past its length cleared

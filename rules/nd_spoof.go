@@ -22,7 +22,7 @@ var ndSpoofInfo = detector.RuleInfo{
 // ndSpoofDefinition registers nd_spoof.
 func ndSpoofDefinition() Definition {
 	return define(ndSpoofInfo,
-		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs announcing a default router), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack, and so is an NA for a known address padded past the options the sensor reads (32) with no target link-layer address option among them (padded_options: the address it names is unverified). One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
+		"nd_spoof: Neighbor Advertisements that rebind an address already known at another link-layer address (neighbor cache poisoning, THC-IPv6 parasite6, the IPv6 form of ARP spoofing). One rebinding is a host whose NIC changed; an address that flips back and forth, any rebinding of a router's address (one that sent RAs announcing a default router), one link-layer address taking over several known addresses, or many known addresses rebound each to its own new link-layer address, is an attack, and so is an NA for a known address padded past the options the sensor reads (32) with no target link-layer address option among them (padded_options: the address it names is unverified; such NAs for many known addresses are one attack on the first, whatever frame source each comes from). One attacker taking over many addresses is one attack: its target is the first address taken over, its context counts and lists them all.",
 		map[string]string{
 			"flips":        "An address rebound this many times within window (A to B and back) is being fought over.",
 			"takeovers":    "A link-layer address that took over this many addresses known at other link-layer addresses (of more than one host: one host's addresses moving together are a NIC change or a failover) within window is poisoning caches (parasite6 answers every solicitation).",
@@ -130,10 +130,12 @@ func (e *ndEpisode) add(a netip.Addr, router bool) {
 }
 
 // ndEpKey keys the attacks of many addresses: their first address, and
-// whether it is the link's (flips, fresh_macs) or one MAC's (takeover).
+// whether it is the link's (flips, fresh_macs), one MAC's (takeover) or
+// the padded NAs' (padded: padded_options).
 type ndEpKey struct {
-	first netip.Addr
-	link  bool
+	first  netip.Addr
+	link   bool
+	padded bool
 }
 
 // freshRebind is one rebinding of a live address by a MAC new to it.
@@ -157,8 +159,9 @@ type freshRebind struct {
 // reported binding within Window keep its attack going. An NA padded
 // past the option walk's bound with no target link-layer option read is
 // a rebinding nobody can verify: reported for a known address
-// (padded_options), never learned. Targets: the address taken over, or
-// an attack's first one.
+// (padded_options), never learned; such NAs for many addresses within
+// Window are one attack on the first. Targets: the address taken over,
+// or an attack's first one.
 type NDSpoof struct {
 	cfg      NDSpoofConfig
 	windowNs int64
@@ -171,7 +174,11 @@ type NDSpoof struct {
 	nfresh   int           // rebindings pushed in all
 	link     netip.Addr    // the fresh_macs attack under way (its target)
 	linkLast int64
-	sweep    sweepClock
+	// pad is the padded NAs' attack under way (its target, the first
+	// address of it), padSince when it began, padLast its last NA.
+	pad               netip.Addr
+	padSince, padLast int64
+	sweep             sweepClock
 }
 
 // ndTakeoverCells is the size of the takeover array; ndEpisodes caps the
@@ -315,19 +322,32 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 // unverified judges an NA for addr padded past the option walk's bound
 // with no target link-layer option read within it: it may carry one after
 // it, which hosts read, so the binding it makes is one the sensor cannot
-// verify. For an address with a known binding it is reported (a flood of
-// them is one attack on the address) and the binding is kept as it is;
-// it never teaches one.
+// verify. For an address with a known binding it is reported and the
+// binding is kept as it is; it never teaches one. Such NAs for many
+// addresses within the window are one attack on the link, on the first
+// address (no host pads its NAs so; the sender's MAC, which a forger
+// changes at will, does not split it), its context listing them all.
 func (r *NDSpoof) unverified(p *detector.Packet, addr netip.Addr, rep detector.Reporter) {
 	if !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() || !r.known.mayHold(sketch.HashAddr(addr)) {
 		return
 	}
-	b, ok := r.bindings.Touch(addr, p.TimeNs)
+	now := p.TimeNs
+	b, ok := r.bindings.Touch(addr, now)
 	if !ok {
 		return
 	}
-	b.padded = p.TimeNs
-	rep.Hit(addr, p, &detector.Measure{Level: detector.LevelFire})
+	e, ok := r.episodes.Lookup(ndEpKey{r.pad, false, true})
+	if !ok || !r.pad.IsValid() || now-r.padLast > r.windowNs {
+		// A new attack, on addr (or the one under way was evicted).
+		r.pad, r.padSince = addr, now
+		e, _ = r.episodes.Get(ndEpKey{addr, false, true}, now)
+		*e = ndEpisode{trigger: ndPadded, reported: true}
+		e.add(addr, b.router)
+	} else if b.padded < r.padSince {
+		e.add(addr, b.router) // an address new to this attack
+	}
+	r.padLast, e.last, b.padded = now, now, now
+	rep.Hit(r.pad, p, &detector.Measure{Level: detector.LevelFire})
 }
 
 // judge decides whether the rebinding of addr (b, now at c's MAC, before
@@ -340,7 +360,7 @@ func (r *NDSpoof) judge(addr netip.Addr, b *ndBinding, c *takeoverCell, old [6]b
 	cur := c.mac == b.mac && now-c.since <= r.windowNs // c is this MAC's, this window's
 	if cur && c.n >= 2 {
 		first := netip.AddrFrom16(c.first)
-		e, created := r.episodes.Get(ndEpKey{first, false}, now)
+		e, created := r.episodes.Get(ndEpKey{first, false, false}, now)
 		if created || e.mac != c.mac || e.trigger != ndTakeover {
 			*e = ndEpisode{mac: c.mac, trigger: ndTakeover}
 			e.add(first, false)
@@ -378,7 +398,7 @@ func (r *NDSpoof) judge(addr netip.Addr, b *ndBinding, c *takeoverCell, old [6]b
 				continue
 			}
 			first := netip.AddrFrom16(tc.first)
-			if e, ok := r.episodes.Lookup(ndEpKey{first, false}); ok && e.mac == tc.mac {
+			if e, ok := r.episodes.Lookup(ndEpKey{first, false, false}); ok && e.mac == tc.mac {
 				e.reported, e.last = true, now
 				return first, ndFlips
 			}
@@ -402,7 +422,7 @@ func (r *NDSpoof) linkActive(now int64) bool {
 	if !r.link.IsValid() || now-r.linkLast > r.windowNs {
 		return false
 	}
-	e, ok := r.episodes.Lookup(ndEpKey{r.link, true})
+	e, ok := r.episodes.Lookup(ndEpKey{r.link, true, false})
 	return ok && (e.trigger == ndFlips || e.trigger == ndFreshMACs)
 }
 
@@ -410,12 +430,12 @@ func (r *NDSpoof) linkActive(now int64) bool {
 // with trigger.
 func (r *NDSpoof) linkEpisode(addr netip.Addr, trigger uint8, now int64) *ndEpisode {
 	if r.linkActive(now) {
-		e, _ := r.episodes.Lookup(ndEpKey{r.link, true})
+		e, _ := r.episodes.Lookup(ndEpKey{r.link, true, false})
 		r.linkLast, e.last = now, now
 		return e
 	}
 	r.link, r.linkLast = addr, now
-	e, _ := r.episodes.Get(ndEpKey{addr, true}, now)
+	e, _ := r.episodes.Get(ndEpKey{addr, true, false}, now)
 	*e = ndEpisode{trigger: trigger, reported: true, last: now}
 	return e
 }
@@ -433,7 +453,7 @@ func (r *NDSpoof) count(e *ndEpisode, addr netip.Addr, b *ndBinding) {
 // target.
 func (r *NDSpoof) freshRebind(addr netip.Addr, b *ndBinding, now int64) (netip.Addr, bool) {
 	if r.linkActive(now) {
-		if e, _ := r.episodes.Lookup(ndEpKey{r.link, true}); e.trigger == ndFreshMACs {
+		if e, _ := r.episodes.Lookup(ndEpKey{r.link, true, false}); e.trigger == ndFreshMACs {
 			r.linkLast, e.last = now, now
 			e.macs++
 			r.count(e, addr, b)
@@ -471,7 +491,7 @@ func (r *NDSpoof) freshRebind(addr netip.Addr, b *ndBinding, now int64) (netip.A
 func (r *NDSpoof) targetOf(addr netip.Addr, trigger uint8, mac [6]byte, now int64) (netip.Addr, bool) {
 	if c := r.cell(mac); c.mac == mac && c.n >= 2 && now-c.since <= r.windowNs {
 		first := netip.AddrFrom16(c.first)
-		if e, ok := r.episodes.Lookup(ndEpKey{first, false}); ok && e.mac == mac && e.reported {
+		if e, ok := r.episodes.Lookup(ndEpKey{first, false, false}); ok && e.mac == mac && e.reported {
 			return first, true
 		}
 	}
@@ -543,9 +563,12 @@ func (r *NDSpoof) Tick(now time.Time, _ detector.Reporter) {
 // for new MACs each taking one, how many MACs (new_macs).
 func (r *NDSpoof) Describe(target netip.Addr, extra map[string]any) {
 	b, ok := r.bindings.Lookup(target)
-	e, isEp := r.episodes.Lookup(ndEpKey{target, true})
+	e, isEp := r.episodes.Lookup(ndEpKey{target, true, false})
 	if !isEp || !e.reported {
-		e, isEp = r.episodes.Lookup(ndEpKey{target, false})
+		e, isEp = r.episodes.Lookup(ndEpKey{target, false, false})
+	}
+	if !isEp || !e.reported {
+		e, isEp = r.episodes.Lookup(ndEpKey{target, false, true})
 	}
 	isEp = isEp && e.reported
 	if ok && (b.trigger != ndNotReported || isEp) {
@@ -564,6 +587,12 @@ func (r *NDSpoof) Describe(target netip.Addr, extra map[string]any) {
 			extra["trigger"] = ndTriggerNames[ndPadded]
 		}
 		return
+	}
+	if e.trigger == ndPadded && ok {
+		// The first address's binding, and a new one nobody could read.
+		extra["old_mac"] = macString(b.mac)
+		extra["new_mac"] = "unverified"
+		extra["rebindings"] = uint64(b.flips)
 	}
 	extra["trigger"] = ndTriggerNames[e.trigger]
 	extra["addresses"] = uint64(e.addresses)

@@ -58,6 +58,23 @@ func TestNDSpoofTwins(t *testing.T) {
 		m.Rest = synth.NA(ndHost(0), false, false, true, opts...)
 		return m
 	}
+	// paddedFor is the owner's NA for each of n known addresses (MAC
+	// 100+i), from the frame source srcMAC(i), padded with 40 options,
+	// the attacker's MAC in a TLLA option after them (tlla: the owner's
+	// TLLA option first, a benign twin), every 10 ms from start, rounds
+	// times over.
+	paddedFor := func(n, rounds int, start time.Time, srcMAC func(i int) uint32, tlla bool) []synth.Frame {
+		return seq(na(ndHost(0), synth.MAC(100), allNodes, false, true), start, 100, n*rounds, func(k int, m *synth.Msg) {
+			i := k % n
+			*m = na(ndHost(i), synth.MAC(srcMAC(i)), allNodes, false, true)
+			if tlla {
+				m.Rest = synth.NA(ndHost(i), false, false, true, synth.LinkAddrOpt(2, synth.MAC(uint32(100+i))), padding(40), synth.LinkAddrOpt(2, attacker))
+			} else {
+				m.Rest = synth.NA(ndHost(i), false, false, true, padding(40), synth.LinkAddrOpt(2, attacker))
+			}
+		})
+	}
+	owner := func(i int) uint32 { return uint32(100 + i) }
 	tests := []struct {
 		name      string
 		frames    []synth.Frame
@@ -110,7 +127,18 @@ func TestNDSpoofTwins(t *testing.T) {
 		{"the owner's NA padded with 40 options, the attacker's MAC in its TLLA option after them (3,000 at 1,000/s)",
 			synth.Merge(knownHosts(1, ruleEpoch), seq(paddedNA(padding(40), synth.LinkAddrOpt(2, attacker)), at(time.Minute), 1000, 3000, nil)),
 			[]string{"nd_spoof 2001:db8:1::100"}, "padded_options", 0, 3000},
+		// Padded NAs for many known addresses are one attack, on the
+		// first, whatever frame source each comes from (before: one
+		// attack per address).
+		{"padded NAs for 50 known addresses from their owners' frame sources, 3 rounds",
+			synth.Merge(knownHosts(50, ruleEpoch), paddedFor(50, 3, at(time.Minute), owner, false)),
+			[]string{"nd_spoof 2001:db8:1::100"}, "padded_options", 50, 150},
+		{"padded NAs for 50 known addresses, each from a fresh frame source",
+			synth.Merge(knownHosts(50, ruleEpoch), paddedFor(50, 1, at(time.Minute), func(i int) uint32 { return uint32(9000 + i) }, false)),
+			[]string{"nd_spoof 2001:db8:1::100"}, "padded_options", 50, 50},
 		// Benign twins.
+		{"50 owners' NAs padded with 40 options after their TLLA options, 3 rounds",
+			synth.Merge(knownHosts(50, ruleEpoch), paddedFor(50, 3, at(time.Minute), owner, true)), nil, "", 0, 0},
 		{"the owner's NA padded with 40 options after its TLLA option (3,000 at 1,000/s)",
 			synth.Merge(knownHosts(1, ruleEpoch), seq(paddedNA(synth.LinkAddrOpt(2, synth.MAC(100)), padding(40), synth.LinkAddrOpt(2, attacker)), at(time.Minute), 1000, 3000, nil)),
 			nil, "", 0, 0},

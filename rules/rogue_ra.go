@@ -145,11 +145,11 @@ func (rt *raRouter) keep(nd *icmpmsg.ND, msg []byte, set *pfxSet) {
 	// Room first: once raPrefixes are kept, the rest of an RA's (up to
 	// MaxNDPrefixes) cost no read and no scan each.
 	for i := 0; i < int(nd.NPrefix) && int(rt.npfx) < raPrefixes; i++ {
-		x, ok := ndPrefix(nd, msg, i)
+		hi, lo, n, ok := nd.PrefixWords(msg, i)
 		if !ok {
 			continue
 		}
-		if x = x.masked(); !rt.has(x) {
+		if x := (raPrefix{hi, lo, n}).masked(); !rt.has(x) {
 			rt.pfx[rt.npfx] = x
 			rt.npfx++
 			if set != nil {
@@ -344,8 +344,8 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	// The first four prefixes as sent, for the alert.
 	t.nprefix = 0
 	for i := 0; i < int(nd.NPrefix) && t.nprefix < uint8(len(t.prefixes)); i++ {
-		if x, ok := ndPrefix(nd, p.ICMPData, i); ok {
-			t.prefixes[t.nprefix] = x
+		if hi, lo, n, ok := nd.PrefixWords(p.ICMPData, i); ok {
+			t.prefixes[t.nprefix] = raPrefix{hi, lo, n}
 			t.nprefix++
 		}
 	}
@@ -586,7 +586,7 @@ func disagree(a, b *raRouter) bool {
 // no trusted router announced; it reads them up to the first such.
 func (r *RogueRA) newPrefix(nd *icmpmsg.ND, msg []byte) bool {
 	for i := 0; i < int(nd.NPrefix); i++ {
-		if x, ok := ndPrefix(nd, msg, i); ok && !r.link.has(x.masked()) {
+		if hi, lo, n, ok := nd.PrefixWords(msg, i); ok && !r.link.has(raPrefix{hi, lo, n}.masked()) {
 			return true
 		}
 	}
