@@ -16,18 +16,28 @@ import (
 // source (RA, NS) or target (NA) link-layer option when present among the
 // options the packet's one bounded walk reads (Packet.NDOptions), else the
 // frame's Ethernet source. ok is false when neither is known.
-func ndLinkAddr(p *detector.Packet) (mac [6]byte, fromOption, ok bool) {
-	switch p.ICMPType {
-	case icmpmsg.V6RouterAdvert, icmpmsg.V6NeighSolicit:
-		if nd := p.NDOptions(); nd.HasSrcLinkAddr {
-			return nd.SrcLinkAddr, true, true
-		}
-	case icmpmsg.V6NeighAdvert:
-		if nd := p.NDOptions(); nd.HasTgtLinkAddr {
+//
+// nd is p.NDOptions() (small enough to inline so: each ND rule asks once
+// a packet).
+func ndLinkAddr(p *detector.Packet, nd *icmpmsg.ND) (mac [6]byte, fromOption, ok bool) {
+	if p.ICMPType == icmpmsg.V6NeighAdvert {
+		if nd.HasTgtLinkAddr {
 			return nd.TgtLinkAddr, true, true
 		}
+	} else if nd.HasSrcLinkAddr && p.ICMPType != icmpmsg.V6Redirect {
+		return nd.SrcLinkAddr, true, true // an RA's or a solicitation's
 	}
 	return p.SrcMAC, false, p.HasSrcMAC
+}
+
+// bindable tells whether a, an address an ND message names (read from
+// IPv6 bytes, never an IPv4 Addr), may be bound to a link-layer address: what
+// a.IsValid() && !a.IsMulticast() && !a.IsUnspecified() says of it, in a
+// few instructions, inlined.
+func bindable(a netip.Addr) bool {
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return hi>>56 != 0xff && !(hi == 0 && lo>>28 == 0xffffe) && hi|lo != 0 // (the zero Addr is all zeros)
 }
 
 // eui64MAC returns the MAC address a modified EUI-64 interface identifier

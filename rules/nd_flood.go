@@ -144,6 +144,7 @@ type NDFlood struct {
 	cfg      NDFloodConfig
 	width    int64
 	windowNs int64
+	secs     float64 // the window in seconds
 	// minSet and stopSet: the set target bits whose estimate reaches
 	// min_targets, and min_targets × stop_ratio (setFor).
 	minSet, stopSet int
@@ -209,7 +210,7 @@ func (s *soloTarget) one() (netip.Addr, bool) {
 
 // NewNDFlood returns the nd_flood rule.
 func NewNDFlood(cfg NDFloodConfig) *NDFlood {
-	return &NDFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, windowNs: int64(cfg.Window),
+	return &NDFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, windowNs: int64(cfg.Window), secs: cfg.Window.Seconds(),
 		keys:    table.New[ndKey, ndCounter](cfg.MaxKeys, nil),
 		door:    sketch.NewDoorkeeper(14),
 		minSet:  setFor(float64(cfg.MinTargets)),
@@ -237,9 +238,10 @@ func (r *NDFlood) Classify(p *detector.Packet) {
 		}
 		if c, ok := r.keys.Touch(k, p.TimeNs); ok {
 			r.seen.c[j] = c
-			rc := c.rate
-			rc.Advance(p.TimeNs, r.width)
-			if pps, _ := rc.Rates(r.cfg.Window); pps >= r.level(k, ns)*r.cfg.StopRatio {
+			// Moved to the packet's time in place, as Observe's count
+			// next moves it (no copy of the window to judge).
+			c.rate.Advance(p.TimeNs, r.width)
+			if pps, _ := c.rate.RatesOver(r.secs); pps >= r.level(k, ns)*r.cfg.StopRatio {
 				p.Class.Owner = ndFloodInfo.Name
 			}
 		}
@@ -267,7 +269,7 @@ func (r *NDFlood) keyHash(p *detector.Packet, k ndKey) uint64 {
 // keysOf returns the keys p counts toward: the destination host, or for a
 // group destination the source and the link.
 func (r *NDFlood) keysOf(p *detector.Packet, ns bool) [2]ndKey {
-	if !p.Dst.IsMulticast() {
+	if !p.DstMulticast() {
 		return [2]ndKey{{p.Dst, !ns}}
 	}
 	var k [2]ndKey
@@ -333,7 +335,7 @@ func (r *NDFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 		if ns && k.addr == allNodes {
 			r.solo.add(target, now, r.windowNs)
 		}
-		pps, bps := c.rate.Rates(r.cfg.Window)
+		pps, bps := c.rate.RatesOver(r.secs)
 		start := r.level(k, ns)
 		lvl := rateLevel(pps, start, r.cfg.StopRatio)
 		// Solicitations to one host or from one source must also spread

@@ -238,10 +238,10 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 	default:
 		return
 	}
-	mac, fromOpt, ok := ndLinkAddr(p)
+	mac, fromOpt, ok := ndLinkAddr(p, p.NDOptions())
 	// A solicitation binds only by its option; a router's RA binds by
 	// its option or, without one, by the frame's source.
-	if !ok || (!na && !fromOpt && !ra) || !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() {
+	if !ok || (!na && !fromOpt && !ra) || !bindable(addr) {
 		return
 	}
 	now := p.TimeNs
@@ -328,7 +328,7 @@ func (r *NDSpoof) Observe(p *detector.Packet, rep detector.Reporter) {
 // address (no host pads its NAs so; the sender's MAC, which a forger
 // changes at will, does not split it), its context listing them all.
 func (r *NDSpoof) unverified(p *detector.Packet, addr netip.Addr, rep detector.Reporter) {
-	if !addr.IsValid() || addr.IsMulticast() || addr.IsUnspecified() || !r.known.mayHold(sketch.HashAddr(addr)) {
+	if !bindable(addr) || !r.known.mayHold(sketch.HashAddr(addr)) {
 		return
 	}
 	now := p.TimeNs

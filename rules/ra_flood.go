@@ -75,13 +75,14 @@ type raTarget struct {
 type RAFlood struct {
 	cfg     RAFloodConfig
 	width   int64
+	secs    float64 // the window in seconds
 	targets *table.Table[netip.Addr, raTarget]
 	sweep   sweepClock
 }
 
 // NewRAFlood returns the ra_flood rule.
 func NewRAFlood(cfg RAFloodConfig) *RAFlood {
-	return &RAFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, targets: table.New[netip.Addr, raTarget](cfg.MaxTargets, nil)}
+	return &RAFlood{cfg: cfg, width: int64(cfg.Window) / window.Buckets, secs: cfg.Window.Seconds(), targets: table.New[netip.Addr, raTarget](cfg.MaxTargets, nil)}
 }
 
 // Info implements detector.Rule.
@@ -96,9 +97,10 @@ func (r *RAFlood) Classify(p *detector.Packet) {
 	// Touch, not Lookup: Observe asks for the same entry next, and a
 	// flood's one destination is then the table's last key (no hash).
 	if t, ok := r.targets.Touch(p.Dst, p.TimeNs); ok {
-		c := t.rate
-		c.Advance(p.TimeNs, r.width)
-		if pps, _ := c.Rates(r.cfg.Window); pps >= r.cfg.PPS*r.cfg.StopRatio {
+		// Moved to the packet's time in place, as Observe's count next
+		// moves it (no copy of the window to judge).
+		t.rate.Advance(p.TimeNs, r.width)
+		if pps, _ := t.rate.RatesOver(r.secs); pps >= r.cfg.PPS*r.cfg.StopRatio {
 			p.Class.Owner = raFloodInfo.Name
 		}
 	}
@@ -138,7 +140,7 @@ func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 			}
 		}
 	}
-	pps, bps := t.rate.Rates(r.cfg.Window)
+	pps, bps := t.rate.RatesOver(r.secs)
 	lvl := rateLevel(pps, r.cfg.PPS, r.cfg.StopRatio)
 	if lvl == detector.LevelQuiet {
 		return

@@ -290,7 +290,8 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 		return
 	}
 	ra, _ := icmpmsg.ParseRouterAdvert(p.ICMPData)
-	mac, fromOpt, haveMAC := ndLinkAddr(p)
+	nd := p.NDOptions() // the packet's one bounded option walk
+	mac, fromOpt, haveMAC := ndLinkAddr(p, nd)
 	var reasons uint32
 	if p.TTL != 255 {
 		reasons |= 1 << rogueHopLimit
@@ -315,14 +316,12 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	if isEUI && haveMAC && mac != eui {
 		reasons |= 1 << rogueSpoofed
 	}
-	// The options as the packet's one bounded walk read them: an RA padded
-	// past its bound (no router sends one) may hide prefixes there, so it
-	// counts as announcing.
-	// The prefixes this RA announces (the walk keeps MaxNDPrefixes; an
+	// An RA padded past the walk's bound (no router sends one) may hide
+	// prefixes there, so it counts as announcing. The prefixes this RA
+	// announces (the walk keeps MaxNDPrefixes; an
 	// RA padded past the walk's bound may hide more) are read where they
 	// are weighed, and only there: a router heard once, not admitted to
 	// the table, keeps none (see judge).
-	nd := p.NDOptions()
 	announces := ra.Lifetime > 0 || nd.Prefixes > 0 || nd.RouteInfo || nd.Truncated
 	// RAs of a flood (ra_flood's, by the classification step) teach
 	// nothing, even while learning: forged routers are not the link's.
