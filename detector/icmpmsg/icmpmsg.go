@@ -363,13 +363,13 @@ func ParseND(msg []byte, off int) ND {
 		}
 		for opts < MaxNDOptions && i+1 < n && msg[i] == OptPrefixInfo {
 			l := uint(msg[i+1]) << 3
-			if l == 0 || l > n-i {
+			if l == 0 || i+l > n {
 				break // malformed: seen below
 			}
 			// Kept when well-formed (what Prefix reads): its length (at
 			// least 4 units) and prefix length tested here, once.
-			if l >= 32 && msg[i+2] <= 128 && kept < MaxNDPrefixes {
-				nd.prefixAt[kept] = uint16(i)
+			if l >= 32 && kept < MaxNDPrefixes && msg[i+2] <= 128 {
+				nd.prefixAt[kept%MaxNDPrefixes] = uint16(i)
 				kept++
 			}
 			prefixes++
