@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
@@ -132,16 +133,22 @@ type Flood struct {
 	admit   admitter
 	sweep   sweepClock
 	m       detector.Measure // judge's, reused
-	fleetP  detector.Packet  // JudgeFleet's (flood_fleet.go)
-	fleetOn bool             // a fleet takes the reports: count sources (flood_fleet.go)
+	// anyAt and echoAt are the window counts of the any-ICMP and echo
+	// levels (judge's).
+	anyAt, echoAt rateCounts
+	fleetP        detector.Packet // JudgeFleet's (flood_fleet.go)
+	fleetOn       bool            // a fleet takes the reports: count sources (flood_fleet.go)
 }
 
 // NewFlood returns the icmp_flood rule.
 func NewFlood(cfg FloodConfig) *Flood {
+	secs := cfg.Window.Seconds()
 	return &Flood{
 		cfg:     cfg,
 		width:   int64(cfg.Window) / window.Buckets,
-		secs:    cfg.Window.Seconds(),
+		secs:    secs,
+		anyAt:   newRateCounts(cfg.AnyPPS, cfg.AnyBPS, cfg.StopRatio, secs),
+		echoAt:  newRateCounts(cfg.EchoPPS, cfg.EchoBPS, cfg.StopRatio, secs),
 		targets: table.New[netip.Addr, floodTarget](cfg.MaxTargets, nil),
 		admit:   newAdmitter(cfg, admitBitsFor(cfg.MaxTargets, DefaultFloodConfig().MaxTargets)),
 	}
@@ -189,14 +196,14 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 			seed.fill(&t.echo, 1, idx, p.WireLen)
 		}
 	}
-	t.any.AddBucket(idx, p.WireLen)
+	if p.IsEchoRequest() {
+		t.any.AddBoth(&t.echo, idx, p.WireLen)
+	} else {
+		t.any.AddBucket(idx, p.WireLen)
+		t.echo.AdvanceBucket(idx)
+	}
 	if f.fleetOn {
 		t.srcs.AddHash(p.SrcHash())
-	}
-	if p.IsEchoRequest() {
-		t.echo.AddBucket(idx, p.WireLen)
-	} else {
-		t.echo.AdvanceBucket(idx)
 	}
 	if m := f.judge(t); m != nil {
 		rep.Hit(p.Dst, p, m)
@@ -206,26 +213,88 @@ func (f *Flood) Observe(p *detector.Packet, rep detector.Reporter) {
 // judge measures t as Observe does after counting a packet (and
 // JudgeFleet after taking a fleet's slot): the measure to report, or nil
 // below the stop levels. The measure is the rule's own, reused.
+// The levels are judged on the windows' counts (rateCounts: the same
+// levels as level of their rates), and only the rates reported are
+// worked out.
 func (f *Flood) judge(t *floodTarget) *detector.Measure {
-	anyPPS, anyBPS := t.any.RatesOver(f.secs)
-	anyLevel := level(anyPPS, anyBPS, f.cfg.AnyPPS, f.cfg.AnyBPS, f.cfg.StopRatio)
-	echoPPS, echoBPS := t.echo.RatesOver(f.secs)
-	echoLevel := level(echoPPS, echoBPS, f.cfg.EchoPPS, f.cfg.EchoBPS, f.cfg.StopRatio)
+	anyLevel := f.anyAt.level(&t.any)
+	echoLevel := f.echoAt.level(&t.echo)
 	if echoLevel == detector.LevelQuiet && anyLevel == detector.LevelQuiet {
 		return nil
 	}
 	m := &f.m // every field set: no clearing first
 	m.Window = f.cfg.Window
+	c := &t.any
 	if echoLevel >= anyLevel {
+		c = &t.echo
 		t.trigger = triggerEcho
-		m.Level, m.PPS, m.BPS, m.Threshold = echoLevel, echoPPS, echoBPS, f.cfg.EchoPPS
-		m.WindowPackets, m.WindowBytes = t.echo.Packets(), t.echo.Bytes()
+		m.Level, m.Threshold = echoLevel, f.cfg.EchoPPS
 	} else {
 		t.trigger = triggerAny
-		m.Level, m.PPS, m.BPS, m.Threshold = anyLevel, anyPPS, anyBPS, f.cfg.AnyPPS
-		m.WindowPackets, m.WindowBytes = t.any.Packets(), t.any.Bytes()
+		m.Level, m.Threshold = anyLevel, f.cfg.AnyPPS
 	}
+	m.PPS, m.BPS = c.RatesOver(f.secs)
+	m.WindowPackets, m.WindowBytes = c.Packets(), c.Bytes()
 	return m
+}
+
+// rateCounts are the window counts at which rates worked out as
+// window.Counter.RatesOver does (over secs seconds) reach a rule's start
+// and stop levels: judging a window compares its two counts with them,
+// and gives what level gives of its rates, without a division.
+type rateCounts struct {
+	firePkts, fireBytes, sustainPkts, sustainBytes uint64
+}
+
+// newRateCounts are the counts of the levels level judges with startPPS,
+// startBPS and stop over windows of secs seconds.
+func newRateCounts(startPPS, startBPS, stop, secs float64) rateCounts {
+	return rateCounts{
+		firePkts: leastCount(startPPS, 1, secs), fireBytes: leastCount(startBPS, 8, secs),
+		sustainPkts: leastCount(startPPS*stop, 1, secs), sustainBytes: leastCount(startBPS*stop, 8, secs),
+	}
+}
+
+// level is level(c.RatesOver(secs), ...) of the settings rc was made of.
+func (rc *rateCounts) level(c *window.Counter) detector.Level {
+	p, b := c.Packets(), c.Bytes()
+	switch {
+	case p >= rc.firePkts || b >= rc.fireBytes:
+		return detector.LevelFire
+	case p >= rc.sustainPkts || b >= rc.sustainBytes:
+		return detector.LevelSustain
+	}
+	return detector.LevelQuiet
+}
+
+// leastCount is the least count n whose rate float64(n)*mul/secs (as
+// RatesOver works it out: mul 1 for packets, 8 for bytes) is at least
+// lvl; math.MaxUint64 when none below 2^62 is. The rate grows with n
+// (each operation rounds monotonically), so n >= leastCount exactly when
+// the rate reaches lvl.
+func leastCount(lvl, mul, secs float64) uint64 {
+	reach := func(n uint64) bool { return float64(int64(n))*mul/secs >= lvl }
+	if !(secs > 0) { // RatesOver's rates are 0 whatever the count
+		if 0 >= lvl {
+			return 0
+		}
+		return math.MaxUint64
+	}
+	est := lvl * secs / mul
+	if !(est < 1<<62) {
+		if reach(1 << 62) {
+			return 1 << 62
+		}
+		return math.MaxUint64
+	}
+	n := uint64(max(est, 0))
+	for n > 0 && reach(n-1) {
+		n--
+	}
+	for !reach(n) {
+		n++
+	}
+	return n
 }
 
 // FloodScope implements detector.FloodScoper: queries to one host at the

@@ -39,6 +39,27 @@ func (c *Counter) AddBucket(idx int64, n int) {
 	c.sumByte += uint64(n)
 }
 
+// AddBoth is AddBucket(idx, n) on c and on o: one call for a rule's two
+// counters of one width that both count a packet (icmp_flood's any-ICMP
+// and echo counts of an echo request).
+func (c *Counter) AddBoth(o *Counter, idx int64, n int) {
+	if idx != c.head || !c.started {
+		c.advance(idx)
+	}
+	if idx != o.head || !o.started {
+		o.advance(idx)
+	}
+	i, j := c.hslot, o.hslot
+	c.pkts[i]++
+	c.bytes[i] += uint64(n)
+	c.sumPkts++
+	c.sumByte += uint64(n)
+	o.pkts[j]++
+	o.bytes[j] += uint64(n)
+	o.sumPkts++
+	o.sumByte += uint64(n)
+}
+
 // SeedBucket moves the window to the bucket index head, then counts pkts
 // packets of bytes bytes in the bucket idx, which may be up to Buckets-1
 // buckets older than head: counts recorded elsewhere (e.g. by an estimate

@@ -79,3 +79,34 @@ func TestCounterNegativeTimes(t *testing.T) {
 		t.Fatal("nothing counted before 1970")
 	}
 }
+
+// TestAddBothMatchesAddBucket: AddBoth counts like AddBucket on both
+// counters, through bucket rolls, gaps longer than the window and
+// out-of-order packets, with packets counted by one counter between.
+func TestAddBothMatchesAddBucket(t *testing.T) {
+	var a, b, ra, rb Counter
+	idx := int64(1000)
+	for i := 0; i < 5000; i++ {
+		switch {
+		case i%997 == 0:
+			idx += 3 * Buckets // a gap: the window empties
+		case i%31 == 0:
+			idx -= 2 // slightly out of order
+		case i%7 == 0:
+			idx++
+		}
+		n, both := 60+i%40, i%3 != 0
+		if both {
+			a.AddBoth(&b, idx, n)
+			rb.AddBucket(idx, n)
+		} else {
+			a.AddBucket(idx, n)
+			b.AdvanceBucket(idx)
+			rb.AdvanceBucket(idx)
+		}
+		ra.AddBucket(idx, n)
+		if a != ra || b != rb {
+			t.Fatalf("packet %d (bucket %d): AddBoth gave %+v / %+v, AddBucket %+v / %+v", i, idx, a, b, ra, rb)
+		}
+	}
+}
