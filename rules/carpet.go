@@ -265,7 +265,10 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 	now := p.TimeNs
 	idx := now / r.width
 	echo := p.IsEchoRequest()
-	e, ok := r.prefixes.Touch(net, now)
+	e, ok := r.prefixes.Again(net, now) // a carpet's prefix, without a call
+	if !ok {
+		e, ok = r.prefixes.Touch(net, now)
+	}
 	if !ok {
 		var seed admitSeed
 		if r.admit.level != 0 && !r.admit.observe(sketch.HashAddr(net), idx, p.WireLen, echo, &seed) {
@@ -287,10 +290,10 @@ func (r *Carpet) Observe(p *detector.Packet, rep detector.Reporter) {
 		}
 		e.multi = true
 	}
-	e.any.AddBucket(idx, p.WireLen)
 	if echo {
-		e.echo.AddBucket(idx, p.WireLen)
+		e.any.AddBoth(&e.echo, idx, p.WireLen)
 	} else {
+		e.any.AddBucket(idx, p.WireLen)
 		e.echo.AdvanceBucket(idx)
 	}
 	h := p.DstHash()
@@ -375,7 +378,8 @@ func (e *carpetPrefix) union() hostBitmap {
 
 // spread tells whether no single host carries most of e's traffic.
 func (r *Carpet) spread(e *carpetPrefix) bool {
-	return float64(e.topMax) <= r.cfg.MaxHostShare*float64(e.total)
+	// Through int64: the same value below 2^63, without uint64's branch.
+	return float64(int64(e.topMax)) <= r.cfg.MaxHostShare*float64(int64(e.total))
 }
 
 // carpetIdle is how long a prefix's state outlives its last packet, so
