@@ -29,9 +29,9 @@ type attackKey struct {
 type attack struct {
 	active     bool
 	first      time.Time // first hit (pending or active)
+	firstNs    int64     // first in Unix ns
 	started    time.Time // start event time
-	last       time.Time // last hit
-	lastNs     int64     // last in Unix ns (what expiry and eviction compare)
+	lastNs     int64     // the last hit in Unix ns (what expiry and eviction compare; lastTime is its time)
 	nextEmitNs int64     // an active attack's next update is due at this packet time (its last start or update + the update interval)
 	packets    uint64    // packets in the attack, seeded with the rule's window
 	bytes      uint64
@@ -52,12 +52,12 @@ type attack struct {
 	fleetSources sketch.MiniHLL
 	top          sketch.TopK[netip.Addr]
 	types        sketch.TopK[uint16]
-	// runType and runN: the ICMP type and code (type<<8 | code) of the
+	// runKey and runN: the ICMP type and code (type<<8 | code) of the
 	// attack's last packets, runN of them in a row not yet in types (a
 	// flood repeats one type: counted there in one go when the type
 	// changes or an event reads types; see countType).
-	runType uint16
-	runN    uint64
+	runKey uint32 // 1<<16 | the type and code; 0: no run
+	runN   uint64
 	// salt keys the attack's sources in the tracker's doorkeeper: made of
 	// the attack's first packet time (ns) and its rule and target, so one
 	// source is a new key in each attack, and a forger who cannot know
@@ -156,7 +156,7 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 			}
 			a = t.newAttack()
 			t.made = true
-			a.first = p.Time
+			a.first, a.firstNs = p.Time, p.TimeNs
 			a.salt = sketch.Mix64(uint64(p.TimeNs)^uint64(rule)<<48) ^ sketch.HashAddr(target)
 			// The rate rule's window already holds the packets that
 			// brought the target this far: they belong to the attack's
@@ -168,7 +168,7 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		}
 		c.prev, c.prevTarget, c.a, c.target = c.a, c.target, a, target
 	}
-	a.last, a.lastNs = p.Time, p.TimeNs
+	a.lastNs = p.TimeNs // the time itself is lastTime's: a packet's Time and TimeNs agree
 	a.packets++
 	a.bytes += uint64(p.WireLen)
 	// What events report of the measure, field by field (see packetSummary.set).
@@ -209,10 +209,10 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		a.fleetSources.Merge(&o.Sources)
 	}
 	if p.HasICMP {
-		if k := uint16(p.ICMPType)<<8 | uint16(p.ICMPCode); k == a.runType && a.runN != 0 {
+		if k := 1<<16 | uint32(p.ICMPType)<<8 | uint32(p.ICMPCode); k == a.runKey {
 			a.runN++
 		} else {
-			a.countType(k, 1)
+			a.countType(uint16(k), 1)
 		}
 	}
 	if a.active {
@@ -234,26 +234,32 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 // the run of the type counted last grows, or another type's run begins
 // (the one before it counted in types).
 func (a *attack) countType(k uint16, w uint64) {
-	if a.runN != 0 {
-		if k == a.runType {
+	key := 1<<16 | uint32(k)
+	if a.runKey != 0 {
+		if key == a.runKey {
 			a.runN += w
 			return
 		}
 		a.flushTypes()
 	}
-	a.runType, a.runN = k, w
+	a.runKey, a.runN = key, w
 }
 
 // flushTypes counts the run of the type counted last in types (before an
 // event reads them).
 func (a *attack) flushTypes() {
-	if a.runN != 0 {
-		if !a.types.Again(a.runType, a.runN) {
-			a.types.Add(a.runType, a.runN)
+	if a.runKey != 0 {
+		if k := uint16(a.runKey); !a.types.Again(k, a.runN) {
+			a.types.Add(k, a.runN)
 		}
-		a.runN = 0
+		a.runKey, a.runN = 0, 0
 	}
 }
+
+// lastTime is the time of a's last hit: its first's moved on to lastNs
+// (the packet times of one attack share a location), so that a hit
+// stores no time.
+func (a *attack) lastTime() time.Time { return a.first.Add(time.Duration(a.lastNs - a.firstNs)) }
 
 func (t *tracker) newAttack() *attack {
 	if n := len(t.free); n > 0 {
@@ -431,7 +437,7 @@ func (t *tracker) endInOrder(keys []attackKey, reason string) {
 	})
 	for _, k := range keys {
 		a := t.attacks[k]
-		at := a.last.Add(time.Duration(t.e.hold[k.rule]))
+		at := a.lastTime().Add(time.Duration(t.e.hold[k.rule]))
 		if (reason == EndShutdown || reason == EndRuleOff) && t.e.now.Before(at) {
 			// The sensor stops (or drops the rule) now: the attack ends
 			// now, not when its hold time would have run out.
@@ -471,7 +477,7 @@ func (t *tracker) emit(rule int, target netip.Addr, a *attack, phase Phase, at t
 		ICMPType:  a.lastPacket.icmpType,
 		ICMPCode:  a.lastPacket.icmpCode,
 		Started:   a.first,
-		LastSeen:  a.last,
+		LastSeen:  a.lastTime(),
 		Packets:   a.packets,
 		Bytes:     a.bytes,
 		PPS:       a.pps,
