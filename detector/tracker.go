@@ -196,8 +196,8 @@ func (t *tracker) hit(rule int, scope *Scope, target netip.Addr, p *Packet, m *M
 		// over, and leaves the slots to sources that repeat: a real
 		// source among them is not pushed out by the noise. Crowded
 		// answers the spoofed source's case (absent from a full
-		// summary) inline.
-		if a.top.Crowded(h) || !a.top.Count(p.Src, h, 1) {
+		// summary) inline, Recount a source's packets in a row.
+		if a.top.Crowded(h) || !a.top.Recount(p.Src, h, 1) && !a.top.Count(p.Src, h, 1) {
 			if t.door.Seen(h ^ a.salt) {
 				a.top.Replace(p.Src, h, 2)
 			} else {

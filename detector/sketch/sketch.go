@@ -115,7 +115,7 @@ type TopK[K comparable] struct {
 	tags     [TopKSize / 8]uint64 // byte i%8 of word i/8: slot i's tag (tagOf its hash)
 	n        int
 	replaced bool
-	last     uint8 // the slot Add matched or filled last (Add's first guess)
+	last     uint8 // the slot Add or Count matched or filled last (Add's and Recount's first guess)
 	// The least count of a full summary, and the slots holding it (bit
 	// i: slot i), kept so that a new key takes over a slot without a
 	// scan for the minimum. Counts only grow: a slot leaves the mask when
@@ -234,14 +234,31 @@ func (t *TopK[K]) Count(k K, h, w uint64) bool {
 	if m0, m1 := tagMatches(t.tags[0]^want), tagMatches(t.tags[1]^want); m0|m1 != 0 {
 		if i := t.match(k, h, m0, m1); i >= 0 {
 			t.bump(i, w)
+			t.last = uint8(i)
 			return true
 		}
 	}
 	if t.n < TopKSize {
-		t.put(k, h, w)
+		t.last = uint8(t.put(k, h, w))
 		return true
 	}
 	return false
+}
+
+// Recount is Count's first guess alone, small enough to inline: when k
+// (hash h) is the key Count found or put last (a flood from one source),
+// it counts w more of it and returns true; otherwise it changes nothing
+// and returns false (then call Count).
+func (t *TopK[K]) Recount(k K, h, w uint64) bool {
+	i := t.last
+	if int(i) >= t.n || t.hashes[i] != h || t.keys[i] != k {
+		return false
+	}
+	t.counts[i] += w
+	if w != 0 {
+		t.minMask &^= 1 << i // a no-op on a summary with room (its mask is empty)
+	}
+	return true
 }
 
 // Crowded tells, in a few instructions (it inlines), that the key whose
@@ -254,7 +271,7 @@ func (t *TopK[K]) Crowded(h uint64) bool {
 
 // Replace puts k (hash h, absent: Count said so) in the slot with the
 // least count, as AddHash would, with weight w.
-func (t *TopK[K]) Replace(k K, h, w uint64) { t.put(k, h, w) }
+func (t *TopK[K]) Replace(k K, h, w uint64) { t.last = uint8(t.put(k, h, w)) }
 
 // Pass records that a key absent from the full summary went uncounted:
 // the summary is no longer exact.

@@ -382,3 +382,42 @@ func TestTopKCrowdedAgreesWithCount(t *testing.T) {
 		t.Errorf("Crowded true for %d keys, want most of the ~%d absent ones", crowded, absent)
 	}
 }
+
+// TestTopKRecountLikeCount: a summary fed through Crowded, Recount, then
+// Count (the tracker's order) ends in the state of one fed through Count
+// alone, on a stream of runs of one key, repeating keys and new ones.
+func TestTopKRecountLikeCount(t *testing.T) {
+	var a, b TopK[netip.Addr]
+	rng := rand.New(rand.NewPCG(3, 4))
+	recounted := 0
+	for i := 0; i < 20000; i++ {
+		var k netip.Addr
+		switch r := rng.IntN(10); {
+		case r < 4:
+			k = addr(1) // runs of one source
+		case r < 7:
+			k = addr(uint32(2 + rng.IntN(40))) // a few that repeat
+		default:
+			k = addr(rng.Uint32()) // spoofed
+		}
+		h := HashAddr(k)
+		if !a.Count(k, h, 1) {
+			a.Pass()
+		}
+		switch {
+		case b.Crowded(h):
+			b.Pass()
+		case b.Recount(k, h, 1):
+			recounted++
+		case !b.Count(k, h, 1):
+			b.Pass()
+		}
+		a.last = b.last // Recount's guess is b's own business
+		if a != b {
+			t.Fatalf("packet %d (%v): the summaries differ", i, k)
+		}
+	}
+	if recounted < 2000 {
+		t.Errorf("Recount counted %d packets, want the runs' (~5,000)", recounted)
+	}
+}
