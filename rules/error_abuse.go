@@ -212,7 +212,6 @@ type ErrorAbuse struct {
 	heldDue           int64  // while heldLen > 0: when the oldest held error is due (its time + errSettle)
 	width             int64  // reset window bucket width
 	resetNs           int64
-	resetSecs         float64 // reset_window in seconds
 	windowNs          int64
 	sweep             sweepClock
 	q                 icmpmsg.Quote    // the quote judge read last
@@ -221,23 +220,26 @@ type ErrorAbuse struct {
 	// packet's epoch (now / resetNs) is its bucket index / window.Buckets
 	// (truncated division composes: (n/w)/b = n/(w*b)).
 	bucketed bool
+	// resetCount is the least count of hard errors in the reset window
+	// whose rate (RatesOver) reaches reset_pps.
+	resetCount uint64
 }
 
 // NewErrorAbuse returns the icmp_error_abuse rule.
 func NewErrorAbuse(cfg ErrorAbuseConfig) *ErrorAbuse {
 	return &ErrorAbuse{
-		cfg:       cfg,
-		trusted:   parseAddrs(cfg.TrustReporters),
-		hosts:     table.New[netip.Addr, errHost](cfg.MaxHosts, nil),
-		reporters: table.New[netip.Addr, errReporter](cfg.MaxHosts, nil),
-		sprays:    table.New[netip.Addr, errSpray](min(cfg.MaxHosts, errSprayMax), nil),
-		held:      make([]heldErr, errHeldMax),
-		width:     int64(cfg.ResetWindow) / window.Buckets,
-		resetNs:   int64(cfg.ResetWindow),
-		resetSecs: cfg.ResetWindow.Seconds(),
-		bucketed:  int64(cfg.ResetWindow)%window.Buckets == 0,
-		windowNs:  int64(cfg.Window),
-		fire:      detector.Measure{Level: detector.LevelFire},
+		cfg:        cfg,
+		trusted:    parseAddrs(cfg.TrustReporters),
+		hosts:      table.New[netip.Addr, errHost](cfg.MaxHosts, nil),
+		reporters:  table.New[netip.Addr, errReporter](cfg.MaxHosts, nil),
+		sprays:     table.New[netip.Addr, errSpray](min(cfg.MaxHosts, errSprayMax), nil),
+		held:       make([]heldErr, errHeldMax),
+		width:      int64(cfg.ResetWindow) / window.Buckets,
+		resetNs:    int64(cfg.ResetWindow),
+		bucketed:   int64(cfg.ResetWindow)%window.Buckets == 0,
+		resetCount: leastCount(cfg.ResetPPS, 1, cfg.ResetWindow.Seconds()),
+		windowNs:   int64(cfg.Window),
+		fire:       detector.Measure{Level: detector.LevelFire},
 	}
 }
 
@@ -364,8 +366,15 @@ func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, re
 	reasons, mtu, st := r.judge(p)
 	q := &r.q
 	now := p.TimeNs
+	// The receiver's counts: its reasons, or a hard error quoting TCP
+	// from the receiver itself (no quote_mismatch), which may be a reset
+	// storm's. A forged PTB, with its immediate reasons alone, costs no
+	// call.
 	if recv {
-		r.observeReceiver(p, rep, reasons&^immediate, q, st)
+		hard := st == icmpmsg.QuoteOK && reasons&(1<<reasonQuoteMismatch) == 0 && q.Proto == 6 && q.HasPorts && hardError(p)
+		if hard || reasons&^immediate != 0 {
+			r.observeReceiver(p, rep, reasons&^immediate, q, st, hard)
+		}
 	}
 	if reporter && reasons&immediate != 0 {
 		r.observeReporter(p, rep, reasons&immediate, mtu, q, st)
@@ -376,14 +385,13 @@ func (r *ErrorAbuse) observe(p *detector.Packet, rep detector.Reporter, recv, re
 }
 
 // observeReceiver counts p's per-receiver reasons (immediate ones left
-// out) and reports the receiver when they reach their level.
-func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, reasons uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus) {
+// out), and when hard the hard error's quoted port (reset_storm), and
+// reports the receiver when they reach their level.
+func (r *ErrorAbuse) observeReceiver(p *detector.Packet, rep detector.Reporter, reasons uint32, q *icmpmsg.Quote, st icmpmsg.QuoteStatus, hard bool) {
 	now := p.TimeNs
 	storm := false
 	var h *errHost
-	// A hard error quoting TCP from the receiver itself (no
-	// quote_mismatch: judge compared the quote's source already).
-	if st == icmpmsg.QuoteOK && reasons&(1<<reasonQuoteMismatch) == 0 && q.Proto == 6 && q.HasPorts && hardError(p) {
+	if hard {
 		var ok bool
 		if h, ok = r.hosts.Again(p.Dst, now); !ok { // a storm's receiver, without a call
 			h, _ = r.hosts.Get(p.Dst, now)
@@ -626,8 +634,9 @@ func (r *ErrorAbuse) resetStorm(h *errHost, now int64, sport uint16, n int) bool
 		h.union++
 	}
 	h.ports[h.epoch&1][w] |= bit
-	pps, _ := h.hard.RatesOver(r.resetSecs)
-	if pps < r.cfg.ResetPPS {
+	// pps < reset_pps, on the window's count (the least count whose
+	// rate reaches reset_pps: the same test, no division).
+	if h.hard.Packets() < r.resetCount {
 		return false
 	}
 	return h.union >= r.cfg.ResetPorts
