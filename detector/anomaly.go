@@ -44,7 +44,7 @@ type AnomalyObserver interface {
 // observeAnomaly hands p, a frame the decoder gave up on, to the rules
 // that observe anomalies, once its innermost addresses are known.
 func (e *Engine) observeAnomaly(p *Packet) {
-	a := e.dec.unw.last
+	a := e.dec.unw.lastAddrs()
 	if !a.dst.IsValid() {
 		return // not even an IP destination: counted, nothing to name
 	}

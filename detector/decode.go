@@ -216,28 +216,44 @@ func (d *Decoder) slow(lt LinkType, data []byte, p *Packet) (Reason, int) {
 	// stacks): the innermost IP packet is the packet.
 	u := &d.unw
 	d.enc.unwrap(lt, data, u)
-	if u.ip != nil && u.tunnel.Depth == 0 {
+	if u.ip != nil && u.depth == 0 {
 		ipAt = len(data) - len(u.ip) // unwrap only cuts from the front until a carrier
 	}
 	if !u.peeled && u.nvlan <= 2 && u.reason != ReasonTunnelDepth {
 		return d.decodeLayers(lt, data, p), ipAt
 	}
-	p.Tunnel = u.tunnel
-	p.VLANs, p.NVLAN = u.vlans, u.nvlan
-	p.GaveUp = u.gaveUp
+	reason := u.reason
 	if u.ip == nil {
-		if u.reason == ReasonOK {
-			return ReasonNotIP, ipAt
+		if reason == ReasonOK {
+			reason = ReasonNotIP
 		}
-		return u.reason, ipAt
-	}
-	reason := ReasonOK
-	if !d.fast(LinkRaw, u.ip, p) {
+	} else if reason = ReasonOK; !d.fastInner(u.ip, p) {
 		reason = d.decodeLayers(LinkRaw, u.ip, p)
 	}
-	p.Tunnel, p.VLANs, p.NVLAN = u.tunnel, u.vlans, u.nvlan
-	d.innerLink(u, p)
+	if u.depth > 0 {
+		p.Tunnel = u.tunnel()
+	}
+	p.VLANs, p.NVLAN = u.vlans, u.nvlan
+	p.GaveUp = u.gaveUp
+	if u.ip != nil {
+		d.innerLink(u, p)
+	}
 	return reason, ipAt
+}
+
+// fastInner is fast for the innermost packet unwrap found, raw IP: the
+// fast IP decoders at once (the link-layer fields are innerLink's).
+func (d *Decoder) fastInner(b []byte, p *Packet) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch b[0] >> 4 {
+	case 4:
+		return fastIPv4(b, p, &d.enc, d.crc)
+	case 6:
+		return fastIPv6(b, p, &d.enc, d.crc)
+	}
+	return false
 }
 
 // vlanIDs records the VLAN tags of an Ethernet frame in p (gopacket's

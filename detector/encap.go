@@ -150,21 +150,30 @@ const (
 )
 
 // unwrapped is what unwrap found: the innermost IP packet and where it
-// came from.
+// came from. The IP headers it names (the outermost carrier's, the last
+// one read) are offsets into the frame, read into addresses only when
+// asked (tunnel, lastAddrs): a tunnel's layers cost no address each.
 type unwrapped struct {
-	ip      []byte // the innermost IP packet (nil: none)
-	tunnel  Tunnel
-	l2      []byte // the innermost Ethernet header (nil: none)
+	frame []byte // the frame unwrapped
+	ip    []byte // the innermost IP packet (nil: none)
+	l2    []byte // the innermost Ethernet header (nil: none)
+	// outerAt is where the outermost carrier's IP header begins in frame
+	// (when depth > 0); depth is the number of IP-level encapsulations
+	// peeled (Tunnel.Depth).
+	outerAt int
+	depth   uint8
 	vlans   [maxVLANsKept]uint16
 	nvlan   uint8
 	peeled  bool // an encapsulation beyond the link layer was peeled
 	reason  Reason
 	sllType int // SLL/SLL2 packet type (broadcast, multicast), -1 if none
 	// gaveUp says why unwrap gave up on the frame (tunnel or VLAN depth,
-	// a malformed encapsulation), and last what it knew then of the
-	// innermost IP header: where the frame was heading.
+	// a malformed encapsulation), and lastAt and lastEt what it knew then
+	// of the innermost IP header (lastAddrs): where the frame was heading
+	// (lastEt 0: nothing).
 	gaveUp Anomaly
-	last   ipAddrs
+	lastEt uint16
+	lastAt int
 }
 
 // ipAddrs are an IP header's addresses and protocol.
@@ -173,16 +182,62 @@ type ipAddrs struct {
 	proto    uint8
 }
 
+// isIPHeader tells whether b begins with an IP header of EtherType et
+// (its fixed part whole, its version the EtherType's).
+func isIPHeader(b []byte, et uint16) bool {
+	switch et {
+	case etherIPv4:
+		return len(b) >= 20 && b[0]>>4 == 4
+	case etherIPv6:
+		return len(b) >= 40 && b[0]>>4 == 6
+	}
+	return false
+}
+
 // peekIP reads the addresses and protocol of the IP header (EtherType et)
 // at the start of b, if b holds one.
 func peekIP(b []byte, et uint16) (ipAddrs, bool) {
-	switch {
-	case et == etherIPv4 && len(b) >= 20 && b[0]>>4 == 4:
-		return ipAddrs{netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[9]}, true
-	case et == etherIPv6 && len(b) >= 40 && b[0]>>4 == 6:
-		return ipAddrs{netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), b[6]}, true
+	if !isIPHeader(b, et) {
+		return ipAddrs{}, false
 	}
-	return ipAddrs{}, false
+	if et == etherIPv4 {
+		return ipAddrs{netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[9]}, true
+	}
+	return ipAddrs{netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), b[6]}, true
+}
+
+// at is where b, a part of the frame cut from its front, begins in it.
+func (u *unwrapped) at(b []byte) int { return cap(u.frame) - cap(b) }
+
+// setLast records the IP header b (EtherType et), if it is one, as the
+// innermost one read (lastAddrs).
+func (u *unwrapped) setLast(b []byte, et uint16) {
+	if isIPHeader(b, et) {
+		u.lastEt, u.lastAt = et, u.at(b)
+	}
+}
+
+// lastAddrs is what unwrap knew of the innermost IP header when it gave
+// up (the zero value: nothing).
+func (u *unwrapped) lastAddrs() ipAddrs {
+	if u.lastEt == 0 {
+		return ipAddrs{}
+	}
+	a, _ := peekIP(u.frame[u.lastAt:], u.lastEt)
+	return a
+}
+
+// tunnel describes the outermost carrier (Packet.Tunnel; zero when
+// nothing was peeled).
+func (u *unwrapped) tunnel() Tunnel {
+	if u.depth == 0 {
+		return Tunnel{}
+	}
+	b := u.frame[u.outerAt:]
+	if b[0]>>4 == 4 {
+		return Tunnel{Src: netip.AddrFrom4([4]byte(b[12:16])), Dst: netip.AddrFrom4([4]byte(b[16:20])), Proto: b[9], Depth: u.depth}
+	}
+	return Tunnel{Src: netip.AddrFrom16([16]byte(b[8:24])), Dst: netip.AddrFrom16([16]byte(b[24:40])), Proto: b[6], Depth: u.depth}
 }
 
 // giveUp records that unwrap stops at this frame with reason r, for kind
@@ -198,7 +253,8 @@ func (u *unwrapped) giveUp(r Reason, a Anomaly) {
 // but a fragment is not reassembled: it is the packet (its fragments are
 // tracked as the outer protocol's).
 func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
-	*u = unwrapped{sllType: -1}
+	*u = unwrapped{}
+	u.frame, u.sllType = data, -1
 	var et uint16
 	switch lt {
 	case LinkEthernet:
@@ -235,20 +291,18 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 		u.reason = ReasonUnsupportedLink
 		return
 	}
-	depth := 0
+	depth, maxDepth, maxVLANs := 0, e.cfg.MaxDepth, e.cfg.MaxVLANs
 	for {
 		// VLAN tags, any stack of 802.1Q / 802.1ad / 0x9100.
 		for et == etherDot1Q || et == etherQinQ || et == etherQinQ9100 {
-			if int(u.nvlan) >= e.cfg.MaxVLANs {
+			if int(u.nvlan) >= maxVLANs {
 				u.giveUp(ReasonTunnelDepth, AnomalyVLANDepth)
 				// Where was it heading? Skip the other tags (bounded by
 				// the frame) to the IP header, reading no further.
 				for (et == etherDot1Q || et == etherQinQ || et == etherQinQ9100) && len(data) >= 4 {
 					et, data = binary.BigEndian.Uint16(data[2:4]), data[4:]
 				}
-				if a, ok := peekIP(data, et); ok {
-					u.last = a
-				}
+				u.setLast(data, et)
 				return
 			}
 			if len(data) < 4 {
@@ -263,16 +317,63 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 		}
 		switch et {
 		case etherIPv4, etherIPv6:
-			inner, next, ok := e.carrier(data, et == etherIPv6, u)
-			if !ok {
-				u.ip = data
-				return
-			}
-			if depth++; depth > e.cfg.MaxDepth {
-				u.giveUp(ReasonTunnelDepth, AnomalyTunnelDepth)
-				if a, ok := peekIP(inner, next); ok {
-					u.last = a // the packet one layer further in
+			// A carrier? Read here, in the loop, not in a call per layer:
+			// IP-in-IP costs a few instructions a layer, GRE and the UDP
+			// encapsulations a call to carried. A fragment never is one:
+			// its fragments are tracked as they are.
+			var proto uint8
+			var payload []byte
+			if et == etherIPv4 {
+				if len(data) < 20 || data[0]>>4 != 4 {
+					u.ip = data
+					return
 				}
+				hl, length := int(data[0]&0x0f)*4, int(binary.BigEndian.Uint16(data[2:4]))
+				if proto = data[9]; !carrierProto(proto) || hl < 20 || length < hl || binary.BigEndian.Uint16(data[6:8])&0x3fff != 0 {
+					u.ip = data // the innermost packet; malformed (the IP decoder says why); a fragment
+					return
+				}
+				payload = data[min(hl, len(data)):min(length, len(data))]
+			} else {
+				if len(data) < 40 || data[0]>>4 != 6 {
+					u.ip = data
+					return
+				}
+				if proto = data[6]; !carrierProto(proto) {
+					u.ip = data
+					return
+				}
+				payload = data[40:min(40+int(binary.BigEndian.Uint16(data[4:6])), len(data))]
+			}
+			var inner []byte
+			var next uint16
+			if proto == protoIPIP || proto == protoIPv6 {
+				if !e.cfg.IPinIP {
+					u.ip = data
+					return
+				}
+				inner, next = payload, etherIPv4
+				if proto == protoIPv6 {
+					next = etherIPv6
+				}
+			} else {
+				var ok bool
+				if inner, next, ok = e.carried(payload, proto, u); !ok {
+					u.ip = data
+					return
+				}
+			}
+			// The outermost carrier (u.tunnel) and the last (lastAddrs),
+			// by where they begin in the frame.
+			at := u.at(data)
+			if u.depth == 0 {
+				u.outerAt = at
+			}
+			u.lastEt, u.lastAt = et, at
+			u.depth++
+			if depth++; depth > maxDepth {
+				u.giveUp(ReasonTunnelDepth, AnomalyTunnelDepth)
+				u.setLast(inner, next) // the packet one layer further in
 				return
 			}
 			u.peeled = true
@@ -284,7 +385,8 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 			}
 			et, data = next, inner
 			if et == etherEthernetInner {
-				if !e.ethernet(&data, &et, u) {
+				var ok bool
+				if data, et, ok = u.ethernet(data); !ok {
 					return
 				}
 			}
@@ -292,12 +394,13 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 			if !e.cfg.MPLS {
 				return // not IP as far as the rules go
 			}
-			if depth++; depth > e.cfg.MaxDepth {
+			if depth++; depth > maxDepth {
 				u.giveUp(ReasonTunnelDepth, AnomalyTunnelDepth)
 				return
 			}
 			u.peeled = true
-			if !e.mpls(&data, &et, u) {
+			var ok bool
+			if data, et, ok = u.mpls(data); !ok {
 				if u.reason == ReasonTunnelMalformed {
 					u.gaveUp = AnomalyMalformed
 				}
@@ -335,17 +438,17 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 // frame (VXLAN, GENEVE, GRE bridging, ERSPAN, an MPLS pseudowire).
 const etherEthernetInner = 0xffff
 
-// ethernet reads an inner Ethernet header off *data, recording it as the
-// innermost link layer, and sets *et to its EtherType.
-func (e *encap) ethernet(data *[]byte, et *uint16, u *unwrapped) bool {
-	d := *data
-	if len(d) < 14 {
+// ethernet reads an inner Ethernet header off b, recording it as the
+// innermost link layer, and returns what follows and its EtherType.
+// (Values returned, not pointers to the caller's: a slice whose address
+// is taken lives in memory, and unwrap's every step paid for it.)
+func (u *unwrapped) ethernet(b []byte) ([]byte, uint16, bool) {
+	if len(b) < 14 {
 		u.reason = ReasonTruncated
-		return false
+		return b, 0, false
 	}
-	u.l2 = d[:14]
-	*et, *data = binary.BigEndian.Uint16(d[12:14]), d[14:]
-	return true
+	u.l2 = b[:14]
+	return b[14:], binary.BigEndian.Uint16(b[12:14]), true
 }
 
 // etherOfIP returns the EtherType of a raw IP packet by its version.
@@ -362,52 +465,17 @@ func etherOfIP(b []byte) uint16 {
 	return 0
 }
 
-// carrier tells whether the IP packet in b carries an encapsulation the
-// decoder peels, and returns its payload and what it holds (an EtherType,
-// or etherEthernetInner). It records the outermost IP layer in u.tunnel.
-// A fragment never is one: its fragments are tracked as they are.
-func (e *encap) carrier(b []byte, v6 bool, u *unwrapped) (inner []byte, next uint16, ok bool) {
-	var proto uint8
-	var payload []byte
-	var src, dst netip.Addr
-	if !v6 {
-		if len(b) < 20 || b[0]>>4 != 4 {
-			return nil, 0, false
-		}
-		hl, length := int(b[0]&0x0f)*4, int(binary.BigEndian.Uint16(b[2:4]))
-		if hl < 20 || length < hl || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-			return nil, 0, false // malformed (the IP decoder says why) or a fragment
-		}
-		proto = b[9]
-		payload = b[min(hl, len(b)):min(length, len(b))]
-		src, dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
-	} else {
-		if len(b) < 40 || b[0]>>4 != 6 {
-			return nil, 0, false
-		}
-		proto = b[6]
-		payload = b[40:min(40+int(binary.BigEndian.Uint16(b[4:6])), len(b))]
-		src, dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
-	}
+// carried peels the GRE or UDP encapsulation (protocol proto) in payload,
+// an IP packet's, for unwrap: it returns what the encapsulation holds (an
+// EtherType, or etherEthernetInner), or false when the packet carries
+// none the decoder follows.
+func (e *encap) carried(payload []byte, proto uint8, u *unwrapped) (inner []byte, next uint16, ok bool) {
 	switch proto {
-	case protoIPIP:
-		if !e.cfg.IPinIP {
-			return nil, 0, false
-		}
-		inner, next = payload, etherIPv4
-	case protoIPv6:
-		if !e.cfg.IPinIP {
-			return nil, 0, false
-		}
-		inner, next = payload, etherIPv6
 	case protoGRE:
 		if !e.cfg.GRE {
 			return nil, 0, false
 		}
-		inner, next, ok = e.gre(payload, u)
-		if !ok {
-			return nil, 0, false
-		}
+		return e.gre(payload, u)
 	case protoUDP:
 		if !e.anyUDP || len(payload) < 8 {
 			return nil, 0, false
@@ -417,15 +485,15 @@ func (e *encap) carrier(b []byte, v6 bool, u *unwrapped) (inner []byte, next uin
 			return nil, 0, false
 		}
 		inner, next = e.udp(payload[8:], sport, dport, u)
-	default:
-		return nil, 0, false
+		return inner, next, true
 	}
-	if u.tunnel.Depth == 0 {
-		u.tunnel.Src, u.tunnel.Dst, u.tunnel.Proto = src, dst, proto
-	}
-	u.last = ipAddrs{src, dst, proto}
-	u.tunnel.Depth++
-	return inner, next, true
+	return nil, 0, false
+}
+
+// carrierProto tells whether an IP packet of protocol proto may carry an
+// encapsulation the decoder peels (IP-in-IP, IPv6-in-IP, GRE, UDP).
+func carrierProto(proto uint8) bool {
+	return proto == protoIPIP || proto == protoIPv6 || proto == protoGRE || proto == protoUDP
 }
 
 // gre peels a GRE header (RFC 2784/2890; ERSPAN I/II/III inside). A GRE
@@ -574,15 +642,15 @@ func (e *encap) udp(b []byte, sport, dport uint16, u *unwrapped) ([]byte, uint16
 }
 
 // mpls pops an MPLS label stack of any depth (4 bytes a label: the frame
-// bounds the work) and sets *et to what follows the bottom of stack: IPv4
+// bounds the work) off b and returns what follows the bottom of stack and
+// its EtherType: IPv4
 // or IPv6 by the first nibble, or, after an Ethernet pseudowire control
 // word (first nibble 0), inner Ethernet.
-func (e *encap) mpls(data *[]byte, et *uint16, u *unwrapped) bool {
-	b := *data
+func (u *unwrapped) mpls(b []byte) ([]byte, uint16, bool) {
 	for {
 		if len(b) < 4 {
 			u.reason = ReasonTunnelMalformed // no bottom of stack in the frame
-			return false
+			return b, 0, false
 		}
 		bos := b[2]&1 != 0
 		b = b[4:]
@@ -592,26 +660,20 @@ func (e *encap) mpls(data *[]byte, et *uint16, u *unwrapped) bool {
 	}
 	if len(b) == 0 {
 		u.reason = ReasonTruncated
-		return false
+		return b, 0, false
 	}
 	switch b[0] >> 4 {
 	case 4:
-		*et = etherIPv4
+		return b, etherIPv4, true
 	case 6:
-		*et = etherIPv6
+		return b, etherIPv6, true
 	case 0: // pseudowire control word (RFC 4385), then Ethernet
 		if len(b) < 4 {
 			u.reason = ReasonTruncated
-			return false
+			return b, 0, false
 		}
-		b = b[4:]
-		if !e.ethernet(&b, et, u) {
-			return false
-		}
-	default:
-		u.reason = ReasonTunnelMalformed
-		return false
+		return u.ethernet(b[4:])
 	}
-	*data = b
-	return true
+	u.reason = ReasonTunnelMalformed
+	return b, 0, false
 }

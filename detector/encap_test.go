@@ -97,7 +97,16 @@ func BenchmarkDecodeEncap(b *testing.B) {
 	frames := encapFrames(b)
 	bare, _ := synth.EchoFrame(synth.Echo{Src: netip.MustParseAddr("198.51.100.7"), Dst: netip.MustParseAddr("10.0.0.5"), ID: 1, Seq: 2})
 	frames["bare/v4"] = bare
-	for _, name := range []string{"bare/v4", "vlan3/v4", "mpls/v4", "gre/v4", "vxlan/v4", "erspan2/v4", "ipip/v4", "teredo/v6"} {
+	for _, kind := range []string{synth.CraftIPIP4, synth.CraftDeepStack} { // the worst-input suite's stacks
+		next, err := synth.Crafted{Kind: kind, Seed: 1}.Gen()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if frames[kind], err = next(0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, name := range []string{"bare/v4", "vlan3/v4", "mpls/v4", "gre/v4", "vxlan/v4", "erspan2/v4", "ipip/v4", "teredo/v6", synth.CraftIPIP4, synth.CraftDeepStack} {
 		f := frames[name]
 		b.Run(name, func(b *testing.B) {
 			d := NewDecoder()
