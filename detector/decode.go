@@ -230,9 +230,7 @@ func (d *Decoder) slow(lt LinkType, data []byte, p *Packet) (Reason, int) {
 	} else if reason = ReasonOK; !d.fastInner(u.ip, p) {
 		reason = d.decodeLayers(LinkRaw, u.ip, p)
 	}
-	if u.depth > 0 {
-		p.Tunnel = u.tunnel()
-	}
+	u.setTunnel(&p.Tunnel)
 	p.VLANs, p.NVLAN = u.vlans, u.nvlan
 	p.GaveUp = u.gaveUp
 	if u.ip != nil {

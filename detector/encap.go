@@ -227,17 +227,20 @@ func (u *unwrapped) lastAddrs() ipAddrs {
 	return a
 }
 
-// tunnel describes the outermost carrier (Packet.Tunnel; zero when
-// nothing was peeled).
-func (u *unwrapped) tunnel() Tunnel {
+// setTunnel writes into t (Packet.Tunnel) the outermost carrier, when
+// something was peeled: field by field, not a 56-byte value returned and
+// copied.
+func (u *unwrapped) setTunnel(t *Tunnel) {
 	if u.depth == 0 {
-		return Tunnel{}
+		return
 	}
 	b := u.frame[u.outerAt:]
 	if b[0]>>4 == 4 {
-		return Tunnel{Src: netip.AddrFrom4([4]byte(b[12:16])), Dst: netip.AddrFrom4([4]byte(b[16:20])), Proto: b[9], Depth: u.depth}
+		t.Src, t.Dst, t.Proto = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[9]
+	} else {
+		t.Src, t.Dst, t.Proto = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), b[6]
 	}
-	return Tunnel{Src: netip.AddrFrom16([16]byte(b[8:24])), Dst: netip.AddrFrom16([16]byte(b[24:40])), Proto: b[6], Depth: u.depth}
+	t.Depth = u.depth
 }
 
 // giveUp records that unwrap stops at this frame with reason r, for kind
@@ -363,7 +366,7 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 					return
 				}
 			}
-			// The outermost carrier (u.tunnel) and the last (lastAddrs),
+			// The outermost carrier (setTunnel) and the last (lastAddrs),
 			// by where they begin in the frame.
 			at := u.at(data)
 			if u.depth == 0 {
