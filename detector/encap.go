@@ -327,16 +327,18 @@ func (e *encap) unwrap(lt LinkType, data []byte, u *unwrapped) {
 			var proto uint8
 			var payload []byte
 			if et == etherIPv4 {
-				if len(data) < 20 || data[0]>>4 != 4 {
+				if len(data) < 20 {
 					u.ip = data
 					return
 				}
-				hl, length := int(data[0]&0x0f)*4, int(binary.BigEndian.Uint16(data[2:4]))
-				if proto = data[9]; !carrierProto(proto) || hl < 20 || length < hl || binary.BigEndian.Uint16(data[6:8])&0x3fff != 0 {
+				vhl := data[0]
+				hl, length := int(vhl&0x0f)<<2, int(data[2])<<8|int(data[3])
+				if proto = data[9]; vhl>>4 != 4 || !carrierProto(proto) || hl < 20 || length < hl || data[6]&0x3f != 0 || data[7] != 0 {
 					u.ip = data // the innermost packet; malformed (the IP decoder says why); a fragment
 					return
 				}
-				payload = data[min(hl, len(data)):min(length, len(data))]
+				end := min(length, len(data))
+				payload = data[min(hl, end):end]
 			} else {
 				if len(data) < 40 || data[0]>>4 != 6 {
 					u.ip = data
