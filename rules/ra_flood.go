@@ -95,8 +95,13 @@ func (r *RAFlood) Classify(p *detector.Packet) {
 		return
 	}
 	// Touch, not Lookup: Observe asks for the same entry next, and a
-	// flood's one destination is then the table's last key (no hash).
-	if t, ok := r.targets.Touch(p.Dst, p.TimeNs); ok {
+	// flood's one destination is then the table's last key (no hash; no
+	// call, by Again).
+	t, ok := r.targets.Again(p.Dst, p.TimeNs)
+	if !ok {
+		t, ok = r.targets.Touch(p.Dst, p.TimeNs)
+	}
+	if ok {
 		// Moved to the packet's time in place, as Observe's count next
 		// moves it (no copy of the window to judge).
 		t.rate.Advance(p.TimeNs, r.width)
@@ -116,7 +121,10 @@ func (r *RAFlood) Observe(p *detector.Packet, rep detector.Reporter) {
 	if !isND(p, icmpmsg.V6RouterAdvert, 16) {
 		return
 	}
-	t, _ := r.targets.Get(p.Dst, p.TimeNs)
+	t, ok := r.targets.Again(p.Dst, p.TimeNs) // (Classify's key)
+	if !ok {
+		t, _ = r.targets.Get(p.Dst, p.TimeNs)
+	}
 	t.last = p.TimeNs
 	t.rate.Add(p.TimeNs, r.width, p.WireLen)
 	// The prefixes as sent (the packet's one bounded option walk), until

@@ -334,7 +334,10 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	if reasons == 0 {
 		return
 	}
-	t, _ := r.targets.Get(p.Dst, p.TimeNs)
+	t, ok := r.targets.Again(p.Dst, p.TimeNs) // (a flood's one destination: no call)
+	if !ok {
+		t, _ = r.targets.Get(p.Dst, p.TimeNs)
+	}
 	t.last = p.TimeNs
 	for m := reasons; m != 0; m &= m - 1 {
 		t.reasons[bits.TrailingZeros32(m)]++
