@@ -28,7 +28,7 @@ func rogueRADefinition() Definition {
 		"rogue_ra: a Router Advertisement from a router that is not one of the link's routers: an unknown router announcing a default route or a prefix, an RA claiming a known router's address from another link-layer address (kill_router6 sends router lifetime 0 in the real router's name), an RA whose source link-layer address option names another MAC than the frame's Ethernet source, an RA in a known router's name padded past the options the sensor reads (32) with no source link-layer address option among them, or an RA with a hop limit other than 255.",
 		map[string]string{
 			"routers":     "The link's routers: link-local addresses and/or link-layer addresses (e.g. [fe80::1, 00:11:22:33:44:55]). Empty: learned.",
-			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers), except those that announce a prefix none of the known routers announces or a higher preference (reported: new_prefix, preference) and routers seen only in an RA flood.",
+			"learning":    "When routers is empty, the routers seen advertising during this much packet time from the first RA are the link's routers (their list is in every alert's known_routers), except those that announce a prefix none of the known routers announces or a higher preference (reported: new_prefix, preference), routers seen only in an RA flood, and RAs padded past the 32 options read with no source link-layer option among them.",
 			"max_routers": "Cap on the routers remembered (configured, learned and rogue); least recently seen are evicted and counted.",
 		},
 		DefaultRogueRAConfig,
