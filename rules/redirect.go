@@ -506,13 +506,13 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 			reasons |= 1 << redirBadGateway
 		}
 	} else {
-		gw, ok := icmpmsg.RedirectV4Gateway(p.ICMPData)
-		if !ok {
+		if len(p.ICMPData) < 8 {
 			return
 		}
-		gateway = gw
-		// 0.0.0.0, multicast, loopback or broadcast, from the word.
-		if g4 := gw.As4(); badGateway4(binary.BigEndian.Uint32(g4[:])) {
+		// The new gateway as a word (its address is made only to be
+		// kept, below): 0.0.0.0, multicast, loopback or broadcast?
+		g := binary.BigEndian.Uint32(p.ICMPData[4:8])
+		if badGateway4(g) {
 			reasons |= 1 << redirBadGateway
 		}
 		if len(r.home) > 0 {
@@ -520,7 +520,7 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 				if !link.Contains(p.Src) {
 					reasons |= 1 << redirOfflink
 				}
-				if !gw.IsUnspecified() && !link.Contains(gw) {
+				if g != 0 && !link.Contains(netip.AddrFrom4([4]byte(p.ICMPData[4:8]))) {
 					reasons |= 1 << redirBadGateway
 				}
 			}
@@ -559,7 +559,7 @@ func (r *Redirect) Observe(p *detector.Packet, rep detector.Reporter) {
 			h.reasons[bits.TrailingZeros32(b)]++
 		}
 		if !p.IPv6 {
-			dest = quotedDst4(p.ICMPData)
+			gateway, dest = netip.AddrFrom4([4]byte(p.ICMPData[4:8])), quotedDst4(p.ICMPData)
 		}
 		h.router, h.gateway, h.dest = p.Src, gateway, dest
 	}
