@@ -247,9 +247,9 @@ func (d *Decoder) fastInner(b []byte, p *Packet) bool {
 	}
 	switch b[0] >> 4 {
 	case 4:
-		return fastIPv4(b, p, &d.enc, d.crc)
+		return fastIPv4(b, p, d)
 	case 6:
-		return fastIPv6(b, p, &d.enc, d.crc)
+		return fastIPv6(b, p, d)
 	}
 	return false
 }

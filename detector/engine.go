@@ -254,7 +254,7 @@ func (e *Engine) NewFloodGauge() *FloodGauge { return NewFloodGauge(e.rules) }
 func (e *Engine) handleFrame(lt LinkType, data []byte, ts time.Time, wireLen int, srcRemote bool) {
 	p := &e.pkt
 	reason := e.dec.Decode(lt, data, ts, wireLen, p)
-	p.SourceRemote, p.LinkRemote = srcRemote, false
+	p.SourceRemote = srcRemote // (LinkRemote: false, as Decode left it)
 	e.handleDecoded(p, reason)
 	if p.Fragment { // (lt and data are the decoder's: no spill across the calls)
 		e.reassemble(p)
