@@ -344,13 +344,14 @@ func (r *RogueRA) Observe(p *detector.Packet, rep detector.Reporter) {
 	}
 	t.router, t.mac, t.lifetime, t.pref = p.Src, mac, ra.Lifetime, ra.Preference
 	// The first four prefixes as sent, for the alert.
-	t.nprefix = 0
-	for i := 0; i < int(nd.NPrefix) && t.nprefix < uint8(len(t.prefixes)); i++ {
+	k := 0
+	for i := range int(min(nd.NPrefix, uint8(len(t.prefixes)))) {
 		if hi, lo, n, ok := nd.PrefixWords(p.ICMPData, i); ok {
-			t.prefixes[t.nprefix] = raPrefix{hi, lo, n}
-			t.nprefix++
+			t.prefixes[k%len(t.prefixes)] = raPrefix{hi, lo, n}
+			k++
 		}
 	}
+	t.nprefix = uint8(k)
 	rep.Hit(p.Dst, p, &detector.Measure{Level: detector.LevelFire})
 }
 
