@@ -240,7 +240,7 @@ func (r *NDFlood) Classify(p *detector.Packet) {
 			r.seen.c[j] = c
 			// Moved to the packet's time in place, as Observe's count
 			// next moves it (no copy of the window to judge).
-			c.rate.Advance(p.TimeNs, r.width)
+			c.rate.AdvanceBucket(p.TimeNs / r.width)
 			if pps, _ := c.rate.RatesOver(r.secs); pps >= r.level(k, ns)*r.cfg.StopRatio {
 				p.Class.Owner = ndFloodInfo.Name
 			}

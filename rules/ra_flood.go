@@ -104,7 +104,7 @@ func (r *RAFlood) Classify(p *detector.Packet) {
 	if ok {
 		// Moved to the packet's time in place, as Observe's count next
 		// moves it (no copy of the window to judge).
-		t.rate.Advance(p.TimeNs, r.width)
+		t.rate.AdvanceBucket(p.TimeNs / r.width)
 		if pps, _ := t.rate.RatesOver(r.secs); pps >= r.cfg.PPS*r.cfg.StopRatio {
 			p.Class.Owner = raFloodInfo.Name
 		}
