@@ -56,6 +56,8 @@ type FloodGauge struct {
 	epoch            uint32
 	cold             bool // no cells yet
 	pair             bool // scopes[0] a host's, scopes[1] a prefix's, one window
+	// host and prefix are scopes[0] and scopes[1] when pair.
+	host, prefix *gaugeScope
 }
 
 // gaugeBits sizes a scope's cells: 16 Ki of 16 bytes, 256 KiB.
@@ -126,6 +128,9 @@ func (g *FloodGauge) setup() {
 		}
 	}
 	g.pair = g.window != 0 && len(g.scopes) == 2 && g.scopes[0].kind == scopeHost && g.scopes[1].kind == scopePrefix
+	if g.pair {
+		g.host, g.prefix = &g.scopes[0], &g.scopes[1]
+	}
 }
 
 // IsQuery tells whether p is a query request a flood gauge counts: an
@@ -148,42 +153,18 @@ const queryTypes4 = 1<<ICMPv4EchoRequest | 1<<13 | 1<<15 | 1<<17
 // Observe counts p, a query (IsQuery), captured at tn (Unix ns, the raw
 // capture time), and tells whether its destination is flooded in any
 // scope. It does not allocate once the cells are.
+//
+// This is the usual case written out: the usual two scopes (g.pair: a
+// host's, a prefix's, one window) in the last query's window (g.epoch,
+// no division), their cells' fast path inline (countCell does not
+// inline), no loop and no call but for an IPv6 prefix; observeOther
+// does the rest.
 func (g *FloodGauge) Observe(p *Packet, tn int64) bool {
-	// The window's number and what is left of it after tn, shared by
-	// every scope (g.window); a division only when tn leaves the last
-	// query's window.
 	ep, left := g.epoch, g.epochEnd-tn
-	if left <= 0 || left > g.window || tn < 0 || g.cold {
-		if g.cold {
-			g.alloc()
-		}
-		if g.window == 0 {
-			return g.observeEach(p, tn)
-		}
-		q := tn / g.window
-		ep, left = uint32(q), (q+1)*g.window-tn
-		if tn >= 0 { // (a time before 1970 is not cached: its quotient rounds up)
-			g.epoch, g.epochEnd = ep, (q+1)*g.window
-		}
+	if left <= 0 || left > g.window || tn < 0 || !g.pair || g.cold {
+		return g.observeOther(p, tn)
 	}
-	if g.pair {
-		return g.observePair(p, ep, left)
-	}
-	flooded := false
-	for i := range g.scopes {
-		s := &g.scopes[i]
-		if h, ok := s.hash(p); ok && s.countCell(&s.cells[h>>(64-gaugeBits)], ep, left) {
-			flooded = true
-		}
-	}
-	return flooded
-}
-
-// observePair is Observe of the usual two scopes (g.pair), in epoch ep
-// with left nanoseconds of it after the packet: no loop, no call but for
-// an IPv6 destination.
-func (g *FloodGauge) observePair(p *Packet, ep uint32, left int64) bool {
-	hs, ps := &g.scopes[0], &g.scopes[1]
+	hs, ps := g.host, g.prefix
 	var hh, hp uint64
 	counted := true // by the prefix scope (not multicast)
 	if p.Dst.Is4() {
@@ -202,7 +183,6 @@ func (g *FloodGauge) observePair(p *Packet, ep uint32, left int64) bool {
 		hh = p.DstHash()
 		hp, counted = prefixHash6(p.Dst, ps.bits6)
 	}
-	// countCell twice, its fast path written out (it does not inline).
 	var flooded bool
 	c := &hs.cells[hh>>(64-gaugeBits)]
 	if cur := c.cur + 1; c.epoch == ep && cur <= 1<<31 && (cur >= hs.start || uint64(cur)+uint64(c.prev) < uint64(hs.stop)) {
@@ -220,6 +200,38 @@ func (g *FloodGauge) observePair(p *Packet, ep uint32, left int64) bool {
 		return flooded || c.on
 	}
 	return ps.countSlow(c, ep, left) || flooded
+}
+
+// observeOther is Observe of a query out of the last query's window, the
+// first one (the cells allocated), or for other scopes than the usual
+// two: the window's number and what is left of it after tn, shared by
+// every scope (g.window; a division), else worked out per scope
+// (observeEach).
+//
+//go:noinline
+func (g *FloodGauge) observeOther(p *Packet, tn int64) bool {
+	if g.cold {
+		g.alloc()
+	}
+	if g.window == 0 {
+		return g.observeEach(p, tn)
+	}
+	q := tn / g.window
+	ep, left := uint32(q), (q+1)*g.window-tn
+	if tn >= 0 { // (a time before 1970 is not cached: its quotient rounds up)
+		g.epoch, g.epochEnd = ep, (q+1)*g.window
+		if g.pair {
+			return g.Observe(p, tn) // now in the cached window
+		}
+	}
+	flooded := false
+	for i := range g.scopes {
+		s := &g.scopes[i]
+		if h, ok := s.hash(p); ok && s.countCell(&s.cells[h>>(64-gaugeBits)], ep, left) {
+			flooded = true
+		}
+	}
+	return flooded
 }
 
 // countCell counts a query in c, a cell of s, in epoch ep (left: the
