@@ -271,7 +271,7 @@ func (h *smurfHost) reflectorBitsAt(e int64) int {
 //
 // State: a host table (MaxHosts, keyed by spoofed source or receiving
 // host, entries idle for hostIdle dropped) and an outstanding-request
-// table (MaxPending, a 4-way set-associative array: see pendingSet); both
+// table (MaxPending, an 8-way set-associative array: see pendingSet); both
 // evict when full and count evictions.
 type Smurf struct {
 	cfg       SmurfConfig
@@ -294,7 +294,7 @@ type Smurf struct {
 		pkt        *detector.Packet // nil: nothing memoized
 		bcast      bool             // request: isBroadcast
 		unsolic    bool             // reply: unsolicited
-		key        uint64           // request: its outstanding-request key and bucket
+		tag        uint32           // request: its outstanding-request tag and bucket
 		first      int
 		prefetched uint64 // a read of that bucket, to start its cache miss early
 	}
@@ -427,7 +427,7 @@ func (s *Smurf) observeRequest(p *detector.Packet, rep detector.Reporter) {
 	var bcast bool
 	if s.memoized(p) {
 		bcast = s.memo.bcast
-		s.pending.touchAt(s.memo.key, s.memo.first, now, bcast)
+		s.pending.touchAt(s.memo.tag, s.memo.first, now, bcast)
 	} else {
 		bcast = s.isBroadcast(p)
 		s.pending.touch(p.Src, p.ICMPID, now, bcast)
@@ -472,8 +472,8 @@ func (s *Smurf) Group(p *detector.Packet) bool { return s.isBroadcast(p) }
 // receiver, or answers that receiver's broadcast requests while they are
 // an attack (see Smurf).
 func (s *Smurf) unsolicited(p *detector.Packet, now int64) bool {
-	last, lastBcast, ok := s.pending.lookup(p.Dst, p.ICMPID)
-	if !ok || now-last > s.timeout {
+	live, lastBcast, _ := s.pending.lookup(p.Dst, p.ICMPID, now)
+	if !live {
 		return true
 	}
 	if lastBcast == 0 || now-lastBcast > s.timeout {
@@ -532,8 +532,8 @@ func (s *Smurf) Classify(p *detector.Packet) {
 		// other rules' work on the packet instead of stalling Observe.
 		bcast := s.isBroadcast(p)
 		s.memo.pkt, s.memo.bcast = p, bcast
-		s.memo.key, s.memo.first = s.pending.locateHash(p.Src, p.SrcHash(), p.ICMPID)
-		s.memo.prefetched = s.pending.ways[s.memo.first].key
+		s.memo.tag, s.memo.first = s.pending.locateHash(p.Src, p.SrcHash(), p.ICMPID)
+		s.memo.prefetched = s.pending.ways[s.memo.first]
 		if !bcast {
 			return
 		}
@@ -562,8 +562,7 @@ func (s *Smurf) Classify(p *detector.Packet) {
 // time-out (every RequestTimeout) and hosts idle for hostIdle (every 10 s).
 func (s *Smurf) Tick(now time.Time, _ detector.Reporter) {
 	if s.reqSweep.due(now, s.cfg.RequestTimeout) {
-		before := now.UnixNano() - s.timeout
-		s.pending.sweep(before)
+		s.pending.sweep(now.UnixNano())
 	}
 	if s.hostSweep.due(now, 10*time.Second) {
 		before := now.Add(-hostIdle).UnixNano()

@@ -2,39 +2,25 @@ package rules
 
 import (
 	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
 	"net/netip"
 
 	"github.com/icmpids/icmpids/detector/sketch"
 )
 
-// pendingWays is the associativity of the outstanding-request table.
-const pendingWays = 4
+// pendingWays is the associativity of the outstanding-request table: a
+// bucket of pendingWays 8-byte ways is one 64-byte cache line.
+const pendingWays = 8
 
-// Bits of pendingWay.key.
+// Bits of a way's tag (its high 32 bits).
 const (
-	pendUsed  = 1 << 63 // the way holds a request
-	pendBcast = 1 << 62 // a broadcast request was seen: bcast[i] holds its time
-	pendHash  = 1 << 61 // the key is a fingerprint (IPv6), not the exact key
-	pendFP    = pendHash - 1
+	pendUsed = 1 << 31 // the way holds a request
+	pendFP   = 1<<30 - 1
+	// pendBcast (in the way, above the tag's fingerprint): a broadcast
+	// request was seen, bcast[i] holds its time.
+	pendBcast = 1 << 62
 )
-
-// pendingWay is one outstanding (host, echo id): 16 bytes, so a bucket of
-// pendingWays ways is one 64-byte cache line.
-//
-// key identifies (host, id). An IPv4 host (or an IPv4-mapped IPv6 one,
-// which the table has always treated as the same host) is stored exactly:
-// the address in bits 16-47, the id in bits 0-15. Any other IPv6 host is
-// stored as a 61-bit fingerprint of (host, id) with pendHash set: two
-// different (host, id) of one bucket share a fingerprint with probability
-// about 2^-61 per comparison, in which case a reply to one is taken as
-// solicited by the other's request (and a request to one refreshes the
-// other's entry). pendUsed marks a used way (a free way's key is 0),
-// pendBcast that the request's broadcast time is in the parallel bcast
-// array.
-type pendingWay struct {
-	key  uint64
-	last int64 // packet time of the last request (ns)
-}
 
 // pendingSet is smurf's table of outstanding echo requests: a fixed array
 // of buckets of pendingWays ways, the bucket chosen by a hash of (host,
@@ -44,87 +30,131 @@ type pendingWay struct {
 // costs a hash and one cache line, where a Go map paid an insert and a
 // delete, and it never allocates after New.
 //
+// A way is one uint64: the tag in the high 32 bits (pendUsed, pendBcast's
+// bit, and a 30-bit fingerprint of (host, id)), the time of the last
+// request in the low 32, in microseconds modulo 2^32. Eight ways fit a
+// cache line, so the default 65,536 requests take 512 KiB (half the
+// 16-byte ways before): the table stays in a core's L2 cache under a
+// spoofed flood, where the 16-byte table (1 MiB) missed it on every new
+// source.
+//
+// The fingerprint is a keyed hash (a random key per table, like
+// table.New's) of the exact (host, id): IPv4 (and IPv4-mapped IPv6, the
+// same host) as its 32-bit address and the id, any other IPv6 host
+// through sketch.HashAddr. Two different (host, id) of one bucket share
+// a fingerprint with probability 2^-30 per comparison (a reply is then
+// taken as solicited by the other's request); nobody who does not know
+// the key can aim a request at a victim's fingerprint, so a forged
+// request makes a victim's replies solicited only if it claims the
+// victim's own address, as before.
+//
+// Times: a request is kept to the microsecond (pcap's usual resolution;
+// the time-out is then exact), as a signed 32-bit difference from the
+// packet time it is read at: exact while the request is less than 35
+// minutes old, and the table never keeps one much past RequestTimeout
+// (at most 10 minutes): Tick sweeps timed-out requests every
+// RequestTimeout of packet time. A request from the future (a capture
+// whose clock went back) reads as fresh, as it always has.
+//
 // The time of the last broadcast request lives apart, in bcast (indexed
-// like ways): it is read and written only for hosts that sent broadcast
-// requests, so unicast requests, nearly all of them, touch one line.
-// Times are full int64 packet times: comparisons are exact, whatever the
-// clock does.
+// like ways, full int64 packet times): it is read and written only for
+// hosts that sent broadcast requests, so unicast requests, nearly all of
+// them, touch one line.
 type pendingSet struct {
-	ways    []pendingWay
-	bcast   []int64 // time of the last broadcast request of ways[i] (0: never)
-	buckets uint64
-	assoc   int
-	timeout int64 // a request older than this is timed out (ns)
-	n       int   // ways in use
-	evicted uint64
+	ways      []uint64
+	bcast     []int64 // time of the last broadcast request of ways[i] (0: never)
+	buckets   uint64
+	assoc     int
+	timeoutUs int32  // a request older than this many µs is timed out
+	k0, k1    uint64 // the fingerprint's key
+	n         int    // ways in use
+	evicted   uint64
 }
 
-// newPendingSet holds at most capacity requests (capacity >= 1).
+// newPendingSet holds at most capacity requests (capacity >= 1), each
+// soliciting replies for timeout ns (at most 10 minutes).
 func newPendingSet(capacity int, timeout int64) *pendingSet {
 	assoc := min(pendingWays, capacity)
 	b := capacity / assoc
+	seed := maphash.MakeSeed()
 	return &pendingSet{
-		ways:    make([]pendingWay, b*assoc),
-		bcast:   make([]int64, b*assoc),
-		buckets: uint64(b),
-		assoc:   assoc,
-		timeout: timeout,
+		ways:      make([]uint64, b*assoc),
+		bcast:     make([]int64, b*assoc),
+		buckets:   uint64(b),
+		assoc:     assoc,
+		timeoutUs: int32(timeout / 1000),
+		k0:        maphash.Comparable(seed, uint8(0)),
+		k1:        maphash.Comparable(seed, uint8(1)) | 1,
 	}
 }
 
-// locate returns the key of (host, id) and the index of its bucket's
-// first way. The bucket is the one the table has always used (a hash of
-// the 16-byte form of host, as sketch.HashAddr, and of id), so which
-// requests share a bucket, and so evictions, are as before.
-func (s *pendingSet) locate(host netip.Addr, id uint16) (key uint64, first int) {
+// usOf is packet time now (ns) in microseconds modulo 2^32.
+func usOf(now int64) uint32 { return uint32(now / 1000) }
+
+// age is how many µs before nowUs way w's request was (negative: after).
+func age(w uint64, nowUs uint32) int32 { return int32(nowUs - uint32(w)) }
+
+// locate returns the tag of (host, id) and the index of its bucket's
+// first way.
+func (s *pendingSet) locate(host netip.Addr, id uint16) (tag uint32, first int) {
 	return s.locateHash(host, sketch.HashAddr(host), id)
 }
 
 // locateHash is locate for h = sketch.HashAddr(host) (Packet.SrcHash).
-func (s *pendingSet) locateHash(host netip.Addr, h uint64, id uint16) (key uint64, first int) {
+// The bucket is the one the table has always used (a hash of the 16-byte
+// form of host, as sketch.HashAddr, and of id).
+func (s *pendingSet) locateHash(host netip.Addr, h uint64, id uint16) (tag uint32, first int) {
+	var x uint64
 	if host.Is4() {
 		// The 4 bytes, not As16 (a 16-byte reload of two 8-byte stores,
 		// a store-forwarding stall): the same key as below.
 		b4 := host.As4()
-		key = pendUsed | uint64(binary.BigEndian.Uint32(b4[:]))<<16 | uint64(id)
+		x = uint64(binary.BigEndian.Uint32(b4[:]))<<16 | uint64(id)
 	} else if b := host.As16(); binary.BigEndian.Uint64(b[:8]) == 0 && binary.BigEndian.Uint32(b[8:12]) == 0xffff {
-		key = pendUsed | uint64(binary.BigEndian.Uint32(b[12:]))<<16 | uint64(id)
+		x = uint64(binary.BigEndian.Uint32(b[12:]))<<16 | uint64(id)
 	} else {
-		key = pendUsed | pendHash | sketch.Mix64(h^uint64(id)*0xc2b2ae3d27d4eb4f+0x165667b19e3779f9)&pendFP
+		x = 1<<63 | h ^ uint64(id)*0xc2b2ae3d27d4eb4f
 	}
+	hi, lo := bits.Mul64(x^s.k0, s.k1)
+	tag = pendUsed | uint32((hi^lo)>>34)&pendFP
 	h ^= uint64(id) * 0x9e3779b97f4a7c15
 	h ^= h >> 29
 	first = int((h&0xffffffff)*s.buckets>>32) * s.assoc
-	return key, first
+	return tag, first
 }
+
+// tagOf is the tag of way w, less its broadcast bit.
+func tagOf(w uint64) uint32 { return uint32((w &^ pendBcast) >> 32) }
 
 // touch records a request of (host, id) at packet time now, creating its
 // entry if needed; bcast tells that it went to a broadcast address or group.
 func (s *pendingSet) touch(host netip.Addr, id uint16, now int64, bcast bool) {
-	k, first := s.locate(host, id)
-	s.touchAt(k, first, now, bcast)
+	t, first := s.locate(host, id)
+	s.touchAt(t, first, now, bcast)
 }
 
-// touchAt is touch for the key and bucket locate returned.
-func (s *pendingSet) touchAt(k uint64, first int, now int64, bcast bool) {
+// touchAt is touch for the tag and bucket locate returned.
+func (s *pendingSet) touchAt(t uint32, first int, now int64, bcast bool) {
+	nowUs := usOf(now)
 	b := s.ways[first : first+s.assoc]
 	free, oldest := -1, -1
-	for i := range b {
-		w := &b[i]
-		if w.key&^pendBcast == k {
-			w.last = now
+	var oldestAge int32
+	for i, w := range b {
+		if tagOf(w) == t {
+			b[i] = w&^(1<<32-1) | uint64(nowUs)
 			if bcast {
 				s.setBcast(first+i, now)
 			}
 			return
 		}
+		a := age(w, nowUs)
 		switch {
-		case w.key == 0 || now-w.last > s.timeout: // free, or as good as free
+		case w == 0 || a > s.timeoutUs: // free, or as good as free
 			if free < 0 {
 				free = i
 			}
-		case oldest < 0 || w.last < b[oldest].last:
-			oldest = i
+		case oldest < 0 || a > oldestAge:
+			oldest, oldestAge = i, a
 		}
 	}
 	i := free
@@ -132,11 +162,10 @@ func (s *pendingSet) touchAt(k uint64, first int, now int64, bcast bool) {
 		i = oldest
 		s.evicted++
 	}
-	w := &b[i]
-	if w.key == 0 {
+	if b[i] == 0 {
 		s.n++
 	}
-	*w = pendingWay{key: k, last: now}
+	b[i] = uint64(t)<<32 | uint64(nowUs)
 	if bcast {
 		s.setBcast(first+i, now)
 	}
@@ -147,33 +176,35 @@ func (s *pendingSet) touchAt(k uint64, first int, now int64, bcast bool) {
 func (s *pendingSet) setBcast(i int, now int64) {
 	s.bcast[i] = now
 	if now != 0 {
-		s.ways[i].key |= pendBcast
+		s.ways[i] |= pendBcast
 	} else {
-		s.ways[i].key &^= pendBcast
+		s.ways[i] &^= pendBcast
 	}
 }
 
-// lookup returns the times of the last request and of the last broadcast
-// request (0: none) of (host, id), and whether it has an entry.
-func (s *pendingSet) lookup(host netip.Addr, id uint16) (last, lastBcast int64, ok bool) {
-	k, first := s.locate(host, id)
+// lookup tells whether (host, id) has an entry and whether its last
+// request, at packet time now, still solicits replies (live), and returns
+// the time of its last broadcast request (0: none).
+func (s *pendingSet) lookup(host netip.Addr, id uint16, now int64) (live bool, lastBcast int64, ok bool) {
+	t, first := s.locate(host, id)
 	b := s.ways[first : first+s.assoc]
-	for i := range b {
-		if w := &b[i]; w.key&^pendBcast == k {
-			if w.key&pendBcast != 0 {
+	for i, w := range b {
+		if tagOf(w) == t {
+			if w&pendBcast != 0 {
 				lastBcast = s.bcast[first+i]
 			}
-			return w.last, lastBcast, true
+			return age(w, usOf(now)) <= s.timeoutUs, lastBcast, true
 		}
 	}
-	return 0, 0, false
+	return false, 0, false
 }
 
-// sweep frees the entries whose last request is before before.
-func (s *pendingSet) sweep(before int64) {
-	for i := range s.ways {
-		if w := &s.ways[i]; w.key != 0 && w.last < before {
-			*w = pendingWay{}
+// sweep frees the entries timed out at packet time now.
+func (s *pendingSet) sweep(now int64) {
+	nowUs := usOf(now)
+	for i, w := range s.ways {
+		if w != 0 && age(w, nowUs) > s.timeoutUs {
+			s.ways[i] = 0
 			s.n--
 		}
 	}
