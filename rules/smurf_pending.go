@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"net/netip"
 
@@ -133,12 +134,14 @@ func (s *pendingSet) touch(host netip.Addr, id uint16, now int64, bcast bool) {
 	s.touchAt(t, first, now, bcast)
 }
 
-// touchAt is touch for the tag and bucket locate returned.
+// touchAt is touch for the tag and bucket locate returned. A new request
+// takes the bucket's way of the greatest age, a free way counting as the
+// oldest of all: a free way if there is one, else a timed-out one (older
+// than any live one), else the oldest live one, evicted and counted.
 func (s *pendingSet) touchAt(t uint32, first int, now int64, bcast bool) {
 	nowUs := usOf(now)
 	b := s.ways[first : first+s.assoc]
-	free, oldest := -1, -1
-	var oldestAge int32
+	oldest, oldestAge := 0, int32(math.MinInt32)
 	for i, w := range b {
 		if tagOf(w) == t {
 			b[i] = w&^(1<<32-1) | uint64(nowUs)
@@ -148,26 +151,22 @@ func (s *pendingSet) touchAt(t uint32, first int, now int64, bcast bool) {
 			return
 		}
 		a := age(w, nowUs)
-		switch {
-		case w == 0 || a > s.timeoutUs: // free, or as good as free
-			if free < 0 {
-				free = i
-			}
-		case oldest < 0 || a > oldestAge:
+		if w == 0 {
+			a = math.MaxInt32
+		}
+		if a > oldestAge {
 			oldest, oldestAge = i, a
 		}
 	}
-	i := free
-	if i < 0 {
-		i = oldest
+	switch w := b[oldest]; {
+	case w == 0:
+		s.n++
+	case oldestAge <= s.timeoutUs:
 		s.evicted++
 	}
-	if b[i] == 0 {
-		s.n++
-	}
-	b[i] = uint64(t)<<32 | uint64(nowUs)
+	b[oldest] = uint64(t)<<32 | uint64(nowUs)
 	if bcast {
-		s.setBcast(first+i, now)
+		s.setBcast(first+oldest, now)
 	}
 }
 
