@@ -271,7 +271,7 @@ func (h *smurfHost) reflectorBitsAt(e int64) int {
 //
 // State: a host table (MaxHosts, keyed by spoofed source or receiving
 // host, entries idle for hostIdle dropped) and an outstanding-request
-// table (MaxPending, an 8-way set-associative array: see pendingSet); both
+// table (MaxPending, a 4-way set-associative array: see pendingSet); both
 // evict when full and count evictions.
 type Smurf struct {
 	cfg       SmurfConfig

@@ -11,8 +11,9 @@ import (
 )
 
 // pendingWays is the associativity of the outstanding-request table: a
-// bucket of pendingWays 8-byte ways is one 64-byte cache line.
-const pendingWays = 8
+// bucket of pendingWays 8-byte ways is half a 64-byte cache line (the
+// array is page-aligned, so no bucket straddles two lines).
+const pendingWays = 4
 
 // Bits of a way's tag (its high 32 bits).
 const (
@@ -33,11 +34,12 @@ const (
 //
 // A way is one uint64: the tag in the high 32 bits (pendUsed, pendBcast's
 // bit, and a 30-bit fingerprint of (host, id)), the time of the last
-// request in the low 32, in microseconds modulo 2^32. Eight ways fit a
-// cache line, so the default 65,536 requests take 512 KiB (half the
-// 16-byte ways before): the table stays in a core's L2 cache under a
-// spoofed flood, where the 16-byte table (1 MiB) missed it on every new
-// source.
+// request in the low 32, in microseconds modulo 2^32. The default 65,536
+// requests take 512 KiB (the 16-byte ways took 1 MiB, a core's whole L2
+// cache), so a spoofed flood's new source per request misses L2 less.
+// Four ways a bucket, as with the 16-byte ways: filling a victim's bucket
+// takes as many spoofed requests as it did (eight ways cost ~110
+// instructions a request more in the bucket walk and measured no faster).
 //
 // The fingerprint is a keyed hash (a random key per table, like
 // table.New's) of the exact (host, id): IPv4 (and IPv4-mapped IPv6, the

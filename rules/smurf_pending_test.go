@@ -60,14 +60,14 @@ func TestPendingSet(t *testing.T) {
 		t.Errorf("after sweep: v6 kept=%v len %d", ok, s.Len())
 	}
 
-	// One bucket of eight ways: the ninth live request evicts the oldest.
-	b := newPendingSet(8, timeout)
-	for i := range 8 {
+	// One bucket of four ways: the fifth live request evicts the oldest.
+	b := newPendingSet(4, timeout)
+	for i := range 4 {
 		b.touch(v4, uint16(i), int64(10+i)*us, false)
 	}
 	b.touch(v4, 1, 20*us, false) // id 0 is now the oldest
 	b.touch(v4, 9, 30*us, false)
-	if _, _, ok := b.lookup(v4, 0, 30*us); ok || b.Evicted() != 1 || b.Len() != 8 {
+	if _, _, ok := b.lookup(v4, 0, 30*us); ok || b.Evicted() != 1 || b.Len() != 4 {
 		t.Errorf("full bucket: id 0 kept=%v evicted %d len %d", ok, b.Evicted(), b.Len())
 	}
 	b.touch(v4, 10, 30*us+timeout+us, false) // every other request timed out: no eviction
@@ -118,8 +118,8 @@ func sameBucket(s *pendingSet, host0 netip.Addr, id0 uint16, n int) []netip.Addr
 
 // Attack twin: spoofed requests aimed at a victim's bucket evict its
 // outstanding request (its answers then read as unsolicited) only with
-// pendingWays of them, eight (the 16-byte ways took four), and the
-// eviction is counted. Forged requests from other hosts sharing the
+// as many of them as before (four: the bucket's ways), and the eviction
+// is counted. Forged requests from other hosts sharing the
 // bucket never make the victim's replies solicited: the fingerprint is
 // keyed per table, so no host can be picked to match it.
 func TestPendingSetBucketAttack(t *testing.T) {
@@ -127,7 +127,7 @@ func TestPendingSetBucketAttack(t *testing.T) {
 	victim := netip.MustParseAddr("192.0.2.7")
 	s := newPendingSet(65536, timeout)
 	s.touch(victim, 77, 1e9, false)
-	const fill = 7 // spoofed requests the victim's bucket holds beside it (four evicted it before)
+	const fill = 3 // spoofed requests the victim's bucket holds beside it, as the 16-byte ways did
 	spoofed := sameBucket(s, victim, 77, fill+1)
 	for i, a := range spoofed[:fill] {
 		s.touch(a, 77, 2e9+int64(i)*1000, false)
