@@ -95,15 +95,7 @@ func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
 				e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
 			}
 			e.Close(detector.EndInputEnd)
-			var end *detector.Event
-			for _, ev := range *events {
-				if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
-					end = ev
-				}
-			}
-			if end == nil {
-				t.Fatal("no icmp_flood end event")
-			}
+			end := floodEnd(t, *events, victim)
 			listed := map[netip.Addr]uint64{}
 			for _, s := range end.TopSources {
 				listed[s.Addr] = s.Packets
@@ -129,6 +121,22 @@ func TestTrackerTopSourcesInSpoofedFlood(t *testing.T) {
 			}
 		})
 	}
+}
+
+// floodEnd is the last icmp_flood end event on victim among events; the
+// test fails without one.
+func floodEnd(t *testing.T, events []*detector.Event, victim netip.Addr) *detector.Event {
+	t.Helper()
+	var end *detector.Event
+	for _, ev := range events {
+		if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
+			end = ev
+		}
+	}
+	if end == nil {
+		t.Fatal("no icmp_flood end event")
+	}
+	return end
 }
 
 // collectingEngine is an engine running every rule whose events the
@@ -173,15 +181,7 @@ func TestTrackerICMPTypesInRuns(t *testing.T) {
 		e.HandleFrame(detector.LinkEthernet, f, ts, len(f))
 	}
 	e.Close(detector.EndInputEnd)
-	var end *detector.Event
-	for _, ev := range *events {
-		if ev.Rule.Name == "icmp_flood" && ev.Phase == detector.PhaseEnd && ev.Target == victim {
-			end = ev
-		}
-	}
-	if end == nil {
-		t.Fatal("no icmp_flood end event")
-	}
+	end := floodEnd(t, *events, victim)
 	got := map[uint8]uint64{}
 	var hits int
 	for _, tc := range end.ICMPTypes {

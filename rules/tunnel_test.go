@@ -45,12 +45,22 @@ func conversation(client, server netip.Addr, n int, interval time.Duration, req,
 	return out
 }
 
-func linuxPing(size int) func(int) []byte {
+func linuxPing(size int) func(int) []byte { return timestampedPing(size, 16) }
+
+// timestampedPing is a ping's data: a timestamp of tv bytes (16: Linux's
+// two 8-byte words; 8: BSD's tv32, two 4-byte words), then bytes counting
+// from tv.
+func timestampedPing(size, tv int) func(int) []byte {
 	return func(i int) []byte {
 		d := make([]byte, size)
-		binary.LittleEndian.PutUint64(d, uint64(1700000000+i))
-		binary.LittleEndian.PutUint64(d[8:], uint64(i*1000))
-		for j := 16; j < size; j++ {
+		if tv == 16 {
+			binary.LittleEndian.PutUint64(d, uint64(1700000000+i))
+			binary.LittleEndian.PutUint64(d[8:], uint64(i*1000))
+		} else {
+			binary.LittleEndian.PutUint32(d, uint32(1700000000+i))
+			binary.LittleEndian.PutUint32(d[4:], uint32(i*1000))
+		}
+		for j := tv; j < size; j++ {
 			d[j] = byte(j)
 		}
 		return d
@@ -391,17 +401,7 @@ func TestTunnelStateOutlivesSweeps(t *testing.T) {
 func TestTunnelPatternReplies(t *testing.T) {
 	c, s := addr("192.168.1.10"), addr("203.0.113.50")
 	c6, s6 := addr("2001:db8::10"), addr("2001:db8:9::50")
-	bsd := func(size int) func(int) []byte { // an 8-byte timestamp (tv32), counting from 8
-		return func(i int) []byte {
-			d := make([]byte, size)
-			binary.LittleEndian.PutUint32(d, uint32(1700000000+i))
-			binary.LittleEndian.PutUint32(d[4:], uint32(i*1000))
-			for j := 8; j < size; j++ {
-				d[j] = byte(j)
-			}
-			return d
-		}
-	}
+	bsd := func(size int) func(int) []byte { return timestampedPing(size, 8) }
 	windows := fill(1000, []byte("abcdefghijklmnopqrstuvw")...)
 	// keep returns req's data with what follows its first k bytes
 	// replaced by random data (k < 0: all but the last -k bytes kept and
