@@ -56,7 +56,8 @@ const (
 // packet time it is read at: exact while the request is less than 35
 // minutes old, and the table never keeps one much past RequestTimeout
 // (at most 10 minutes): Tick sweeps timed-out requests every
-// RequestTimeout of packet time. A request from the future (a capture
+// RequestTimeout of packet time, and frees them all after a quiet gap of
+// ~25 minutes or more (sweep). A request from the future (a capture
 // whose clock went back) reads as fresh, as it always has.
 //
 // The time of the last broadcast request lives apart, in bcast (indexed
@@ -72,7 +73,12 @@ type pendingSet struct {
 	k0, k1    uint64 // the fingerprint's key
 	n         int    // ways in use
 	evicted   uint64
+	swept     int64 // packet time of the last sweep (0: none yet)
 }
+
+// pendingWrapNs is the age, in ns, from which a way's time (µs modulo
+// 2^32, read as a signed difference) reads wrongly: about 35.8 minutes.
+const pendingWrapNs = int64(1<<31) * 1000
 
 // newPendingSet holds at most capacity requests (capacity >= 1), each
 // soliciting replies for timeout ns (at most 10 minutes).
@@ -200,8 +206,18 @@ func (s *pendingSet) lookup(host netip.Addr, id uint16, now int64) (live bool, l
 	return false, 0, false
 }
 
-// sweep frees the entries timed out at packet time now.
+// sweep frees the entries timed out at packet time now. After a quiet
+// gap in packet time so long that an entry left by the last sweep could be
+// ~35.8 minutes old (every one is timed out by then, and its age would read
+// modulo 2^32 µs as fresh), it frees them all.
 func (s *pendingSet) sweep(now int64) {
+	last := s.swept
+	s.swept = now
+	if last != 0 && now-last >= pendingWrapNs-int64(s.timeoutUs)*1000 {
+		clear(s.ways)
+		s.n = 0
+		return
+	}
 	nowUs := usOf(now)
 	for i, w := range s.ways {
 		if w != 0 && age(w, nowUs) > s.timeoutUs {

@@ -101,6 +101,41 @@ func TestPendingSetTimeWrap(t *testing.T) {
 	}
 }
 
+// Attack twin of the 32-bit times: a victim's request, then a quiet gap in
+// packet time longer than the ages a way can read (2^31 µs, ~35.8
+// minutes) and shorter than twice that. Read modulo 2^32 µs, the old
+// request's age comes out negative, as fresh: a reflected flood's replies
+// to that id would read as solicited, and the stale entry would look the
+// newest of its bucket. The sweep after the gap frees it; a gap within the
+// ages' range still sweeps by age.
+func TestPendingSetQuietGap(t *testing.T) {
+	const timeout = 10e9
+	h := netip.MustParseAddr("192.0.2.7")
+	t0 := int64(1_700_000_000) * 1e9
+	for _, tc := range []struct {
+		name string
+		gap  int64
+		kept bool
+	}{
+		{"gap of 40 minutes", 40 * 60e9, false},
+		{"gap of 70 minutes", 70 * 60e9, false},
+		{"gap of 5 s, within the time-out", 5e9, true},
+		{"gap of 30 minutes", 30 * 60e9, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newPendingSet(64, timeout)
+			s.sweep(t0)
+			s.touch(h, 1, t0, false)
+			now := t0 + tc.gap
+			s.sweep(now)
+			live, _, ok := s.lookup(h, 1, now)
+			if ok != tc.kept || live != tc.kept || s.Len() != map[bool]int{true: 1}[tc.kept] {
+				t.Errorf("after the sweep: entry %v, live %v, %d kept; want entry and live %v", ok, live, s.Len(), tc.kept)
+			}
+		})
+	}
+}
+
 // sameBucket returns n (host, id) of distinct spoofed IPv4 hosts that
 // share (host0, id0)'s bucket: what an attacker who knows the bucket hash
 // (it is not keyed) sends to fill a victim's bucket.
