@@ -202,7 +202,7 @@ type Tunnel struct {
 	// held has the bit of every pair in the table set (by its pairHash;
 	// pairs evicted since the last sweep too): a request or reply whose
 	// bit is clear has no state, and costs no table lookup.
-	held  []uint64
+	held  presence
 	sweep sweepClock
 }
 
@@ -210,26 +210,14 @@ type Tunnel struct {
 // 16,384 pairs sets at most one bit in eight).
 const tunnelHeldBits = 17
 
-// mayHold tells whether the pair of hash h may have state.
-func (r *Tunnel) mayHold(h uint64) bool {
-	i := h >> (64 - tunnelHeldBits)
-	return r.held[i/64]&(1<<(i%64)) != 0
-}
-
-// hold sets the bit of the pair of hash h.
-func (r *Tunnel) hold(h uint64) {
-	i := h >> (64 - tunnelHeldBits)
-	r.held[i/64] |= 1 << (i % 64)
-}
-
 // NewTunnel returns the icmp_tunnel rule.
 func NewTunnel(cfg TunnelConfig) *Tunnel {
 	return &Tunnel{cfg: cfg, pairs: table.New[tunnelPair, tunnelState](cfg.MaxPairs, nil), cells: make([]tunnelCell, 1<<tunnelCellBits),
-		held: make([]uint64, 1<<tunnelHeldBits/64)}
+		held: newPresence(tunnelHeldBits)}
 }
 
 // Warm implements detector.Warmer: the admission cells.
-func (r *Tunnel) Warm() { table.Prefault(r.cells); table.Prefault(r.held) }
+func (r *Tunnel) Warm() { table.Prefault(r.cells); r.held.warm() }
 
 // Info implements detector.Rule: its own hold time.
 func (r *Tunnel) Info() detector.RuleInfo {
@@ -294,7 +282,7 @@ func (r *Tunnel) request(p *detector.Packet, d []byte, rep detector.Reporter) {
 	now := p.TimeNs
 	h := pairHash(p.SrcHash(), p.DstHash())
 	var s *tunnelState
-	if r.mayHold(h) {
+	if r.held.mayHold(h) {
 		s, _ = r.pairs.Touch(tunnelPair{p.Src, p.Dst}, now)
 	}
 	if s == nil && p.Class.Flooded {
@@ -384,7 +372,7 @@ func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, kind uint8, salt, h 
 	// The second request with new odd data: the pair gets state, with
 	// what the cell knew (the first odd request's data is counted once).
 	s, _ := r.pairs.Get(tunnelPair{p.Src, p.Dst}, p.TimeNs)
-	r.hold(h)
+	r.held.add(h)
 	*s = tunnelState{lastSum: ^uint32(0)}
 	s.pktsOut = uint64(c.nodd)
 	s.payloads = uint32(c.nodd)
@@ -399,7 +387,7 @@ func (r *Tunnel) admitRequest(p *detector.Packet, d []byte, kind uint8, salt, h 
 func (r *Tunnel) reply(p *detector.Packet, d []byte, rep detector.Reporter) {
 	h := pairHash(p.DstHash(), p.SrcHash())
 	var s *tunnelState
-	if r.mayHold(h) {
+	if r.held.mayHold(h) {
 		s, _ = r.pairs.Lookup(tunnelPair{p.Dst, p.Src})
 	}
 	if s == nil {
@@ -472,7 +460,7 @@ func (r *Tunnel) admitReply(p *detector.Packet, d []byte, h uint64) *tunnelState
 		return nil
 	}
 	s, _ := r.pairs.Get(tunnelPair{p.Dst, p.Src}, p.TimeNs)
-	r.hold(h)
+	r.held.add(h)
 	*s = tunnelState{lastSum: ^uint32(0), mismatches: 1, pktsOut: 1, pktsIn: 1, bytesIn: uint64(len(d)), last: p.TimeNs}
 	s.noteID(p.ICMPID)
 	if c.nodd > 0 {
@@ -665,9 +653,9 @@ func (r *Tunnel) Tick(now time.Time, _ detector.Reporter) {
 		before := now.Add(-r.cfg.HoldTime - time.Minute).UnixNano()
 		r.pairs.Sweep(func(_ tunnelPair, s *tunnelState, _ int64) bool { return s.last < before })
 		// The bits of the pairs left, without those swept or evicted.
-		clear(r.held)
+		r.held.reset()
 		r.pairs.Range(func(k tunnelPair, _ *tunnelState) bool {
-			r.hold(pairHash(sketch.HashAddr(k.client), sketch.HashAddr(k.server)))
+			r.held.add(pairHash(sketch.HashAddr(k.client), sketch.HashAddr(k.server)))
 			return true
 		})
 	}
