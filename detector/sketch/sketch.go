@@ -158,17 +158,8 @@ func (t *TopK[K]) Add(k K, w uint64) {
 // Again is Add's first guess alone, small enough to inline: when k is the
 // key Add counted last it counts w more of it and returns true; otherwise
 // it changes nothing and returns false (then call Add).
-func (t *TopK[K]) Again(k K, w uint64) bool {
-	i := t.last
-	if int(i) >= t.n || t.keys[i] != k || t.hashes[i] != 0 {
-		return false
-	}
-	t.counts[i] += w
-	if w != 0 {
-		t.minMask &^= 1 << i // a no-op on a summary with room (its mask is empty)
-	}
-	return true
-}
+// (Add's keys carry no hash: it is Recount with hash 0.)
+func (t *TopK[K]) Again(k K, w uint64) bool { return t.Recount(k, 0, w) }
 
 // AddHash counts one more occurrence of k (weight w), h being k's hash.
 // One look at the tags finds k or, when it is absent and the summary
