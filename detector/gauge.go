@@ -238,8 +238,9 @@ func (g *FloodGauge) observeOther(p *Packet, tn int64) bool {
 // window's nanoseconds after the packet) and returns its state. The
 // sliding window's estimate is this epoch's count and the share of the
 // previous one still in the window: at least cur, at most cur + prev, so
-// most queries need no product or quotient (and no call: countCell
-// inlines, countSlow does the rest).
+// most queries need no product or quotient. (countCell is over the
+// inliner's budget: Observe writes its usual case inline for the two
+// usual scopes; countSlow does the rest.)
 func (s *gaugeScope) countCell(c *gaugeCell, ep uint32, left int64) bool {
 	if cur := c.cur + 1; c.epoch == ep && cur <= 1<<31 && (cur >= s.start || uint64(cur)+uint64(c.prev) < uint64(s.stop)) {
 		c.cur, c.on = cur, cur >= s.start

@@ -29,7 +29,7 @@ func (c *Counter) Add(t, width int64, n int) { c.AddBucket(t/width, n) }
 // AddBucket is Add for the packet time's bucket index idx (t / width),
 // for callers that feed several counters of one width with one packet.
 func (c *Counter) AddBucket(idx int64, n int) {
-	if idx != c.head || !c.started { // a flood's packets mostly fall in the newest bucket: inlined
+	if idx != c.head || !c.started { // a flood's packets mostly fall in the newest bucket: advance is skipped
 		c.advance(idx)
 	}
 	i := c.hslot
