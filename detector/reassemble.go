@@ -81,6 +81,8 @@ func isNDType(t uint8) bool { return t >= 133 && t <= 137 }
 // decoder decoded, to the reassembly pool when its train is one the engine
 // reassembles, and handles the reassembled packet when p completes it.
 func (e *Engine) reassemble(p *Packet) {
+	lt, frame, at := e.dec.frag.lt, e.dec.frag.data, e.dec.frag.ipAt
+	e.dec.frag.data = nil // the caller's buffer, not to be held past its frame
 	if e.reasm == nil {
 		return
 	}
@@ -88,8 +90,6 @@ func (e *Engine) reassemble(p *Packet) {
 	if kind == reasmNone {
 		return
 	}
-	lt, frame, at := e.dec.frag.lt, e.dec.frag.data, e.dec.frag.ipAt
-	e.dec.frag.data = nil // the caller's buffer, not to be held
 	if at < 0 || at > len(frame) {
 		return
 	}
